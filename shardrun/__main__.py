@@ -1,0 +1,3 @@
+from shardrun.cli import main
+
+main()

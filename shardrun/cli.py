@@ -1,0 +1,235 @@
+"""The `shardrun` command: parse options, run the workflow, map outcomes to exit codes."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+
+from shardrun import config as config_mod
+from shardrun import plan, timings, ui, workflow
+from shardrun.errors import ConfigError, ShardrunError
+from shardrun.events import Emitter, Event
+from shardrun.results import EXIT_INTERRUPTED
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Build Dockerfile.test once and run the shards of shards.toml concurrently.",
+)
+
+EXIT_INTERNAL = 70
+T = TypeVar("T")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="shards.toml, or a pyproject.toml with [tool.shardrun]."),
+]
+ShardOpt = Annotated[
+    list[str] | None,
+    typer.Option("--shard", "-s", help="Only shards matching this name or glob (repeatable)."),
+]
+BuildArgOpt = Annotated[
+    list[str] | None,
+    typer.Option("--build-arg", help="KEY=VALUE, overriding [image] build-args (repeatable)."),
+]
+PlainOpt = Annotated[
+    bool, typer.Option("--plain", help="Timestamped plain lines instead of the live view.")
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"shardrun: error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def handles_errors(command: Callable) -> Callable:
+    """The one error handler: expected errors are one message and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        debug = kwargs.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except BaseException as exc:
+            exc = _unwrap(exc)
+            if debug:
+                traceback.print_exception(exc)
+            if isinstance(exc, ShardrunError):
+                _fail(str(exc), exc.exit_code)
+            if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+                print("shardrun: interrupted", file=sys.stderr)
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+            if isinstance(exc, typer.Exit):
+                raise exc from None
+            _fail(f"internal error: {exc!r}; run again with --debug for the traceback",
+                  EXIT_INTERNAL)
+
+    return wrapper
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    # anyio task groups wrap what their tasks raise; a single error is what the user needs.
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _load(config_path: Path | None, build_args: list[str] | None) -> config_mod.Config:
+    config = config_mod.load(config_path)
+    if not build_args:
+        return config
+    overrides = {}
+    for item in build_args:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f'--build-arg "{item}": expected KEY=VALUE, e.g. BASE_IMAGE=debian')
+        overrides[key] = value
+    image = dataclasses.replace(
+        config.image, build_args={**config.image.build_args, **overrides}
+    )
+    return dataclasses.replace(config, image=image)
+
+
+def _view(plain: bool):
+    if plain or not sys.stdout.isatty():
+        return ui.PlainView(sys.stdout), _plain_console()
+    console = Console()
+    return ui.LiveView(console), console
+
+
+def _plain_console() -> Console:
+    # No terminal: rich emits no escape codes; wide, so paths are not folded.
+    return Console(force_terminal=False, no_color=True, width=160, highlight=False)
+
+
+async def _drive(view, work: Callable[[Emitter, anyio.Event], Awaitable[T]]) -> T:
+    """Run `work` with an event stream into `view`, and Ctrl-C / SIGTERM as an interrupt."""
+    send, receive = anyio.create_memory_object_stream[Event](math.inf)
+
+    async def consume() -> None:
+        async with receive:
+            async for event in receive:
+                view.handle(event)
+
+    async def watch_signals(interrupt: anyio.Event) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                interrupt.set()
+
+    interrupt = anyio.Event()
+    async with anyio.create_task_group() as outer:
+        outer.start_soon(consume)
+        with send:
+            async with anyio.create_task_group() as inner:
+                inner.start_soon(watch_signals, interrupt)
+                try:
+                    return await work(Emitter(send), interrupt)
+                finally:
+                    inner.cancel_scope.cancel()
+
+
+def _planned(config: config_mod.Config, patterns: list[str] | None) -> list[plan.Shard]:
+    selected = plan.select(plan.expand(config), patterns or [])
+    return plan.order(selected, timings.load(config.root / ".shardrun" / "timings.json"))
+
+
+@app.command()
+@handles_errors
+def run(
+    config: ConfigOpt = None,
+    shard: ShardOpt = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Containers at once (default: CPUs).")
+    ] = None,
+    retries: Annotated[
+        int, typer.Option(min=0, help="Run a failed or timed-out shard again up to N times.")
+    ] = 0,
+    build_arg: BuildArgOpt = None,
+    plain: PlainOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Build the image once, run the shards, print a summary; exit 0 if all passed."""
+    cfg = _load(config, build_arg)
+    request = workflow.RunRequest(
+        config=cfg, shards=tuple(_planned(cfg, shard)), jobs=jobs, retries=retries
+    )
+    view, console = _view(plain)
+
+    async def work(emit, interrupt):
+        prepared = await workflow.prepare(request, emit, interrupt)
+        if prepared is None:
+            raise Interrupted
+        workers, image_id = prepared
+        return await workflow.run_shards(request, workers, image_id, emit, interrupt)
+
+    with view:
+        summary = anyio.run(_drive, view, work)
+    run_dir = request.state_dir / "runs" / summary.run_id
+    ui.print_summary(console, summary, [run_dir / "report.json", run_dir / "junit.xml"])
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command()
+@handles_errors
+def build(
+    config: ConfigOpt = None,
+    build_arg: BuildArgOpt = None,
+    plain: PlainOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Build the image and save its tarball; print the image ID and the tarball path."""
+    cfg = _load(config, build_arg)
+    request = workflow.RunRequest(config=cfg, shards=())
+    view, _ = _view(plain)
+
+    async def work(emit, interrupt):
+        async with workflow.cancelled_by(interrupt):
+            worker = await workflow.connect_local(None)
+            image_id = await workflow.build_image(cfg, worker, emit)
+            return image_id, await workflow.save_artifact(cfg, worker, image_id, emit)
+        raise Interrupted
+
+    with view:
+        image_id, saved = anyio.run(_drive, view, work)
+    del request
+    print(image_id)
+    print(saved.path)
+
+
+@app.command("list")
+@handles_errors
+def list_shards(
+    config: ConfigOpt = None, shard: ShardOpt = None, debug: DebugOpt = False
+) -> None:
+    """Print the expanded shards, in the order they would start, with their commands."""
+    import shlex
+
+    cfg = _load(config, None)
+    shards = _planned(cfg, shard)
+    width = max(len(s.name) for s in shards)
+    for s in shards:
+        command = shlex.join(s.command) if s.command is not None else "(image CMD)"
+        print(f"{s.name:<{width}}  {command}")
+
+
+def main() -> None:
+    app()

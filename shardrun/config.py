@@ -1,0 +1,494 @@
+"""Read shards.toml (or [tool.shardrun] in pyproject.toml) into frozen dataclasses.
+
+Pure apart from reading the file and checking that the Dockerfile and build context
+exist. Every problem is one ConfigError line: `<file>: <key path>: <what>; <fix>`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import shlex
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from shardrun.errors import ConfigError
+
+
+def _frozen_map(items: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    return MappingProxyType(dict(items or {}))
+
+
+@dataclass(frozen=True)
+class Volume:
+    source: str
+    target: str
+    read_only: bool = False
+
+    @property
+    def is_bind(self) -> bool:
+        # Bind sources are made absolute while parsing; a named volume cannot start with "/".
+        return self.source.startswith("/")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    # Mappings are read-only proxies, left out of the hash because a dict has none.
+    env: Mapping[str, str] = field(default_factory=_frozen_map, hash=False)
+    volumes: tuple[Volume, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    shm_size: int | None = None
+    security_opt: tuple[str, ...] = ()
+    network: str | None = None
+    cpus: float | None = None
+    memory: int | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env", _frozen_map(self.env))
+
+
+def fill(text: str, index: int, total: int) -> str:
+    """Substitute {index} and {total}. Not str.format: commands often hold other braces."""
+    return text.replace("{index}", str(index)).replace("{total}", str(total))
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    name: str
+    count: int | None
+    options: RunOptions
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        total = self.count or 1
+        return tuple(fill(self.name, i, total) for i in range(1, total + 1))
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    dockerfile: Path
+    context: Path
+    target: str | None = None
+    build_args: Mapping[str, str] = field(default_factory=_frozen_map, hash=False)
+    tag: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "build_args", _frozen_map(self.build_args))
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    name: str | None
+    context: str | None
+    host: str | None
+    slots: int | None
+    volumes: tuple[Volume, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    root: Path
+    project: str
+    image: ImageSpec
+    defaults: RunOptions
+    shards: tuple[ShardSpec, ...]
+    workers: tuple[WorkerSpec, ...]
+
+
+# ---- loading -------------------------------------------------------------------------
+
+
+def load(path: Path | None = None, cwd: Path | None = None) -> Config:
+    cwd = (cwd or Path.cwd()).absolute()
+    if path is None:
+        path, data = _discover(cwd)
+    else:
+        path = cwd / path
+        data = _read(path, cwd)
+        if path.name == "pyproject.toml":
+            data = _tool_table(data)
+            if data is None:
+                where = f"{_display(path, cwd)}: tool.shardrun"
+                _fail(where, "no such table", "add [tool.shardrun], or use shards.toml")
+    return parse(data, path, cwd=cwd)
+
+
+def _discover(cwd: Path) -> tuple[Path, dict]:
+    shards_toml, pyproject = cwd / "shards.toml", cwd / "pyproject.toml"
+    if shards_toml.is_file():
+        return shards_toml, _read(shards_toml, cwd)
+    if pyproject.is_file():
+        table = _tool_table(_read(pyproject, cwd))
+        if table is not None:
+            return pyproject, table
+    raise ConfigError(
+        f"{cwd}: found neither shards.toml nor a [tool.shardrun] table in pyproject.toml; "
+        "create shards.toml here, or pass --config PATH"
+    )
+
+
+def _read(path: Path, cwd: Path) -> dict:
+    label = _display(path, cwd)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        _fail(label, f"cannot read the file ({exc.strerror})", "check the path given to --config")
+    except ValueError as exc:  # TOMLDecodeError, or bytes that are not UTF-8
+        _fail(label, f"invalid TOML: {exc}", "fix the syntax there")
+
+
+def _tool_table(data: dict) -> dict | None:
+    tool = data.get("tool")
+    table = tool.get("shardrun") if isinstance(tool, dict) else None
+    return table if isinstance(table, dict) else None
+
+
+def _display(path: Path, cwd: Path) -> str:
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)
+
+
+# ---- the schema ----------------------------------------------------------------------
+
+
+def parse(data: Mapping, path: Path, *, cwd: Path | None = None) -> Config:
+    cwd = (cwd or Path.cwd()).absolute()
+    path = cwd / path
+    root = path.parent
+    top = f"{_display(path, cwd)}: " + ("tool.shardrun" if path.name == "pyproject.toml" else "")
+    _check_keys(data, ("project", "image", "defaults", "shard", "worker"), top)
+    project = _str(data["project"], _join(top, "project")) if "project" in data else root.name
+    return Config(
+        path=path,
+        root=root,
+        project=project,
+        image=_image(data.get("image", {}), _join(top, "image"), root),
+        defaults=_run_options(data.get("defaults", {}), _join(top, "defaults"), root),
+        shards=_shards(data.get("shard"), _join(top, "shard"), root),
+        workers=_workers(data.get("worker", []), _join(top, "worker"), root),
+    )
+
+
+def _image(table: Any, where: str, root: Path) -> ImageSpec:
+    table = _table(table, where)
+    _check_keys(table, ("dockerfile", "context", "target", "build-args", "tag"), where)
+    dockerfile = root / _str(table.get("dockerfile", "Dockerfile.test"), _join(where, "dockerfile"))
+    context = root / _str(table.get("context", "."), _join(where, "context"))
+    dockerfile, context = Path(os.path.normpath(dockerfile)), Path(os.path.normpath(context))
+    # Paths are relative to the config's folder, so say where we looked.
+    if not dockerfile.is_file():
+        _fail(
+            _join(where, "dockerfile"), f"{dockerfile} does not exist", "create it or fix the path"
+        )
+    if not context.is_dir():
+        _fail(_join(where, "context"), f"{context} is not a folder", "create it or fix the path")
+    opt = {k: _str(table[k], _join(where, k)) for k in ("target", "tag") if k in table}
+    build_args = _str_map(table.get("build-args", {}), _join(where, "build-args"))
+    return ImageSpec(dockerfile, context, build_args=build_args, **opt)
+
+
+# The TOML keys are the RunOptions fields spelled with dashes.
+_RUN_KEYS = tuple(f.name.replace("_", "-") for f in fields(RunOptions))
+
+
+def _run_options(table: Any, where: str, root: Path, extra: tuple[str, ...] = ()) -> RunOptions:
+    """Parse the RunOptions keys of `table`; `extra` keys are allowed and left to the caller."""
+    table = _table(table, where)
+    _check_keys(table, _RUN_KEYS + extra, where)
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        at = _join(where, key)
+        if key in ("command", "entrypoint"):
+            value: Any = _argv(raw, at)
+        elif key == "env":
+            value = _str_map(raw, at)
+        elif key == "volumes":
+            value = _volumes(raw, at, root)
+        elif key == "workdir":
+            value = _str(raw, at, example='"/src"')
+            if not value.startswith("/"):
+                _fail(at, f'"{value}" is not absolute', 'use a container path like "/src"')
+        elif key == "user":
+            value = str(raw) if type(raw) is int else _str(raw, at, example='"1000:1000"')
+        elif key in ("shm-size", "memory"):
+            value = parse_size(raw, at)
+        elif key == "security-opt":
+            value = _str_list(raw, at)
+        elif key == "cpus":
+            value = float(_positive(raw, at, (int, float)))
+        elif key == "timeout":
+            value = parse_duration(raw, at)
+        elif key == "network":
+            value = _str(raw, at, example='"none"')
+        else:
+            continue
+        values[key.replace("-", "_")] = value
+    return RunOptions(**values)
+
+
+_NAME = re.compile(r"(?:[A-Za-z0-9._-]|\{index\}|\{total\})+")
+
+
+def _shards(value: Any, where: str, root: Path) -> tuple[ShardSpec, ...]:
+    if value is None or value == []:
+        _fail(where, "no shards defined", 'add one: [[shard]] name = "unit" command = "pytest"')
+    tables = _array_of_tables(value, where, "[[shard]]")
+    specs = [_shard(table, f"{where}[{i}]", root) for i, table in enumerate(tables, 1)]
+    # Compare expanded names: "unit-{index}" with count = 2 collides with a shard "unit-1".
+    named = enumerate(specs, 1)
+    _unique(((n, f'{where}[{i}] ("{s.name}")') for i, s in named for n in s.names), "name")
+    return tuple(specs)
+
+
+def _shard(table: Any, where: str, root: Path) -> ShardSpec:
+    table = _table(table, where, example='[[shard]] name = "unit"')
+    if "name" not in table:
+        _check_keys(table, ("name", "count") + _RUN_KEYS, where)  # "nmae" is likelier than none
+        _fail(_join(where, "name"), "missing", 'every [[shard]] needs one, e.g. name = "unit"')
+    name = _str(table["name"], _join(where, "name"))
+    if not _NAME.fullmatch(name) or not name.strip("."):  # names become file names
+        fix = "use letters, digits, '.', '_', '-' and {index}/{total}"
+        _fail(_join(where, "name"), f'"{name}" is not a valid shard name', fix)
+    where = f'{where} ("{name}")'
+    count = _positive(table["count"], _join(where, "count"), int) if "count" in table else None
+    if count and count > 1 and "{index}" not in name:
+        fix = f'put {{index}} in the name, e.g. name = "{name}-{{index}}"'
+        _fail(_join(where, "count"), f'{count} shards would all be named "{name}"', fix)
+    # Checks the keys too, now that messages can name the shard.
+    return ShardSpec(name, count, _run_options(table, where, root, extra=("name", "count")))
+
+
+def _workers(value: Any, where: str, root: Path) -> tuple[WorkerSpec, ...]:
+    tables = _array_of_tables(value, where, "[[worker]]")
+    workers = [_worker(t, f"{where}[{i}]", root) for i, t in enumerate(tables, 1)]
+    _unique(((w.name, f"{where}[{i}]") for i, w in enumerate(workers, 1) if w.name), "name")
+    return tuple(workers)
+
+
+def _worker(table: Any, where: str, root: Path) -> WorkerSpec:
+    table = _table(table, where, example='[[worker]] context = "box2"')
+    _check_keys(table, ("name", "context", "host", "slots", "volumes"), where)
+    got = {k: _str(table[k], _join(where, k)) for k in ("name", "context", "host") if k in table}
+    if ("context" in got) == ("host" in got):
+        fix = 'set context = "NAME" (a docker context) or host = "ssh://user@HOST"'
+        _fail(where, "needs exactly one of context and host", fix)
+    if "host" in got:
+        _check_host(got["host"], _join(where, "host"))
+    slots = _positive(table["slots"], _join(where, "slots"), int) if "slots" in table else None
+    volumes = _volumes(table.get("volumes", []), _join(where, "volumes"), root)
+    return WorkerSpec(got.get("name"), got.get("context"), got.get("host"), slots, volumes)
+
+
+def _check_host(host: str, where: str) -> None:
+    try:
+        url = urlsplit(host)
+        url.port  # noqa: B018 - reading the port validates it
+        ok = url.scheme in ("unix", "tcp", "ssh") and bool(
+            url.path if url.scheme == "unix" else url.hostname
+        )
+    except ValueError:
+        ok = False
+    if not ok:
+        fix = "use unix:///PATH, tcp://HOST:PORT or ssh://user@HOST[:PORT]"
+        _fail(where, f'"{host}" is not a docker host URL', fix)
+
+
+# Moby's RestrictedNamePattern for volume names.
+_VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+
+
+def _volumes(value: Any, where: str, root: Path) -> tuple[Volume, ...]:
+    specs = enumerate(_str_list(value, where), 1)
+    volumes = tuple(_volume(spec, f"{where}[{i}]", root) for i, spec in specs)
+    # The engine refuses a container with a "Duplicate mount point"; say so here, earlier.
+    _unique(((v.target, f"{where}[{i}]") for i, v in enumerate(volumes, 1)), "target")
+    return volumes
+
+
+def _volume(spec: str, where: str, root: Path) -> Volume:
+    parts = spec.split(":")
+    mode = parts.pop() if len(parts) == 3 else "rw"
+    fix = 'write SOURCE:TARGET[:ro|rw], e.g. "./data:/data:ro" or "cache:/root/.cache"'
+    if len(parts) != 2 or mode not in ("ro", "rw") or not all(parts):
+        _fail(where, f'"{spec}" is not a volume', fix)
+    source, target = parts
+    if not target.startswith("/"):
+        _fail(where, f'target "{target}" is not an absolute container path', fix)
+    if source in (".", "..") or source.startswith(("/", "./", "../", "~")):
+        source = os.path.normpath(root / Path(source).expanduser())
+    elif not _VOLUME_NAME.fullmatch(source):
+        fix = 'start a host path with "/", "./" or "~"'
+        _fail(where, f'"{source}" is neither a host path nor a volume name', fix)
+    return Volume(source, target, read_only=mode == "ro")
+
+
+# ---- values --------------------------------------------------------------------------
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "": 1}
+# Units on every part ("1h30m"), or one bare number of seconds ("90", as a CLI flag gives it).
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+|\d+(?:\.\d+)?")
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)(?:([kmgt])(i?b)?|b)?", re.IGNORECASE)
+
+
+def parse_duration(value: Any, where: str) -> float:
+    fix = 'use e.g. "90s", "30m", "1h30m" or a number of seconds'
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif _DURATION.fullmatch(text):
+        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text)
+        seconds = sum(float(n) * _DURATION_UNITS[unit] for n, unit in parts)
+    else:
+        _fail(where, f"{_describe(value)} is not a duration", fix)
+    if not (math.isfinite(seconds) and seconds > 0):
+        _fail(where, f"{_describe(value)} is not a positive duration", fix)
+    return seconds
+
+
+def parse_size(value: Any, where: str) -> int:
+    fix = 'use e.g. "512m", "1g", "2GiB" or a number of bytes'
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
+        number, unit = match.group(1), (match.group(2) or "").lower()
+        # Like docker's RAMInBytes, units are binary: 1k = 1024 whether written k, kb or kib.
+        size = int(float(number) * _SIZE_UNITS[unit])
+    else:
+        _fail(where, f"{_describe(value)} is not a size", fix)
+    if size <= 0:
+        _fail(where, f"{_describe(value)} is not a positive size", fix)
+    return size
+
+
+def _argv(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        try:
+            argv = tuple(shlex.split(value))
+        except ValueError as exc:
+            _fail(where, f'cannot split "{value}" ({exc})', "close the quote, or write a list")
+    else:
+        argv = _str_list(value, where)
+    if not argv:
+        _fail(where, "is empty", 'give the program and its arguments, e.g. ["pytest", "-q"]')
+    return argv
+
+
+def _str_list(value: Any, where: str) -> tuple[str, ...]:
+    items = _list(value, where, example='["a", "b"]')
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, str):
+            _fail(f"{where}[{i}]", f"expected a string, got {_describe(item)}", "quote it")
+    return tuple(items)
+
+
+def _str_map(value: Any, where: str) -> Mapping[str, str]:
+    table = _table(value, where, example='{ KEY = "value" }')
+    out = {}
+    for key, item in table.items():
+        if isinstance(item, bool):
+            item = str(item).lower()  # TOML spelling, not Python's "True"
+        elif isinstance(item, (int, float)):
+            item = str(item)
+        out[key] = _str(item, _join(where, key), empty_ok=True)
+    return _frozen_map(out)
+
+
+def _str(value: Any, where: str, example: str = '"text"', empty_ok: bool = False) -> str:
+    if not isinstance(value, str):
+        _type_error(value, where, "a string", example)
+    if not value and not empty_ok:
+        _fail(where, "is empty", f"write e.g. {_leaf(where)} = {example}, or remove the key")
+    return value
+
+
+def _positive(value: Any, where: str, kind: type | tuple[type, ...]) -> Any:
+    whole = kind is int
+    if isinstance(value, bool) or not isinstance(value, kind):  # bool is an int in Python
+        _type_error(value, where, "a whole number" if whole else "a number", "4")
+    if not (math.isfinite(value) and value > 0):
+        _fail(where, f"{value} is not positive", f"use a number {'>= 1' if whole else '> 0'}")
+    return value
+
+
+def _list(value: Any, where: str, example: str = "[...]") -> list:
+    if not isinstance(value, list):
+        _type_error(value, where, "an array", example)
+    return value
+
+
+def _table(value: Any, where: str, example: str = "{ ... }") -> dict:
+    if not isinstance(value, dict):
+        _type_error(value, where, "a table", example)
+    return value
+
+
+def _array_of_tables(value: Any, where: str, header: str) -> list:
+    if not isinstance(value, list):
+        _fail(where, f"expected an array of tables, got {_describe(value)}", f"write {header}")
+    return value
+
+
+def _unique(labelled: Iterable[tuple[str, str]], what: str) -> None:
+    """Fail on the first repeated key of (key, where) pairs, naming both places."""
+    seen: dict[str, str] = {}
+    for key, where in labelled:
+        if key in seen:
+            other = seen[key].split(": ", 1)[-1]  # the file is named once, at the start
+            _fail(where, f'{what} "{key}" is also used by {other}', f"make each {what} unique")
+        seen[key] = where
+
+
+def _check_keys(table: Mapping, valid: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            fix = f'did you mean "{close[0]}"?' if close else f"valid keys: {', '.join(valid)}"
+            _fail(_join(where, key), "unknown key", fix)
+
+
+# ---- messages ------------------------------------------------------------------------
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}{key}" if where.endswith(": ") else f"{where}.{key}"
+
+
+def _leaf(where: str) -> str:
+    return where.rsplit(": ", 1)[-1].rsplit(".", 1)[-1]
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return str(value)
+
+
+def _type_error(value: Any, where: str, expected: str, example: str) -> NoReturn:
+    got = f"expected {expected}, got {_describe(value)}"
+    _fail(where, got, f"write e.g. {_leaf(where)} = {example}")
+
+
+def _fail(where: str, what: str, fix: str) -> NoReturn:
+    raise ConfigError(f"{where}: {what}; {fix}")

@@ -1,0 +1,110 @@
+"""Connecting to a worker: a docker context name, DOCKER_HOST, or an engine URL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import docker
+from docker.context import ContextAPI
+from docker.errors import ContextNotFound, DockerException
+from docker.tls import TLSConfig
+
+from shardrun.errors import ConfigError, InfraError
+
+URL_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://", "http://", "https://")
+
+# Logs and waits each hold a pooled connection for a container's whole life; a pool
+# smaller than the concurrency makes urllib3 block or drop connections.
+_EXTRA_CONNECTIONS = 8
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    url: str
+    tls: TLSConfig | bool = False
+    source: str = ""  # where it came from, for messages: "context foo", "DOCKER_HOST"
+
+    @property
+    def is_remote(self) -> bool:
+        return self.url.startswith(("tcp://", "ssh://", "http://", "https://"))
+
+
+def _tls_from_env() -> TLSConfig | bool:
+    cert_path = os.environ.get("DOCKER_CERT_PATH")
+    verify = os.environ.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
+    if not cert_path and not verify:
+        return False
+    cert_path = cert_path or os.path.join(os.path.expanduser("~"), ".docker")
+    return TLSConfig(
+        client_cert=(os.path.join(cert_path, "cert.pem"), os.path.join(cert_path, "key.pem")),
+        ca_cert=os.path.join(cert_path, "ca.pem"),
+        verify=verify,
+    )
+
+
+def _from_context(name: str) -> Endpoint:
+    try:
+        context = ContextAPI.get_context(name)
+    except ContextNotFound:
+        context = None
+    except DockerException as exc:
+        raise ConfigError(f"docker context {name!r} cannot be read: {exc}") from exc
+    if context is None or not context.Host:
+        raise ConfigError(
+            f"docker context {name!r} does not exist; `docker context ls` lists the contexts "
+            "(DOCKER_CONFIG selects another store), or give an engine URL such as ssh://user@host"
+        )
+    tls = context.TLSConfig if context.Host.startswith("tcp://") else False
+    return Endpoint(name=name, url=context.Host, tls=tls or False, source=f"context {name}")
+
+
+def resolve(value: str | None = None) -> Endpoint:
+    """Resolve a worker as the docker CLI would: URL, context name, or the current one."""
+    if value and value.startswith(URL_SCHEMES):
+        tls = _tls_from_env() if value.startswith("tcp://") else False
+        return Endpoint(name=_short_name(value), url=value, tls=tls, source=value)
+    if value and value != "default":
+        return _from_context(value)
+    # The current engine, by the docker CLI's own precedence.
+    if os.environ.get("DOCKER_HOST"):
+        url = os.environ["DOCKER_HOST"]
+        return Endpoint(name="local", url=url, tls=_tls_from_env(), source="DOCKER_HOST")
+    current = os.environ.get("DOCKER_CONTEXT") or ContextAPI.get_current_context().Name
+    if current and current != "default":
+        return _from_context(current)
+    return Endpoint(name="local", url="unix:///var/run/docker.sock", source="default context")
+
+
+def _short_name(url: str) -> str:
+    rest = url.split("://", 1)[1]
+    return rest.rsplit("/", 1)[-1] if url.startswith("unix://") else rest
+
+
+def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120) -> docker.DockerClient:
+    """A client whose pool fits `concurrency` containers; raises InfraError if unreachable."""
+    kwargs = {}
+    if endpoint.url.startswith("ssh://"):
+        # The docker CLI's ssh client honours ~/.ssh/config fully; paramiko only in part.
+        kwargs["use_ssh_client"] = os.environ.get("SHARDRUN_SSH_CLIENT") == "1"
+    try:
+        client = docker.DockerClient(
+            base_url=endpoint.url,
+            tls=endpoint.tls,
+            timeout=timeout,
+            max_pool_size=2 * concurrency + _EXTRA_CONNECTIONS,
+            **kwargs,
+        )
+        client.ping()
+    except Exception as exc:
+        raise InfraError(
+            f"cannot reach the Docker engine at {endpoint.url} ({endpoint.source}): {_why(exc)}; "
+            "start it or check the worker's address"
+        ) from exc
+    return client
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1][:200] if text else type(exc).__name__

@@ -1,0 +1,123 @@
+"""Turn a Config into the list of shards to run: expand, select, order. Pure."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from shardrun.config import Config, RunOptions, Volume, fill
+from shardrun.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One container to run: defaults merged with the shard's overrides, placeholders filled."""
+
+    name: str
+    command: tuple[str, ...] | None = None  # None = the image's CMD
+    entrypoint: tuple[str, ...] | None = None
+    # A read-only proxy, left out of the hash because a dict has none.
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    volumes: tuple[Volume, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    shm_size: int | None = None
+    security_opt: tuple[str, ...] = ()
+    network: str | None = None
+    cpus: float | None = None
+    memory: int | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+
+
+def expand(config: Config) -> list[Shard]:
+    """Every [[shard]] in file order; `count = N` gives N shards with {index} 1..N."""
+    shards = []
+    for spec in config.shards:
+        merged = _merge(config.defaults, spec.options)
+        total = spec.count or 1
+        for index in range(1, total + 1):
+            shards.append(_instantiate(spec.name, merged, index, total))
+    return shards
+
+
+def _merge(defaults: RunOptions, own: RunOptions) -> RunOptions:
+    # A shard volume on the same container path replaces the default one: the engine
+    # refuses two mounts on one target.
+    own_targets = {v.target for v in own.volumes}
+    volumes = tuple(v for v in defaults.volumes if v.target not in own_targets) + own.volumes
+
+    def pick(name: str) -> Any:  # the shard's value when it set one
+        value = getattr(own, name)
+        return getattr(defaults, name) if value is None or value == () else value
+
+    return RunOptions(
+        command=pick("command"),
+        entrypoint=pick("entrypoint"),
+        env={**defaults.env, **own.env},
+        volumes=volumes,
+        workdir=pick("workdir"),
+        user=pick("user"),
+        shm_size=pick("shm_size"),
+        security_opt=pick("security_opt"),
+        network=pick("network"),
+        cpus=pick("cpus"),
+        memory=pick("memory"),
+        timeout=pick("timeout"),
+    )
+
+
+def _instantiate(template: str, options: RunOptions, index: int, total: int) -> Shard:
+    def argv(args: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if args is None else tuple(fill(a, index, total) for a in args)
+
+    return Shard(
+        name=fill(template, index, total),
+        command=argv(options.command),
+        entrypoint=argv(options.entrypoint),
+        env={key: fill(value, index, total) for key, value in options.env.items()},
+        volumes=options.volumes,
+        workdir=options.workdir,
+        user=options.user,
+        shm_size=options.shm_size,
+        security_opt=options.security_opt,
+        network=options.network,
+        cpus=options.cpus,
+        memory=options.memory,
+        timeout=options.timeout,
+    )
+
+
+def select(
+    shards: Sequence[Shard], patterns: Sequence[str], source: str = "--shard"
+) -> list[Shard]:
+    """Shards whose name matches any glob, in shard order; no patterns means all of them."""
+    if not patterns:
+        return list(shards)
+    for pattern in patterns:
+        # Case-sensitive on every OS, like the names themselves (fnmatch.fnmatch is not).
+        if not any(fnmatch.fnmatchcase(s.name, pattern) for s in shards):
+            raise ConfigError(
+                f'{source} "{pattern}": matches no shard; shardrun list shows the names'
+            )
+    return [s for s in shards if any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
+
+
+def order(shards: Sequence[Shard], durations: Mapping[str, float]) -> list[Shard]:
+    """Longest recorded first, so the long tail starts early; unknown shards go first.
+
+    An unrecorded shard may be the longest of all, and starting it early costs little.
+    sorted() is stable, so ties and unrecorded shards keep their file order.
+    """
+
+    def key(shard: Shard) -> tuple[bool, float]:
+        if shard.name not in durations:
+            return (False, 0.0)
+        return (True, -durations[shard.name])
+
+    return sorted(shards, key=key)

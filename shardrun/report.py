@@ -1,0 +1,122 @@
+"""Reports built from the same ShardResults as the summary: JSON and JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shardrun.results import ShardResult, Status, exit_code
+from shardrun.timings import write_atomic
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    project: str
+    image_id: str | None
+    started: float
+    finished: float
+    results: tuple[ShardResult, ...]
+    interrupted: bool = False
+    lost_workers: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(list(self.results), self.interrupted)
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(r.status for r in self.results)
+
+
+def totals_line(summary: RunSummary) -> str:
+    counts = summary.counts
+    parts = [f"{counts[s]} {s.value.lower()}" for s in Status if counts[s]]
+    wall = summary.finished - summary.started
+    return f"{len(summary.results)} shards: {', '.join(parts) or 'none run'} in {wall:.1f}s"
+
+
+def to_json(summary: RunSummary) -> dict:
+    return {
+        "run_id": summary.run_id,
+        "project": summary.project,
+        "image_id": summary.image_id,
+        "started": summary.started,
+        "finished": summary.finished,
+        "exit_code": summary.exit_code,
+        "interrupted": summary.interrupted,
+        "lost_workers": list(summary.lost_workers),
+        "shards": [
+            {
+                "name": r.name,
+                "status": r.status.value,
+                "exit_code": r.exit_code,
+                "started": r.started,
+                "finished": r.finished,
+                "duration": r.duration,
+                "worker": r.worker,
+                "slot": r.slot,
+                "attempt": r.attempt,
+                "log": r.log_path,
+                "detail": r.detail,
+            }
+            for r in summary.results
+        ],
+    }
+
+
+def to_junit(summary: RunSummary) -> str:
+    """One testcase per shard; the log tail goes in the failure so CI shows it inline."""
+    counts = summary.counts
+    suite = ET.Element(
+        "testsuite",
+        name=summary.project,
+        tests=str(len(summary.results)),
+        failures=str(counts[Status.FAIL] + counts[Status.TIMEOUT]),
+        errors=str(counts[Status.ERROR] + counts[Status.NOT_RUN] + counts[Status.CANCELLED]),
+        time=f"{summary.finished - summary.started:.3f}",
+    )
+    for result in summary.results:
+        case = ET.SubElement(
+            suite, "testcase", classname=summary.project, name=result.name,
+            time=f"{result.duration or 0:.3f}",
+        )
+        if result.status is Status.PASS:
+            continue
+        tag = "failure" if result.status in (Status.FAIL, Status.TIMEOUT) else "error"
+        message = result.detail or f"exit code {result.exit_code}"
+        node = ET.SubElement(case, tag, message=f"{result.status.value}: {message}")
+        node.text = _tail(result.log_path)
+    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True)
+
+
+def _tail(log_path: str | None, lines: int = 50) -> str:
+    if not log_path:
+        return ""
+    try:
+        text = Path(log_path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def write(summary: RunSummary, run_dir: Path) -> list[Path]:
+    paths = [run_dir / "report.json", run_dir / "junit.xml"]
+    write_atomic(paths[0], json.dumps(to_json(summary), indent=2))
+    write_atomic(paths[1], to_junit(summary))
+    return paths
+
+
+def summary_rows(results: Sequence[ShardResult]) -> list[tuple[str, ...]]:
+    """Rows of the end-of-run table: shard, status, duration, exit code, where, log."""
+    rows = []
+    for r in results:
+        duration = f"{r.duration:.1f}s" if r.duration is not None else "-"
+        code = "-" if r.exit_code is None else str(r.exit_code)
+        where = f"{r.worker}/{r.slot}" if r.worker else "-"
+        rows.append((r.name, r.status.value, duration, code, where, r.log_path or r.detail))
+    return rows

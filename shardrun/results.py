@@ -1,0 +1,55 @@
+"""What a run produced: one ShardResult per shard, and the run's exit code."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Status(str, enum.Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"  # the shard's command exited non-zero: a test result
+    TIMEOUT = "TIMEOUT"  # killed at the shard's timeout
+    ERROR = "ERROR"  # the container could not be created or run: infrastructure
+    CANCELLED = "CANCELLED"  # never finished because the run was interrupted
+    NOT_RUN = "NOT RUN"  # no worker was left to run it
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    name: str
+    status: Status
+    exit_code: int | None
+    started: float | None  # wall-clock seconds since the epoch
+    finished: float | None
+    worker: str | None
+    slot: int | None
+    log_path: str | None
+    detail: str = ""  # why, for ERROR / TIMEOUT / NOT RUN
+    attempt: int = 1
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BUILD = 3
+EXIT_INFRA = 4
+EXIT_INTERRUPTED = 130
+
+
+def exit_code(results: list[ShardResult], interrupted: bool = False) -> int:
+    """Most severe first: an interrupt, then infrastructure, then test failures."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    statuses = {r.status for r in results}
+    if statuses & {Status.ERROR, Status.NOT_RUN}:
+        return EXIT_INFRA
+    if statuses & {Status.FAIL, Status.TIMEOUT, Status.CANCELLED}:
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,55 @@
+"""Shard durations from earlier runs, which the next plan uses to start the longest first."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from shardrun.results import ShardResult, Status
+
+_SMOOTHING = 0.5  # weight of the newest duration: recent runs matter, one outlier less
+
+
+def load(path: Path) -> dict[str, float]:
+    """Recorded durations; a missing or unreadable file is an empty history, not an error."""
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): float(v) for k, v in data.get("durations", {}).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def update(old: Mapping[str, float], results: Iterable[ShardResult]) -> dict[str, float]:
+    """Blend in the durations of shards that ran to a verdict (PASS or FAIL)."""
+    new = dict(old)
+    for result in results:
+        if result.status not in (Status.PASS, Status.FAIL) or result.duration is None:
+            continue
+        previous = new.get(result.name)
+        duration = result.duration
+        new[result.name] = round(
+            duration if previous is None else _SMOOTHING * duration + (1 - _SMOOTHING) * previous,
+            3,
+        )
+    return new
+
+
+def save(path: Path, durations: Mapping[str, float]) -> None:
+    write_atomic(path, json.dumps({"durations": dict(sorted(durations.items()))}, indent=2))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; reports are for everyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

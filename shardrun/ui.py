@@ -1,0 +1,202 @@
+"""Front ends: a rich Live view for terminals, timestamped plain lines for CI and pipes.
+
+Both consume the run's events and fold them into a ViewState; the live view's frame is a
+pure function of (state, now), so tests can assert exactly what it shows.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Self, TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from shardrun import events as ev
+from shardrun.report import RunSummary, summary_rows, totals_line
+from shardrun.results import Status
+from shardrun.view_state import ViewState
+
+STATUS_STYLE = {
+    "PASS": "green",
+    "FAIL": "red",
+    "TIMEOUT": "red",
+    "ERROR": "magenta",
+    "CANCELLED": "yellow",
+    "NOT RUN": "yellow",
+    "running": "cyan",
+    "queued": "dim",
+}
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def plain_line(event: ev.Event) -> str | None:
+    """The plain-mode line for an event, or None for events only the live view shows."""
+    match event:
+        case ev.BuildStarted():
+            return f"build    {event.dockerfile}"
+        case ev.BuildStep(state="error"):
+            return f"error    {event.name}: {event.error}"
+        case ev.BuildStep():
+            return f"{event.state:<8} {event.name}"
+        case ev.BuildLog():
+            return f"  |      {event.line}"
+        case ev.BuildFinished():
+            return (
+                f"built    {_short(event.image_id)} in {event.duration:.1f}s "
+                f"({event.cached_steps}/{event.total_steps} steps cached)"
+            )
+        case ev.ArtifactReady():
+            how = "reused" if event.reused else "saved"
+            return f"image    {event.path} ({_size(event.size)}, {how})"
+        case ev.WorkerReady():
+            return f"worker   {event.worker}: {event.slots} slots {event.detail}".rstrip()
+        case ev.WorkerTransfer() if event.sent == event.total:
+            return f"loaded   {event.worker}: {event.mode}, {_size(event.sent)} sent"
+        case ev.WorkerLost():
+            return f"LOST     {event.worker}: {event.reason}"
+        case ev.RunPlanned():
+            return f"run      {event.run_id}: {len(event.shards)} shards, logs in {event.run_dir}"
+        case ev.ShardStarted():
+            return f"start    {event.name} on {event.worker}/{event.slot}"
+        case ev.ShardFinished():
+            r = event.result
+            took = f" in {r.duration:.1f}s" if r.duration is not None else ""
+            code = f" (exit {r.exit_code})" if r.status is Status.FAIL else ""
+            detail = f": {r.detail}" if r.detail and r.status is not Status.FAIL else ""
+            return f"{r.status.value:<8} {r.name}{took}{code}{detail}"
+        case ev.ShardRequeued():
+            return f"requeue  {event.name}: {event.reason}"
+    return None
+
+
+class PlainView:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.out.flush()
+
+    def handle(self, event: ev.Event) -> None:
+        line = plain_line(event)
+        if line is not None:
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+            print(f"{stamp} {line}", file=self.out, flush=True)
+
+
+def render(state: ViewState, now: float) -> RenderableType:
+    """One frame of the live view."""
+    parts: list[RenderableType] = [_build_line(state, now)]
+    if state.artifact:
+        how = "reused" if state.artifact.reused else "saved"
+        parts.append(Text(f"Image  {state.artifact.path} ({_size(state.artifact.size)}, {how})"))
+    for worker in state.workers.values():
+        parts.append(_worker_line(worker))
+    if state.shards:
+        parts.append(_shard_table(state, now))
+        total = len(state.shards)
+        done = state.finished_count
+        failed = sum(s.state in ("FAIL", "TIMEOUT", "ERROR") for s in state.shards.values())
+        bar = Table.grid(padding=(0, 1))
+        bar.add_row(
+            ProgressBar(total=total, completed=done, width=40),
+            Text(f"{done}/{total} done" + (f", {failed} failed" if failed else "")),
+        )
+        parts.append(bar)
+    return Group(*parts)
+
+
+def _build_line(state: ViewState, now: float) -> Text:
+    if state.build_done:
+        b = state.build_done
+        return Text.from_markup(
+            f"Build  [green]done[/] {_short(b.image_id)} in {b.duration:.1f}s "
+            f"({b.cached_steps}/{b.total_steps} steps cached)"
+        )
+    if state.build_started is not None:
+        took = now - state.build_started
+        return Text.from_markup(f"Build  [cyan]{took:5.1f}s[/] {escape(state.build_step)}")
+    return Text("Build  waiting")
+
+
+def _worker_line(worker) -> Text:
+    if worker.lost:
+        return Text.from_markup(f"Worker {escape(worker.name)} [red]LOST[/]: {escape(worker.lost)}")
+    load = ""
+    if worker.total:
+        load = f", {worker.mode} load {_size(worker.sent)}/{_size(worker.total)}"
+    return Text(f"Worker {worker.name}: {worker.slots} slots{load}")
+
+
+def _shard_table(state: ViewState, now: float) -> Table:
+    table = Table(box=None, pad_edge=False, expand=False)
+    for column in ("shard", "status", "time", "worker", "last line"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
+    for shard in state.shards.values():
+        if shard.started is None:
+            took = ""
+        else:
+            took = f"{(shard.finished or now) - shard.started:.1f}s"
+        where = f"{shard.worker}/{shard.slot}" if shard.worker else ""
+        style = STATUS_STYLE.get(shard.state, "")
+        table.add_row(
+            shard.name, Text(shard.state, style=style), took, where, Text(shard.last_line[:80])
+        )
+    return table
+
+
+class LiveView:
+    """rich Live, refreshed from the state; events only update the state."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.state = ViewState()
+        self._live = Live(
+            console=console, refresh_per_second=8, transient=False,
+            get_renderable=lambda: render(self.state, time.time()),
+        )
+
+    def __enter__(self) -> Self:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._live.__exit__(*exc)
+
+    def handle(self, event: ev.Event) -> None:
+        self.state.apply(event)
+        if isinstance(event, ev.BuildStep) and event.state == "error":
+            self.console.print(f"[red]build step failed:[/] {escape(event.name)}")
+
+
+def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
+    table = Table(title=f"shardrun {summary.run_id}", title_justify="left")
+    for column in ("shard", "status", "duration", "exit", "worker", "log"):
+        table.add_column(column, overflow="fold")
+    for row in summary_rows(list(summary.results)):
+        table.add_row(*row[:1], Text(row[1], style=STATUS_STYLE.get(row[1], "")), *row[2:])
+    console.print(table)
+    if summary.lost_workers:
+        console.print(f"lost workers: {', '.join(summary.lost_workers)}", style="red")
+    verdict = "[green]passed[/]" if summary.exit_code == 0 else "[red]failed[/]"
+    console.print(f"{totals_line(summary)}: {verdict} (exit {summary.exit_code})")
+    for path in reports:
+        console.print(f"report: {path}", highlight=False)
