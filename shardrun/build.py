@@ -7,6 +7,7 @@ switch, so we POST the context ourselves to `/build?version=2` (design.md).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,7 +110,7 @@ def build(client: docker.DockerClient, spec: ImageSpec, emit: Emit, labels: dict
             raise BuildError(f"the engine refused the build: {exc.explanation or exc}") from exc
     if image_id is None:
         raise BuildError("the build stream ended without an image ID")
-    steps = [v for v in progress.vertexes.values() if not v.name.startswith("[internal]")]
+    steps = [v for v in progress.vertexes.values() if _is_dockerfile_step(v.name)]
     emit(
         BuildFinished(
             image_id=image_id,
@@ -119,6 +120,15 @@ def build(client: docker.DockerClient, spec: ImageSpec, emit: Emit, labels: dict
         )
     )
     return image_id
+
+
+_STEP = re.compile(r"^\[[^\]]*\d+/\d+\] (?!FROM )")
+
+
+def _is_dockerfile_step(name: str) -> bool:
+    """A Dockerfile instruction that can come from the cache ("[2/3] RUN ..."), not FROM,
+    the context transfer or the export, which BuildKit never reports as cached."""
+    return bool(_STEP.match(name))
 
 
 def _handle(message: dict, progress: buildkit_trace.Progress, emit: Emit) -> str | None:

@@ -1,0 +1,140 @@
+"""Fixtures for tests against a real Docker engine: the engine, a busybox base image made
+locally from busybox-static (no registry is needed), and throwaway projects."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+BUSYBOX_IMAGE = "shardrun-test-busybox:1"
+LABEL_PROJECT = "shardrun.project"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    """The engine the CLI will use too (DOCKER_HOST or the default socket)."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(
+            f"no Docker engine is reachable ({exc}). These tests run against a real engine: "
+            "start dockerd (README, 'Running the tests') and run them again.",
+            pytrace=False,
+        )
+    return client
+
+
+def _busybox_tar() -> bytes:
+    busybox = Path("/bin/busybox")
+    if not busybox.exists():
+        pytest.fail("/bin/busybox is missing: apt-get install busybox-static", pytrace=False)
+    applets = subprocess.run(
+        [str(busybox), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        tar.add(busybox, arcname="bin/busybox")
+        for applet in applets:
+            if applet != "busybox":
+                link = tarfile.TarInfo(f"bin/{applet}")
+                link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+                tar.addfile(link)
+        tmp = tarfile.TarInfo("tmp")
+        tmp.type, tmp.mode = tarfile.DIRTYPE, 0o1777
+        tar.addfile(tmp)
+    return buf.getvalue()
+
+
+def ensure_busybox(client: docker.DockerClient, image: str = BUSYBOX_IMAGE) -> str:
+    """A 2 MB busybox image made with `docker import`, the way design.md describes."""
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        repository, tag = image.rsplit(":", 1)
+        client.api.import_image_from_data(_busybox_tar(), repository=repository, tag=tag)
+    return image
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client) -> str:
+    return ensure_busybox(docker_client)
+
+
+@dataclass
+class Project:
+    root: Path
+    name: str
+
+    def write(self, relpath: str, text: str) -> Path:
+        path = self.root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def shardrun(self, *args: str, timeout: float = 180, env: dict | None = None):
+        """Run the real CLI in a subprocess, as a user would."""
+        return subprocess.run(
+            [sys.executable, "-m", "shardrun", *args],
+            cwd=self.root, capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "shardrun", *args],
+            cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    def report(self, run: str = "latest") -> dict:
+        return json.loads((self.root / ".shardrun" / "runs" / run / "report.json").read_text())
+
+    def statuses(self) -> dict[str, str]:
+        return {s["name"]: s["status"] for s in self.report()["shards"]}
+
+
+DOCKERFILE = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+COPY payload.txt /payload.txt
+RUN echo built > /built.txt
+"""
+
+
+@pytest.fixture
+def project(tmp_path, docker_client, busybox_image):
+    """An empty project with a busybox Dockerfile.test; its name isolates its containers."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    proj = Project(tmp_path / name, name)
+    proj.root.mkdir()
+    proj.write("Dockerfile.test", DOCKERFILE)
+    proj.write("payload.txt", "payload\n")
+    yield proj
+    leftover = docker_client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={name}"})
+    for container in leftover:
+        container.remove(force=True)
+    images = docker_client.images.list(filters={"label": f"{LABEL_PROJECT}={name}"})
+    for image in images:
+        docker_client.images.remove(image.id, force=True)
+    shutil.rmtree(proj.root, ignore_errors=True)
+    assert not leftover, f"containers of {name} were left behind: {[c.name for c in leftover]}"
+
+
+def shards_toml(project: Project, body: str, base: str = BUSYBOX_IMAGE) -> str:
+    """A shards.toml with the project's name and busybox base, then `body`."""
+    return (
+        f'project = "{project.name}"\n'
+        f'[image]\nbuild-args = {{ BASE_IMAGE = "{base}" }}\n'
+        f"{body}"
+    )

@@ -1,0 +1,233 @@
+"""`shardrun run` end to end on the local engine: real builds, containers and signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import pty
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.engine.conftest import LABEL_PROJECT, shards_toml
+
+FOUR_SHARDS = """
+[defaults]
+network = "none"
+timeout = "2s"
+
+[[shard]]
+name = "pass-{index}"
+count = 2
+command = ["sh", "-c", "echo hello from pass-{index} of {total}; cat /payload.txt"]
+
+[[shard]]
+name = "fails"
+command = "sh -c 'echo about to fail; exit 3'"
+
+[[shard]]
+name = "slow"
+command = ["sh", "-c", "echo sleeping; sleep 30"]
+"""
+
+
+def _containers(client, project):
+    return client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={project.name}"})
+
+
+def test_four_shards_give_pass_pass_fail_timeout(project, docker_client):
+    project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
+
+    result = project.shardrun("run", "--plain")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = project.report()
+    by_name = {s["name"]: s for s in report["shards"]}
+    assert {n: s["status"] for n, s in by_name.items()} == {
+        "pass-1": "PASS", "pass-2": "PASS", "fails": "FAIL", "slow": "TIMEOUT",
+    }
+    assert by_name["fails"]["exit_code"] == 3
+    assert 2 <= by_name["slow"]["duration"] < 15
+    # The summary table says the same.
+    for line in ("pass-1 │ PASS", "fails  │ FAIL", "slow   │ TIMEOUT"):
+        assert line in result.stdout
+    assert "2 pass, 1 fail, 1 timeout" in result.stdout
+    # Each shard's log holds its own output, and only its own.
+    logs = {name: open(s["log"]).read() for name, s in by_name.items()}
+    assert logs["pass-1"] == "hello from pass-1 of 2\npayload\n"
+    assert logs["pass-2"] == "hello from pass-2 of 2\npayload\n"
+    assert logs["fails"] == "about to fail\n"
+    assert logs["slow"] == "sleeping\n"
+    # Nothing of the run is left on the engine.
+    run_filter = {"label": f"shardrun.run={report['run_id']}"}
+    assert docker_client.containers.list(all=True, filters=run_filter) == []
+    # JUnit for CI: two failures (FAIL and TIMEOUT), with the failing log inline.
+    junit = (project.root / ".shardrun" / "runs" / report["run_id"] / "junit.xml").read_text()
+    assert 'tests="4"' in junit and 'failures="2"' in junit and "about to fail" in junit
+
+
+def test_plain_output_has_no_escape_codes(project):
+    project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
+    result = project.shardrun("run", "--plain", "--shard", "pass-*", "--shard", "fails")
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout + result.stderr
+    # timestamped lines for the build and for each shard's start and end
+    assert any(
+        line[:9].count(":") == 2 and line.split()[1] == "built" for line in result.stdout.splitlines()
+    )
+    assert " start    pass-1 on " in result.stdout
+    assert " FAIL     fails in " in result.stdout
+    assert set(project.statuses()) == {"pass-1", "pass-2", "fails"}
+
+
+def test_second_run_builds_nothing_and_saves_nothing(project, docker_client):
+    project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
+    first = project.shardrun("run", "--plain", "--shard", "pass-1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    cache = project.root / ".shardrun" / "cache"
+    [tarball] = cache.glob("*.tar")
+    before = tarball.stat()
+    first_image = project.report()["image_id"]
+
+    second = project.shardrun("run", "--plain", "--shard", "pass-1")
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert project.report()["image_id"] == first_image
+    assert list(cache.glob("*.tar")) == [tarball]
+    after = tarball.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert ", reused)" in second.stdout and ", saved)" in first.stdout
+    built = [line for line in second.stdout.splitlines() if line.split()[1:2] == ["built"]][0]
+    cached, total = built.rsplit("(", 1)[1].split(" ")[0].split("/")
+    assert cached == total, built  # every step came from the cache
+    images = docker_client.images.list(filters={"label": f"{LABEL_PROJECT}={project.name}"})
+    assert len(images) == 1  # exactly one image was ever built
+
+
+def test_changed_file_builds_a_new_image_and_tarball(project):
+    project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
+    assert project.shardrun("run", "--plain", "--shard", "pass-1").returncode == 0
+    first = project.report()["image_id"]
+    project.write("payload.txt", "changed\n")
+
+    result = project.shardrun("run", "--plain", "--shard", "pass-1")
+
+    assert result.returncode == 0
+    assert project.report()["image_id"] != first
+    log = project.report()["shards"][0]["log"]
+    assert open(log).read().endswith("changed\n")
+
+
+@pytest.mark.parametrize("jobs, overlap", [(1, False), (3, True)])
+def test_jobs_limits_how_many_run_at_once(project, jobs, overlap):
+    project.write("shards.toml", shards_toml(project, """
+[[shard]]
+name = "nap-{index}"
+count = 3
+command = "sleep 1"
+network = "none"
+"""))
+    result = project.shardrun("run", "--plain", "--jobs", str(jobs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    spans = sorted((s["started"], s["finished"]) for s in project.report()["shards"])
+    overlapped = any(start < prev_end for (_, prev_end), (start, _) in zip(spans, spans[1:]))
+    assert overlapped is overlap, spans
+
+
+def test_broken_dockerfile_exits_3_and_names_the_step(project):
+    project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
+    project.write("Dockerfile.test", (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
+        "RUN echo compiling the widgets && echo 'error: widget 7 is bent' && exit 7\n"
+    ))
+
+    result = project.shardrun("run", "--plain")
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "build failed at step [2/2] RUN echo compiling the widgets" in result.stderr
+    assert "error: widget 7 is bent" in result.stderr  # the tail of the step's log
+    assert "Traceback" not in result.stderr
+    assert not (project.root / ".shardrun" / "cache").exists()
+
+
+def test_dockerignore_is_honoured(project):
+    project.write(".dockerignore", "secret.txt\n")
+    project.write("secret.txt", "do not send\n")
+    project.write("Dockerfile.test", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /ctx/\n")
+    project.write("shards.toml", shards_toml(project, """
+[[shard]]
+name = "ls"
+command = "ls /ctx"
+network = "none"
+"""))
+    result = project.shardrun("run", "--plain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    listing = open(project.report()["shards"][0]["log"]).read().split()
+    assert "payload.txt" in listing and "secret.txt" not in listing
+
+
+def _wait_for_running(client, project, count, within=60):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        running = [c for c in _containers(client, project) if c.status == "running"]
+        if len(running) >= count:
+            return running
+        time.sleep(0.2)
+    pytest.fail(f"{count} containers of {project.name} did not start within {within}s")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_removes_every_container_and_exits_130(project, docker_client, signum):
+    project.write("shards.toml", shards_toml(project, """
+[[shard]]
+name = "long-{index}"
+count = 3
+command = "sleep 120"
+network = "none"
+"""))
+    proc = project.popen("run", "--plain", "--jobs", "2")
+    try:
+        _wait_for_running(docker_client, project, 2)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert _containers(docker_client, project) == []
+    assert set(project.statuses().values()) == {"CANCELLED"}
+    assert "Traceback" not in err
+
+
+def test_terminal_gets_the_live_view(project):
+    project.write("shards.toml", shards_toml(project, """
+[[shard]]
+name = "tty-check"
+command = "sh -c 'echo the last line; sleep 1'"
+network = "none"
+"""))
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shardrun", "run"], cwd=project.root,
+        stdin=follower, stdout=follower, stderr=follower, env={**os.environ, "COLUMNS": "120"},
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert proc.wait(timeout=60) == 0
+    raw = output.decode(errors="replace")
+    assert "\x1b[" in raw  # a live, styled view, not plain lines
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    assert "Build  done" in text
+    assert "tty-check" in text and "the last line" in text
+    assert "1/1 done" in text
