@@ -85,7 +85,7 @@ class Project:
 
     def shardrun(self, *args: str, timeout: float = 180, env: dict | None = None):
         """Run the real CLI in a subprocess, as a user would."""
-        return subprocess.run(
+        return subprocess.run(  # noqa: PLW1510 - the exit code is what we test
             [sys.executable, "-m", "shardrun", *args],
             cwd=self.root, capture_output=True, text=True, timeout=timeout,
             env={**os.environ, **(env or {})},

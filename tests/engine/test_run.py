@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-import re
 import pty
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -56,7 +58,7 @@ def test_four_shards_give_pass_pass_fail_timeout(project, docker_client):
         assert line in result.stdout
     assert "2 pass, 1 fail, 1 timeout" in result.stdout
     # Each shard's log holds its own output, and only its own.
-    logs = {name: open(s["log"]).read() for name, s in by_name.items()}
+    logs = {name: Path(s["log"]).read_text() for name, s in by_name.items()}
     assert logs["pass-1"] == "hello from pass-1 of 2\npayload\n"
     assert logs["pass-2"] == "hello from pass-2 of 2\npayload\n"
     assert logs["fails"] == "about to fail\n"
@@ -100,7 +102,7 @@ def test_second_run_builds_nothing_and_saves_nothing(project, docker_client):
     after = tarball.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert ", reused)" in second.stdout and ", saved)" in first.stdout
-    built = [line for line in second.stdout.splitlines() if line.split()[1:2] == ["built"]][0]
+    built = next(ln for ln in second.stdout.splitlines() if ln.split()[1:2] == ["built"])
     cached, total = built.rsplit("(", 1)[1].split(" ")[0].split("/")
     assert cached == total, built  # every step came from the cache
     images = docker_client.images.list(filters={"label": f"{LABEL_PROJECT}={project.name}"})
@@ -118,7 +120,7 @@ def test_changed_file_builds_a_new_image_and_tarball(project):
     assert result.returncode == 0
     assert project.report()["image_id"] != first
     log = project.report()["shards"][0]["log"]
-    assert open(log).read().endswith("changed\n")
+    assert Path(log).read_text().endswith("changed\n")
 
 
 @pytest.mark.parametrize("jobs, overlap", [(1, False), (3, True)])
@@ -133,7 +135,7 @@ network = "none"
     result = project.shardrun("run", "--plain", "--jobs", str(jobs))
     assert result.returncode == 0, result.stdout + result.stderr
     spans = sorted((s["started"], s["finished"]) for s in project.report()["shards"])
-    overlapped = any(start < prev_end for (_, prev_end), (start, _) in zip(spans, spans[1:]))
+    overlapped = any(start < prev_end for (_, prev_end), (start, _) in itertools.pairwise(spans))
     assert overlapped is overlap, spans
 
 
@@ -165,7 +167,7 @@ network = "none"
 """))
     result = project.shardrun("run", "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
-    listing = open(project.report()["shards"][0]["log"]).read().split()
+    listing = Path(project.report()["shards"][0]["log"]).read_text().split()
     assert "payload.txt" in listing and "secret.txt" not in listing
 
 
