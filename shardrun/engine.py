@@ -95,8 +95,7 @@ def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120) -> doc
             timeout=timeout,
             max_pool_size=2 * concurrency + _EXTRA_CONNECTIONS,
             **kwargs,
-        )
-        client.ping()
+        )  # which asks the engine for its API version: that is our reachability check
     except Exception as exc:
         raise InfraError(
             f"cannot reach the Docker engine at {endpoint.url} ({endpoint.source}): {_why(exc)}; "

@@ -13,11 +13,16 @@ from typing import Any
 
 import anyio
 import docker
+import requests
 from anyio import to_thread
+from anyio.abc import TaskGroup
 
 from shardrun.events import Emit, ShardOutput
 from shardrun.plan import Shard
 from shardrun.results import ShardResult, Status
+
+# A worker that dies mid-shard surfaces as any of these, depending on the transport.
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 
 LABEL_RUN = "shardrun.run"
 LABEL_SHARD = "shardrun.shard"
@@ -55,7 +60,7 @@ def container_options(shard: Shard, image_id: str, labels: dict[str, str]) -> di
         "shm_size": shard.shm_size,
         "security_opt": list(shard.security_opt) or None,
         "network_mode": shard.network,
-        "nano_cpus": int(shard.cpus * 1e9) if shard.cpus else None,
+        "nano_cpus": round(shard.cpus * 1e9) if shard.cpus else None,
         "mem_limit": shard.memory,
     }
     options.update({key: value for key, value in optional.items() if value is not None})
@@ -103,16 +108,24 @@ async def run_shard(
     emit: Emit,
     limiter: anyio.CapacityLimiter,
     attempt: int = 1,
+    cleanup: TaskGroup | None = None,
 ) -> ShardResult:
-    """Run one shard to an outcome. Only cancellation propagates; failures are results."""
+    """Run one shard to an outcome. Only cancellation propagates; failures are results.
+
+    With `cleanup`, the exited container is removed in that task group, off the slot's
+    critical path, so the slot takes its next shard at once; the caller's final reap by
+    label still covers an interrupt.
+    """
     client = place.client
     started = time.time()
 
-    def result(status: Status, code: int | None = None, detail: str = "") -> ShardResult:
+    def result(status: Status, code: int | None = None, detail: str = "",
+               ran: tuple[float, float] | None = None) -> ShardResult:
+        begin, end = ran or (started, time.time())
         return ShardResult(
-            name=shard.name, status=status, exit_code=code, started=started,
-            finished=time.time(), worker=place.worker, slot=place.slot,
-            log_path=str(log_path), detail=detail, attempt=attempt,
+            name=shard.name, status=status, exit_code=code, started=begin, finished=end,
+            worker=place.worker, slot=place.slot, log_path=str(log_path), detail=detail,
+            attempt=attempt,
         )
 
     options = container_options(shard, image_id, labels)
@@ -120,8 +133,26 @@ async def run_shard(
         container = await to_thread.run_sync(
             lambda: client.containers.create(**options), limiter=limiter
         )
-    except docker.errors.APIError as exc:
+    except ENGINE_ERRORS as exc:
         return result(Status.ERROR, detail=f"could not create the container: {_explain(exc)}")
+    try:
+        outcome = await _supervise(container, shard, log_path, emit, limiter)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await remove(client, container.id, limiter)
+        raise
+    if cleanup is not None:
+        cleanup.start_soon(remove, client, container.id, limiter)
+    else:
+        await remove(client, container.id, limiter)
+    status, code, detail, ran = outcome
+    return result(status, code, detail, ran)
+
+
+async def _supervise(container, shard: Shard, log_path: Path, emit: Emit, limiter):
+    """Start the container, follow its logs, wait for its exit within the shard's timeout."""
+    client = container.client
+    started = time.time()
     try:
         log_path.write_bytes(b"")
         await to_thread.run_sync(container.start, limiter=limiter)
@@ -130,14 +161,12 @@ async def run_shard(
         async with anyio.create_task_group() as tg:
             tg.start_soon(_follow, sink, client, container.id, limiter)
             code = await _wait(container, shard.timeout, limiter)
-        if code is None:
-            return result(Status.TIMEOUT, detail=f"killed after the {shard.timeout:g}s timeout")
-        return result(Status.PASS if code == 0 else Status.FAIL, code)
-    except docker.errors.APIError as exc:
-        return result(Status.ERROR, detail=_explain(exc))
-    finally:
-        with anyio.CancelScope(shield=True):
-            await remove(client, container.id, limiter)
+    except ENGINE_ERRORS as exc:
+        return Status.ERROR, None, _explain(exc), (started, time.time())
+    ran = (started, time.time())
+    if code is None:
+        return Status.TIMEOUT, None, f"killed after the {shard.timeout:g}s timeout", ran
+    return (Status.PASS if code == 0 else Status.FAIL), code, "", ran
 
 
 async def _follow(sink: _LogSink, client, container_id: str, limiter) -> None:
@@ -147,7 +176,7 @@ async def _follow(sink: _LogSink, client, container_id: str, limiter) -> None:
         await to_thread.run_sync(
             sink.follow, client, container_id, limiter=limiter, abandon_on_cancel=True
         )
-    except docker.errors.DockerException:
+    except ENGINE_ERRORS:
         pass  # the container went away; its exit status is what counts
 
 
@@ -203,5 +232,6 @@ async def reap(client: docker.DockerClient, run_id: str, limiter) -> int:
     return await to_thread.run_sync(_reap, limiter=limiter)
 
 
-def _explain(exc: docker.errors.APIError) -> str:
-    return str(exc.explanation or exc).strip()
+def _explain(exc: Exception) -> str:
+    text = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
+    return text.strip().splitlines()[-1][:300]

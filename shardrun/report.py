@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
@@ -89,7 +90,7 @@ def to_junit(summary: RunSummary) -> str:
             continue
         tag = "failure" if result.status in (Status.FAIL, Status.TIMEOUT) else "error"
         message = result.detail or f"exit code {result.exit_code}"
-        node = ET.SubElement(case, tag, message=f"{result.status.value}: {message}")
+        node = ET.SubElement(case, tag, message=_xml_safe(f"{result.status.value}: {message}"))
         node.text = _tail(result.log_path)
     return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True)
 
@@ -101,7 +102,16 @@ def _tail(log_path: str | None, lines: int = 50) -> str:
         text = Path(log_path).read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    return _xml_safe("\n".join(text.splitlines()[-lines:]))
+
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(text: str) -> str:
+    """Test logs carry colour codes and control bytes, which XML 1.0 forbids outright."""
+    return _NOT_XML.sub("", _ANSI.sub("", text))
 
 
 def write(summary: RunSummary, run_dir: Path) -> list[Path]:

@@ -151,6 +151,9 @@ async def run_queue(
                 continue
             if places is not None:
                 await places.acquire()
+                if worker.name in lost:  # lost while this slot waited for a place
+                    places.release()
+                    continue
             item = queue.take()
             if item is None:
                 if places is not None:

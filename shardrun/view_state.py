@@ -71,8 +71,7 @@ class ViewState:
                 shard.state, shard.result = event.result.status.value, event.result
                 shard.finished = event.at
             case ev.ShardRequeued() if event.name in self.shards:
-                self.shards[event.name].state = "queued"
-                self.shards[event.name].result = None
+                self.shards[event.name] = ShardView(event.name)  # a fresh row for the retry
 
     def _worker(self, name: str) -> WorkerView:
         return self.workers.setdefault(name, WorkerView(name))

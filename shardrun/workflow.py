@@ -133,7 +133,7 @@ async def run_shards(
         suffix = f".{attempt}" if attempt > 1 else ""
         result = await execute.run_shard(
             shard, execute.Placement(worker.client, worker.name, slot), image_id, labels,
-            run_dir / f"{shard.name}{suffix}.log", emit, limiter, attempt,
+            run_dir / f"{shard.name}{suffix}.log", emit, limiter, attempt, cleanup,
         )
         emit(ShardFinished(result=result))
         return result
@@ -143,7 +143,7 @@ async def run_shards(
         emit(WorkerLost(worker=worker.name, reason=reason))
 
     try:
-        async with cancelled_by(interrupt):
+        async with cancelled_by(interrupt), anyio.create_task_group() as cleanup:
             await schedule.run_queue(
                 queue, workers, run_one, on_lost=on_lost,
                 on_requeue=lambda shard, why: emit(ShardRequeued(name=shard.name, reason=why)),

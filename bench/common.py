@@ -1,0 +1,53 @@
+"""Shared bench helpers: a throwaway busybox project, timing, medians, interleaving."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.engine.conftest import ensure_busybox  # noqa: E402 - after the path fix
+
+
+def busybox(client: docker.DockerClient | None = None) -> str:
+    return ensure_busybox(client or docker.from_env())
+
+
+def project(shards_toml: str, dockerfile: str = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n") -> Path:
+    root = Path(tempfile.mkdtemp(prefix="shardrun-bench-"))
+    (root / "Dockerfile.test").write_text(dockerfile)
+    (root / "shards.toml").write_text(shards_toml)
+    return root
+
+
+def timed(argv: list[str], cwd: Path | None = None, env: dict | None = None, **kw) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, **(env or {})}, **kw)
+    return time.perf_counter() - start
+
+
+def interleaved(runs: int, **variants) -> dict[str, list[float]]:
+    """Time each variant `runs` times, alternating, so drift hits all of them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, fn in variants.items():
+            samples[name].append(fn())
+    return samples
+
+
+def report(samples: dict[str, list[float]], baseline: str) -> None:
+    base = statistics.median(samples[baseline])
+    for name, values in samples.items():
+        med = statistics.median(values)
+        runs = " ".join(f"{v:.2f}" for v in values)
+        print(f"  {name:<28} median {med:6.2f}s  ratio {med / base:5.2f}  (runs: {runs})")

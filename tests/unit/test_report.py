@@ -1,0 +1,186 @@
+"""shardrun.report: JSON and JUnit files, the summary rows and the totals line."""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from shardrun import report
+from shardrun.report import RunSummary
+from shardrun.results import ShardResult, Status
+
+
+def result(name: str, status: Status, **kw) -> ShardResult:
+    unset = {"exit_code": None, "started": None, "finished": None, "worker": None,
+             "slot": None, "log_path": None}
+    return ShardResult(name=name, status=status, **{**unset, **kw})
+
+
+def ran(name: str, status: Status, code: int | None, took: float, **kw) -> ShardResult:
+    return result(
+        name, status, exit_code=code, started=1000.0, finished=1000.0 + took, worker="local",
+        slot=1, **kw,
+    )
+
+
+def summary(*results: ShardResult, **kw) -> RunSummary:
+    run = {"run_id": "20240101-120000-ab12", "project": "demo", "image_id": "sha256:abc",
+           "started": 1000.0, "finished": 1042.0}
+    return RunSummary(results=results, **{**run, **kw})
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> RunSummary:
+    log = tmp_path / "unit-2.log"
+    log.write_text("".join(f"line {i}\n" for i in range(1, 81)) + "E   assert 1 == 2\n")
+    return summary(
+        ran("unit-1", Status.PASS, 0, 12.34, log_path=str(tmp_path / "unit-1.log")),
+        ran("unit-2", Status.FAIL, 1, 30.0, log_path=str(log)),
+        ran("slow", Status.TIMEOUT, None, 40.0, detail="killed after the 40s timeout"),
+        result("docs", Status.ERROR, detail="could not create the container: no such image"),
+        result("lint", Status.NOT_RUN, detail="no worker was left to run it"),
+        lost_workers=("remote",),
+    )
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
+    data = report.to_json(mixed)
+    assert {k: v for k, v in data.items() if k != "shards"} == {
+        "run_id": "20240101-120000-ab12",
+        "project": "demo",
+        "image_id": "sha256:abc",
+        "started": 1000.0,
+        "finished": 1042.0,
+        "exit_code": 4,
+        "interrupted": False,
+        "lost_workers": ["remote"],
+    }
+    assert [s["name"] for s in data["shards"]] == ["unit-1", "unit-2", "slow", "docs", "lint"]
+    assert data["shards"][1] == {
+        "name": "unit-2",
+        "status": "FAIL",
+        "exit_code": 1,
+        "started": 1000.0,
+        "finished": 1030.0,
+        "duration": 30.0,
+        "worker": "local",
+        "slot": 1,
+        "attempt": 1,
+        "log": mixed.results[1].log_path,
+        "detail": "",
+    }
+    assert data["shards"][4]["status"] == "NOT RUN"
+    assert data["shards"][4]["duration"] is None
+    json.dumps(data)  # serialisable as is
+
+
+def test_to_json_exit_code_of_an_interrupted_run():
+    assert report.to_json(summary(interrupted=True))["exit_code"] == 130
+
+
+# --- JUnit ---------------------------------------------------------------------------------
+
+
+def test_to_junit_is_valid_xml_with_counts(mixed: RunSummary):
+    text = report.to_junit(mixed)
+    assert text.startswith("<?xml")
+    suite = ET.fromstring(text)
+    assert suite.tag == "testsuite"
+    assert suite.attrib == {
+        "name": "demo", "tests": "5", "failures": "2", "errors": "2", "time": "42.000"
+    }
+    cases = suite.findall("testcase")
+    assert [(c.get("name"), c.get("classname"), c.get("time")) for c in cases] == [
+        ("unit-1", "demo", "12.340"),
+        ("unit-2", "demo", "30.000"),
+        ("slow", "demo", "40.000"),
+        ("docs", "demo", "0.000"),
+        ("lint", "demo", "0.000"),
+    ]
+    assert [[child.tag for child in c] for c in cases] == [
+        [], ["failure"], ["failure"], ["error"], ["error"]
+    ]
+
+
+def test_to_junit_failure_has_the_message_and_the_log_tail(mixed: RunSummary):
+    case = ET.fromstring(report.to_junit(mixed)).findall("testcase")[1]
+    failure = case.find("failure")
+    assert failure.get("message") == "FAIL: exit code 1"
+    lines = failure.text.splitlines()
+    assert len(lines) == 50  # the tail, not the whole log
+    assert lines[0] == "line 32"
+    assert lines[-1] == "E   assert 1 == 2"
+
+
+def test_to_junit_messages_use_the_detail_and_tolerate_a_missing_log(mixed: RunSummary):
+    cases = ET.fromstring(report.to_junit(mixed)).findall("testcase")
+    assert cases[2].find("failure").get("message") == "TIMEOUT: killed after the 40s timeout"
+    assert cases[3].find("error").get("message") == (
+        "ERROR: could not create the container: no such image"
+    )
+    assert cases[4].find("error").get("message") == "NOT RUN: no worker was left to run it"
+    assert not cases[3].find("error").text  # no log path
+    assert cases[0].find("failure") is None  # unit-1 passed; its log file does not exist
+
+
+def test_to_junit_counts_cancelled_as_an_error():
+    suite = ET.fromstring(report.to_junit(summary(result("a", Status.CANCELLED))))
+    assert (suite.get("failures"), suite.get("errors")) == ("0", "1")
+
+
+def test_to_junit_stays_valid_xml_when_the_log_has_ansi_colours(tmp_path: Path):
+    log = tmp_path / "unit.log"
+    log.write_text("\x1b[31mFAILED\x1b[0m tests/test_x.py::test_y - assert 0\n")
+    text = report.to_junit(summary(ran("unit", Status.FAIL, 1, 1.0, log_path=str(log))))
+    failure = ET.fromstring(text).find("testcase/failure")
+    assert "FAILED tests/test_x.py::test_y" in failure.text
+
+
+# --- write ---------------------------------------------------------------------------------
+
+
+def test_write_writes_both_reports_and_no_temp_files(mixed: RunSummary, tmp_path: Path):
+    run_dir = tmp_path / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "report.json").write_text("stale")
+    paths = report.write(mixed, run_dir)
+    assert paths == [run_dir / "report.json", run_dir / "junit.xml"]
+    assert sorted(os.listdir(run_dir)) == ["junit.xml", "report.json"]
+    assert json.loads(paths[0].read_text()) == report.to_json(mixed)
+    assert ET.parse(paths[1]).getroot().get("tests") == "5"
+
+
+# --- summary table and totals --------------------------------------------------------------
+
+
+def test_summary_rows(mixed: RunSummary):
+    rows = report.summary_rows(mixed.results)
+    assert rows == [
+        ("unit-1", "PASS", "12.3s", "0", "local/1", mixed.results[0].log_path),
+        ("unit-2", "FAIL", "30.0s", "1", "local/1", mixed.results[1].log_path),
+        ("slow", "TIMEOUT", "40.0s", "-", "local/1", "killed after the 40s timeout"),
+        ("docs", "ERROR", "-", "-", "-", "could not create the container: no such image"),
+        ("lint", "NOT RUN", "-", "-", "-", "no worker was left to run it"),
+    ]
+
+
+def test_totals_line_counts_in_status_order(mixed: RunSummary):
+    assert report.totals_line(mixed) == (
+        "5 shards: 1 pass, 1 fail, 1 timeout, 1 error, 1 not run in 42.0s"
+    )
+
+
+def test_totals_line_of_an_empty_run():
+    assert report.totals_line(summary(finished=1000.0)) == "0 shards: none run in 0.0s"
+
+
+def test_summary_exit_code_and_counts(mixed: RunSummary):
+    assert mixed.exit_code == 4
+    assert mixed.counts[Status.FAIL] == 1 and mixed.counts[Status.CANCELLED] == 0

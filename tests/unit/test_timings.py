@@ -1,0 +1,109 @@
+"""shardrun.timings: the durations history and the atomic writer reports share."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from shardrun import timings
+from shardrun.results import ShardResult, Status
+
+
+def result(name: str, status: Status, duration: float | None) -> ShardResult:
+    return ShardResult(
+        name=name, status=status, exit_code=0, started=None if duration is None else 1000.0,
+        finished=None if duration is None else 1000.0 + duration, worker="local", slot=1,
+        log_path=None,
+    )
+
+
+def test_load_of_a_missing_file_is_empty(tmp_path: Path):
+    assert timings.load(tmp_path / "nope" / "timings.json") == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{not json",
+        "[1, 2]",
+        '{"durations": null}',
+        '{"durations": {"unit": "slow"}}',
+        '{"durations": {"unit": null}}',
+        '{"durations": [1]}',
+    ],
+)
+def test_load_of_a_corrupt_file_is_empty(tmp_path: Path, text: str):
+    path = tmp_path / "timings.json"
+    path.write_text(text)
+    assert timings.load(path) == {}
+
+
+def test_update_records_a_first_duration_and_blends_later_ones_half_and_half():
+    old = {"unit": 10.0, "other": 3.0}
+    new = timings.update(old, [result("unit", Status.PASS, 20.0), result("lint", Status.FAIL, 4.2)])
+    assert new == {"unit": 15.0, "other": 3.0, "lint": 4.2}
+    assert old == {"unit": 10.0, "other": 3.0}  # the input is not modified
+
+
+def test_update_rounds_to_milliseconds():
+    assert timings.update({}, [result("unit", Status.PASS, 1.23456)]) == {"unit": 1.235}
+
+
+@pytest.mark.parametrize(
+    ("status", "duration"),
+    [
+        (Status.TIMEOUT, 99.0),  # killed: its real duration is unknown
+        (Status.ERROR, 0.5),  # never ran its tests
+        (Status.CANCELLED, 2.0),
+        (Status.NOT_RUN, None),
+        (Status.PASS, None),  # no times recorded
+    ],
+)
+def test_update_ignores_shards_without_a_verdict_or_duration(status, duration):
+    assert timings.update({"unit": 10.0}, [result("unit", status, duration)]) == {"unit": 10.0}
+
+
+def test_save_then_load_round_trips(tmp_path: Path):
+    path = tmp_path / "state" / "timings.json"  # the folder is created
+    timings.save(path, {"b": 2.5, "a": 1.0})
+    assert timings.load(path) == {"a": 1.0, "b": 2.5}
+    assert list(json.loads(path.read_text())["durations"]) == ["a", "b"]  # stable diffs
+
+
+def test_write_atomic_replaces_the_file_and_leaves_no_temp_file(tmp_path: Path):
+    path = tmp_path / "report.json"
+    path.write_text("old")
+    timings.write_atomic(path, "new")
+    assert path.read_text() == "new"
+    assert os.listdir(tmp_path) == ["report.json"]
+
+
+def test_write_atomic_makes_the_file_world_readable_whatever_the_umask(tmp_path: Path):
+    path = tmp_path / "timings.json"
+    previous = os.umask(0o077)
+    try:
+        timings.write_atomic(path, "{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_failed_write_atomic_keeps_the_old_file_and_removes_the_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "timings.json"
+    path.write_text("old")
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(timings.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        timings.write_atomic(path, "new")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["timings.json"]

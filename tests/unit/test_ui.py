@@ -1,0 +1,198 @@
+"""shardrun.ui and shardrun.view_state: plain lines, the folded view state, the live frame."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from rich.console import Console
+
+from shardrun import events as ev
+from shardrun.results import ShardResult, Status
+from shardrun.ui import PlainView, plain_line, render
+from shardrun.view_state import ViewState
+
+
+def result(name: str, status: Status, code: int | None = None, took: float | None = None,
+           detail: str = "") -> ShardResult:
+    return ShardResult(
+        name=name, status=status, exit_code=code,
+        started=None if took is None else 1000.0, finished=None if took is None else 1000.0 + took,
+        worker="local", slot=1, log_path=None, detail=detail,
+    )
+
+
+# --- plain lines ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (ev.ShardFinished(result=result("unit-1", Status.PASS, 0, 12.34)),
+         "PASS     unit-1 in 12.3s"),
+        (ev.ShardFinished(result=result("unit-2", Status.FAIL, 2, 5.0)),
+         "FAIL     unit-2 in 5.0s (exit 2)"),
+        (ev.ShardFinished(result=result("slow", Status.TIMEOUT, None, 60.0,
+                                        "killed after the 60s timeout")),
+         "TIMEOUT  slow in 60.0s: killed after the 60s timeout"),
+        (ev.ShardFinished(result=result("docs", Status.NOT_RUN, detail="no worker left")),
+         "NOT RUN  docs: no worker left"),
+        (ev.BuildStarted(dockerfile="Dockerfile.test", context="."), "build    Dockerfile.test"),
+        (ev.BuildStep(digest="d", name="[2/3] RUN pip install .", state="started"),
+         "started  [2/3] RUN pip install ."),
+        (ev.BuildStep(digest="d", name="[1/3] FROM python", state="cached"),
+         "cached   [1/3] FROM python"),
+        (ev.BuildStep(digest="d", name="[3/3] RUN false", state="error", error="exit code: 1"),
+         "error    [3/3] RUN false: exit code: 1"),
+        (ev.BuildLog(name="RUN make", line="cc -o x x.c"), "  |      cc -o x x.c"),
+        (ev.BuildFinished(image_id="sha256:0123456789abcdef", duration=12.34, cached_steps=3,
+                          total_steps=5),
+         "built    0123456789ab in 12.3s (3/5 steps cached)"),
+        (ev.ArtifactReady(path=".shardrun/cache/img.tar", size=1_500_000, reused=False),
+         "image    .shardrun/cache/img.tar (1.5 MB, saved)"),
+        (ev.ArtifactReady(path="img.tar", size=999, reused=True), "image    img.tar (999 B, reused)"),
+        (ev.WorkerReady(worker="local", slots=4), "worker   local: 4 slots"),
+        (ev.WorkerReady(worker="local", slots=4, detail="(docker 27.1, 8 CPUs)"),
+         "worker   local: 4 slots (docker 27.1, 8 CPUs)"),
+        (ev.WorkerTransfer(worker="ci-2", sent=2_000_000, total=2_000_000, mode="thin"),
+         "loaded   ci-2: thin, 2.0 MB sent"),
+        (ev.WorkerLost(worker="ci-2", reason="connection refused"),
+         "LOST     ci-2: connection refused"),
+        (ev.RunPlanned(run_id="r1", shards=("a", "b"), run_dir=".shardrun/runs/r1"),
+         "run      r1: 2 shards, logs in .shardrun/runs/r1"),
+        (ev.ShardStarted(name="unit-1", worker="local", slot=3), "start    unit-1 on local/3"),
+        (ev.ShardRequeued(name="unit-1", reason="worker ci-2 lost"),
+         "requeue  unit-1: worker ci-2 lost"),
+    ],
+)
+def test_plain_line(event: ev.Event, line: str):
+    assert plain_line(event) == line
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ev.ShardOutput(name="unit-1", line="collecting ..."),  # live view only
+        ev.WorkerTransfer(worker="ci-2", sent=1, total=2, mode="full"),  # in progress
+    ],
+)
+def test_plain_line_skips_live_only_events(event: ev.Event):
+    assert plain_line(event) is None
+
+
+def test_plain_view_prints_timestamped_lines_without_escapes():
+    out = io.StringIO()
+    with PlainView(out) as view:
+        view.handle(ev.ShardStarted(name="unit-1", worker="local", slot=1))
+        view.handle(ev.ShardOutput(name="unit-1", line="ignored"))
+        view.handle(ev.ShardFinished(result=result("unit-1", Status.FAIL, 1, 2.0)))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in lines)
+    assert lines[0].endswith(" start    unit-1 on local/1")
+    assert lines[1].endswith(" FAIL     unit-1 in 2.0s (exit 1)")
+    assert "\x1b" not in out.getvalue()
+
+
+# --- ViewState -----------------------------------------------------------------------------
+
+
+def planned(*names: str) -> ViewState:
+    state = ViewState()
+    state.apply(ev.RunPlanned(run_id="r1", shards=names, run_dir="runs/r1", at=100.0))
+    return state
+
+
+def test_run_planned_makes_queued_rows_in_order():
+    state = planned("a", "b", "c")
+    assert state.run_id == "r1"
+    assert [(s.name, s.state) for s in state.shards.values()] == [
+        ("a", "queued"), ("b", "queued"), ("c", "queued")
+    ]
+    assert state.finished_count == 0
+
+
+def test_shard_started_output_and_finished_fold_into_its_row():
+    state = planned("a", "b")
+    state.apply(ev.ShardStarted(name="a", worker="ci-2", slot=2, at=101.0))
+    state.apply(ev.ShardOutput(name="a", line="tests/test_x.py ...", at=102.0))
+    state.apply(ev.ShardOutput(name="a", line="", at=103.0))  # blank lines keep the last one
+    shard = state.shards["a"]
+    assert (shard.state, shard.worker, shard.slot, shard.started) == ("running", "ci-2", 2, 101.0)
+    assert shard.last_line == "tests/test_x.py ..."
+
+    done = result("a", Status.FAIL, 1, 9.0)
+    state.apply(ev.ShardFinished(result=done, at=110.0))
+    assert (shard.state, shard.result, shard.finished) == ("FAIL", done, 110.0)
+    assert state.finished_count == 1
+    assert state.shards["b"].state == "queued"
+
+
+def test_a_requeued_shard_is_queued_again_and_not_finished():
+    state = planned("a")
+    state.apply(ev.ShardStarted(name="a", worker="ci-2", slot=1, at=101.0))
+    state.apply(ev.ShardFinished(result=result("a", Status.ERROR, detail="gone"), at=102.0))
+    state.apply(ev.ShardRequeued(name="a", reason="worker ci-2 lost", at=102.0))
+    assert state.shards["a"].state == "queued"
+    assert state.finished_count == 0
+    state.apply(ev.ShardStarted(name="a", worker="local", slot=1, at=103.0))
+    assert (state.shards["a"].state, state.shards["a"].finished) == ("running", None)
+
+
+def test_workers_fold_ready_transfer_and_lost():
+    state = ViewState()
+    state.apply(ev.WorkerReady(worker="ci-2", slots=4))
+    state.apply(ev.WorkerTransfer(worker="ci-2", sent=10, total=20, mode="thin"))
+    state.apply(ev.WorkerLost(worker="ci-2", reason="connection refused"))
+    worker = state.workers["ci-2"]
+    assert (worker.slots, worker.sent, worker.total, worker.mode, worker.lost) == (
+        4, 10, 20, "thin", "connection refused"
+    )
+
+
+# --- the live frame ------------------------------------------------------------------------
+
+
+def text_of(renderable) -> str:
+    console = Console(
+        file=io.StringIO(), width=120, force_terminal=False, color_system=None
+    )
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def test_render_shows_rows_elapsed_time_last_line_and_progress():
+    state = planned("unit-1", "unit-2", "unit-3", "docs")
+    state.apply(ev.ShardStarted(name="unit-1", worker="local", slot=1, at=100.0))
+    state.apply(ev.ShardStarted(name="unit-2", worker="local", slot=2, at=100.0))
+    state.apply(ev.ShardStarted(name="unit-3", worker="ci-2", slot=1, at=105.0))
+    state.apply(ev.ShardFinished(result=result("unit-1", Status.PASS, 0, 10.0), at=110.0))
+    state.apply(ev.ShardFinished(result=result("unit-2", Status.FAIL, 1, 11.0), at=111.0))
+    state.apply(ev.ShardOutput(name="unit-3", line="tests/test_slow.py ....", at=106.0))
+
+    text = text_of(render(state, now=117.5))
+    rows = {line.split()[0]: line for line in text.splitlines() if line.split()}
+    assert rows["unit-1"].split()[1:4] == ["PASS", "10.0s", "local/1"]
+    assert rows["unit-2"].split()[1:4] == ["FAIL", "11.0s", "local/2"]
+    # Still running: the time counts from its start to `now`.
+    assert rows["unit-3"].split()[1:4] == ["running", "12.5s", "ci-2/1"]
+    assert rows["unit-3"].endswith("tests/test_slow.py ....")
+    assert rows["docs"].split()[1:] == ["queued"]
+    assert "2/4 done, 1 failed" in text
+    assert "\x1b" not in text
+
+
+def test_render_before_and_during_the_build():
+    assert "Build  waiting" in text_of(render(ViewState(), now=0.0))
+    state = ViewState()
+    state.apply(ev.BuildStarted(dockerfile="Dockerfile", context=".", at=100.0))
+    state.apply(ev.BuildStep(digest="d", name="[2/3] RUN make", state="started", at=101.0))
+    assert "Build    7.5s [2/3] RUN make" in text_of(render(state, now=107.5))
+
+
+def test_render_shows_a_lost_worker():
+    state = ViewState()
+    state.apply(ev.WorkerReady(worker="ci-2", slots=4))
+    state.apply(ev.WorkerLost(worker="ci-2", reason="connection refused"))
+    assert "Worker ci-2 LOST: connection refused" in text_of(render(state, now=0.0))
