@@ -60,6 +60,7 @@ def ensure(client: docker.DockerClient, image_id: str, cache_dir: Path) -> Artif
     path = tarball_path(cache_dir, image_id)
     if path.exists():
         if verify(path, image_id):
+            os.utime(path)  # mtime = last use: pruning and `shardrun workers` rely on it
             return Artifact(image_id, path, path.stat().st_size, reused=True)
         path.unlink()
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -88,9 +89,22 @@ def _save(client: docker.DockerClient, image_id: str, dest: Path) -> None:
         raise InfraError(f"saving image {image_id[:19]} failed: {exc}") from exc
 
 
+def _full_tarballs(cache_dir: Path) -> list[Path]:
+    """Full tarballs, newest use first (thin ones are named <id>.thin<N>.tar)."""
+    tarballs = [p for p in cache_dir.glob("*.tar") if "." not in p.stem]
+    return sorted(tarballs, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def latest_image_id(cache_dir: Path) -> str | None:
+    """The image of the most recent build or run, if any."""
+    tarballs = _full_tarballs(cache_dir) if cache_dir.is_dir() else []
+    return f"sha256:{tarballs[0].stem}" if tarballs else None
+
+
 def prune(cache_dir: Path, keep: Path) -> None:
-    """Drop all but the newest tarballs, so the cache does not grow with every change."""
-    tarballs = sorted(cache_dir.glob("*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in [p for p in tarballs if p != keep][_KEEP - 1 :]:
-        with contextlib.suppress(FileNotFoundError):
-            old.unlink()
+    """Drop all but the newest images' tarballs (full and thin), so the cache stays small."""
+    keep_ids = {keep.stem} | {p.stem for p in _full_tarballs(cache_dir)[: _KEEP - 1]}
+    for path in cache_dir.glob("*.tar"):
+        if path.name.split(".")[0] not in keep_ids:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

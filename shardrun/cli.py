@@ -16,8 +16,8 @@ import anyio
 import typer
 from rich.console import Console
 
+from shardrun import artifact, inventory, plan, timings, ui, workflow
 from shardrun import config as config_mod
-from shardrun import plan, timings, ui, workflow
 from shardrun.errors import ConfigError, ShardrunError
 from shardrun.events import Emitter, Event
 from shardrun.results import EXIT_INTERRUPTED
@@ -48,6 +48,14 @@ PlainOpt = Annotated[
     bool, typer.Option("--plain", help="Timestamped plain lines instead of the live view.")
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+WorkerOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--worker", "-w",
+        help="A docker context or engine URL (ssh://, tcp://, unix://), optionally *SLOTS; "
+        "repeatable; replaces the [[worker]] tables. 'default' is the current context.",
+    ),
+]
 
 
 class Interrupted(Exception):
@@ -164,13 +172,15 @@ def run(
         int, typer.Option(min=0, help="Run a failed or timed-out shard again up to N times.")
     ] = 0,
     build_arg: BuildArgOpt = None,
+    worker: WorkerOpt = None,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Build the image once, run the shards, print a summary; exit 0 if all passed."""
     cfg = _load(config, build_arg)
     request = workflow.RunRequest(
-        config=cfg, shards=tuple(_planned(cfg, shard)), jobs=jobs, retries=retries
+        config=cfg, shards=tuple(_planned(cfg, shard)), jobs=jobs, retries=retries,
+        workers=tuple(config_mod.parse_worker_option(w) for w in worker or ()),
     )
     view, console = _view(plain)
 
@@ -178,8 +188,7 @@ def run(
         prepared = await workflow.prepare(request, emit, interrupt)
         if prepared is None:
             raise Interrupted
-        workers, image_id = prepared
-        return await workflow.run_shards(request, workers, image_id, emit, interrupt)
+        return await workflow.run_shards(request, prepared, emit, interrupt)
 
     with view:
         summary = anyio.run(_drive, view, work)
@@ -198,21 +207,38 @@ def build(
 ) -> None:
     """Build the image and save its tarball; print the image ID and the tarball path."""
     cfg = _load(config, build_arg)
-    request = workflow.RunRequest(config=cfg, shards=())
     view, _ = _view(plain)
 
     async def work(emit, interrupt):
         async with workflow.cancelled_by(interrupt):
-            worker = await workflow.connect_local(None)
-            image_id = await workflow.build_image(cfg, worker, emit)
-            return image_id, await workflow.save_artifact(cfg, worker, image_id, emit)
+            builder = await workflow.connect_builder()
+            image_id = await workflow.build_image(cfg, builder, emit)
+            return image_id, await workflow.save_artifact(cfg, builder, image_id, emit)
         raise Interrupted
 
     with view:
         image_id, saved = anyio.run(_drive, view, work)
-    del request
     print(image_id)
     print(saved.path)
+
+
+@app.command()
+@handles_errors
+def workers(
+    config: ConfigOpt = None, worker: WorkerOpt = None, debug: DebugOpt = False
+) -> None:
+    """List every worker: reachable or not, engine version, CPUs, slots, has the image."""
+    cfg = _load(config, None)
+    request = workflow.RunRequest(
+        config=cfg, shards=(),
+        workers=tuple(config_mod.parse_worker_option(w) for w in worker or ()),
+    )
+    image_id = artifact.latest_image_id(request.state_dir / "cache")
+    rows = anyio.run(inventory.survey, workflow.resolve_workers(request), image_id)
+    console = Console(highlight=False) if sys.stdout.isatty() else _plain_console()
+    console.print(ui.workers_table(rows, image_id))
+    if not any(row.reachable for row in rows):
+        raise typer.Exit(4)
 
 
 @app.command("list")

@@ -294,6 +294,24 @@ def _worker(table: Any, where: str, root: Path) -> WorkerSpec:
     return WorkerSpec(got.get("name"), got.get("context"), got.get("host"), slots, volumes)
 
 
+def parse_worker_option(value: str) -> WorkerSpec:
+    """`--worker VALUE[*SLOTS]`: a docker context name (`default`: the current one) or an
+    engine URL, e.g. `ssh://ci@box2*8`."""
+    where = f'--worker "{value}"'
+    target, star, slots_text = value.partition("*")
+    slots = None
+    if star:
+        if not slots_text.isdigit() or int(slots_text) < 1:
+            _fail(where, f'"{slots_text}" is not a slot count', "write e.g. ssh://ci@box2*8")
+        slots = int(slots_text)
+    if not target:
+        _fail(where, "names no worker", "give a docker context name or an engine URL")
+    if "://" in target:
+        _check_host(target, where)
+        return WorkerSpec(name=None, context=None, host=target, slots=slots)
+    return WorkerSpec(name=None, context=target, host=None, slots=slots)
+
+
 def _check_host(host: str, where: str) -> None:
     try:
         url = urlsplit(host)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import docker
@@ -97,13 +98,22 @@ def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120) -> doc
             **kwargs,
         )  # which asks the engine for its API version: that is our reachability check
     except Exception as exc:
+        source = f" ({endpoint.source})" if endpoint.source != endpoint.url else ""
         raise InfraError(
-            f"cannot reach the Docker engine at {endpoint.url} ({endpoint.source}): {_why(exc)}; "
+            f"cannot reach the Docker engine at {endpoint.url}{source}: {_why(exc)}; "
             "start it or check the worker's address"
         ) from exc
     return client
 
 
 def _why(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[-1][:200] if text else type(exc).__name__
+    """The root cause in a few words: requests buries it deep in a retry message."""
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if errno:
+        return errno.group(1).strip()
+    os_error = re.search(r"Error\(\d+, '([^']+)'\)", text)
+    if os_error:
+        return os_error.group(1)
+    lines = text.strip().splitlines()
+    return lines[-1][:160] if lines else type(exc).__name__

@@ -6,6 +6,7 @@ cancellation), the container is removed in a shielded scope before this returns.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,10 +161,12 @@ async def _supervise(container, shard: Shard, log_path: Path, emit: Emit, limite
         sink = _LogSink(log_path, shard.name, emit)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_follow, sink, client, container.id, limiter)
-            code = await _wait(container, shard.timeout, limiter)
+            code, error = await _wait(container, shard.timeout, limiter)
     except ENGINE_ERRORS as exc:
         return Status.ERROR, None, _explain(exc), (started, time.time())
     ran = (started, time.time())
+    if error:
+        return Status.ERROR, None, error, ran
     if code is None:
         return Status.TIMEOUT, None, f"killed after the {shard.timeout:g}s timeout", ran
     return (Status.PASS if code == 0 else Status.FAIL), code, "", ran
@@ -180,39 +183,40 @@ async def _follow(sink: _LogSink, client, container_id: str, limiter) -> None:
         pass  # the container went away; its exit status is what counts
 
 
-async def _wait(container, timeout: float | None, limiter) -> int | None:
-    """The exit code, or None after killing a container that outlived `timeout`.
+async def _wait(container, timeout: float | None, limiter) -> tuple[int | None, str]:
+    """(exit code, ""), or (None, "") after killing a container that outlived `timeout`,
+    or (None, why) if the engine went away while we waited.
 
     docker-py's wait(timeout=) is only an HTTP read timeout, so the deadline is ours.
     Waiting after `start` with the default condition ("not-running") returns at once
-    for a container that already exited, so a fast exit is not missed.
+    for a container that already exited, so a fast exit is not missed. Engine errors are
+    returned, not raised: raised inside the log task group they would arrive wrapped.
     """
     with anyio.move_on_after(timeout):
-        status = await to_thread.run_sync(
-            lambda: container.wait(timeout=None), limiter=limiter, abandon_on_cancel=True
-        )
-        return int(status.get("StatusCode", -1))
+        try:
+            status = await to_thread.run_sync(
+                lambda: container.wait(timeout=None), limiter=limiter, abandon_on_cancel=True
+            )
+        except ENGINE_ERRORS as exc:
+            return None, f"lost the engine while waiting: {_explain(exc)}"
+        return int(status.get("StatusCode", -1)), ""
     with anyio.CancelScope(shield=True), anyio.move_on_after(_KILL_GRACE):
         await to_thread.run_sync(_kill, container, limiter=limiter)
-    return None
+    return None, ""
 
 
 def _kill(container) -> None:
-    try:
+    # It may have exited between the deadline and the kill, or its engine may be gone.
+    with contextlib.suppress(*ENGINE_ERRORS):
         container.kill()
-    except docker.errors.APIError:
-        pass  # it exited between the deadline and the kill
 
 
 async def remove(client: docker.DockerClient, container_id: str, limiter) -> None:
     def _remove() -> None:
-        try:
+        # Never raises: a container of a lost worker cannot be reached, a 409 means its
+        # removal is already under way, and the run's final reap by label is the backstop.
+        with contextlib.suppress(*ENGINE_ERRORS):
             client.api.remove_container(container_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: removal already in progress
-                raise
 
     await to_thread.run_sync(_remove, limiter=limiter)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -121,3 +121,34 @@ def order(shards: Sequence[Shard], durations: Mapping[str, float]) -> list[Shard
         return (True, -durations[shard.name])
 
     return sorted(shards, key=key)
+
+
+def for_worker(shard: Shard, worker_volumes: Sequence[Volume]) -> Shard:
+    """The shard as it runs on a worker whose own volumes replace those on the same target
+    (host paths differ between machines)."""
+    if not worker_volumes:
+        return shard
+    targets = {v.target for v in worker_volumes}
+    volumes = tuple(v for v in shard.volumes if v.target not in targets) + tuple(worker_volumes)
+    return replace(shard, volumes=volumes)
+
+
+def check_remote_binds(shards: Sequence[Shard], workers: Sequence[tuple[str, bool, Sequence[Volume]]]) -> None:
+    """A host path means nothing on a remote worker unless that worker declares the mount.
+
+    `workers` holds (name, is_remote, volumes). Any shard may run on any worker, so every
+    pair is checked before the first shard starts.
+    """
+    for name, remote, volumes in workers:
+        if not remote:
+            continue
+        declared = {v.target for v in volumes}
+        for shard in shards:
+            for volume in shard.volumes:
+                if volume.is_bind and volume.target not in declared:
+                    raise ConfigError(
+                        f'shard "{shard.name}" bind-mounts host path {volume.source} at '
+                        f"{volume.target}, but worker {name} is remote and does not declare "
+                        f'that mount; add volumes = ["/path/on/{name}:{volume.target}"] to its '
+                        "[[worker]], or use a named volume"
+                    )

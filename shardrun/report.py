@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -15,6 +16,18 @@ from shardrun.timings import write_atomic
 
 
 @dataclass(frozen=True)
+class WorkerReport:
+    name: str
+    url: str
+    slots: int
+    lost: str = ""  # why it was lost (or unreachable at the start); "" if it served
+    load: str = ""  # how the image got there: "none", "thin" or "full"
+    sent: int = 0  # bytes of tarball sent to it
+    full_size: int = 0
+    load_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class RunSummary:
     run_id: str
     project: str
@@ -23,7 +36,11 @@ class RunSummary:
     finished: float
     results: tuple[ShardResult, ...]
     interrupted: bool = False
-    lost_workers: tuple[str, ...] = ()
+    workers: tuple[WorkerReport, ...] = ()
+
+    @property
+    def lost_workers(self) -> tuple[str, ...]:
+        return tuple(w.name for w in self.workers if w.lost)
 
     @property
     def exit_code(self) -> int:
@@ -51,6 +68,7 @@ def to_json(summary: RunSummary) -> dict:
         "exit_code": summary.exit_code,
         "interrupted": summary.interrupted,
         "lost_workers": list(summary.lost_workers),
+        "workers": [dataclasses.asdict(w) for w in summary.workers],
         "shards": [
             {
                 "name": r.name,

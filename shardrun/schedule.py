@@ -23,6 +23,10 @@ class Slots(Protocol):
     name: str
     slots: int
 
+    async def wait_ready(self) -> bool:
+        """Until the worker can run shards (it has the image); False if it never will."""
+        ...
+
     async def is_alive(self) -> bool: ...
 
 
@@ -143,6 +147,8 @@ async def run_queue(
     live = {w.name: w.slots for w in workers}
 
     async def slot_loop(worker: Slots, slot: int) -> None:
+        if not await worker.wait_ready():
+            lost.add(worker.name)
         while worker.name not in lost:
             if not queue.has_pending:
                 if queue.finished:

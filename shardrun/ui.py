@@ -187,6 +187,41 @@ class LiveView:
             self.console.print(f"[red]build step failed:[/] {escape(event.name)}")
 
 
+def workers_table(rows, image_id: str | None) -> Table:
+    image = _short(image_id) if image_id else "none built yet"
+    table = Table(title=f"workers (image {image})", title_justify="left")
+    for column in ("worker", "url", "status", "engine", "CPUs", "slots", "has image"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        if not row.reachable:
+            table.add_row(row.name, row.url, Text("unreachable", style="red"), row.error,
+                          "", "", "")
+            continue
+        has = {True: "yes", False: "no", None: "-"}[row.has_image]
+        table.add_row(row.name, row.url, Text("ok", style="green"), row.version,
+                      str(row.cpus), str(row.slots), has)
+    return table
+
+
+def worker_lines(summary: RunSummary) -> list[str]:
+    """One line per worker: how the image got there, how many shards it ran, or LOST."""
+    ran: dict[str, int] = {}
+    for result in summary.results:
+        if result.worker:
+            ran[result.worker] = ran.get(result.worker, 0) + 1
+    lines = []
+    for w in summary.workers:
+        if w.lost:
+            lines.append(f"worker {w.name}: LOST ({w.lost})")
+            continue
+        load = {"none": "image already there", "thin": "thin load", "full": "full load"}
+        how = load.get(w.load, "no image")
+        if w.load in ("thin", "full"):
+            how += f" {_size(w.sent)} of {_size(w.full_size)} in {w.load_seconds:.1f}s"
+        lines.append(f"worker {w.name}: {w.slots} slots, {how}, ran {ran.get(w.name, 0)} shards")
+    return lines
+
+
 def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     table = Table(title=f"shardrun {summary.run_id}", title_justify="left")
     for column in ("shard", "status", "duration", "exit", "worker", "log"):
@@ -194,8 +229,9 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     for row in summary_rows(list(summary.results)):
         table.add_row(*row[:1], Text(row[1], style=STATUS_STYLE.get(row[1], "")), *row[2:])
     console.print(table)
-    if summary.lost_workers:
-        console.print(f"lost workers: {', '.join(summary.lost_workers)}", style="red")
+    if len(summary.workers) > 1 or summary.lost_workers:
+        for line in worker_lines(summary):
+            console.print(line, highlight=False)
     verdict = "[green]passed[/]" if summary.exit_code == 0 else "[red]failed[/]"
     console.print(f"{totals_line(summary)}: {verdict} (exit {summary.exit_code})")
     for path in reports:

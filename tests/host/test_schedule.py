@@ -117,6 +117,11 @@ class FakeWorker:
     slots: int
     alive: bool = True
 
+    ready: bool = True
+
+    async def wait_ready(self) -> bool:
+        return self.ready
+
     async def is_alive(self) -> bool:
         return self.alive
 
@@ -276,3 +281,17 @@ def test_with_a_limit_a_lost_worker_takes_no_more_shards():
     assert [(r.name, r.status, r.worker) for r in results] == [
         ("s1", Status.PASS, "good"), ("s2", Status.PASS, "good")
     ]
+
+
+def test_a_worker_that_never_gets_ready_takes_no_shard():
+    queue = ShardQueue([Shard(name=f"s{i}") for i in range(4)])
+    ran: list[str] = []
+
+    async def run_one(shard, worker, slot, attempt):
+        ran.append(worker.name)
+        return result(shard.name, Status.PASS, worker.name, slot)
+
+    workers = [FakeWorker("good", 1), FakeWorker("never", 2, ready=False)]
+    results = anyio.run(run_queue, queue, workers, run_one)
+    assert [r.status for r in results] == [Status.PASS] * 4
+    assert set(ran) == {"good"}

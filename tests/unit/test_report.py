@@ -43,7 +43,10 @@ def mixed(tmp_path: Path) -> RunSummary:
         ran("slow", Status.TIMEOUT, None, 40.0, detail="killed after the 40s timeout"),
         result("docs", Status.ERROR, detail="could not create the container: no such image"),
         result("lint", Status.NOT_RUN, detail="no worker was left to run it"),
-        lost_workers=("remote",),
+        workers=(
+            report.WorkerReport("local", "unix:///var/run/docker.sock", 2, load="none"),
+            report.WorkerReport("remote", "ssh://ci@box", 4, lost="lost while running: EOF"),
+        ),
     )
 
 
@@ -61,6 +64,13 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "exit_code": 4,
         "interrupted": False,
         "lost_workers": ["remote"],
+        "workers": [
+            {"name": "local", "url": "unix:///var/run/docker.sock", "slots": 2, "lost": "",
+             "load": "none", "sent": 0, "full_size": 0, "load_seconds": 0.0},
+            {"name": "remote", "url": "ssh://ci@box", "slots": 4,
+             "lost": "lost while running: EOF", "load": "", "sent": 0, "full_size": 0,
+             "load_seconds": 0.0},
+        ],
     }
     assert [s["name"] for s in data["shards"]] == ["unit-1", "unit-2", "slow", "docs", "lint"]
     assert data["shards"][1] == {

@@ -1,0 +1,163 @@
+"""Get the image onto every worker, sending only what each one lacks.
+
+A worker that holds the image ID gets nothing; one that holds a bottom prefix of its
+layers gets a thin tarball without those layer files; any other gets the full tarball.
+A worker that refuses a thin tarball (the containerd image store does) gets the full one,
+and is remembered so later runs go straight to full loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from shardrun import layers
+from shardrun.artifact import Artifact
+from shardrun.errors import InfraError
+from shardrun.events import Emit, WorkerTransfer
+from shardrun.timings import write_atomic
+
+_CHUNK = 1 << 20
+_PROGRESS_EVERY = 0.2  # seconds between transfer events per worker
+
+
+@dataclass(frozen=True)
+class Delivery:
+    worker: str
+    mode: str  # "none" (already there), "thin" or "full"
+    sent: int  # bytes sent
+    full_size: int  # bytes of the full tarball, for comparison
+    seconds: float
+
+
+class ThinRefusals:
+    """Workers (by URL) that refused a thin tarball, kept in .shardrun/workers.json."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._refused = set(json.loads(path.read_text()).get("thin_refused", []))
+        except (OSError, ValueError, AttributeError):
+            self._refused = set()
+
+    def allows(self, url: str) -> bool:
+        return url not in self._refused
+
+    def refuse(self, url: str) -> None:
+        self._refused.add(url)
+        write_atomic(self.path, json.dumps({"thin_refused": sorted(self._refused)}, indent=2))
+
+
+def has_image(client: docker.DockerClient, image_id: str) -> bool:
+    try:
+        client.api.inspect_image(image_id)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _held_chain_ids(client: docker.DockerClient) -> set[str]:
+    # list() inspects every image, so RootFS.Layers (the diff IDs) are there.
+    images = client.images.list(all=True)
+    return layers.held_chain_ids(i.attrs.get("RootFS", {}).get("Layers") or [] for i in images)
+
+
+def thin_tarball(artifact: Artifact, omit: set[str], skip: int) -> Path:
+    """The cached thin tarball of `artifact` without its `skip` bottom layer files."""
+    path = artifact.path.with_name(f"{artifact.path.stem}.thin{skip}.tar")
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            layers.write_thin(artifact.path, omit, tmp)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return path
+
+
+def _chunks(path: Path, progress: Callable[[int], None]) -> Iterator[bytes]:
+    """The file in chunks, reporting bytes sent: streamed, never whole in memory."""
+    sent = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            yield chunk
+            sent += len(chunk)
+            progress(sent)
+
+
+def _load(client: docker.DockerClient, path: Path, progress: Callable[[int], None]) -> None:
+    api = client.api
+    response = api._post(  # not load_image(): it does not raise on HTTP errors
+        api._url("/images/load"),
+        data=_chunks(path, progress),
+        params={"quiet": "1"},
+        stream=True,
+        timeout=None,  # a big image can take longer than any read timeout to load
+    )
+    api._raise_for_status(response)
+    for message in api._stream_helper(response, decode=True):
+        if "errorDetail" in message or "error" in message:
+            detail = (message.get("errorDetail") or {}).get("message") or message.get("error")
+            raise docker.errors.APIError(f"load failed: {detail}")
+
+
+def deliver(
+    client: docker.DockerClient,
+    worker: str,
+    url: str,
+    artifact: Artifact,
+    refusals: ThinRefusals,
+    emit: Emit,
+) -> Delivery:
+    """Make sure `worker` holds the image. Blocking; raises InfraError if it cannot."""
+    started = time.monotonic()
+    image_id, full = artifact.image_id, artifact.size
+
+    def done(mode: str, sent: int) -> Delivery:
+        emit(WorkerTransfer(worker=worker, sent=sent, total=sent, mode=mode))
+        return Delivery(worker, mode, sent, full, time.monotonic() - started)
+
+    if has_image(client, image_id):
+        return done("none", 0)
+    if refusals.allows(url):
+        saved = layers.read_saved(artifact.path)
+        skip = layers.layers_to_skip(saved, _held_chain_ids(client))
+        if skip:
+            thin = thin_tarball(artifact, layers.omitted_files(saved, skip), skip)
+            try:
+                _send(client, worker, thin, "thin", emit)
+            except docker.errors.APIError:
+                refusals.refuse(url)  # e.g. the containerd image store wants every blob
+            else:
+                if has_image(client, image_id):
+                    return done("thin", thin.stat().st_size)
+                refusals.refuse(url)
+    try:
+        _send(client, worker, artifact.path, "full", emit)
+    except docker.errors.APIError as exc:
+        raise InfraError(f"loading the image into worker {worker} failed: {exc}") from exc
+    if not has_image(client, image_id):
+        raise InfraError(f"worker {worker} loaded the tarball but lacks image {image_id[:19]}")
+    return done("full", full)
+
+
+def _send(client: docker.DockerClient, worker: str, path: Path, mode: str, emit: Emit) -> None:
+    total = path.stat().st_size
+    last = 0.0
+
+    def progress(sent: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= _PROGRESS_EVERY and sent < total:
+            last = now
+            emit(WorkerTransfer(worker=worker, sent=sent, total=total, mode=mode))
+
+    _load(client, path, progress)

@@ -1,0 +1,98 @@
+"""Which layers a worker lacks, and the thin tarball that carries only those. Pure.
+
+`docker load` skips reading a layer file whose chain ID the engine already holds, so a
+tarball may leave out the `layer.tar` of a lower prefix of layers the worker has, as long
+as the config and every `Layers` entry of `manifest.json` stay (design.md, "Thin loads").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """The OCI chain ID of each prefix of an image's layers."""
+    chains: list[str] = []
+    for diff_id in diff_ids:
+        if not chains:
+            chains.append(diff_id)
+        else:
+            digest = hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest()
+            chains.append(f"sha256:{digest}")
+    return chains
+
+
+def held_chain_ids(images_diff_ids: Iterable[Sequence[str]]) -> set[str]:
+    """Every chain ID a worker holds, from the RootFS layers of each of its images."""
+    held: set[str] = set()
+    for diff_ids in images_diff_ids:
+        held.update(chain_ids(diff_ids))
+    return held
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    """What `docker save` wrote: the layer file paths in order and their diff IDs."""
+
+    layer_paths: tuple[str, ...]
+    diff_ids: tuple[str, ...]
+    links: dict[str, str]  # member -> the member it links to (save dedupes equal layers)
+
+
+def read_saved(tarball: Path) -> SavedImage:
+    with tarfile.open(tarball) as tar:
+        [entry] = json.load(tar.extractfile("manifest.json"))
+        config = json.load(tar.extractfile(entry["Config"]))
+        links = {
+            m.name: _resolve(m.name, m.linkname) for m in tar.getmembers() if m.issym() or m.islnk()
+        }
+    return SavedImage(
+        layer_paths=tuple(entry["Layers"]),
+        diff_ids=tuple(config["rootfs"]["diff_ids"]),
+        links=links,
+    )
+
+
+def _resolve(name: str, linkname: str) -> str:
+    if linkname.startswith("/") or "/" not in name:
+        return linkname.lstrip("/")
+    parts = name.split("/")[:-1] + linkname.split("/")
+    out: list[str] = []
+    for part in parts:
+        if part == "..":
+            if out:
+                out.pop()
+        elif part not in ("", "."):
+            out.append(part)
+    return "/".join(out)
+
+
+def layers_to_skip(saved: SavedImage, held: set[str]) -> int:
+    """How many bottom layers the worker already holds: the longest held prefix."""
+    count = 0
+    for chain in chain_ids(saved.diff_ids):
+        if chain not in held:
+            break
+        count += 1
+    return count
+
+
+def omitted_files(saved: SavedImage, skip: int) -> set[str]:
+    """The layer files a thin tarball leaves out, keeping any a sent member links to."""
+    omit = set(saved.layer_paths[:skip]) - set(saved.layer_paths[skip:])
+    kept_targets = {target for member, target in saved.links.items() if member not in omit}
+    return omit - kept_targets
+
+
+def write_thin(tarball: Path, omit: set[str], dest: Path) -> None:
+    """Copy `tarball` to `dest` without the `omit` members, streaming member by member."""
+    with tarfile.open(tarball) as src, tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as out:
+        for member in src:
+            if member.name in omit:
+                continue
+            out.addfile(member, src.extractfile(member) if member.isfile() else None)
