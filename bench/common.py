@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -51,3 +52,36 @@ def report(samples: dict[str, list[float]], baseline: str) -> None:
         med = statistics.median(values)
         runs = " ".join(f"{v:.2f}" for v in values)
         print(f"  {name:<28} median {med:6.2f}s  ratio {med / base:5.2f}  (runs: {runs})")
+
+
+def worker_hosts() -> dict[str, str]:
+    """Start (or reuse) the two namespace workers; their env lines as a dict.
+
+    `scripts/worker-hosts up` is idempotent and prints only the env lines on stdout.
+    """
+    done = subprocess.run([str(ROOT / "scripts" / "worker-hosts"), "up"],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"scripts/worker-hosts up failed:\n{done.stderr}")
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+
+
+def captured(argv: list[str], cwd: Path | None = None) -> tuple[float, str]:
+    """Like timed(), but also return stdout; on failure, exit with its output."""
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    return seconds, done.stdout
+
+
+def latest_report(root: Path) -> dict:
+    return json.loads((root / ".shardrun" / "runs" / "latest" / "report.json").read_text())
+
+
+def mb(n: float) -> str:
+    """Bytes for people: 0 B, 20.5 KB, 211.9 MB."""
+    if n < 1000:
+        return f"{n:.0f} B"
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} KB"

@@ -301,7 +301,7 @@ def parse_worker_option(value: str) -> WorkerSpec:
     target, star, slots_text = value.partition("*")
     slots = None
     if star:
-        if not slots_text.isdigit() or int(slots_text) < 1:
+        if not (slots_text.isascii() and slots_text.isdigit()) or int(slots_text) < 1:
             _fail(where, f'"{slots_text}" is not a slot count', "write e.g. ssh://ci@box2*8")
         slots = int(slots_text)
     if not target:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import docker
 from docker.context import ContextAPI
-from docker.errors import ContextNotFound, DockerException
+from docker.context.config import get_current_context_name
+from docker.errors import ContextNotFound, TLSParameterError
 from docker.tls import TLSConfig
 
 from shardrun.errors import ConfigError, InfraError
@@ -18,6 +19,11 @@ URL_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://", "http://", "https://")
 # Logs and waits each hold a pooled connection for a container's whole life; a pool
 # smaller than the concurrency makes urllib3 block or drop connections.
 _EXTRA_CONNECTIONS = 8
+# Over ssh:// every HTTP connection is an SSH session running `docker system dial-stdio`
+# (about 0.3 s to open), and sshd allows 10 sessions per SSH connection (MaxSessions). An
+# ssh client therefore reuses one pool of at most SSH_CALLS connections and makes at most
+# SSH_CALLS calls at once (workers.py); a worker opens one SSH connection per slot.
+SSH_CALLS = 5
 
 
 @dataclass(frozen=True)
@@ -38,11 +44,17 @@ def _tls_from_env() -> TLSConfig | bool:
     if not cert_path and not verify:
         return False
     cert_path = cert_path or os.path.join(os.path.expanduser("~"), ".docker")
-    return TLSConfig(
-        client_cert=(os.path.join(cert_path, "cert.pem"), os.path.join(cert_path, "key.pem")),
-        ca_cert=os.path.join(cert_path, "ca.pem"),
-        verify=verify,
-    )
+    try:
+        return TLSConfig(
+            client_cert=(os.path.join(cert_path, "cert.pem"), os.path.join(cert_path, "key.pem")),
+            ca_cert=os.path.join(cert_path, "ca.pem"),
+            verify=verify,
+        )
+    except TLSParameterError as exc:
+        raise ConfigError(
+            f"DOCKER_CERT_PATH {cert_path}: needs ca.pem, cert.pem and key.pem ({exc}); point "
+            "DOCKER_CERT_PATH at the client certificates, or unset DOCKER_TLS_VERIFY"
+        ) from exc
 
 
 def _from_context(name: str) -> Endpoint:
@@ -50,7 +62,7 @@ def _from_context(name: str) -> Endpoint:
         context = ContextAPI.get_context(name)
     except ContextNotFound:
         context = None
-    except DockerException as exc:
+    except Exception as exc:
         raise ConfigError(f"docker context {name!r} cannot be read: {exc}") from exc
     if context is None or not context.Host:
         raise ConfigError(
@@ -72,7 +84,8 @@ def resolve(value: str | None = None) -> Endpoint:
     if os.environ.get("DOCKER_HOST"):
         url = os.environ["DOCKER_HOST"]
         return Endpoint(name="local", url=url, tls=_tls_from_env(), source="DOCKER_HOST")
-    current = os.environ.get("DOCKER_CONTEXT") or ContextAPI.get_current_context().Name
+    # By name, not get_current_context(): that returns None for a stale current context.
+    current = os.environ.get("DOCKER_CONTEXT") or get_current_context_name()
     if current and current != "default":
         return _from_context(current)
     return Endpoint(name="local", url="unix:///var/run/docker.sock", source="default context")
@@ -86,7 +99,9 @@ def _short_name(url: str) -> str:
 def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120) -> docker.DockerClient:
     """A client whose pool fits `concurrency` containers; raises InfraError if unreachable."""
     kwargs = {}
+    pool = 2 * concurrency + _EXTRA_CONNECTIONS
     if endpoint.url.startswith("ssh://"):
+        pool = SSH_CALLS
         # The docker CLI's ssh client honours ~/.ssh/config fully; paramiko only in part.
         kwargs["use_ssh_client"] = os.environ.get("SHARDRUN_SSH_CLIENT") == "1"
     try:
@@ -94,9 +109,10 @@ def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120) -> doc
             base_url=endpoint.url,
             tls=endpoint.tls,
             timeout=timeout,
-            max_pool_size=2 * concurrency + _EXTRA_CONNECTIONS,
+            max_pool_size=pool,
             **kwargs,
         )  # which asks the engine for its API version: that is our reachability check
+        _share_one_ssh_pool(client)
     except Exception as exc:
         source = f" ({endpoint.source})" if endpoint.source != endpoint.url else ""
         raise InfraError(
@@ -104,6 +120,20 @@ def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120) -> doc
             "start it or check the worker's address"
         ) from exc
     return client
+
+
+def _share_one_ssh_pool(client: docker.DockerClient) -> None:
+    """Make docker-py's SSH adapter use one connection pool instead of one per URL path.
+
+    Keyed by path, every new container ID opens a new pool with its own idle SSH sessions:
+    nothing is reused, each call pays for a new `dial-stdio`, and idle sessions pile up
+    until sshd refuses more ("no more sessions"). The pool never looks at the URL.
+    """
+    adapter = getattr(client.api, "_custom_adapter", None)
+    if getattr(adapter, "ssh_client", None) is None:
+        return
+    get_connection = adapter.get_connection
+    adapter.get_connection = lambda url, proxies=None: get_connection("ssh://shared", proxies)
 
 
 def _why(exc: BaseException) -> str:

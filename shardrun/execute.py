@@ -23,7 +23,15 @@ from shardrun.plan import Shard
 from shardrun.results import ShardResult, Status
 
 # A worker that dies mid-shard surfaces as any of these, depending on the transport.
-ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+ENGINE_ERRORS: tuple[type[BaseException], ...] = (
+    docker.errors.DockerException, requests.exceptions.RequestException, OSError,
+)
+try:  # docker-py's ssh:// transport, when paramiko is installed
+    from paramiko.ssh_exception import SSHException
+
+    ENGINE_ERRORS += (SSHException,)
+except ImportError:  # pragma: no cover - ssh:// then goes through the ssh command instead
+    pass
 
 LABEL_RUN = "shardrun.run"
 LABEL_SHARD = "shardrun.shard"
@@ -78,8 +86,12 @@ class _LogSink:
         self.last_line = ""
 
     def follow(self, client: docker.DockerClient, container_id: str) -> None:
-        with open(self.path, "ab") as out:
-            for chunk in client.api.logs(container_id, stream=True, follow=True):
+        stream = client.api.logs(container_id, stream=True, follow=True)
+        # Closed explicitly: docker-py reads logs from the raw socket, so an exhausted stream
+        # is never returned to the pool; over ssh each leaked one holds an SSH session
+        # until sshd refuses more (MaxSessions, default 10).
+        with contextlib.closing(stream), open(self.path, "ab") as out:
+            for chunk in stream:
                 out.write(chunk)
                 out.flush()
                 self._note(chunk)
@@ -98,6 +110,17 @@ class _LogSink:
         if now - self._last_sent >= _OUTPUT_EVERY:
             self._last_sent = now
             self.emit(ShardOutput(name=self.shard, line=self.last_line))
+
+
+def not_started(
+    shard: Shard, worker: str, slot: int, log_path: Path, why: str, attempt: int = 1
+) -> ShardResult:
+    """The ERROR result of a shard whose container could not even be created."""
+    now = time.time()
+    return ShardResult(
+        name=shard.name, status=Status.ERROR, exit_code=None, started=now, finished=now,
+        worker=worker, slot=slot, log_path=str(log_path), detail=why, attempt=attempt,
+    )
 
 
 async def run_shard(
@@ -135,7 +158,8 @@ async def run_shard(
             lambda: client.containers.create(**options), limiter=limiter
         )
     except ENGINE_ERRORS as exc:
-        return result(Status.ERROR, detail=f"could not create the container: {_explain(exc)}")
+        why = f"could not create the container: {_explain(exc)}"
+        return not_started(shard, place.worker, place.slot, log_path, why, attempt)
     try:
         outcome = await _supervise(container, shard, log_path, emit, limiter)
     except BaseException:

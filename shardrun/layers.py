@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ def read_saved(tarball: Path) -> SavedImage:
         [entry] = json.load(tar.extractfile("manifest.json"))
         config = json.load(tar.extractfile(entry["Config"]))
         links = {
-            m.name: _resolve(m.name, m.linkname) for m in tar.getmembers() if m.issym() or m.islnk()
+            m.name: _resolve(m) for m in tar.getmembers() if m.issym() or m.islnk()
         }
     return SavedImage(
         layer_paths=tuple(entry["Layers"]),
@@ -58,18 +59,14 @@ def read_saved(tarball: Path) -> SavedImage:
     )
 
 
-def _resolve(name: str, linkname: str) -> str:
-    if linkname.startswith("/") or "/" not in name:
-        return linkname.lstrip("/")
-    parts = name.split("/")[:-1] + linkname.split("/")
-    out: list[str] = []
-    for part in parts:
-        if part == "..":
-            if out:
-                out.pop()
-        elif part not in ("", "."):
-            out.append(part)
-    return "/".join(out)
+def _resolve(member: tarfile.TarInfo) -> str:
+    """The member a link points at: a hard link names it from the archive's root, a
+    symlink relative to its own folder."""
+    if member.islnk() or member.linkname.startswith("/"):
+        path = member.linkname
+    else:
+        path = posixpath.join(posixpath.dirname(member.name), member.linkname)
+    return posixpath.normpath("/" + path).lstrip("/")
 
 
 def layers_to_skip(saved: SavedImage, held: set[str]) -> int:

@@ -15,9 +15,6 @@ from shardrun.errors import ConfigError
 _PING_TIMEOUT = 10  # seconds: a worker that cannot answer a ping in this long is lost
 _CONNECT_TIMEOUT = 15  # seconds for the first answer; an unreachable host fails this fast
 _CALL_TIMEOUT = 300  # seconds for later calls (a big image's save or load is slow)
-# sshd's default MaxSessions is 10 and each API stream is a channel of one SSH connection:
-# we keep at most this many blocking calls open per ssh worker.
-_SSH_STREAMS = 9
 
 DEFAULT = WorkerSpec(name=None, context="default", host=None, slots=None)
 
@@ -36,12 +33,31 @@ class Worker:
     delivery: object | None = None  # distribute.Delivery, once the image is there
     _ready: anyio.Event | None = field(default=None, repr=False)
     _ok: bool = False
+    _slot_clients: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def over_ssh(self) -> bool:
+        return self.endpoint.url.startswith("ssh://")
 
     def start_run(self) -> None:
         """Prepare the per-run primitives; called in the event loop."""
-        size = _SSH_STREAMS if self.endpoint.url.startswith("ssh://") else 4 * self.slots + 8
-        self.limiter = anyio.CapacityLimiter(size)
+        self.limiter = anyio.CapacityLimiter(
+            engine.SSH_CALLS if self.over_ssh else 4 * self.slots + 8
+        )
         self._ready = anyio.Event()
+        self._slot_clients = {}
+
+    async def slot_client(self, slot: int) -> tuple[docker.DockerClient, anyio.CapacityLimiter]:
+        """The client and call limiter a slot uses. Over ssh each slot has its own SSH
+        connection, since one connection carries only 10 sessions (sshd's MaxSessions)."""
+        if not self.over_ssh:
+            return self.client, self.limiter
+        if slot not in self._slot_clients:
+            client = await to_thread.run_sync(
+                engine.connect, self.endpoint, 1, _CALL_TIMEOUT, abandon_on_cancel=True
+            )
+            self._slot_clients[slot] = (client, anyio.CapacityLimiter(engine.SSH_CALLS))
+        return self._slot_clients[slot]
 
     def set_ready(self, ok: bool) -> None:
         self._ok = ok
@@ -64,17 +80,24 @@ class Worker:
 
 
 def resolve(specs: tuple[WorkerSpec, ...]) -> list[tuple[WorkerSpec, engine.Endpoint, str]]:
-    """Each spec's endpoint and a unique display name. Raises ConfigError (no I/O)."""
+    """Each spec's endpoint and a unique display name. Raises ConfigError (no I/O).
+
+    Explicit names are reserved first, so a generated "x#2" never takes one of them.
+    """
+    taken: set[str] = set()
+    for spec in specs:
+        if spec.name in taken:
+            raise ConfigError(f"worker name {spec.name!r} is used twice; give each a unique name")
+        if spec.name:
+            taken.add(spec.name)
     resolved = []
-    seen: dict[str, int] = {}
     for spec in specs:
         endpoint = engine.resolve(spec.context or spec.host)
-        name = spec.name or endpoint.name
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:
-            if spec.name:
-                raise ConfigError(f"worker name {name!r} is used twice; give each a unique name")
-            name = f"{name}#{seen[name]}"
+        name, n = spec.name or endpoint.name, 1
+        while not spec.name and name in taken:
+            n += 1
+            name = f"{endpoint.name}#{n}"
+        taken.add(name)
         resolved.append((spec, endpoint, name))
     return resolved
 

@@ -207,11 +207,17 @@ async def run_shards(
             execute.LABEL_PROJECT: config.project,
         }
         suffix = f".{attempt}" if attempt > 1 else ""
-        result = await execute.run_shard(
-            plan.for_worker(shard, worker.volumes),
-            execute.Placement(worker.client, worker.name, slot), image.image_id, labels,
-            run_dir / f"{shard.name}{suffix}.log", emit, worker.limiter, attempt, cleanup,
-        )
+        log = run_dir / f"{shard.name}{suffix}.log"
+        try:
+            client, limiter = await worker.slot_client(slot)
+        except InfraError as exc:
+            result = execute.not_started(shard, worker.name, slot, log, str(exc), attempt)
+        else:
+            result = await execute.run_shard(
+                plan.for_worker(shard, worker.volumes),
+                execute.Placement(client, worker.name, slot), image.image_id, labels,
+                log, emit, limiter, attempt, cleanup,
+            )
         emit(ShardFinished(result=result))
         return result
 
