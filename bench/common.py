@@ -85,3 +85,8 @@ def mb(n: float) -> str:
     if n < 1000:
         return f"{n:.0f} B"
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} KB"
+
+
+def load_note() -> str:
+    """The 1-minute load average: others' work on this shared box skews the figures."""
+    return f"load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"

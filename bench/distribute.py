@@ -31,7 +31,16 @@ import time
 import uuid
 from pathlib import Path
 
-from common import busybox, captured, interleaved, latest_report, mb, project, worker_hosts
+from common import (
+    busybox,
+    captured,
+    interleaved,
+    latest_report,
+    load_note,
+    mb,
+    project,
+    worker_hosts,
+)
 
 PROJECT = "shardrun-bench-distribute"
 TAG = "shardrun-bench-distribute:latest"
@@ -161,6 +170,7 @@ def main() -> None:
     )
     bench = Bench(root, workers)
     try:
+        print(f"{load_note()} at the start")
         print("workers (the same URLs for shardrun and the shell baseline):")
         for name, url in workers.items():
             print(f"  {name:<17} {url}")
@@ -186,6 +196,7 @@ def main() -> None:
             parallel=lambda: bench.shell("changed", parallel=True),
         )
         print_results(bench, unchanged, changed)
+        print(f"{load_note()} at the end")
     finally:
         cleanup(root, list(workers.values()))
 

@@ -55,6 +55,18 @@ class ThinRefusals:
         write_atomic(self.path, json.dumps({"thin_refused": sorted(self._refused)}, indent=2))
 
 
+def sweep(client: docker.DockerClient, project: str) -> None:
+    """Remove the project's containers that an earlier run could not: a worker that died
+    mid-run keeps them (exited, or created but never started) until its daemon comes back.
+    Called before this run starts anything on the worker. Running ones may belong to
+    another live run of the project, so they stay; one of its containers is in "created"
+    only for the instant between create and start."""
+    label = {"label": f"shardrun.project={project}", "status": ["exited", "dead", "created"]}
+    for container in client.api.containers(all=True, filters=label):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_container(container["Id"], force=True, v=True)
+
+
 def has_image(client: docker.DockerClient, image_id: str) -> bool:
     try:
         client.api.inspect_image(image_id)
@@ -116,6 +128,7 @@ def deliver(
     artifact: Artifact,
     refusals: ThinRefusals,
     emit: Emit,
+    project: str,
 ) -> Delivery:
     """Make sure `worker` holds the image. Blocking; raises InfraError if it cannot."""
     started = time.monotonic()
@@ -125,6 +138,7 @@ def deliver(
         emit(WorkerTransfer(worker=worker, sent=sent, total=sent, mode=mode))
         return Delivery(worker, mode, sent, full, time.monotonic() - started)
 
+    sweep(client, project)
     if has_image(client, image_id):
         return done("none", 0)
     if refusals.allows(url):

@@ -191,7 +191,7 @@ async def run_shards(
         try:
             worker.delivery = await to_thread.run_sync(
                 distribute.deliver, worker.client, worker.name, worker.endpoint.url, image,
-                refusals, emit, limiter=worker.limiter, abandon_on_cancel=True,
+                refusals, emit, config.project, limiter=worker.limiter, abandon_on_cancel=True,
             )
         except (InfraError, *execute.ENGINE_ERRORS) as exc:
             mark_lost(worker, f"could not get the image there: {exc}")

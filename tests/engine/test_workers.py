@@ -186,6 +186,18 @@ command = ["sh", "-c", "sleep 3; echo done"]
     assert "requeue  work-" in out
     assert "worker 198.18.0.2:2375: LOST" in out
 
+    # The dead daemon kept its containers; the next run on that worker sweeps them.
+    _hosts("restart w1")
+    w1 = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"])
+    label = {"label": f"{LABEL_PROJECT}={remote_project.name}"}
+    assert w1.containers.list(all=True, filters=label), "expected the killed run's leftovers"
+    again = remote_project.shardrun(
+        "run", "--plain", "--shard", "work-1", "--worker", hosts["SHARDRUN_TEST_W1_TCP"]
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    leftover = w1.containers.list(all=True, filters=label)
+    assert leftover == [], [(c.status, c.labels) for c in leftover]
+
 
 def test_an_unreachable_worker_is_reported_and_skipped(project):
     project.write("shards.toml", shards_toml(project, NINE_NAPS))
