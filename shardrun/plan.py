@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from typing import Any
 
 from shardrun.config import Config, RunOptions, Volume, fill
@@ -13,26 +12,11 @@ from shardrun.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class Shard:
-    """One container to run: defaults merged with the shard's overrides, placeholders filled."""
+class Shard(RunOptions):
+    """One container to run: defaults merged with the shard's overrides, placeholders
+    filled. `command` None means the image's CMD."""
 
-    name: str
-    command: tuple[str, ...] | None = None  # None = the image's CMD
-    entrypoint: tuple[str, ...] | None = None
-    # A read-only proxy, left out of the hash because a dict has none.
-    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
-    volumes: tuple[Volume, ...] = ()
-    workdir: str | None = None
-    user: str | None = None
-    shm_size: int | None = None
-    security_opt: tuple[str, ...] = ()
-    network: str | None = None
-    cpus: float | None = None
-    memory: int | None = None
-    timeout: float | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+    name: str = field(kw_only=True)
 
 
 def expand(config: Config) -> list[Shard]:
