@@ -16,7 +16,8 @@ import docker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.engine.conftest import ensure_busybox  # noqa: E402 - after the path fix
+# Imported after the sys.path fix above.
+from tests.engine.conftest import ensure_busybox  # noqa: E402
 
 
 def busybox(client: docker.DockerClient | None = None) -> str:

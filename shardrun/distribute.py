@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -75,23 +76,39 @@ def has_image(client: docker.DockerClient, image_id: str) -> bool:
     return True
 
 
-def _held_chain_ids(client: docker.DockerClient) -> set[str]:
-    # list() inspects every image, so RootFS.Layers (the diff IDs) are there.
-    images = client.images.list(all=True)
+def _held_chain_ids(client: docker.DockerClient, project: str | None = None) -> set[str]:
+    """Chain IDs the worker holds, of the project's images or (None) of all of them.
+
+    list() inspects every image to get RootFS.Layers, which costs ~3 ms an image.
+    """
+    filters = {"label": f"shardrun.project={project}"} if project else None
+    images = client.images.list(all=project is None, filters=filters)
     return layers.held_chain_ids(i.attrs.get("RootFS", {}).get("Layers") or [] for i in images)
+
+
+def _layers_held(client: docker.DockerClient, saved: layers.SavedImage, project: str) -> int:
+    """How many bottom layers the worker holds. An earlier build of the project usually
+    shares all but the top ones, and looking at those alone is quick on a busy engine."""
+    skip = layers.layers_to_skip(saved, _held_chain_ids(client, project))
+    if skip == 0:
+        skip = _layers_held(client, saved, project)
+    return skip
 
 
 def thin_tarball(artifact: Artifact, omit: set[str], skip: int) -> Path:
     """The cached thin tarball of `artifact` without its `skip` bottom layer files."""
     path = artifact.path.with_name(f"{artifact.path.stem}.thin{skip}.tar")
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        # A temp file of its own: workers are served by threads of one process, and two
+        # may write the same thin tarball at once. Both renames give the same content.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         try:
-            layers.write_thin(artifact.path, omit, tmp)
+            layers.write_thin(artifact.path, omit, Path(tmp))
             os.replace(tmp, path)
         finally:
             with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+                os.unlink(tmp)
     return path
 
 
@@ -143,7 +160,7 @@ def deliver(
         return done("none", 0)
     if refusals.allows(url):
         saved = layers.read_saved(artifact.path)
-        skip = layers.layers_to_skip(saved, _held_chain_ids(client))
+        skip = _layers_held(client, saved, project)
         if skip:
             thin = thin_tarball(artifact, layers.omitted_files(saved, skip), skip)
             try:
