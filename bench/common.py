@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # Imported after the sys.path fix above.
-from tests.engine.conftest import ensure_busybox  # noqa: E402
+from tests.engine.conftest import ensure_busybox
 
 
 def busybox(client: docker.DockerClient | None = None) -> str:
