@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import signal
 import sys
+import tempfile
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -88,10 +90,19 @@ def handles_errors(command: Callable) -> Callable:
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             if isinstance(exc, typer.Exit):
                 raise exc from None
-            _fail(f"internal error: {exc!r}; run again with --debug for the traceback",
+            log = _write_crash_log(exc)
+            _fail(f"internal error: {exc!r}; the traceback is in {log}; please report it",
                   EXIT_INTERNAL)
 
     return wrapper
+
+
+def _write_crash_log(exc: BaseException) -> str:
+    """Keep the traceback of an unexpected error where the user can attach it to a report."""
+    path = Path(tempfile.gettempdir()) / f"shardrun-crash-{os.getpid()}.log"
+    with open(path, "w") as out:
+        traceback.print_exception(exc, file=out)
+    return str(path)
 
 
 def _unwrap(exc: BaseException) -> BaseException:

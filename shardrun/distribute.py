@@ -91,7 +91,7 @@ def _layers_held(client: docker.DockerClient, saved: layers.SavedImage, project:
     shares all but the top ones, and looking at those alone is quick on a busy engine."""
     skip = layers.layers_to_skip(saved, _held_chain_ids(client, project))
     if skip == 0:
-        skip = _layers_held(client, saved, project)
+        skip = layers.layers_to_skip(saved, _held_chain_ids(client))
     return skip
 
 

@@ -17,21 +17,17 @@ import docker
 import requests
 from anyio import to_thread
 from anyio.abc import TaskGroup
+from paramiko.ssh_exception import SSHException
 
 from shardrun.events import Emit, ShardOutput
 from shardrun.plan import Shard
 from shardrun.results import ShardResult, Status
 
-# A worker that dies mid-shard surfaces as any of these, depending on the transport.
+# A worker that dies mid-shard surfaces as any of these, depending on the transport
+# (paramiko's for ssh://).
 ENGINE_ERRORS: tuple[type[BaseException], ...] = (
-    docker.errors.DockerException, requests.exceptions.RequestException, OSError,
+    docker.errors.DockerException, requests.exceptions.RequestException, OSError, SSHException,
 )
-try:  # docker-py's ssh:// transport, when paramiko is installed
-    from paramiko.ssh_exception import SSHException
-
-    ENGINE_ERRORS += (SSHException,)
-except ImportError:  # pragma: no cover - ssh:// then goes through the ssh command instead
-    pass
 
 LABEL_RUN = "shardrun.run"
 LABEL_SHARD = "shardrun.shard"

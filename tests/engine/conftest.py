@@ -131,10 +131,10 @@ def project(tmp_path, docker_client, busybox_image):
     assert not leftover, f"containers of {name} were left behind: {[c.name for c in leftover]}"
 
 
-def shards_toml(project: Project, body: str, base: str = BUSYBOX_IMAGE) -> str:
-    """A shards.toml with the project's name and busybox base, then `body`."""
+def shards_toml(project: Project, body: str, base: str = BUSYBOX_IMAGE, image: str = "") -> str:
+    """A shards.toml with the project's name and busybox base, more `image` keys, then `body`."""
     return (
         f'project = "{project.name}"\n'
-        f'[image]\nbuild-args = {{ BASE_IMAGE = "{base}" }}\n'
+        f'[image]\nbuild-args = {{ BASE_IMAGE = "{base}" }}\n{image}\n'
         f"{body}"
     )

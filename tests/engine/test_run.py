@@ -236,3 +236,69 @@ network = "none"
     assert "Build  done" in text
     assert "tty-check" in text and "the last line" in text
     assert "1/1 done" in text
+
+
+def test_build_target_and_args_and_the_build_command(project):
+    project.write("Dockerfile.test", """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE} AS base
+ARG FLAVOUR=plain
+RUN echo "flavour=$FLAVOUR" > /flavour.txt
+FROM base AS test
+RUN echo "stage=test" >> /flavour.txt
+FROM base AS other
+RUN echo "stage=other" >> /flavour.txt
+""")
+    project.write("shards.toml", shards_toml(project, """
+[[shard]]
+name = "show"
+command = "cat /flavour.txt"
+network = "none"
+""", image='target = "test"'))
+
+    built = project.shardrun("build", "--plain", "--build-arg", "FLAVOUR=spicy")
+
+    assert built.returncode == 0, built.stdout + built.stderr
+    image_id, tarball = built.stdout.strip().splitlines()[-2:]
+    assert image_id.startswith("sha256:") and len(image_id) == 71
+    assert Path(project.root, tarball).is_file() and image_id[7:] in tarball
+
+    result = project.shardrun("run", "--plain", "--build-arg", "FLAVOUR=spicy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert project.report()["image_id"] == image_id  # run reused what build made
+    log = Path(project.report()["shards"][0]["log"]).read_text()
+    assert log == "flavour=spicy\nstage=test\n"
+
+
+def test_retries_run_a_failed_shard_again(project):
+    (project.root / "state").mkdir()
+    project.write("shards.toml", shards_toml(project, """
+[[shard]]
+name = "flaky"
+network = "none"
+volumes = ["./state:/state"]
+command = ["sh", "-c", "if [ -e /state/seen ]; then echo second; else touch /state/seen; echo first; exit 1; fi"]
+"""))
+    without = project.shardrun("run", "--plain")
+    assert without.returncode == 1  # a failing test is a result, not a retry
+    (project.root / "state" / "seen").unlink()
+
+    with_retry = project.shardrun("run", "--plain", "--retries", "1")
+
+    assert with_retry.returncode == 0, with_retry.stdout + with_retry.stderr
+    [shard] = project.report()["shards"]
+    assert (shard["status"], shard["attempt"]) == ("PASS", 2)
+    assert "requeue  flaky: attempt 2 of 2" in with_retry.stdout
+    run_dir = Path(shard["log"]).parent
+    assert (run_dir / "flaky.log").read_text() == "first\n"
+    assert (run_dir / "flaky.2.log").read_text() == "second\n"
+
+
+def test_without_an_engine_the_cli_says_so_and_exits_4(project):
+    project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
+    result = project.shardrun(
+        "run", "--plain", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    )
+    assert result.returncode == 4
+    assert "cannot reach the Docker engine at unix:///nonexistent/docker.sock" in result.stderr
+    assert "Traceback" not in result.stderr
