@@ -57,10 +57,8 @@ def plain_line(event: ev.Event) -> str | None:
         case ev.BuildLog():
             return f"  |      {event.line}"
         case ev.BuildFinished():
-            return (
-                f"built    {_short(event.image_id)} in {event.duration:.1f}s "
-                f"({event.cached_steps}/{event.total_steps} steps cached)"
-            )
+            cached = event.total_steps and f" ({event.cached_steps}/{event.total_steps} steps cached)"
+            return f"built    {_short(event.image_id)} in {event.duration:.1f}s{cached or ''}"
         case ev.ArtifactReady():
             how = "reused" if event.reused else "saved"
             return f"image    {event.path} ({_size(event.size)}, {how})"
@@ -127,9 +125,9 @@ def render(state: ViewState, now: float) -> RenderableType:
 def _build_line(state: ViewState, now: float) -> Text:
     if state.build_done:
         b = state.build_done
+        cached = f" ({b.cached_steps}/{b.total_steps} steps cached)" if b.total_steps else ""
         return Text.from_markup(
-            f"Build  [green]done[/] {_short(b.image_id)} in {b.duration:.1f}s "
-            f"({b.cached_steps}/{b.total_steps} steps cached)"
+            f"Build  [green]done[/] {_short(b.image_id)} in {b.duration:.1f}s{cached}"
         )
     if state.build_started is not None:
         took = now - state.build_started
@@ -140,9 +138,14 @@ def _build_line(state: ViewState, now: float) -> Text:
 def _worker_line(worker) -> Text:
     if worker.lost:
         return Text.from_markup(f"Worker {escape(worker.name)} [red]LOST[/]: {escape(worker.lost)}")
-    load = ""
-    if worker.total:
-        load = f", {worker.mode} load {_size(worker.sent)}/{_size(worker.total)}"
+    if worker.mode == "none":
+        load = ", image already there"
+    elif worker.total and worker.sent < worker.total:
+        load = f", {worker.mode} load {_size(worker.sent)} of {_size(worker.total)}"
+    elif worker.total:
+        load = f", {worker.mode} load of {_size(worker.total)} done"
+    else:
+        load = ""
     return Text(f"Worker {worker.name}: {worker.slots} slots{load}")
 
 
@@ -151,10 +154,12 @@ def _shard_table(state: ViewState, now: float) -> Table:
     for column in ("shard", "status", "time", "worker", "last line"):
         table.add_column(column, no_wrap=True, overflow="ellipsis")
     for shard in state.shards.values():
-        if shard.started is None:
-            took = ""
-        else:
+        if shard.result is not None and shard.result.duration is not None:
+            took = f"{shard.result.duration:.1f}s"  # as the summary says: the container's run
+        elif shard.started is not None:
             took = f"{(shard.finished or now) - shard.started:.1f}s"
+        else:
+            took = ""
         where = f"{shard.worker}/{shard.slot}" if shard.worker else ""
         style = STATUS_STYLE.get(shard.state, "")
         table.add_row(

@@ -196,3 +196,25 @@ def test_render_shows_a_lost_worker():
     state.apply(ev.WorkerReady(worker="ci-2", slots=4))
     state.apply(ev.WorkerLost(worker="ci-2", reason="connection refused"))
     assert "Worker ci-2 LOST: connection refused" in text_of(render(state, now=0.0))
+
+
+def test_render_shows_how_each_worker_gets_the_image():
+    state = ViewState()
+    for name in ("local", "box2", "box3"):
+        state.apply(ev.WorkerReady(worker=name, slots=2))
+    state.apply(ev.WorkerTransfer(worker="local", sent=0, total=0, mode="none"))
+    state.apply(ev.WorkerTransfer(worker="box2", sent=1_500_000, total=3_000_000, mode="full"))
+    state.apply(ev.WorkerTransfer(worker="box3", sent=20_500, total=20_500, mode="thin"))
+    text = text_of(render(state, now=0.0))
+    assert "Worker local: 2 slots, image already there" in text
+    assert "Worker box2: 2 slots, full load 1.5 MB of 3.0 MB" in text
+    assert "Worker box3: 2 slots, thin load of 20.5 KB done" in text
+
+
+def test_a_finished_row_shows_the_containers_run_time_as_the_summary_does():
+    state = planned("unit-1")
+    state.apply(ev.ShardStarted(name="unit-1", worker="local", slot=1, at=100.0))
+    # created and started 0.7 s after the slot took it; the container ran 3.0 s
+    state.apply(ev.ShardFinished(result=result("unit-1", Status.PASS, 0, 3.0), at=103.7))
+    row = next(ln for ln in text_of(render(state, now=200.0)).splitlines() if "unit-1" in ln)
+    assert row.split()[1:3] == ["PASS", "3.0s"]
