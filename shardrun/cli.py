@@ -6,7 +6,9 @@ import dataclasses
 import functools
 import math
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -20,6 +22,7 @@ from rich.console import Console
 
 from shardrun import artifact, inventory, plan, timings, ui, workflow
 from shardrun import config as config_mod
+from shardrun import repro as repro_mod
 from shardrun.errors import ConfigError, ShardrunError
 from shardrun.events import Emitter, Event
 from shardrun.results import EXIT_INTERRUPTED
@@ -250,6 +253,48 @@ def workers(
     console.print(ui.workers_table(rows, image_id))
     if not any(row.reachable for row in rows):
         raise typer.Exit(4)
+
+
+@app.command()
+@handles_errors
+def repro(
+    name: Annotated[str, typer.Argument(help="The shard to run, as `shardrun list` names it.")],
+    shell: Annotated[
+        bool, typer.Option("--shell", help="Start sh in the shard's container instead.")
+    ] = False,
+    config: ConfigOpt = None,
+    build_arg: BuildArgOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Run one shard attached to this terminal, and print its `docker run` command."""
+    cfg = _load(config, build_arg)
+    target = repro_mod.pick(plan.expand(cfg), name)
+    docker_cli = shutil.which("docker")
+    if docker_cli is None:
+        raise ConfigError("repro runs the shard with the docker CLI, which is not on PATH; "
+                          "install it, or use `shardrun run --shard NAME`")
+    view = ui.QuietView(sys.stderr)
+
+    async def work(emit, interrupt):
+        async with workflow.cancelled_by(interrupt):
+            builder = await workflow.connect_builder()
+            return builder, await workflow.build_image(cfg, builder, emit)
+        raise Interrupted
+
+    with view:
+        builder, image_id = anyio.run(_drive, view, work)
+    labels = {"shardrun.project": cfg.project, "shardrun.shard": target.name,
+              "shardrun.run": "repro"}
+    argv = repro_mod.docker_run_argv(
+        plan.for_worker(target, ()), image_id, labels, host=builder.endpoint.url,
+        interactive=sys.stdin.isatty() and sys.stdout.isatty(), shell=shell,
+    )
+    print(f"$ {repro_mod.printable(argv)}", file=sys.stderr, flush=True)
+    code = subprocess.call([docker_cli, *argv[1:]], cwd=cfg.root)
+    if not shell:
+        verdict = "passed" if code == 0 else f"failed (exit {code})"
+        print(f"shardrun: {target.name} {verdict}", file=sys.stderr)
+    raise typer.Exit(0 if code == 0 else 1)
 
 
 @app.command("list")

@@ -100,6 +100,16 @@ class PlainView:
             print(f"{stamp} {line}", file=self.out, flush=True)
 
 
+class QuietView(PlainView):
+    """For `repro`: only the build's verdict, so the shard's own output stands out."""
+
+    def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.BuildFinished) or (
+            isinstance(event, ev.BuildStep) and event.state == "error"
+        ):
+            super().handle(event)
+
+
 def render(state: ViewState, now: float) -> RenderableType:
     """One frame of the live view."""
     parts: list[RenderableType] = [_build_line(state, now)]

@@ -302,3 +302,25 @@ def test_without_an_engine_the_cli_says_so_and_exits_4(project):
     assert result.returncode == 4
     assert "cannot reach the Docker engine at unix:///nonexistent/docker.sock" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_repro_runs_one_shard_attached_and_prints_its_docker_run(project, docker_client):
+    project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
+
+    failing = project.shardrun("repro", "fails")
+
+    assert failing.returncode == 1, failing.stdout + failing.stderr
+    assert failing.stdout == "about to fail\n"  # the shard's own output, on our stdout
+    command = next(ln for ln in failing.stderr.splitlines() if ln.startswith("$ docker "))
+    assert "--label shardrun.shard=fails" in command and "--network none" in command
+    assert command.endswith("sh -c 'echo about to fail; exit 3'")
+    assert "shardrun: fails failed (exit 3)" in failing.stderr
+
+    passing = project.shardrun("repro", "pass-2")
+    assert passing.returncode == 0
+    assert passing.stdout == "hello from pass-2 of 2\npayload\n"
+    assert _containers(docker_client, project) == []
+
+    unknown = project.shardrun("repro", "pass2")
+    assert unknown.returncode == 2
+    assert 'did you mean pass-2' in unknown.stderr
