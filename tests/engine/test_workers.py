@@ -294,3 +294,32 @@ name = "new"
     assert [s["name"] for s in started] == ["new", "long", "medium", "short"]
     recorded = json.loads((state / "timings.json").read_text())["durations"]
     assert set(recorded) == {"short", "long", "medium", "new"}
+
+
+def test_a_refused_thin_load_falls_back_to_full_and_is_remembered(project, hosts):
+    tcp = hosts["SHARDRUN_TEST_W1_TCP"]
+    project.write("shards.toml", shards_toml(project, NINE_NAPS))
+    built = project.shardrun("build", "--plain")
+    assert built.returncode == 0, built.stderr
+    tarball = Path(project.root, built.stdout.strip().splitlines()[-1])
+    # w1 holds the busybox base, so it would get a thin tarball without that layer. Make the
+    # cached thin tarball one the engine refuses, as the containerd image store refuses one.
+    refused = tarball.with_name(f"{tarball.stem}.thin1.tar")
+    refused.write_bytes(b"not a tarball")
+
+    result = project.shardrun("run", "--plain", "--shard", "nap-1", "--worker", tcp)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    [worker] = project.report()["workers"]
+    assert (worker["load"], worker["sent"]) == ("full", worker["full_size"])
+    memory = json.loads((project.root / ".shardrun" / "workers.json").read_text())
+    assert memory == {"thin_refused": [tcp]}
+
+    # Next change: straight to a full load, no thin attempt.
+    project.write("payload.txt", "v2\n")
+    again = project.shardrun("run", "--plain", "--shard", "nap-1", "--worker", tcp)
+    assert again.returncode == 0
+    [worker] = project.report()["workers"]
+    assert worker["load"] == "full"
+    thin = list((project.root / ".shardrun" / "cache").glob("*.thin*.tar"))
+    assert thin == [refused]  # no thin tarball was made for the new image
