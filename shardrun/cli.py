@@ -109,10 +109,22 @@ def _write_crash_log(exc: BaseException) -> str:
 
 
 def _unwrap(exc: BaseException) -> BaseException:
-    # anyio task groups wrap what their tasks raise; a single error is what the user needs.
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+    """anyio task groups wrap what their tasks raise; the user needs the error itself.
+
+    Several expected errors at once (two engines unreachable, say) show the first.
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves = _leaves(exc)
+    expected = [e for e in leaves if isinstance(e, (ShardrunError, KeyboardInterrupt))]
+    return expected[0] if len(expected) == len(leaves) else exc
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 def _load(config_path: Path | None, build_args: list[str] | None) -> config_mod.Config:

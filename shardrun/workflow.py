@@ -145,13 +145,19 @@ async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Pr
         found: list = []
 
         async def connect_all() -> None:
-            found.extend(await connect_workers(resolved, emit))
+            # Kept, not raised: with the builder also unreachable, two errors would race.
+            try:
+                found.extend(await connect_workers(resolved, emit))
+            except InfraError as exc:
+                found.append(exc)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(connect_all)
             builder = await connect_builder()
             image_id = await build_image(request.config, builder, emit)
             image = await save_artifact(request.config, builder, image_id, emit)
+        if isinstance(found[0], InfraError):
+            raise found[0]
         workers, unreachable = found
         return Prepared(image=image, workers=workers, unreachable=unreachable)
     return None

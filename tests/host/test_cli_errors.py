@@ -105,3 +105,14 @@ def test_pyproject_tool_table_is_used_without_shards_toml(proj):
     result = shardrun(proj, "list")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["p", "true"]
+
+
+def test_expected_errors_inside_task_groups_are_shown_alone():
+    from shardrun.cli import _unwrap
+    from shardrun.errors import BuildError, InfraError
+
+    first, second = InfraError("engine a"), InfraError("engine b")
+    assert _unwrap(ExceptionGroup("x", [ExceptionGroup("y", [first]), second])) is first
+    assert _unwrap(BuildError("b")).args == ("b",)
+    mixed = ExceptionGroup("x", [first, ValueError("bug")])
+    assert _unwrap(mixed) is mixed  # an unexpected error keeps its whole story
