@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,3 +92,18 @@ def mb(n: float) -> str:
 def load_note() -> str:
     """The 1-minute load average: others' work on this shared box skews the figures."""
     return f"load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+
+
+def cleanup(project_name: str, root: Path, urls: list[str]) -> None:
+    """Remove a bench's images from every engine (by the project label shardrun puts on
+    the build, which loaded copies keep), then its temp project."""
+    for url in urls:
+        ids = subprocess.run(
+            ["docker", "-H", url, "image", "ls", "-q", "--no-trunc",
+             "--filter", f"label=shardrun.project={project_name}"],
+            capture_output=True, text=True, check=False,
+        ).stdout.split()
+        if ids:
+            subprocess.run(["docker", "-H", url, "rmi", "-f", *sorted(set(ids))],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    shutil.rmtree(root, ignore_errors=True)

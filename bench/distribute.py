@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 from common import (
     busybox,
     captured,
+    cleanup,
     interleaved,
     latest_report,
     load_note,
@@ -137,20 +137,6 @@ def _pipeline(script: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL)
 
 
-def cleanup(root: Path, urls: list[str]) -> None:
-    """Remove every image of this bench (by the project label shardrun puts on the build,
-    which loaded copies keep) from each engine, then the temp project."""
-    for url in urls:
-        ids = subprocess.run(
-            ["docker", "-H", url, "image", "ls", "-q", "--no-trunc",
-             "--filter", f"label=shardrun.project={PROJECT}"],
-            capture_output=True, text=True, check=False,
-        ).stdout.split()
-        subprocess.run(["docker", "-H", url, "rmi", "-f", *sorted(set(ids))],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    shutil.rmtree(root, ignore_errors=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -202,7 +188,7 @@ def main() -> None:
         print(f"{load_note()} at the end\n")
         print_results(bench, unchanged, changed)
     finally:
-        cleanup(root, list(workers.values()))
+        cleanup(PROJECT, root, list(workers.values()))
 
 
 def print_results(bench: Bench, unchanged: dict, changed: dict) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,16 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-from common import busybox, captured, interleaved, latest_report, load_note, project, worker_hosts
+from common import (
+    busybox,
+    captured,
+    cleanup,
+    interleaved,
+    latest_report,
+    load_note,
+    project,
+    worker_hosts,
+)
 
 PROJECT = "shardrun-bench-schedule"
 # random.Random(1).choices(range(1, 9), weights=[4, 4, 3, 3, 2, 2, 1, 1], k=24): mostly
@@ -141,20 +149,6 @@ def overheads(reports: list[dict], seconds: dict[str, float]) -> tuple[list[floa
     return run_extra, gaps
 
 
-def cleanup(root: Path, urls: list[str]) -> None:
-    """Remove this bench's images (by shardrun's project label) from every engine."""
-    for url in urls:
-        ids = subprocess.run(
-            ["docker", "-H", url, "image", "ls", "-q", "--no-trunc",
-             "--filter", f"label=shardrun.project={PROJECT}"],
-            capture_output=True, text=True, check=False,
-        ).stdout.split()
-        if ids:
-            subprocess.run(["docker", "-H", url, "rmi", "-f", *sorted(set(ids))],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    shutil.rmtree(root, ignore_errors=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=2)
@@ -189,7 +183,7 @@ def main() -> None:
         print(f"{load_note()} at the end")
         print_results(bench, samples, slots, record_wall, record_span, args.runs)
     finally:
-        cleanup(root, urls)
+        cleanup(PROJECT, root, urls)
 
 
 def print_results(bench: Bench, samples: dict, slots: int,
