@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 import docker
@@ -11,6 +12,9 @@ from anyio import to_thread
 from shardrun import engine
 from shardrun.config import Volume, WorkerSpec
 from shardrun.errors import ConfigError
+
+if TYPE_CHECKING:  # distribute imports this module's neighbours; the type is all we need
+    from shardrun.distribute import Delivery
 
 _PING_TIMEOUT = 10  # seconds: a worker that cannot answer a ping in this long is lost
 _CONNECT_TIMEOUT = 15  # seconds for the first answer; an unreachable host fails this fast
@@ -30,7 +34,7 @@ class Worker:
     volumes: tuple[Volume, ...] = ()
     limiter: anyio.CapacityLimiter | None = field(default=None, repr=False)
     lost: str = ""  # why the worker was lost, once it is
-    delivery: object | None = None  # distribute.Delivery, once the image is there
+    delivery: Delivery | None = None  # how the image got there, once it has
     _ready: anyio.Event | None = field(default=None, repr=False)
     _ok: bool = False
     _slot_clients: dict = field(default_factory=dict, repr=False)
