@@ -219,7 +219,8 @@ def run(
     with view:
         summary = anyio.run(_drive, view, work)
     run_dir = request.state_dir / "runs" / summary.run_id
-    ui.print_summary(console, summary, [run_dir / "report.json", run_dir / "junit.xml"])
+    reports = [run_dir / name for name in ("report.json", "junit.xml", "summary.md")]
+    ui.print_summary(console, summary, reports)
     raise typer.Exit(summary.exit_code)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -132,10 +133,50 @@ def _xml_safe(text: str) -> str:
     return _NOT_XML.sub("", _ANSI.sub("", text))
 
 
-def write(summary: RunSummary, run_dir: Path) -> list[Path]:
-    paths = [run_dir / "report.json", run_dir / "junit.xml"]
+def to_markdown(summary: RunSummary, tail_lines: int = 30) -> str:
+    """A summary for a CI page ($GITHUB_STEP_SUMMARY): verdict, table, failing logs' tails."""
+    verdict = "passed" if summary.exit_code == 0 else f"failed (exit {summary.exit_code})"
+    lines = [
+        f"## shardrun {summary.project}: {verdict}",
+        "",
+        totals_line(summary),
+        "",
+        "| shard | status | duration | exit | worker | log |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in summary_rows(list(summary.results)):
+        lines.append("| " + " | ".join(_md_cell(cell) for cell in row) + " |")
+    for w in summary.workers:
+        if w.lost:
+            lines += ["", f"Worker {_md_cell(w.name)} was lost: {_md_cell(w.lost)}"]
+    for result in summary.results:
+        if result.status is Status.PASS:
+            continue
+        tail = _tail(result.log_path, tail_lines).replace(FENCE, "'''")
+        if tail:
+            summary_line = f"{html.escape(result.name)}: {result.status.value}, last lines"
+            lines += ["", f"<details><summary>{summary_line}</summary>", "", FENCE, tail,
+                      FENCE, "", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+FENCE = "`" * 3
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def write(summary: RunSummary, run_dir: Path, step_summary: Path | None = None) -> list[Path]:
+    """The run's report files; with `step_summary`, also append the Markdown there."""
+    paths = [run_dir / "report.json", run_dir / "junit.xml", run_dir / "summary.md"]
+    markdown = to_markdown(summary)
     write_atomic(paths[0], json.dumps(to_json(summary), indent=2))
     write_atomic(paths[1], to_junit(summary))
+    write_atomic(paths[2], markdown)
+    if step_summary is not None:
+        with open(step_summary, "a", encoding="utf-8") as out:  # CI collects, never replaces
+            out.write(markdown)
     return paths
 
 

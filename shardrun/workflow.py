@@ -280,7 +280,8 @@ async def _reap(workers: list[Worker], run_id: str) -> None:
 def _record(request: RunRequest, summary: report.RunSummary, run_dir: Path) -> None:
     path = request.state_dir / "timings.json"
     timings.save(path, timings.update(timings.load(path), summary.results))
-    report.write(summary, run_dir)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    report.write(summary, run_dir, Path(step_summary) if step_summary else None)
     latest = request.state_dir / "runs" / "latest"
     with contextlib.suppress(OSError):  # a convenience only
         latest.unlink(missing_ok=True)

@@ -156,15 +156,41 @@ def test_to_junit_stays_valid_xml_when_the_log_has_ansi_colours(tmp_path: Path):
 # --- write ---------------------------------------------------------------------------------
 
 
-def test_write_writes_both_reports_and_no_temp_files(mixed: RunSummary, tmp_path: Path):
+def test_write_writes_every_report_and_no_temp_files(mixed: RunSummary, tmp_path: Path):
     run_dir = tmp_path / "runs" / "r1"
     run_dir.mkdir(parents=True)
     (run_dir / "report.json").write_text("stale")
     paths = report.write(mixed, run_dir)
-    assert paths == [run_dir / "report.json", run_dir / "junit.xml"]
-    assert sorted(os.listdir(run_dir)) == ["junit.xml", "report.json"]
+    assert paths == [run_dir / "report.json", run_dir / "junit.xml", run_dir / "summary.md"]
+    assert sorted(os.listdir(run_dir)) == ["junit.xml", "report.json", "summary.md"]
     assert json.loads(paths[0].read_text()) == report.to_json(mixed)
     assert ET.parse(paths[1]).getroot().get("tests") == "5"
+    assert paths[2].read_text() == report.to_markdown(mixed)
+
+
+def test_markdown_summary_has_verdict_table_lost_workers_and_failing_tails(mixed: RunSummary):
+    text = report.to_markdown(mixed)
+    lines = text.splitlines()
+    assert lines[0] == "## shardrun demo: failed (exit 4)"
+    assert "| unit-2 | FAIL | 30.0s | 1 | local/1 |" in text
+    assert "Worker remote was lost: lost while running: EOF" in text
+    # the failing shard's log tail, the passing one's not
+    assert "<details><summary>unit-2: FAIL, last lines</summary>" in text
+    assert "E   assert 1 == 2" in text
+    assert "unit-1: PASS" not in text
+    assert "\nline 52\n" in text and "\nline 51\n" not in text  # the last 30 lines only
+
+
+def test_markdown_cells_escape_pipes(tmp_path: Path):
+    one = summary(result("a|b", Status.ERROR, detail="could not create: x | y"))
+    assert "| a\\|b | ERROR |" in report.to_markdown(one)
+
+
+def test_step_summary_is_appended_not_replaced(mixed: RunSummary, tmp_path: Path):
+    step = tmp_path / "step.md"
+    step.write_text("earlier step\n")
+    report.write(mixed, tmp_path, step_summary=step)
+    assert step.read_text() == "earlier step\n" + report.to_markdown(mixed)
 
 
 # --- summary table and totals --------------------------------------------------------------
