@@ -72,10 +72,16 @@ def test_four_shards_give_pass_pass_fail_timeout(project, docker_client):
     assert 'tests="4"' in junit and 'failures="2"' in junit and "about to fail" in junit
 
 
-def test_plain_output_has_no_escape_codes(project):
+def test_plain_output_has_no_escape_codes(project, tmp_path):
     project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
-    result = project.shardrun("run", "--plain", "--shard", "pass-*", "--shard", "fails")
+    step_summary = tmp_path / "step-summary.md"
+    result = project.shardrun(
+        "run", "--plain", "--shard", "pass-*", "--shard", "fails",
+        env={"GITHUB_STEP_SUMMARY": str(step_summary)},
+    )
     assert result.returncode == 1
+    assert step_summary.read_text().startswith(f"## shardrun {project.name}: failed (exit 1)")
+    assert "about to fail" in step_summary.read_text()
     assert "\x1b" not in result.stdout + result.stderr
     # timestamped lines for the build and for each shard's start and end
     assert any(
