@@ -20,7 +20,7 @@ import anyio
 import typer
 from rich.console import Console
 
-from shardrun import artifact, inventory, plan, timings, ui, workflow
+from shardrun import artifact, inventory, plan, report, timings, ui, workflow
 from shardrun import config as config_mod
 from shardrun import repro as repro_mod
 from shardrun.errors import ConfigError, ShardrunError
@@ -219,7 +219,7 @@ def run(
     with view:
         summary = anyio.run(_drive, view, work)
     run_dir = request.state_dir / "runs" / summary.run_id
-    reports = [run_dir / name for name in ("report.json", "junit.xml", "summary.md")]
+    reports = [run_dir / name for name in report.REPORTS]
     ui.print_summary(console, summary, reports)
     raise typer.Exit(summary.exit_code)
 

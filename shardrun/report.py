@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from shardrun import timeline
 from shardrun.results import ShardResult, Status, exit_code
 from shardrun.timings import write_atomic
 
@@ -167,13 +168,17 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+REPORTS = ("report.json", "junit.xml", "summary.md", "timeline.html")
+
+
 def write(summary: RunSummary, run_dir: Path, step_summary: Path | None = None) -> list[Path]:
     """The run's report files; with `step_summary`, also append the Markdown there."""
-    paths = [run_dir / "report.json", run_dir / "junit.xml", run_dir / "summary.md"]
+    paths = [run_dir / name for name in REPORTS]
     markdown = to_markdown(summary)
     write_atomic(paths[0], json.dumps(to_json(summary), indent=2))
     write_atomic(paths[1], to_junit(summary))
     write_atomic(paths[2], markdown)
+    write_atomic(paths[3], timeline.to_html(summary))
     if step_summary is not None:
         with open(step_summary, "a", encoding="utf-8") as out:  # CI collects, never replaces
             out.write(markdown)

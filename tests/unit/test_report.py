@@ -161,11 +161,15 @@ def test_write_writes_every_report_and_no_temp_files(mixed: RunSummary, tmp_path
     run_dir.mkdir(parents=True)
     (run_dir / "report.json").write_text("stale")
     paths = report.write(mixed, run_dir)
-    assert paths == [run_dir / "report.json", run_dir / "junit.xml", run_dir / "summary.md"]
-    assert sorted(os.listdir(run_dir)) == ["junit.xml", "report.json", "summary.md"]
+    assert paths == [run_dir / n for n in ("report.json", "junit.xml", "summary.md",
+                                           "timeline.html")]
+    assert sorted(os.listdir(run_dir)) == [
+        "junit.xml", "report.json", "summary.md", "timeline.html"
+    ]
     assert json.loads(paths[0].read_text()) == report.to_json(mixed)
     assert ET.parse(paths[1]).getroot().get("tests") == "5"
     assert paths[2].read_text() == report.to_markdown(mixed)
+    assert paths[3].read_text().startswith("<!doctype html>")
 
 
 def test_markdown_summary_has_verdict_table_lost_workers_and_failing_tails(mixed: RunSummary):
