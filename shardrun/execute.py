@@ -35,6 +35,7 @@ LABEL_PROJECT = "shardrun.project"
 
 _OUTPUT_EVERY = 0.25  # seconds between last-line updates sent to the UI per shard
 _KILL_GRACE = 10.0  # seconds a killed container gets to report its exit before we move on
+_REMOVE_WITHIN = 15.0  # seconds to remove a container before leaving it to the final reap
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ async def _wait(container, timeout: float | None, limiter) -> tuple[int | None, 
             return None, f"lost the engine while waiting: {_explain(exc)}"
         return int(status.get("StatusCode", -1)), ""
     with anyio.CancelScope(shield=True), anyio.move_on_after(_KILL_GRACE):
-        await to_thread.run_sync(_kill, container, limiter=limiter)
+        await to_thread.run_sync(_kill, container, limiter=limiter, abandon_on_cancel=True)
     return None, ""
 
 
@@ -238,7 +239,9 @@ async def remove(client: docker.DockerClient, container_id: str, limiter) -> Non
         with contextlib.suppress(*ENGINE_ERRORS):
             client.api.remove_container(container_id, force=True, v=True)
 
-    await to_thread.run_sync(_remove, limiter=limiter)
+    # Bounded: an unreachable worker must not hold up the end of the run.
+    with anyio.move_on_after(_REMOVE_WITHIN):
+        await to_thread.run_sync(_remove, limiter=limiter, abandon_on_cancel=True)
 
 
 async def reap(client: docker.DockerClient, run_id: str, limiter) -> int:
@@ -253,7 +256,7 @@ async def reap(client: docker.DockerClient, run_id: str, limiter) -> int:
                 pass
         return len(found)
 
-    return await to_thread.run_sync(_reap, limiter=limiter)
+    return await to_thread.run_sync(_reap, limiter=limiter, abandon_on_cancel=True)
 
 
 def _explain(exc: Exception) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,9 +18,13 @@ from shardrun.errors import ConfigError
 if TYPE_CHECKING:  # distribute imports this module's neighbours; the type is all we need
     from shardrun.distribute import Delivery
 
-_PING_TIMEOUT = 10  # seconds: a worker that cannot answer a ping in this long is lost
+_PING_TIMEOUT = 5  # seconds: a ping not answered in this long has failed
+_BEAT, _MISSES = 2.0, 2  # ping every 2 s; 2 failures in a row and the worker is lost
 _CONNECT_TIMEOUT = 15  # seconds for the first answer; an unreachable host fails this fast
-_CALL_TIMEOUT = 300  # seconds for later calls (a big image's save or load is slow)
+# Seconds for later calls. Long ones set their own: builds and loads none, and log streams
+# have their socket timeout lifted by docker-py. A call to a host cut off from the network
+# fails after this long, and a shard cancelled by a lost worker waits out its create.
+_CALL_TIMEOUT = 60
 
 DEFAULT = WorkerSpec(name=None, context="default", host=None, slots=None)
 
@@ -38,6 +44,7 @@ class Worker:
     _ready: anyio.Event | None = field(default=None, repr=False)
     _ok: bool = False
     _slot_clients: dict = field(default_factory=dict, repr=False)
+    _running: set = field(default_factory=set, repr=False)  # cancel scopes of running shards
 
     @property
     def over_ssh(self) -> bool:
@@ -71,7 +78,44 @@ class Worker:
         await self._ready.wait()
         return self._ok
 
+    def mark_lost(self, reason: str) -> bool:
+        """Record the loss and cancel the shards running here; False if already lost."""
+        if self.lost:
+            return False
+        self.lost = reason
+        for scope in self._running:
+            scope.cancel()
+        return True
+
+    @contextlib.contextmanager
+    def unless_lost(self) -> Iterator[anyio.CancelScope]:
+        """A scope cancelled if the worker is lost, for a shard running on it."""
+        scope = anyio.CancelScope()
+        if self.lost:
+            scope.cancel()
+        self._running.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._running.discard(scope)
+
+    async def watch(self, on_lost, interval: float = _BEAT, misses: int = _MISSES) -> None:
+        """Ping the engine while the run lasts. A daemon that dies resets its connections,
+        but a host cut off from the network leaves a container wait hanging silently:
+        only a heartbeat notices that."""
+        failed = 0
+        while not self.lost:
+            await anyio.sleep(interval)
+            failed = 0 if await self.is_alive() else failed + 1
+            if failed >= misses:
+                on_lost(self, f"no answer to {misses} pings in a row")
+                return
+
     async def is_alive(self) -> bool:
+        if self.lost:
+            return False
+
         def ping() -> bool:
             try:
                 api = self.client.api

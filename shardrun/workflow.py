@@ -190,8 +190,8 @@ async def run_shards(
     refusals = distribute.ThinRefusals(request.state_dir / "workers.json")
 
     def mark_lost(worker: Worker, reason: str) -> None:
-        worker.lost = reason
-        emit(WorkerLost(worker=worker.name, reason=reason))
+        if worker.mark_lost(reason):
+            emit(WorkerLost(worker=worker.name, reason=reason))
 
     async def deliver(worker: Worker) -> None:
         try:
@@ -219,24 +219,33 @@ async def run_shards(
         except InfraError as exc:
             result = execute.not_started(shard, worker.name, slot, log, str(exc), attempt)
         else:
-            result = await execute.run_shard(
-                plan.for_worker(shard, worker.volumes),
-                execute.Placement(client, worker.name, slot), image.image_id, labels,
-                log, emit, limiter, attempt, cleanup,
-            )
+            with worker.unless_lost() as scope:
+                result = await execute.run_shard(
+                    plan.for_worker(shard, worker.volumes),
+                    execute.Placement(client, worker.name, slot), image.image_id, labels,
+                    log, emit, limiter, attempt, cleanup,
+                )
+            if scope.cancelled_caught:
+                result = execute.not_started(shard, worker.name, slot, log, worker.lost, attempt)
         emit(ShardFinished(result=result))
         return result
 
     try:
-        async with cancelled_by(interrupt), anyio.create_task_group() as cleanup:
+        async with (
+            cancelled_by(interrupt),
+            anyio.create_task_group() as cleanup,
+            anyio.create_task_group() as heartbeats,
+        ):
             for worker in workers:
                 cleanup.start_soon(deliver, worker)
+                heartbeats.start_soon(worker.watch, mark_lost)
             await schedule.run_queue(
                 queue, workers, run_one,
                 on_lost=lambda worker, why: mark_lost(worker, f"lost while running: {why}"),
                 on_requeue=lambda shard, why: emit(ShardRequeued(name=shard.name, reason=why)),
                 limit=request.jobs,
             )
+            heartbeats.cancel_scope.cancel()
     finally:
         # Shielded: on Ctrl-C and on any failure, every container of the run is removed.
         with anyio.CancelScope(shield=True):

@@ -325,3 +325,44 @@ def test_a_refused_thin_load_falls_back_to_full_and_is_remembered(project, hosts
     assert worker["load"] == "full"
     thin = sorted((project.root / ".shardrun" / "cache").glob("*.thin*.tar"))
     assert thin == refused  # no thin tarball was made for the new image
+
+
+def test_a_worker_cut_off_from_the_network_is_lost_by_the_heartbeat(remote_project, hosts):
+    """A dead daemon resets its connections; a host cut off leaves waits hanging silently."""
+    remote_project.write("shards.toml", shards_toml(remote_project, """
+[defaults]
+network = "none"
+[[shard]]
+name = "long-{index}"
+count = 4
+command = ["sh", "-c", "sleep 6; echo done"]
+"""))
+    w1 = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"])  # not over the veth
+    proc = remote_project.popen(
+        "run", "--plain", "--worker", "default*2", "--worker", f"{hosts['SHARDRUN_TEST_W1_TCP']}*2",
+    )
+    try:
+        deadline = time.monotonic() + 60
+        label = {"label": f"{LABEL_PROJECT}={remote_project.name}"}
+        while len(w1.containers.list(filters=label)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        subprocess.run(["ip", "link", "set", "shardrun-w1", "down"], check=True)
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"the run did not end after the worker was cut off:\n{out}\n{err}")
+    finally:
+        subprocess.run(["ip", "link", "set", "shardrun-w1", "up"], check=True)
+        if proc.poll() is None:
+            proc.kill()
+        for container in w1.containers.list(all=True, filters=label):
+            container.remove(force=True)  # they ran on, unreachable; the next run would sweep
+
+    assert proc.returncode == 0, out + err
+    report = remote_project.report()
+    assert report["lost_workers"] == ["198.18.0.2:2375"]
+    assert "LOST     198.18.0.2:2375: no answer to 2 pings in a row" in out
+    assert {s["status"] for s in report["shards"]} == {"PASS"}
+    assert {s["worker"] for s in report["shards"]} == {"local"}
