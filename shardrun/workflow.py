@@ -194,16 +194,17 @@ async def run_shards(
             emit(WorkerLost(worker=worker.name, reason=reason))
 
     async def deliver(worker: Worker) -> None:
-        try:
-            worker.delivery = await to_thread.run_sync(
-                distribute.deliver, worker.client, worker.name, worker.endpoint.url, image,
-                refusals, emit, config.project, limiter=worker.limiter, abandon_on_cancel=True,
-            )
-        except (InfraError, *execute.ENGINE_ERRORS) as exc:
-            mark_lost(worker, f"could not get the image there: {exc}")
-            worker.set_ready(False)
-        else:
-            worker.set_ready(True)
+        # In the worker's lost-scope: a load to a host cut off mid-transfer has no timeout.
+        with worker.unless_lost():
+            try:
+                worker.delivery = await to_thread.run_sync(
+                    distribute.deliver, worker.client, worker.name, worker.endpoint.url,
+                    image, refusals, emit, config.project,
+                    limiter=worker.limiter, abandon_on_cancel=True,
+                )
+            except (InfraError, *execute.ENGINE_ERRORS) as exc:
+                mark_lost(worker, f"could not get the image there: {exc}")
+        worker.set_ready(worker.delivery is not None and not worker.lost)
 
     async def run_one(shard: Shard, worker: Worker, slot: int, attempt: int) -> ShardResult:
         emit(ShardStarted(name=shard.name, worker=worker.name, slot=slot))
