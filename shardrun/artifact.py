@@ -11,12 +11,15 @@ import hashlib
 import json
 import os
 import tarfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 
 from shardrun.errors import InfraError
+from shardrun.timings import write_atomic
 
 _CHUNK = 1 << 20
 _KEEP = 3  # tarballs kept in the cache: the current image and a couple to fall back on
@@ -95,10 +98,38 @@ def _full_tarballs(cache_dir: Path) -> list[Path]:
     return sorted(tarballs, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def latest_image_id(cache_dir: Path) -> str | None:
-    """The image of the most recent build or run, if any."""
-    tarballs = _full_tarballs(cache_dir) if cache_dir.is_dir() else []
-    return f"sha256:{tarballs[0].stem}" if tarballs else None
+def record_latest(state_dir: Path, image_id: str) -> None:
+    """Remember the image of the latest build, for `shardrun workers`."""
+    write_atomic(state_dir / "image-id", image_id + "\n")
+
+
+def latest_image_id(state_dir: Path) -> str | None:
+    try:
+        return (state_dir / "image-id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+class OnDemand:
+    """The tarball of one image, saved the first time a worker needs a load, then shared.
+
+    A run whose workers all hold the image (the usual local run: the build engine is the
+    only worker) writes no tarball at all. Thread-safe: workers are served by threads.
+    """
+
+    def __init__(self, client: docker.DockerClient, image_id: str, cache_dir: Path,
+                 on_ready: Callable[[Artifact], None]) -> None:
+        self.client, self.image_id, self.cache_dir = client, image_id, cache_dir
+        self.on_ready = on_ready
+        self._lock = threading.Lock()
+        self._artifact: Artifact | None = None
+
+    def get(self) -> Artifact:
+        with self._lock:
+            if self._artifact is None:
+                self._artifact = ensure(self.client, self.image_id, self.cache_dir)
+                self.on_ready(self._artifact)
+            return self._artifact
 
 
 def prune(cache_dir: Path, keep: Path) -> None:

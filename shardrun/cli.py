@@ -261,7 +261,7 @@ def workers(
         config=cfg, shards=(),
         workers=tuple(config_mod.parse_worker_option(w) for w in worker or ()),
     )
-    image_id = artifact.latest_image_id(request.state_dir / "cache")
+    image_id = artifact.latest_image_id(request.state_dir)
     rows = anyio.run(inventory.survey, workflow.resolve_workers(request), image_id)
     console = Console(highlight=False) if sys.stdout.isatty() else _plain_console()
     console.print(ui.workers_table(rows, image_id))

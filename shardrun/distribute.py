@@ -20,7 +20,7 @@ from pathlib import Path
 import docker
 
 from shardrun import layers
-from shardrun.artifact import Artifact
+from shardrun.artifact import Artifact, OnDemand
 from shardrun.errors import InfraError
 from shardrun.events import Emit, WorkerTransfer
 from shardrun.timings import write_atomic
@@ -142,22 +142,27 @@ def deliver(
     client: docker.DockerClient,
     worker: str,
     url: str,
-    artifact: Artifact,
+    image: OnDemand,
     refusals: ThinRefusals,
     emit: Emit,
     project: str,
 ) -> Delivery:
-    """Make sure `worker` holds the image. Blocking; raises InfraError if it cannot."""
-    started = time.monotonic()
-    image_id, full = artifact.image_id, artifact.size
+    """Make sure `worker` holds the image. Blocking; raises InfraError if it cannot.
 
-    def done(mode: str, sent: int) -> Delivery:
+    The tarball is only asked of `image` (and so only saved) when a load is needed.
+    """
+    started = time.monotonic()
+    image_id = image.image_id
+
+    def done(mode: str, sent: int, full: int = 0) -> Delivery:
         emit(WorkerTransfer(worker=worker, sent=sent, total=sent, mode=mode))
         return Delivery(worker, mode, sent, full, time.monotonic() - started)
 
     sweep(client, project)
     if has_image(client, image_id):
         return done("none", 0)
+    artifact = image.get()
+    full = artifact.size
     if refusals.allows(url):
         saved = layers.read_saved(artifact.path)
         skip = _layers_held(client, saved, project)
@@ -169,7 +174,7 @@ def deliver(
                 refusals.refuse(url)  # e.g. the containerd image store wants every blob
             else:
                 if has_image(client, image_id):
-                    return done("thin", thin.stat().st_size)
+                    return done("thin", thin.stat().st_size, full)
                 refusals.refuse(url)
     try:
         _send(client, worker, artifact.path, "full", emit)
@@ -177,7 +182,7 @@ def deliver(
         raise InfraError(f"loading the image into worker {worker} failed: {exc}") from exc
     if not has_image(client, image_id):
         raise InfraError(f"worker {worker} loaded the tarball but lacks image {image_id[:19]}")
-    return done("full", full)
+    return done("full", full, full)
 
 
 def _send(client: docker.DockerClient, worker: str, path: Path, mode: str, emit: Emit) -> None:

@@ -55,7 +55,8 @@ class RunRequest:
 
 @dataclass(frozen=True)
 class Prepared:
-    image: artifact.Artifact
+    image_id: str
+    builder: Worker
     workers: list[Worker]
     unreachable: tuple[tuple[str, str], ...]  # (worker, why)
 
@@ -96,16 +97,25 @@ async def connect_builder() -> Worker:
 
 async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
     # Abandoned on Ctrl-C: closing the stream is what cancels a BuildKit build.
-    return await to_thread.run_sync(
+    image_id = await to_thread.run_sync(
         build.build, builder.client, config.image, emit, {execute.LABEL_PROJECT: config.project},
         abandon_on_cancel=True,
+    )
+    artifact.record_latest(config.root / ".shardrun", image_id)
+    return image_id
+
+
+def _announce(emit: Emit):
+    return lambda saved: emit(
+        ArtifactReady(path=_rel(saved.path), size=saved.size, reused=saved.reused)
     )
 
 
 async def save_artifact(config: Config, builder: Worker, image_id: str, emit: Emit):
+    """Save (or reuse) the tarball now: `shardrun build` does, for later runs and loads."""
     cache = config.root / ".shardrun" / "cache"
     saved = await to_thread.run_sync(artifact.ensure, builder.client, image_id, cache)
-    emit(ArtifactReady(path=_rel(saved.path), size=saved.size, reused=saved.reused))
+    _announce(emit)(saved)
     return saved
 
 
@@ -139,7 +149,7 @@ async def connect_workers(
 
 
 async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Prepared | None:
-    """Build once and save the tarball while connecting to the workers; None if interrupted."""
+    """Build once while connecting to the workers; None if interrupted."""
     resolved = resolve_workers(request)
     async with cancelled_by(interrupt):
         found: list = []
@@ -155,11 +165,10 @@ async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Pr
             tg.start_soon(connect_all)
             builder = await connect_builder()
             image_id = await build_image(request.config, builder, emit)
-            image = await save_artifact(request.config, builder, image_id, emit)
         if isinstance(found[0], InfraError):
             raise found[0]
         workers, unreachable = found
-        return Prepared(image=image, workers=workers, unreachable=unreachable)
+        return Prepared(image_id, builder, workers, unreachable)
     return None
 
 
@@ -177,7 +186,10 @@ async def run_shards(
     A worker starts taking shards as soon as it holds the image. Interrupted runs still
     return a summary (with CANCELLED shards) after every container is removed.
     """
-    config, workers, image = request.config, prepared.workers, prepared.image
+    config, workers, image_id = request.config, prepared.workers, prepared.image_id
+    image = artifact.OnDemand(
+        prepared.builder.client, image_id, request.state_dir / "cache", _announce(emit)
+    )
     run_id = new_run_id()
     run_dir = request.state_dir / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -223,7 +235,7 @@ async def run_shards(
             with worker.unless_lost() as scope:
                 result = await execute.run_shard(
                     plan.for_worker(shard, worker.volumes),
-                    execute.Placement(client, worker.name, slot), image.image_id, labels,
+                    execute.Placement(client, worker.name, slot), image_id, labels,
                     log, emit, limiter, attempt, cleanup,
                 )
             if scope.cancelled_caught:
@@ -254,7 +266,7 @@ async def run_shards(
             interrupted = interrupt.is_set() or not queue.finished
             queue.abandon(Status.CANCELLED, "the run was interrupted")
             summary = report.RunSummary(
-                run_id=run_id, project=config.project, image_id=image.image_id,
+                run_id=run_id, project=config.project, image_id=image_id,
                 started=started, finished=time.time(), results=tuple(queue.results()),
                 interrupted=interrupted,
                 workers=tuple(_worker_report(w) for w in workers)

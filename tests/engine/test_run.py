@@ -96,26 +96,40 @@ def test_second_run_builds_nothing_and_saves_nothing(project, docker_client):
     project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
     first = project.shardrun("run", "--plain", "--shard", "pass-1")
     assert first.returncode == 0, first.stdout + first.stderr
-    cache = project.root / ".shardrun" / "cache"
-    [tarball] = cache.glob("*.tar")
-    before = tarball.stat()
-    before_digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
     first_image = project.report()["image_id"]
 
     second = project.shardrun("run", "--plain", "--shard", "pass-1")
 
     assert second.returncode == 0, second.stdout + second.stderr
     assert project.report()["image_id"] == first_image
-    assert list(cache.glob("*.tar")) == [tarball]
-    # Not rewritten: the same file (reuse only touches its mtime, for pruning), same bytes.
-    assert tarball.stat().st_ino == before.st_ino
-    assert hashlib.sha256(tarball.read_bytes()).hexdigest() == before_digest
-    assert ", reused)" in second.stdout and ", saved)" in first.stdout
     built = next(ln for ln in second.stdout.splitlines() if ln.split()[1:2] == ["built"])
     cached, total = built.rsplit("(", 1)[1].split(" ")[0].split("/")
     assert cached == total, built  # every step came from the cache
     images = docker_client.images.list(filters={"label": f"{LABEL_PROJECT}={project.name}"})
     assert len(images) == 1  # exactly one image was ever built
+    # The build engine is the only worker and holds the image: no tarball is needed.
+    assert list((project.root / ".shardrun" / "cache").glob("*.tar")) == []
+    assert " image " not in first.stdout + second.stdout
+
+
+def test_the_tarball_is_saved_once_per_image_and_then_reused(project):
+    project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
+    first = project.shardrun("build", "--plain")
+    assert first.returncode == 0, first.stderr
+    cache = project.root / ".shardrun" / "cache"
+    [tarball] = cache.glob("*.tar")
+    before = tarball.stat()
+    before_digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+
+    second = project.shardrun("build", "--plain")
+
+    assert second.returncode == 0
+    assert ", saved)" in first.stdout and ", reused)" in second.stdout
+    assert list(cache.glob("*.tar")) == [tarball]
+    # Not rewritten: the same file (reuse only touches its mtime, for pruning), same bytes.
+    assert tarball.stat().st_ino == before.st_ino
+    assert hashlib.sha256(tarball.read_bytes()).hexdigest() == before_digest
+    assert not list(cache.glob(".*"))  # no temp file left behind
 
 
 def test_changed_file_builds_a_new_image_and_tarball(project):
