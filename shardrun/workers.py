@@ -150,8 +150,13 @@ def resolve(specs: tuple[WorkerSpec, ...]) -> list[tuple[WorkerSpec, engine.Endp
     return resolved
 
 
-def connect(spec: WorkerSpec, endpoint: engine.Endpoint, name: str) -> Worker:
-    """Connect and read the engine's facts. Blocking; raises InfraError if unreachable."""
+def connect(
+    spec: WorkerSpec, endpoint: engine.Endpoint, name: str, default_slots: int | None = None
+) -> Worker:
+    """Connect and read the engine's facts. Blocking; raises InfraError if unreachable.
+
+    Slots: the worker's own `slots`, else `default_slots` (`--jobs`), else its CPU count.
+    """
     client = engine.connect(endpoint, concurrency=spec.slots or 64, timeout=_CONNECT_TIMEOUT)
     info = client.info()
     client.api.timeout = _CALL_TIMEOUT
@@ -160,7 +165,7 @@ def connect(spec: WorkerSpec, endpoint: engine.Endpoint, name: str) -> Worker:
         name=name,
         endpoint=endpoint,
         client=client,
-        slots=spec.slots or cpus,
+        slots=spec.slots or default_slots or cpus,
         cpus=cpus,
         version=str(info.get("ServerVersion", "?")),
         volumes=spec.volumes,

@@ -120,7 +120,7 @@ async def save_artifact(config: Config, builder: Worker, image_id: str, emit: Em
 
 
 async def connect_workers(
-    resolved: list[tuple[WorkerSpec, Endpoint, str]], emit: Emit
+    resolved: list[tuple[WorkerSpec, Endpoint, str]], emit: Emit, jobs: int | None = None
 ) -> tuple[list[Worker], tuple[tuple[str, str], ...]]:
     """Connect to every worker at once; an unreachable one is reported and skipped."""
     connected: dict[int, Worker] = {}
@@ -129,7 +129,7 @@ async def connect_workers(
     async def one(index: int, spec: WorkerSpec, endpoint: Endpoint, name: str) -> None:
         try:
             worker = await to_thread.run_sync(
-                workers_mod.connect, spec, endpoint, name, abandon_on_cancel=True
+                workers_mod.connect, spec, endpoint, name, jobs, abandon_on_cancel=True
             )
         except InfraError as exc:
             failed.append((name, str(exc)))
@@ -157,7 +157,7 @@ async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Pr
         async def connect_all() -> None:
             # Kept, not raised: with the builder also unreachable, two errors would race.
             try:
-                found.extend(await connect_workers(resolved, emit))
+                found.extend(await connect_workers(resolved, emit, request.jobs))
             except InfraError as exc:
                 found.append(exc)
 

@@ -146,6 +146,15 @@ def test_changed_file_builds_a_new_image_and_tarball(project):
     assert Path(log).read_text().endswith("changed\n")
 
 
+def _most_at_once(spans) -> int:
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
 @pytest.mark.parametrize("jobs, overlap", [(1, False), (3, True)])
 def test_jobs_limits_how_many_run_at_once(project, jobs, overlap):
     project.write("shards.toml", shards_toml(project, """
@@ -160,6 +169,8 @@ network = "none"
     spans = sorted((s["started"], s["finished"]) for s in project.report()["shards"])
     overlapped = any(start < prev_end for (_, prev_end), (start, _) in itertools.pairwise(spans))
     assert overlapped is overlap, spans
+    # --jobs is also the slot count of a worker that declares none, whatever its CPUs
+    assert _most_at_once(spans) == jobs, spans
 
 
 def test_broken_dockerfile_exits_3_and_names_the_step(project):
