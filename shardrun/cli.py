@@ -39,15 +39,15 @@ T = TypeVar("T")
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="shards.toml, or a pyproject.toml with [tool.shardrun]."),
+    typer.Option("--config", "-c", metavar="PATH", help="shards.toml, or a pyproject.toml with [tool.shardrun]."),
 ]
 ShardOpt = Annotated[
     list[str] | None,
-    typer.Option("--shard", "-s", help="Only shards matching this name or glob (repeatable)."),
+    typer.Option("--shard", "-s", metavar="NAME", help="Only shards matching this name or glob (repeatable)."),
 ]
 BuildArgOpt = Annotated[
     list[str] | None,
-    typer.Option("--build-arg", help="KEY=VALUE, overriding [image] build-args (repeatable)."),
+    typer.Option("--build-arg", metavar="KEY=VALUE", help="KEY=VALUE, overriding [image] build-args (repeatable)."),
 ]
 PlainOpt = Annotated[
     bool, typer.Option("--plain", help="Timestamped plain lines instead of the live view.")
@@ -56,7 +56,7 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of erro
 WorkerOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--worker", "-w",
+        "--worker", "-w", metavar="WORKER",
         help="A docker context or engine URL (ssh://, tcp://, unix://), optionally *SLOTS; "
         "repeatable; replaces the [[worker]] tables. 'default' is the current context.",
     ),
@@ -192,10 +192,12 @@ def run(
     config: ConfigOpt = None,
     shard: ShardOpt = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Containers at once (default: CPUs).")
+        int | None,
+        typer.Option("--jobs", "-j", min=1, metavar="N", help="At most N containers at once; also the slots "
+                     "of a worker that declares none (default: its CPU count)."),
     ] = None,
     retries: Annotated[
-        int, typer.Option(min=0, help="Run a failed or timed-out shard again up to N times.")
+        int, typer.Option(min=0, metavar="N", help="Run a failed or timed-out shard again up to N times.")
     ] = 0,
     build_arg: BuildArgOpt = None,
     worker: WorkerOpt = None,
@@ -271,7 +273,9 @@ def workers(
 @app.command()
 @handles_errors
 def repro(
-    name: Annotated[str, typer.Argument(help="The shard to run, as `shardrun list` names it.")],
+    name: Annotated[
+        str, typer.Argument(metavar="SHARD", help="The shard to run, as `shardrun list` names it.")
+    ],
     shell: Annotated[
         bool, typer.Option("--shell", help="Start sh in the shard's container instead.")
     ] = False,
