@@ -39,6 +39,8 @@ from common import (
     worker_hosts,
 )
 
+from shardrun.schedule import lower_bound
+
 PROJECT = "shardrun-bench-schedule"
 # random.Random(1).choices(range(1, 9), weights=[4, 4, 3, 3, 2, 2, 1, 1], k=24): mostly
 # short shards and a few long ones, like a real suite. 84 units; lower bound 14 on 6
@@ -73,10 +75,6 @@ def ideal_longest_first(seconds: list[float], slots: int) -> float:
     for d in sorted(seconds, reverse=True):
         loads[loads.index(min(loads))] += d
     return max(loads)
-
-
-def lower_bound(seconds: list[float], slots: int) -> float:
-    return max(max(seconds), sum(seconds) / slots)
 
 
 class Bench:

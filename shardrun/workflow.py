@@ -155,18 +155,12 @@ async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Pr
         found: list = []
 
         async def connect_all() -> None:
-            # Kept, not raised: with the builder also unreachable, two errors would race.
-            try:
-                found.extend(await connect_workers(resolved, emit, request.jobs))
-            except InfraError as exc:
-                found.append(exc)
+            found.extend(await connect_workers(resolved, emit, request.jobs))
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(connect_all)
             builder = await connect_builder()
             image_id = await build_image(request.config, builder, emit)
-        if isinstance(found[0], InfraError):
-            raise found[0]
         workers, unreachable = found
         return Prepared(image_id, builder, workers, unreachable)
     return None

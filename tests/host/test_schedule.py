@@ -295,3 +295,11 @@ def test_a_worker_that_never_gets_ready_takes_no_shard():
     results = anyio.run(run_queue, queue, workers, run_one)
     assert [r.status for r in results] == [Status.PASS] * 4
     assert set(ran) == {"good"}
+
+
+def test_lower_bound_is_the_longest_shard_or_the_even_share():
+    from shardrun.schedule import lower_bound
+
+    assert lower_bound([7, 1, 1], 3) == 7
+    assert lower_bound([2, 2, 2, 2, 2, 2], 3) == 4
+    assert lower_bound([], 6) == 0
