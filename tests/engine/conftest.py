@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,19 @@ def project(tmp_path, docker_client, busybox_image):
         docker_client.images.remove(image.id, force=True)
     shutil.rmtree(proj.root, ignore_errors=True)
     assert not leftover, f"containers of {name} were left behind: {[c.name for c in leftover]}"
+
+
+def wait_for_running(client: docker.DockerClient, project: Project, count: int = 1,
+                     within: float = 60) -> list:
+    """Block until `count` of the project's containers run on that engine (or fail)."""
+    deadline = time.monotonic() + within
+    label = {"label": f"{LABEL_PROJECT}={project.name}"}
+    while time.monotonic() < deadline:
+        running = client.containers.list(filters=label)  # running ones only
+        if len(running) >= count:
+            return running
+        time.sleep(0.1)
+    pytest.fail(f"{count} containers of {project.name} did not start within {within}s")
 
 
 def shards_toml(project: Project, body: str, base: str = BUSYBOX_IMAGE, image: str = "") -> str:

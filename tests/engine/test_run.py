@@ -10,12 +10,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import LABEL_PROJECT, shards_toml
+from tests.engine.conftest import LABEL_PROJECT, shards_toml, wait_for_running
 
 FOUR_SHARDS = """
 [defaults]
@@ -205,16 +204,6 @@ network = "none"
     assert "payload.txt" in listing and "secret.txt" not in listing
 
 
-def _wait_for_running(client, project, count, within=60):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        running = [c for c in _containers(client, project) if c.status == "running"]
-        if len(running) >= count:
-            return running
-        time.sleep(0.2)
-    pytest.fail(f"{count} containers of {project.name} did not start within {within}s")
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_removes_every_container_and_exits_130(project, docker_client, signum):
     project.write("shards.toml", shards_toml(project, """
@@ -226,7 +215,7 @@ network = "none"
 """))
     proc = project.popen("run", "--plain", "--jobs", "2")
     try:
-        _wait_for_running(docker_client, project, 2)
+        wait_for_running(docker_client, project, 2)
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
     finally:

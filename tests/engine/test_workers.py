@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import docker
 import pytest
 
-from tests.engine.conftest import LABEL_PROJECT, ensure_busybox, shards_toml
+from tests.engine.conftest import LABEL_PROJECT, ensure_busybox, shards_toml, wait_for_running
 
 ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE = "tcp://198.18.0.2:2999"  # w1's address, a port nothing listens on
@@ -142,16 +141,6 @@ def test_unchanged_image_sends_nothing_and_top_layer_change_sends_a_thin_tarball
         assert Path(shard["log"]).read_text() == "changed payload\n", shard["name"]
 
 
-def _wait_for_container_on(url: str, project, within: float = 60) -> None:
-    client = docker.DockerClient(base_url=url)
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if client.containers.list(filters={"label": f"{LABEL_PROJECT}={project.name}"}):
-            return
-        time.sleep(0.1)
-    pytest.fail(f"no shard started on {url}")
-
-
 def test_a_worker_killed_mid_run_is_lost_and_its_shards_finish_elsewhere(
     remote_project, w1_restored
 ):
@@ -169,7 +158,7 @@ command = ["sh", "-c", "sleep 3; echo done"]
         "--worker", f"{hosts['SHARDRUN_TEST_W1_TCP']}*2",
     )
     try:
-        _wait_for_container_on(hosts["SHARDRUN_TEST_W1_UNIX"], remote_project)
+        wait_for_running(docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"]), remote_project)
         os.kill(int(hosts["SHARDRUN_TEST_W1_PID"]), 9)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -338,14 +327,12 @@ count = 4
 command = ["sh", "-c", "sleep 6; echo done"]
 """))
     w1 = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"])  # not over the veth
+    label = {"label": f"{LABEL_PROJECT}={remote_project.name}"}
     proc = remote_project.popen(
         "run", "--plain", "--worker", "default*2", "--worker", f"{hosts['SHARDRUN_TEST_W1_TCP']}*2",
     )
     try:
-        deadline = time.monotonic() + 60
-        label = {"label": f"{LABEL_PROJECT}={remote_project.name}"}
-        while len(w1.containers.list(filters=label)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for_running(w1, remote_project, 2)
         subprocess.run(["ip", "link", "set", "shardrun-w1", "down"], check=True)
         try:
             out, err = proc.communicate(timeout=120)
