@@ -1,12 +1,13 @@
 """Front ends: a rich Live view for terminals, timestamped plain lines for CI and pipes.
 
 Both consume the run's events and fold them into a ViewState; the live view's frame is a
-pure function of (state, now), so tests can assert exactly what it shows.
+pure function of (state, now, height), so tests can assert exactly what it shows.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Self, TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -19,7 +20,7 @@ from rich.text import Text
 from shardrun import events as ev
 from shardrun.report import RunSummary, summary_rows, totals_line
 from shardrun.results import Status
-from shardrun.view_state import ViewState
+from shardrun.view_state import ShardView, ViewState
 
 STATUS_STYLE = {
     "PASS": "green",
@@ -110,26 +111,86 @@ class QuietView(PlainView):
             super().handle(event)
 
 
-def render(state: ViewState, now: float) -> RenderableType:
-    """One frame of the live view."""
-    parts: list[RenderableType] = [_build_line(state, now)]
+FAILED_STATES = ("FAIL", "TIMEOUT", "ERROR")
+
+
+def render(state: ViewState, now: float, height: int | None = None) -> RenderableType:
+    """One frame of the live view, at most `height` lines tall when one is given.
+
+    A frame taller than the terminal makes rich's Live crop it to "..." and, with 200 shards,
+    leaves nothing readable; so when one row per shard will not fit, the table collapses to
+    totals, the running shards and the newest failures. height=None: no limit.
+    """
+    shards = list(state.shards.values())  # one snapshot: events mutate the state meanwhile
+    head: list[Text] = [_build_line(state, now)]
     if state.artifact:
         how = "reused" if state.artifact.reused else "saved"
-        parts.append(Text(f"Image  {state.artifact.path} ({_size(state.artifact.size)}, {how})"))
-    for worker in state.workers.values():
-        parts.append(_worker_line(worker))
-    if state.shards:
-        parts.append(_shard_table(state, now))
-        total = len(state.shards)
-        done = state.finished_count
-        failed = sum(s.state in ("FAIL", "TIMEOUT", "ERROR") for s in state.shards.values())
-        bar = Table.grid(padding=(0, 1))
-        bar.add_row(
-            ProgressBar(total=total, completed=done, width=40),
-            Text(f"{done}/{total} done" + (f", {failed} failed" if failed else "")),
-        )
-        parts.append(bar)
+        head.append(Text(f"Image  {state.artifact.path} ({_size(state.artifact.size)}, {how})"))
+    head.extend(_worker_line(worker) for worker in state.workers.values())
+    if height is not None:
+        # Counting lines is only exact if no line wraps: truncate long step names and paths.
+        for text in head:
+            text.no_wrap, text.overflow = True, "ellipsis"
+    parts: list[RenderableType] = list(head)
+    if shards:
+        # the full frame: the lines above, the table's header and rows, the progress bar
+        if height is None or len(head) + 1 + len(shards) + 1 <= height:
+            parts.append(_shard_table(shards, now))
+        else:
+            parts.extend(_collapsed(shards, now, room=height - len(head) - 1))  # - the bar
+        parts.append(_progress(shards))
     return Group(*parts)
+
+
+def _collapsed(shards: list[ShardView], now: float, room: int) -> list[RenderableType]:
+    """`room` lines: the totals line, then the running shards, longest running first, then
+    the failures, newest first, in a table.
+
+    Old failures go first, then running rows beyond the room (one line says how many).
+    """
+    running = sorted((s for s in shards if s.state == "running"), key=lambda s: s.started or 0.0)
+    failed = sorted((s for s in shards if s.state in FAILED_STATES),
+                    key=lambda s: s.finished or 0.0, reverse=True)  # stable: ties keep order
+    parts: list[RenderableType] = [_one_line(_totals(shards))]
+    room -= 1  # the totals line
+    if len(running) <= room - 1:  # all running rows and the table's header fit
+        rows, more = running + failed[: max(room - 1 - len(running), 0)], 0
+    else:  # the header, as many running rows as fit, and the "more" line
+        rows = running[: max(room - 2, 0)]
+        more = len(running) - len(rows)
+    if rows:
+        parts.append(_shard_table(rows, now))
+    if more and room >= 1:
+        parts.append(_one_line(f"… and {more} more running"))
+    return parts
+
+
+def _totals(shards: list[ShardView]) -> str:
+    count = Counter("failed" if s.state in FAILED_STATES else s.state for s in shards)
+    rare = "".join(
+        f", {count[s.value]} {s.value.lower()}"
+        for s in (Status.CANCELLED, Status.NOT_RUN) if count[s.value]
+    )
+    return (
+        f"{len(shards)} shard{'s' * (len(shards) != 1)}: {count['PASS']} passed, "
+        f"{count['failed']} failed, {count['running']} running, {count['queued']} queued{rare}"
+    )
+
+
+def _one_line(line: str) -> Text:
+    return Text(line, no_wrap=True, overflow="ellipsis")
+
+
+def _progress(shards: list[ShardView]) -> Table:
+    total = len(shards)
+    done = sum(s.result is not None for s in shards)
+    failed = sum(s.state in FAILED_STATES for s in shards)
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(
+        ProgressBar(total=total, completed=done, width=40),
+        _one_line(f"{done}/{total} done" + (f", {failed} failed" if failed else "")),
+    )
+    return bar
 
 
 def _build_line(state: ViewState, now: float) -> Text:
@@ -159,11 +220,12 @@ def _worker_line(worker) -> Text:
     return Text(f"Worker {worker.name}: {worker.slots} slots{load}")
 
 
-def _shard_table(state: ViewState, now: float) -> Table:
+def _shard_table(shards: list[ShardView], now: float) -> Table:
+    """A header line, then one line per shard (no cell wraps)."""
     table = Table(box=None, pad_edge=False, expand=False)
     for column in ("shard", "status", "time", "worker", "last line"):
         table.add_column(column, no_wrap=True, overflow="ellipsis")
-    for shard in state.shards.values():
+    for shard in shards:
         if shard.result is not None and shard.result.duration is not None:
             took = f"{shard.result.duration:.1f}s"  # as the summary says: the container's run
         elif shard.started is not None:
@@ -186,7 +248,8 @@ class LiveView:
         self.state = ViewState()
         self._live = Live(
             console=console, refresh_per_second=8, transient=False,
-            get_renderable=lambda: render(self.state, time.time()),
+            # The height is read per refresh: the terminal can be resized mid-run.
+            get_renderable=lambda: render(self.state, time.time(), self.console.size.height),
         )
 
     def __enter__(self) -> Self:
@@ -247,7 +310,8 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     if len(summary.workers) > 1 or summary.lost_workers:
         for line in worker_lines(summary):
             console.print(line, highlight=False)
-    verdict = "[green]passed[/]" if summary.exit_code == 0 else "[red]failed[/]"
+    verdict = ("[green]passed[/]" if summary.exit_code == 0
+               else "[yellow]interrupted[/]" if summary.interrupted else "[red]failed[/]")
     console.print(f"{totals_line(summary)}: {verdict} (exit {summary.exit_code})")
     for path in reports:
         console.print(f"report: {path}", highlight=False)

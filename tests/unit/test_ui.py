@@ -10,7 +10,7 @@ from rich.console import Console
 
 from shardrun import events as ev
 from shardrun.results import ShardResult, Status
-from shardrun.ui import PlainView, plain_line, render
+from shardrun.ui import LiveView, PlainView, plain_line, render
 from shardrun.view_state import ViewState
 
 
@@ -218,3 +218,128 @@ def test_a_finished_row_shows_the_containers_run_time_as_the_summary_does():
     state.apply(ev.ShardFinished(result=result("unit-1", Status.PASS, 0, 3.0), at=103.7))
     row = next(ln for ln in text_of(render(state, now=200.0)).splitlines() if "unit-1" in ln)
     assert row.split()[1:3] == ["PASS", "3.0s"]
+
+
+# --- the live frame in a terminal too short for one row per shard --------------------------
+
+
+def frame(renderable, width: int = 100) -> list[str]:
+    console = Console(file=io.StringIO(), width=width, height=1000, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue().splitlines()
+
+
+def big_run(total: int = 200, passed: int = 0, failed: int = 0, running: int = 0) -> ViewState:
+    """Shards s000.. in order: `passed`, then `failed` finish one a second (the last failure is
+    the newest), then `running` start one a second (the first has run longest); the rest queue.
+    Above the table: the build line and one worker line."""
+    state = planned(*(f"s{i:03}" for i in range(total)))
+    state.apply(ev.BuildFinished(image_id="sha256:0123456789abcdef", duration=12.0,
+                                     cached_steps=0, total_steps=0))
+    state.apply(ev.WorkerReady(worker="local", slots=8))
+    names = iter(state.shards)
+    at = 1000.0
+    for status, count in ((Status.PASS, passed), (Status.FAIL, failed)):
+        for _ in range(count):
+            name, at = next(names), at + 1
+            state.apply(ev.ShardStarted(name=name, worker="local", slot=1, at=at - 0.5))
+            state.apply(ev.ShardFinished(result=result(name, status, 1, 0.5), at=at))
+    for _ in range(running):
+        name, at = next(names), at + 1
+        state.apply(ev.ShardStarted(name=name, worker="local", slot=1, at=at))
+    return state
+
+
+def names_in(lines: list[str]) -> list[str]:
+    return [line.split()[0] for line in lines if re.match(r"s\d\d\d ", line)]
+
+
+def test_a_run_that_fits_the_height_renders_every_row_as_without_one():
+    state = big_run(total=10, passed=3, failed=1, running=2)
+    full = frame(render(state, now=2000.0))
+    assert len(full) == 2 + 1 + 10 + 1  # build, worker, header, a row per shard, the bar
+    assert frame(render(state, now=2000.0, height=len(full))) == full
+    assert frame(render(state, now=2000.0, height=len(full) - 1)) != full
+
+
+def test_200_shards_in_30_rows_show_totals_running_failures_and_the_bar():
+    state = big_run(passed=120, failed=2, running=8)
+    lines = frame(render(state, now=2000.0, height=30))
+    assert len(lines) <= 30
+    assert lines[0].startswith("Build  done")
+    assert lines[1] == "Worker local: 8 slots"
+    assert lines[2] == "200 shards: 120 passed, 2 failed, 8 running, 70 queued"
+    assert lines[3].split() == ["shard", "status", "time", "worker", "last", "line"]
+    # the running shards, longest running first, then the failures, newest first
+    assert names_in(lines) == [f"s{i:03}" for i in range(122, 130)] + ["s121", "s120"]
+    assert lines[4].split()[1:4] == ["running", "877.0s", "local/1"]  # started at 1123
+    assert lines[-1].endswith("122/200 done, 2 failed")
+    assert len(lines) == 2 + 1 + 1 + 8 + 2 + 1
+
+
+def test_failures_that_do_not_fit_are_dropped_oldest_first():
+    state = big_run(passed=100, failed=40, running=8)
+    lines = frame(render(state, now=2000.0, height=30))
+    assert len(lines) == 30
+    # 30 = build, worker, totals, header, 8 running, the bar: room for the 17 newest failures
+    shown = names_in(lines)
+    assert shown[:8] == [f"s{i:03}" for i in range(140, 148)]
+    assert shown[8:] == [f"s{i:03}" for i in range(139, 122, -1)]
+    assert all(ln.split()[1] == "FAIL" for ln in lines if ln.split()[0] in shown[8:])
+    assert not any("more running" in line for line in lines)
+
+
+def test_running_rows_that_do_not_fit_collapse_into_a_count_and_push_out_failures():
+    state = big_run(passed=10, failed=5, running=40)
+    lines = frame(render(state, now=2000.0, height=20))
+    assert len(lines) == 20
+    assert lines[2] == "200 shards: 10 passed, 5 failed, 40 running, 145 queued"
+    # build, worker, totals, header, the bar and the "more" line leave 14 running rows
+    assert names_in(lines) == [f"s{i:03}" for i in range(15, 29)]
+    assert lines[-2] == "… and 26 more running"
+    assert lines[-1].endswith("15/200 done, 5 failed")
+
+
+def test_the_totals_line_counts_every_state():
+    state = big_run(total=12, passed=2, failed=1, running=2)
+    for name, status in (("s009", Status.TIMEOUT), ("s010", Status.ERROR),
+                         ("s011", Status.CANCELLED), ("s008", Status.NOT_RUN)):
+        state.apply(ev.ShardFinished(result=result(name, status), at=2000.0))
+    lines = frame(render(state, now=2000.0, height=10))
+    assert lines[2] == (
+        "12 shards: 2 passed, 3 failed, 2 running, 3 queued, 1 cancelled, 1 not run"
+    )
+    # TIMEOUT and ERROR are failures too; same-time failures keep the plan's order
+    assert names_in(lines) == ["s003", "s004", "s009", "s010", "s002"]
+
+
+@pytest.mark.parametrize("width", [40, 100])
+def test_a_collapsed_frame_never_outgrows_the_terminal(width: int):
+    state = big_run(passed=100, failed=30, running=20)
+    state.build_done = None
+    state.apply(ev.BuildStarted(dockerfile="Dockerfile", context=".", at=100.0))
+    state.apply(ev.BuildStep(digest="d", name="[2/3] RUN " + "pip install x " * 20,
+                             state="started"))  # would wrap at this width
+    state.apply(ev.ArtifactReady(path="/a/long/path/" * 10 + "img.tar", size=10, reused=True))
+    state.apply(ev.ShardOutput(name="s130", line="collecting " * 30))
+    # the smallest frame: build, image, worker, totals and the bar
+    for height in range(5, 80):
+        lines = frame(render(state, now=2000.0, height=height), width=width)
+        assert len(lines) <= height, height
+        assert any(line.startswith("200 shards: ") for line in lines), height
+        assert lines[-1].startswith("━") and "130/200 done" in lines[-1], height
+
+
+def test_the_live_view_reads_the_terminal_height_on_every_refresh():
+    console = Console(file=io.StringIO(), width=100, height=40, color_system=None)
+    view = LiveView(console)  # not entered: nothing is drawn, the frame is only built
+    for event in (ev.WorkerReady(worker="local", slots=8),
+                  ev.RunPlanned(run_id="r1", shards=tuple(f"s{i:03}" for i in range(60)),
+                                run_dir="runs/r1"),
+                  ev.ShardStarted(name="s000", worker="local", slot=1)):
+        view.handle(event)
+    assert len(frame(view._live.renderable)) <= 40
+    console.size = (100, 12)  # the terminal was resized
+    lines = frame(view._live.renderable)
+    assert len(lines) <= 12
+    assert "60 shards: 0 passed, 0 failed, 1 running, 59 queued" in lines
