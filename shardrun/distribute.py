@@ -3,15 +3,16 @@
 A worker that holds the image ID gets nothing; one that holds a bottom prefix of its
 layers gets a thin tarball without those layer files; any other gets the full tarball.
 A worker that refuses a thin tarball (the containerd image store does) gets the full one,
-and is remembered so later runs go straight to full loads.
+and is remembered so later runs go straight to full loads. A thin tarball that is not
+whole (cut off by a full disk or a killed writer) is rewritten, never held against the
+worker. A full disk on this side is DiskFull, raised as it is: the run stops, and no
+worker is to blame.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 import docker
 
 from shardrun import layers
-from shardrun.artifact import Artifact, OnDemand
+from shardrun.artifact import Artifact, OnDemand, exclusive, temp_file
 from shardrun.errors import InfraError
 from shardrun.events import Emit, WorkerTransfer
 from shardrun.timings import write_atomic
@@ -56,18 +57,6 @@ class ThinRefusals:
         write_atomic(self.path, json.dumps({"thin_refused": sorted(self._refused)}, indent=2))
 
 
-def sweep(client: docker.DockerClient, project: str) -> None:
-    """Remove the project's containers that an earlier run could not: a worker that died
-    mid-run keeps them (exited, or created but never started) until its daemon comes back.
-    Called before this run starts anything on the worker. Running ones may belong to
-    another live run of the project, so they stay; one of its containers is in "created"
-    only for the instant between create and start."""
-    label = {"label": f"shardrun.project={project}", "status": ["exited", "dead", "created"]}
-    for container in client.api.containers(all=True, filters=label):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_container(container["Id"], force=True, v=True)
-
-
 def has_image(client: docker.DockerClient, image_id: str) -> bool:
     try:
         client.api.inspect_image(image_id)
@@ -96,20 +85,39 @@ def _layers_held(client: docker.DockerClient, saved: layers.SavedImage, project:
 
 
 def thin_tarball(artifact: Artifact, omit: set[str], skip: int) -> Path:
-    """The cached thin tarball of `artifact` without its `skip` bottom layer files."""
-    path = artifact.path.with_name(f"{artifact.path.stem}.thin{skip}.tar")
-    if not path.exists():
-        # A temp file of its own: workers are served by threads of one process, and two
-        # may write the same thin tarball at once. Both renames give the same content.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            layers.write_thin(artifact.path, omit, Path(tmp))
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+    """The cached thin tarball of `artifact` without its `skip` bottom layer files, written
+    unless a whole one is there. Raises DiskFull if the disk fills up while writing it."""
+    path = _thin_path(artifact, skip)
+    # Workers are served by threads, and other runs of the project share the cache: one
+    # writes the tarball, the others wait for it and reuse it.
+    with exclusive(path):
+        if layers.is_complete(path, artifact.image_id, omit):
+            return path
+        needed = layers.thin_size(artifact.path, omit)
+        with temp_file(path, "a thin tarball", needed) as tmp:
+            layers.write_thin_to(artifact.path, omit, tmp.file)
+            tmp.publish()
     return path
+
+
+def _thin_path(artifact: Artifact, skip: int) -> Path:
+    return artifact.path.with_name(f"{artifact.path.stem}.thin{skip}.tar")
+
+
+def _keep_if_whole(thin: Path, sent: os.stat_result, image_id: str, omit: set[str]) -> bool:
+    """After a thin load failed: True if the tarball it read is whole (so the engine is
+    what refused it). One that is not is removed, to be written again next time."""
+    with exclusive(thin):
+        try:
+            now = thin.stat()
+        except FileNotFoundError:
+            return False
+        if (now.st_dev, now.st_ino) != (sent.st_dev, sent.st_ino):
+            return False  # rewritten since: what was sent cannot be checked any more
+        if layers.is_complete(thin, image_id, omit):
+            return True
+        thin.unlink()
+        return False
 
 
 def _chunks(path: Path, progress: Callable[[int], None]) -> Iterator[bytes]:
@@ -158,7 +166,6 @@ def deliver(
         emit(WorkerTransfer(worker=worker, sent=sent, total=sent, mode=mode))
         return Delivery(worker, mode, sent, full, time.monotonic() - started)
 
-    sweep(client, project)
     if has_image(client, image_id):
         return done("none", 0)
     artifact = image.get()
@@ -166,16 +173,9 @@ def deliver(
     if refusals.allows(url):
         saved = layers.read_saved(artifact.path)
         skip = _layers_held(client, saved, project)
-        if skip:
-            thin = thin_tarball(artifact, layers.omitted_files(saved, skip), skip)
-            try:
-                _send(client, worker, thin, "thin", emit)
-            except docker.errors.APIError:
-                refusals.refuse(url)  # e.g. the containerd image store wants every blob
-            else:
-                if has_image(client, image_id):
-                    return done("thin", thin.stat().st_size, full)
-                refusals.refuse(url)
+        if skip and (sent := _send_thin(client, worker, url, artifact, saved, skip,
+                                         refusals, emit)) is not None:
+            return done("thin", sent, full)
     try:
         _send(client, worker, artifact.path, "full", emit)
     except docker.errors.APIError as exc:
@@ -183,6 +183,38 @@ def deliver(
     if not has_image(client, image_id):
         raise InfraError(f"worker {worker} loaded the tarball but lacks image {image_id[:19]}")
     return done("full", full, full)
+
+
+def _send_thin(
+    client: docker.DockerClient,
+    worker: str,
+    url: str,
+    artifact: Artifact,
+    saved: layers.SavedImage,
+    skip: int,
+    refusals: ThinRefusals,
+    emit: Emit,
+) -> int | None:
+    """Load the thin tarball; the bytes sent if the worker now holds the image, else None
+    and the caller loads the full one.
+
+    Only the engine's error over a whole tarball marks the worker as refusing thin loads:
+    a cut-off tarball fails on any engine, and remembering that would cost the worker
+    thin loads for good.
+    """
+    omit = layers.omitted_files(saved, skip)
+    thin = thin_tarball(artifact, omit, skip)
+    sent = thin.stat()
+    try:
+        _send(client, worker, thin, "thin", emit)
+    except docker.errors.APIError:
+        if _keep_if_whole(thin, sent, artifact.image_id, omit):
+            refusals.refuse(url)  # e.g. the containerd image store wants every blob
+        return None
+    if has_image(client, artifact.image_id):
+        return sent.st_size
+    _keep_if_whole(thin, sent, artifact.image_id, omit)  # loaded without error, yet no image
+    return None
 
 
 def _send(client: docker.DockerClient, worker: str, path: Path, mode: str, emit: Emit) -> None:

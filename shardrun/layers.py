@@ -12,8 +12,10 @@ import json
 import posixpath
 import tarfile
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
@@ -88,8 +90,48 @@ def omitted_files(saved: SavedImage, skip: int) -> set[str]:
 
 def write_thin(tarball: Path, omit: set[str], dest: Path) -> None:
     """Copy `tarball` to `dest` without the `omit` members, streaming member by member."""
-    with tarfile.open(tarball) as src, tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as out:
+    with open(dest, "wb") as out:
+        write_thin_to(tarball, omit, out)
+
+
+def write_thin_to(tarball: Path, omit: set[str], out: BinaryIO) -> None:
+    """write_thin into an open file: the cache writes through the one descriptor it made,
+    so a temp file removed at exit is never created again by a late writer."""
+    with tarfile.open(tarball) as src, tarfile.open(
+        fileobj=out, mode="w", format=tarfile.GNU_FORMAT
+    ) as thin:
         for member in src:
             if member.name in omit:
                 continue
-            out.addfile(member, src.extractfile(member) if member.isfile() else None)
+            thin.addfile(member, src.extractfile(member) if member.isfile() else None)
+
+
+def thin_size(tarball: Path, omit: set[str]) -> int:
+    """About how many bytes the thin tarball takes: the full one less the omitted files."""
+    with tarfile.open(tarball) as tar:
+        left_out = sum(m.size for m in tar.getmembers() if m.name in omit)
+    return max(tarball.stat().st_size - left_out, 0)
+
+
+def is_complete(tarball: Path, image_id: str, omit: AbstractSet[str] = frozenset()) -> bool:
+    """True if `tarball` is a whole `docker save` of exactly `image_id`, less the `omit`
+    layer files a thin one leaves out.
+
+    The config blob's sha256 is the image ID, and every other layer file the manifest
+    names must be in the archive. A cut-off file fails: tarfile raises "unexpected end of
+    data" when a member's data runs past the end, and `docker save` writes manifest.json
+    after the layers (its folder is archived in name order), so a cut before it loses it.
+    """
+    try:
+        with tarfile.open(tarball) as tar:
+            names = set(tar.getnames())
+            manifest = json.load(tar.extractfile("manifest.json"))
+            if len(manifest) != 1:
+                return False
+            entry = manifest[0]
+            config = tar.extractfile(entry["Config"]).read()
+    except (OSError, tarfile.TarError, KeyError, ValueError, AttributeError, TypeError):
+        return False
+    if "sha256:" + hashlib.sha256(config).hexdigest() != image_id:
+        return False
+    return all(layer in names for layer in entry["Layers"] if layer not in omit)

@@ -20,10 +20,13 @@ from shardrun.layers import (
     SavedImage,
     chain_ids,
     held_chain_ids,
+    is_complete,
     layers_to_skip,
     omitted_files,
     read_saved,
+    thin_size,
     write_thin,
+    write_thin_to,
 )
 
 
@@ -325,3 +328,105 @@ def test_a_hard_link_resolves_to_the_archive_path_it_names(tmp_path: Path):
         tar.addfile(info)
 
     assert read_saved(path).links == {f"{ID3}/layer.tar": f"{ID1}/layer.tar"}
+
+
+# ---- is_complete: a whole tarball of the image, before it is reused -------------------
+
+
+def image_id_of(path: Path) -> str:
+    with tarfile.open(path) as tar:
+        [entry] = json.load(tar.extractfile("manifest.json"))
+    return "sha256:" + entry["Config"].removesuffix(".json")
+
+
+def test_a_whole_save_is_complete_and_a_thin_one_only_with_its_omissions(
+    image_tar: Path, tmp_path: Path
+):
+    image_id, omit = image_id_of(image_tar), {f"{ID2}/layer.tar"}
+    thin = tmp_path / "thin.tar"
+    write_thin(image_tar, omit, thin)
+
+    assert is_complete(image_tar, image_id)
+    assert is_complete(thin, image_id, omit)
+    assert not is_complete(thin, image_id)  # a full load needs the layer it lacks
+    assert not is_complete(thin, image_id, {f"{ID1}/layer.tar"})  # lacks one it must carry
+
+
+def test_a_tarball_of_another_image_is_not_complete(image_tar: Path):
+    assert not is_complete(image_tar, "sha256:" + "0" * 64)
+
+
+def _data_span(path: Path, name: str) -> tuple[int, int]:
+    """Where a member's data starts and ends in the archive."""
+    with tarfile.open(path) as tar:
+        member = tar.getmember(name)
+        return member.offset_data, member.offset_data + member.size
+
+
+def _cut(path: Path, at: int, dest: Path) -> Path:
+    dest.write_bytes(path.read_bytes()[:at])
+    return dest
+
+
+@pytest.mark.parametrize("where", ["manifest.json", f"{ID2}/layer.tar", f"{ID1}/json"])
+def test_a_tarball_cut_off_inside_a_member_is_not_complete(
+    image_tar: Path, tmp_path: Path, where: str
+):
+    start, end = _data_span(image_tar, where)
+
+    cut = _cut(image_tar, (start + end) // 2, tmp_path / "cut.tar")
+
+    assert not is_complete(cut, image_id_of(image_tar))
+
+
+def test_a_tarball_cut_inside_its_last_members_data_is_not_complete(tmp_path: Path):
+    # Here manifest.json comes first, so only the last member's own length tells.
+    path = tmp_path / "image.tar"
+    build_tarball(path, [ID1], {ID1: layer_tar("base.txt", 40_000)})
+    with tarfile.open(path) as tar:
+        config = next(m.name for m in tar if m.name.endswith(".json") and "/" not in m.name)
+    reordered = tmp_path / "reordered.tar"
+    with tarfile.open(reordered, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name in ("manifest.json", config, f"{ID1}/layer.tar"):
+            add_file(tar, name, _member(path, name))
+    _, end = _data_span(reordered, f"{ID1}/layer.tar")
+
+    cut = _cut(reordered, end - 1000, tmp_path / "cut.tar")
+
+    assert is_complete(reordered, image_id_of(path))
+    assert not is_complete(cut, image_id_of(path))
+
+
+def _member(path: Path, name: str) -> bytes:
+    with tarfile.open(path) as tar:
+        return tar.extractfile(name).read()
+
+
+def test_a_missing_or_empty_file_is_not_complete(tmp_path: Path):
+    (tmp_path / "empty.tar").write_bytes(b"")
+
+    assert not is_complete(tmp_path / "missing.tar", "sha256:" + "0" * 64)
+    assert not is_complete(tmp_path / "empty.tar", "sha256:" + "0" * 64)
+
+
+# ---- write_thin_to and thin_size -----------------------------------------------------
+
+
+def test_write_thin_to_an_open_file_writes_what_write_thin_writes(
+    image_tar: Path, tmp_path: Path
+):
+    omit = {f"{ID2}/layer.tar"}
+    write_thin(image_tar, omit, tmp_path / "by-path.tar")
+    with open(tmp_path / "by-file.tar", "wb") as out:
+        write_thin_to(image_tar, omit, out)
+
+    assert (tmp_path / "by-file.tar").read_bytes() == (tmp_path / "by-path.tar").read_bytes()
+
+
+def test_thin_size_is_about_the_size_of_the_thin_tarball(image_tar: Path, tmp_path: Path):
+    omit = {f"{ID2}/layer.tar"}
+    write_thin(image_tar, omit, tmp_path / "thin.tar")
+
+    actual = (tmp_path / "thin.tar").stat().st_size
+    assert abs(thin_size(image_tar, omit) - actual) <= 10240  # within one tar record
+    assert thin_size(image_tar, set()) == image_tar.stat().st_size
