@@ -12,7 +12,7 @@ import os
 import re
 import shlex
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -53,6 +53,11 @@ class RunOptions:
     cpus: float | None = None
     memory: int | None = None
     timeout: float | None = None
+    # Names only: the values come from the runner's environment when a shard starts (not
+    # here, config stays pure), so a token never has to be written into shards.toml.
+    secret_env: tuple[str, ...] = ()
+    # None means false; kept apart so a shard's false can override a default's true.
+    docker_socket: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", _frozen_map(self.env))
@@ -68,6 +73,9 @@ class ShardSpec:
     name: str
     count: int | None
     options: RunOptions
+    # How messages name this shard, e.g. 'shards.toml: shard[2] ("unit")'; plan.py checks
+    # the merged options and has no other way to name the file.
+    where: str = field(default="", compare=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -148,6 +156,11 @@ def _read(path: Path, cwd: Path) -> dict:
         _fail(label, f"cannot read the file ({exc.strerror})", "check the path given to --config")
     except ValueError as exc:  # TOMLDecodeError, or bytes that are not UTF-8
         _fail(label, f"invalid TOML: {exc}", "fix the syntax there")
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables by recursion, with no depth limit
+        # of its own, so a few hundred levels exhaust Python's stack.
+        what = "invalid TOML: the document is nested too deeply to read"
+        _fail(label, what, "nest arrays and inline tables a few levels deep at most")
 
 
 def _tool_table(data: dict) -> dict | None:
@@ -190,16 +203,20 @@ def _image(table: Any, where: str, root: Path) -> ImageSpec:
     dockerfile = root / _str(table.get("dockerfile", "Dockerfile.test"), _join(where, "dockerfile"))
     context = root / _str(table.get("context", "."), _join(where, "context"))
     dockerfile, context = Path(os.path.normpath(dockerfile)), Path(os.path.normpath(context))
-    # Paths are relative to the config's folder, so say where we looked.
-    if not dockerfile.is_file():
-        _fail(
-            _join(where, "dockerfile"), f"{dockerfile} does not exist", "create it or fix the path"
-        )
-    if not context.is_dir():
-        _fail(_join(where, "context"), f"{context} is not a folder", "create it or fix the path")
+    _check_path(dockerfile, Path.is_file, "does not exist", _join(where, "dockerfile"))
+    _check_path(context, Path.is_dir, "is not a folder", _join(where, "context"))
     opt = {k: _str(table[k], _join(where, k)) for k in ("target", "tag") if k in table}
     build_args = _str_map(table.get("build-args", {}), _join(where, "build-args"))
     return ImageSpec(dockerfile, context, build_args=build_args, **opt)
+
+
+def _check_path(path: Path, test: Callable[[Path], bool], problem: str, where: str) -> None:
+    try:
+        ok = test(path)
+    except OSError as exc:  # is_file() raises, not answers False, on a name too long
+        ok, problem = False, f"cannot be looked up ({exc.strerror})"
+    if not ok:  # paths are relative to the config's folder, so say where we looked
+        _fail(where, f"{path} {problem}", "create it or fix the path")
 
 
 # The TOML keys are the RunOptions fields spelled with dashes.
@@ -230,11 +247,15 @@ def _run_options(table: Any, where: str, root: Path, extra: tuple[str, ...] = ()
         elif key == "security-opt":
             value = _str_list(raw, at)
         elif key == "cpus":
-            value = float(_positive(raw, at, (int, float)))
+            value = float(_positive(raw, at, (int, float), most=_MAX_CPUS))
         elif key == "timeout":
             value = parse_duration(raw, at)
         elif key == "network":
             value = _str(raw, at, example='"none"')
+        elif key == "secret-env":
+            value = _env_names(raw, at)
+        elif key == "docker-socket":
+            value = _bool(raw, at)
         else:
             continue
         values[key.replace("-", "_")] = value
@@ -242,6 +263,14 @@ def _run_options(table: Any, where: str, root: Path, extra: tuple[str, ...] = ()
 
 
 _NAME = re.compile(r"(?:[A-Za-z0-9._-]|\{index\}|\{total\})+")
+# Names become log file names (runs/<run>/<name>.log) and container labels; file systems
+# stop at 255 bytes, and a name this long is already unreadable in the live view.
+_NAME_MAX = 100
+# Each counted shard is a container, and names are expanded eagerly to find duplicates, so
+# a slip like count = 10000000000 would hang before the first shard started.
+_MAX_COUNT = 1000
+# The Engine API takes CPUs as NanoCpus, an int64 of billionths.
+_MAX_CPUS = 9_000_000_000
 
 
 def _shards(value: Any, where: str, root: Path) -> tuple[ShardSpec, ...]:
@@ -250,8 +279,7 @@ def _shards(value: Any, where: str, root: Path) -> tuple[ShardSpec, ...]:
     tables = _array_of_tables(value, where, "[[shard]]")
     specs = [_shard(table, f"{where}[{i}]", root) for i, table in enumerate(tables, 1)]
     # Compare expanded names: "unit-{index}" with count = 2 collides with a shard "unit-1".
-    named = enumerate(specs, 1)
-    _unique(((n, f'{where}[{i}] ("{s.name}")') for i, s in named for n in s.names), "name")
+    _unique(((n, s.where) for s in specs for n in s.names), "name")
     return tuple(specs)
 
 
@@ -264,13 +292,26 @@ def _shard(table: Any, where: str, root: Path) -> ShardSpec:
     if not _NAME.fullmatch(name) or not name.strip("."):  # names become file names
         fix = "use letters, digits, '.', '_', '-' and {index}/{total}"
         _fail(_join(where, "name"), f'"{name}" is not a valid shard name', fix)
-    where = f'{where} ("{name}")'
-    count = _positive(table["count"], _join(where, "count"), int) if "count" in table else None
+    named = f'{where} ("{name}")'
+    count = None
+    if "count" in table:
+        count = _positive(table["count"], _join(named, "count"), int, most=_MAX_COUNT)
     if count and count > 1 and "{index}" not in name:
         fix = f'put {{index}} in the name, e.g. name = "{name}-{{index}}"'
-        _fail(_join(where, "count"), f'{count} shards would all be named "{name}"', fix)
+        _fail(_join(named, "count"), f'{count} shards would all be named "{name}"', fix)
+    _check_name_length(name, count or 1, _join(where, "name"))
     # Checks the keys too, now that messages can name the shard.
-    return ShardSpec(name, count, _run_options(table, where, root, extra=("name", "count")))
+    options = _run_options(table, named, root, extra=("name", "count"))
+    return ShardSpec(name, count, options, where=named)
+
+
+def _check_name_length(name: str, total: int, where: str) -> None:
+    # Index and total have the most digits in the last shard, so its name is the longest.
+    longest = fill(name, total, total)
+    if len(longest) > _NAME_MAX:
+        filled = " once {index} and {total} are filled" if longest != name else ""
+        what = f"is {len(longest)} characters long{filled}, over the limit of {_NAME_MAX}"
+        _fail(where, what, "shorten it: each shard's name is also its log file's name")
 
 
 def _workers(value: Any, where: str, root: Path) -> tuple[WorkerSpec, ...]:
@@ -348,11 +389,19 @@ def _volume(spec: str, where: str, root: Path) -> Volume:
     if not target.startswith("/"):
         _fail(where, f'target "{target}" is not an absolute container path', fix)
     if source in (".", "..") or source.startswith(("/", "./", "../", "~")):
-        source = os.path.normpath(root / Path(source).expanduser())
+        source = os.path.normpath(root / _expand_home(source, where))
     elif not _VOLUME_NAME.fullmatch(source):
         fix = 'start a host path with "/", "./" or "~"'
         _fail(where, f'"{source}" is neither a host path nor a volume name', fix)
     return Volume(source, target, read_only=mode == "ro")
+
+
+def _expand_home(source: str, where: str) -> Path:
+    try:
+        return Path(source).expanduser()
+    except RuntimeError:  # pathlib's answer to "~nosuchuser", or "~" with no HOME
+        home = source.split("/", 1)[0]
+        _fail(where, f'cannot find the home folder "{home}" stands for', "write the path out")
 
 
 # ---- values --------------------------------------------------------------------------
@@ -361,6 +410,7 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "": 1}
 # Units on every part ("1h30m"), or one bare number of seconds ("90", as a CLI flag gives it).
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+|\d+(?:\.\d+)?")
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_MAX_SIZE = 2**63  # sizes are int64 bytes in the Engine API
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)(?:([kmgt])(i?b)?|b)?", re.IGNORECASE)
 
 
@@ -368,7 +418,7 @@ def parse_duration(value: Any, where: str) -> float:
     fix = 'use e.g. "90s", "30m", "1h30m" or a number of seconds'
     text = value.strip().lower() if isinstance(value, str) else ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        seconds = _to_float(value)
     elif _DURATION.fullmatch(text):
         parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text)
         seconds = sum(float(n) * _DURATION_UNITS[unit] for n, unit in parts)
@@ -386,12 +436,23 @@ def parse_size(value: Any, where: str) -> int:
     elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
         number, unit = match.group(1), (match.group(2) or "").lower()
         # Like docker's RAMInBytes, units are binary: 1k = 1024 whether written k, kb or kib.
-        size = int(float(number) * _SIZE_UNITS[unit])
+        scaled = float(number) * _SIZE_UNITS[unit]
+        size = int(scaled) if math.isfinite(scaled) else _MAX_SIZE  # "999...9t" is inf
     else:
         _fail(where, f"{_describe(value)} is not a size", fix)
     if size <= 0:
         _fail(where, f"{_describe(value)} is not a positive size", fix)
+    if size >= _MAX_SIZE:
+        _fail(where, f"{_describe(value)} is too large", "the engine takes sizes below 8 EiB")
     return size
+
+
+def _to_float(number: int | float) -> float:
+    # tomllib reads integers of any length, and float() raises on one beyond a double.
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf
 
 
 def _argv(value: Any, where: str) -> tuple[str, ...]:
@@ -405,6 +466,26 @@ def _argv(value: Any, where: str) -> tuple[str, ...]:
     if not argv:
         _fail(where, "is empty", 'give the program and its arguments, e.g. ["pytest", "-q"]')
     return argv
+
+
+# POSIX's portable environment variable names; docker passes others, but a shell cannot.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_names(value: Any, where: str) -> tuple[str, ...]:
+    names = _str_list(value, where)
+    for i, name in enumerate(names, 1):
+        if not _ENV_NAME.fullmatch(name):
+            fix = 'use letters, digits and "_", not starting with a digit, e.g. "API_TOKEN"'
+            _fail(f"{where}[{i}]", f'"{name}" is not an environment variable name', fix)
+    _unique(((n, f"{where}[{i}]") for i, n in enumerate(names, 1)), "name")
+    return names
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        _type_error(value, where, "true or false", "true")
+    return value
 
 
 def _str_list(value: Any, where: str) -> tuple[str, ...]:
@@ -435,12 +516,18 @@ def _str(value: Any, where: str, example: str = '"text"', empty_ok: bool = False
     return value
 
 
-def _positive(value: Any, where: str, kind: type | tuple[type, ...]) -> Any:
+def _positive(
+    value: Any, where: str, kind: type | tuple[type, ...], most: float | None = None
+) -> Any:
     whole = kind is int
     if isinstance(value, bool) or not isinstance(value, kind):  # bool is an int in Python
         _type_error(value, where, "a whole number" if whole else "a number", "4")
-    if not (math.isfinite(value) and value > 0):
+    if not value > 0:  # nan too
         _fail(where, f"{value} is not positive", f"use a number {'>= 1' if whole else '> 0'}")
+    # Compared, not math.isfinite(): that raises on an int beyond a double, and tomllib
+    # reads integers of any length.
+    if most is not None and value > most:  # inf too
+        _fail(where, f"{value} is too large", f"use a number up to {most}")
     return value
 
 
@@ -508,5 +595,14 @@ def _type_error(value: Any, where: str, expected: str, example: str) -> NoReturn
     _fail(where, got, f"write e.g. {_leaf(where)} = {example}")
 
 
+def one_line(text: str) -> str:
+    """`text` with line breaks and other unprintable characters escaped as in Python.
+
+    Keys and values are quoted as written, and a TOML string may hold any of them: a
+    "\\n" in a volume spec must not split the message, nor forge a second line in a log.
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _fail(where: str, what: str, fix: str) -> NoReturn:
-    raise ConfigError(f"{where}: {what}; {fix}")
+    raise ConfigError(one_line(f"{where}: {what}; {fix}"))

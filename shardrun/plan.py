@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NoReturn
 
-from shardrun.config import Config, RunOptions, Volume, fill
+from shardrun.config import Config, RunOptions, ShardSpec, Volume, fill, one_line
 from shardrun.errors import ConfigError
 
 
@@ -24,6 +25,7 @@ def expand(config: Config) -> list[Shard]:
     shards = []
     for spec in config.shards:
         merged = _merge(config.defaults, spec.options)
+        _check_merged(spec, merged)
         total = spec.count or 1
         for index in range(1, total + 1):
             shards.append(_instantiate(spec.name, merged, index, total))
@@ -53,7 +55,44 @@ def _merge(defaults: RunOptions, own: RunOptions) -> RunOptions:
         cpus=pick("cpus"),
         memory=pick("memory"),
         timeout=pick("timeout"),
+        # Added to the defaults' names, not replacing them: a shard needing one more token
+        # should not have to repeat the rest.
+        secret_env=tuple(dict.fromkeys(defaults.secret_env + own.secret_env)),
+        docker_socket=pick("docker_socket"),
     )
+
+
+def _check_merged(spec: ShardSpec, merged: RunOptions) -> None:
+    where = spec.where or f'shard "{spec.name}"'  # a ShardSpec built by hand has no where
+    _check_secret_env(merged, where)
+    _check_docker_socket(merged, where)
+
+
+def _check_secret_env(options: RunOptions, where: str) -> None:
+    # Which value would the container get? Neither answer is safe to guess.
+    for name in options.secret_env:
+        if name in options.env:
+            what = f'"{name}" is in both secret-env and env (after merging [defaults])'
+            _fail(where, what, "keep it in one: env sets the value, secret-env passes the host's")
+
+
+def _check_docker_socket(options: RunOptions, where: str) -> None:
+    # Whoever holds the engine's socket is root on the host, so mounting it must be asked
+    # for in words, not slip in with a volume list copied from elsewhere.
+    if options.docker_socket:
+        return
+    for volume in options.volumes:
+        if _is_docker_socket(volume):
+            what = f"volume {volume.source}:{volume.target} gives the container the Docker engine"
+            fix = "set docker-socket = true in this [[shard]] (or [defaults]) if it really needs it"
+            _fail(where, what, fix)
+
+
+def _is_docker_socket(volume: Volume) -> bool:
+    # The name covers /var/run/docker.sock (a link to /run/docker.sock on most systems),
+    # rootless $XDG_RUNTIME_DIR/docker.sock and Docker Desktop's ~/.docker/run/docker.sock.
+    # A named volume called "docker.sock" is not a socket.
+    return volume.is_bind and posixpath.basename(volume.source) == "docker.sock"
 
 
 def _instantiate(template: str, options: RunOptions, index: int, total: int) -> Shard:
@@ -74,6 +113,8 @@ def _instantiate(template: str, options: RunOptions, index: int, total: int) -> 
         cpus=options.cpus,
         memory=options.memory,
         timeout=options.timeout,
+        secret_env=options.secret_env,
+        docker_socket=options.docker_socket,
     )
 
 
@@ -115,6 +156,10 @@ def for_worker(shard: Shard, worker_volumes: Sequence[Volume]) -> Shard:
     targets = {v.target for v in worker_volumes}
     volumes = tuple(v for v in shard.volumes if v.target not in targets) + tuple(worker_volumes)
     return replace(shard, volumes=volumes)
+
+
+def _fail(where: str, what: str, fix: str) -> NoReturn:
+    raise ConfigError(one_line(f"{where}: {what}; {fix}"))
 
 
 def check_remote_binds(shards: Sequence[Shard], workers: Sequence[tuple[str, bool, Sequence[Volume]]]) -> None:

@@ -210,6 +210,19 @@ def test_invalid_toml_names_file_and_line(project: Path) -> None:
     assert "line 2" in message
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 2000 + "]" * 2000, "{ a = " * 2000 + "1" + " }" * 2000],
+    ids=["arrays", "inline-tables"],
+)
+def test_a_document_nested_too_deeply_is_an_error_not_a_crash(project: Path, value: str) -> None:
+    # tomllib recurses once per level and would raise RecursionError.
+    assert error_of(project, MINIMAL + f"x = {value}\n") == (
+        "shards.toml: invalid TOML: the document is nested too deeply to read; "
+        "nest arrays and inline tables a few levels deep at most"
+    )
+
+
 # ---- validation errors ---------------------------------------------------------------
 
 BAD = [
@@ -448,6 +461,94 @@ BAD = [
         id="worker-unknown-key",
     ),
     pytest.param(
+        '[[shard]]\nname = "' + "x" * 101 + '"\n',
+        "shards.toml: shard[1].name: is 101 characters long, over the limit of 100; shorten it",
+        id="name-too-long",
+    ),
+    pytest.param(
+        '[[shard]]\nname = "' + "x" * 97 + '-{index}"\ncount = 100\n',
+        "shards.toml: shard[1].name: is 101 characters long once {index} and {total} are "
+        "filled, over the limit of 100;",
+        id="name-too-long-once-counted",
+    ),
+    pytest.param(
+        MINIMAL + "count = 100000\n",
+        'shards.toml: shard[1] ("unit").count: 100000 is too large; use a number up to 1000',
+        id="count-too-large",
+    ),
+    pytest.param(
+        "[defaults]\nsecret-env = 'TOKEN'\n" + MINIMAL,
+        'shards.toml: defaults.secret-env: expected an array, got "TOKEN"; '
+        'write e.g. secret-env = ["a", "b"]',
+        id="secret-env-type",
+    ),
+    pytest.param(
+        MINIMAL + "secret-env = ['A', 2]\n",
+        'shards.toml: shard[1] ("unit").secret-env[2]: expected a string, got 2; quote it',
+        id="secret-env-item-type",
+    ),
+    pytest.param(
+        MINIMAL + "secret-env = ['A', '1TOKEN']\n",
+        'shards.toml: shard[1] ("unit").secret-env[2]: "1TOKEN" is not an environment '
+        'variable name; use letters, digits and "_", not starting with a digit',
+        id="secret-env-bad-name",
+    ),
+    pytest.param(
+        "[defaults]\nsecret-env = ['A', 'B', 'A']\n" + MINIMAL,
+        'shards.toml: defaults.secret-env[3]: name "A" is also used by defaults.secret-env[1]; '
+        "make each name unique",
+        id="secret-env-duplicate",
+    ),
+    pytest.param(
+        MINIMAL + "docker-socket = 'yes'\n",
+        'shards.toml: shard[1] ("unit").docker-socket: expected true or false, got "yes"; '
+        "write e.g. docker-socket = true",
+        id="docker-socket-type",
+    ),
+    # Found by tests/host/test_config_fuzz.py: each of these used to crash.
+    pytest.param(
+        "[defaults]\ncpus = 1" + "0" * 400 + "\n" + MINIMAL,
+        "shards.toml: defaults.cpus: 1" + "0" * 400 + " is too large; use a number up to",
+        id="huge-int-cpus",
+    ),
+    pytest.param(
+        "[defaults]\ntimeout = 1" + "0" * 400 + "\n" + MINIMAL,
+        "shards.toml: defaults.timeout: 1" + "0" * 400 + " is not a positive duration;",
+        id="huge-int-timeout",
+    ),
+    pytest.param(
+        "[defaults]\nshm-size = '" + "9" * 400 + "t'\n" + MINIMAL,
+        "shards.toml: defaults.shm-size: \"" + "9" * 400 + 't" is too large; '
+        "the engine takes sizes below 8 EiB",
+        id="huge-size",
+    ),
+    pytest.param(
+        "[defaults]\nmemory = " + str(2**63) + "\n" + MINIMAL,
+        f"shards.toml: defaults.memory: {2**63} is too large;",
+        id="size-beyond-int64",
+    ),
+    pytest.param(
+        "[defaults]\nvolumes = ['~nosuchuser-shardrun/x:/x']\n" + MINIMAL,
+        'shards.toml: defaults.volumes[1]: cannot find the home folder "~nosuchuser-shardrun" '
+        "stands for; write the path out",
+        id="unknown-home",
+    ),
+    pytest.param(
+        '[image]\ndockerfile = "' + "d" * 300 + '"\n' + MINIMAL,
+        "shards.toml: image.dockerfile: ",
+        id="dockerfile-name-too-long",
+    ),
+    pytest.param(
+        '"a\\nb" = 1\n' + MINIMAL,
+        "shards.toml: a\\nb: unknown key;",
+        id="newline-in-key-stays-one-line",
+    ),
+    pytest.param(
+        '[defaults]\nworkdir = "src\\u2028x"\n' + MINIMAL,
+        'shards.toml: defaults.workdir: "src\\u2028x" is not absolute;',
+        id="line-separator-in-value",
+    ),
+    pytest.param(
         "project = 3\n" + MINIMAL,
         'shards.toml: project: expected a string, got 3; write e.g. project = "text"',
         id="project-type",
@@ -464,6 +565,42 @@ def test_missing_dockerfile_names_the_resolved_path(tmp_path: Path) -> None:
     message = error_of(tmp_path, MINIMAL)
     expected = f"shards.toml: image.dockerfile: {tmp_path / 'Dockerfile.test'} does not exist;"
     assert message.startswith(expected)
+
+
+def test_a_dockerfile_name_too_long_says_so(project: Path) -> None:
+    message = error_of(project, '[image]\ndockerfile = "' + "d" * 300 + '"\n' + MINIMAL)
+    assert message.endswith(" cannot be looked up (File name too long); create it or fix the path")
+
+
+def test_control_characters_in_values_are_escaped(project: Path) -> None:
+    message = error_of(project, '[[shard]]\nname = "a\\nb\\u0085c\\td"\n')
+    assert message.startswith('shards.toml: shard[1].name: "a\\nb\\x85c\\td" is not a valid')
+    assert len(message.splitlines()) == 1
+
+
+def test_a_name_of_exactly_the_limit_is_fine(project: Path) -> None:
+    config = load_text(project, '[[shard]]\nname = "' + "x" * 97 + '-{index}"\ncount = 99\n')
+    assert max(len(n) for n in config.shards[0].names) == 100
+
+
+def test_secret_env_and_docker_socket_are_read(project: Path) -> None:
+    config = load_text(
+        project,
+        """
+        [defaults]
+        secret-env = ["API_TOKEN", "_X1"]
+        docker-socket = true
+        [[shard]]
+        name = "unit"
+        secret-env = []
+        docker-socket = false
+        """,
+    )
+    assert config.defaults.secret_env == ("API_TOKEN", "_X1")
+    assert config.defaults.docker_socket is True
+    assert config.shards[0].options.secret_env == ()
+    assert config.shards[0].options.docker_socket is False
+    assert load_text(project, MINIMAL).defaults.docker_socket is None
 
 
 def test_missing_context_names_the_resolved_path(project: Path) -> None:

@@ -153,6 +153,130 @@ def test_volumes_append_and_a_shard_volume_replaces_the_default_on_the_same_targ
     )
 
 
+def test_secret_env_names_add_to_the_defaults_and_reach_every_counted_shard(
+    tmp_path: Path,
+) -> None:
+    config = config_of(
+        tmp_path,
+        """
+        [defaults]
+        secret-env = ["B", "A"]
+        [[shard]]
+        name = "s-{index}"
+        count = 2
+        secret-env = ["C", "A"]
+        [[shard]]
+        name = "plain"
+        """,
+    )
+    first, second, plain = expand(config)
+    assert first.secret_env == second.secret_env == ("B", "A", "C")
+    assert plain.secret_env == ("B", "A")
+
+
+@pytest.mark.parametrize(
+    ("defaults", "shard"),
+    [
+        ('env = { TOKEN = "x" }', 'secret-env = ["TOKEN"]'),
+        ('secret-env = ["TOKEN"]', 'env = { TOKEN = "x" }'),
+        ("", 'secret-env = ["TOKEN"]\nenv = { TOKEN = "x" }'),
+    ],
+    ids=["env-in-defaults", "secret-in-defaults", "both-in-shard"],
+)
+def test_a_name_in_both_secret_env_and_env_is_an_error(
+    tmp_path: Path, defaults: str, shard: str
+) -> None:
+    config = config_of(tmp_path, f'[defaults]\n{defaults}\n[[shard]]\nname = "s"\n{shard}\n')
+    with pytest.raises(ConfigError) as info:
+        expand(config)
+    assert str(info.value) == (
+        'shards.toml: shard[1] ("s"): "TOKEN" is in both secret-env and env (after merging '
+        "[defaults]); keep it in one: env sets the value, secret-env passes the host's"
+    )
+
+
+@pytest.mark.parametrize(
+    "volume",
+    [
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "/run/docker.sock:/docker.sock:ro",
+        "/run/user/1000/docker.sock:/var/run/docker.sock",
+        "./docker.sock:/s",
+    ],
+)
+def test_mounting_the_docker_socket_needs_docker_socket_true(tmp_path: Path, volume: str) -> None:
+    config = config_of(tmp_path, f'[[shard]]\nname = "ci"\nvolumes = ["{volume}"]\n')
+    with pytest.raises(ConfigError) as info:
+        expand(config)
+    message = str(info.value)
+    source = config.shards[0].options.volumes[0].source
+    assert message.startswith(f'shards.toml: shard[1] ("ci"): volume {source}:/')
+    assert message.endswith(
+        " gives the container the Docker engine; set docker-socket = true in this [[shard]] "
+        "(or [defaults]) if it really needs it"
+    )
+
+
+def test_a_default_socket_volume_is_named_in_every_shard_that_inherits_it(tmp_path: Path) -> None:
+    config = config_of(
+        tmp_path,
+        """
+        [defaults]
+        volumes = ["/var/run/docker.sock:/var/run/docker.sock"]
+        [[shard]]
+        name = "builder"
+        docker-socket = true
+        [[shard]]
+        name = "unit"
+        """,
+    )
+    with pytest.raises(ConfigError, match=r'^shards.toml: shard\[2\] \("unit"\): volume /var/'):
+        expand(config)
+
+
+@pytest.mark.parametrize(
+    ("defaults", "shard", "allowed"),
+    [
+        ("", "docker-socket = true", True),
+        ("docker-socket = true", "", True),
+        ("docker-socket = true", "docker-socket = false", False),
+        ("docker-socket = false", "docker-socket = true", True),
+        ("", "docker-socket = false", False),
+    ],
+)
+def test_the_shards_docker_socket_wins_over_the_default(
+    tmp_path: Path, defaults: str, shard: str, allowed: bool
+) -> None:
+    config = config_of(
+        tmp_path,
+        f"""
+        [defaults]
+        {defaults}
+        [[shard]]
+        name = "ci-{{index}}"
+        count = 2
+        volumes = ["/var/run/docker.sock:/var/run/docker.sock"]
+        {shard}
+        """,
+    )
+    if allowed:
+        assert [s.docker_socket for s in expand(config)] == [True, True]
+    else:
+        with pytest.raises(ConfigError, match="set docker-socket = true"):
+            expand(config)
+
+
+def test_sockets_by_other_names_and_named_volumes_are_not_the_docker_socket(
+    tmp_path: Path,
+) -> None:
+    config = config_of(
+        tmp_path,
+        '[[shard]]\nname = "s"\nvolumes = ["docker.sock:/a", "/run/docker.socket:/b"]\n',
+    )
+    (shard,) = expand(config)
+    assert shard.docker_socket is None and len(shard.volumes) == 2
+
+
 def test_shards_are_hashable_and_their_env_read_only(tmp_path: Path) -> None:
     (shard,) = expand(config_of(tmp_path, '[[shard]]\nname = "s"\nenv = { A = "1" }\n'))
     assert {shard: 1}[shard] == 1
