@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 import docker
 
-from shardrun import layers
+from shardrun import layers, owner
 from shardrun.errors import DiskFull, InfraError
 from shardrun.timings import write_atomic
 
@@ -236,23 +236,11 @@ def sweep_stale_temp(cache_dir: Path) -> int:
 def _is_stale_temp(path: Path) -> bool:
     for pattern in _TEMP:
         if match := pattern.fullmatch(path.name):
-            return not _alive(int(match["pid"]))
+            return not owner.alive(int(match["pid"]))
     if _OLD_THIN_TEMP.fullmatch(path.name):
         with contextlib.suppress(FileNotFoundError):
             return time.time() - path.stat().st_mtime > _OLD_TEMP_AGE
     return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process: alive
-    except OverflowError:
-        return False  # not a pid at all
-    return True
 
 
 # ---- locks: one writer of a cache file across threads and processes -------------------

@@ -8,7 +8,6 @@ import math
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import traceback
@@ -20,12 +19,13 @@ import anyio
 import typer
 from rich.console import Console
 
-from shardrun import artifact, inventory, plan, report, timings, ui, workflow
+from shardrun import artifact, inventory, owner, plan, reap, report, timings, ui, workflow
 from shardrun import config as config_mod
 from shardrun import repro as repro_mod
 from shardrun.errors import ConfigError, ShardrunError
 from shardrun.events import Emitter, Event
 from shardrun.results import EXIT_INTERRUPTED
+from shardrun.watchdog import Watchdog
 
 app = typer.Typer(
     add_completion=False,
@@ -116,7 +116,7 @@ def _unwrap(exc: BaseException) -> BaseException:
     if not isinstance(exc, BaseExceptionGroup):
         return exc
     leaves = _leaves(exc)
-    expected = [e for e in leaves if isinstance(e, (ShardrunError, KeyboardInterrupt))]
+    expected = [e for e in leaves if isinstance(e, (ShardrunError, KeyboardInterrupt, Interrupted))]
     return expected[0] if len(expected) == len(leaves) else exc
 
 
@@ -155,8 +155,14 @@ def _plain_console() -> Console:
     return Console(force_terminal=False, no_color=True, width=160, highlight=False)
 
 
-async def _drive(view, work: Callable[[Emitter, anyio.Event], Awaitable[T]]) -> T:
-    """Run `work` with an event stream into `view`, and Ctrl-C / SIGTERM as an interrupt."""
+async def _drive(
+    view, work: Callable[[Emitter, anyio.Event], Awaitable[T]], leftovers: str = ""
+) -> T:
+    """Run `work` with an event stream into `view`, and Ctrl-C / SIGTERM as an interrupt.
+
+    The first signal asks `work` to stop and clean up; a second says cleanup is under
+    way; a third exits at once, saying what may be left (`leftovers`).
+    """
     send, receive = anyio.create_memory_object_stream[Event](math.inf)
 
     async def consume() -> None:
@@ -164,17 +170,28 @@ async def _drive(view, work: Callable[[Emitter, anyio.Event], Awaitable[T]]) -> 
             async for event in receive:
                 view.handle(event)
 
-    async def watch_signals(interrupt: anyio.Event) -> None:
+    async def watch_signals(interrupt: anyio.Event, *, task_status) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            count = 0
             async for _ in signals:
-                interrupt.set()
+                count += 1
+                if count == 1:
+                    interrupt.set()
+                elif count == 2:
+                    print("shardrun: still cleaning up (removing what this run started); "
+                          "interrupt once more to exit at once", file=sys.stderr, flush=True)
+                else:
+                    left = f": {leftovers}" if leftovers else ""
+                    print(f"shardrun: exiting without cleaning up{left}", file=sys.stderr)
+                    _exit(EXIT_INTERRUPTED)
 
     interrupt = anyio.Event()
     async with anyio.create_task_group() as outer:
         outer.start_soon(consume)
         with send:
             async with anyio.create_task_group() as inner:
-                inner.start_soon(watch_signals, interrupt)
+                await inner.start(watch_signals, interrupt)  # before any work
                 try:
                     return await work(Emitter(send), interrupt)
                 finally:
@@ -206,23 +223,23 @@ def run(
 ) -> None:
     """Build the image once, run the shards, print a summary; exit 0 if all passed."""
     cfg = _load(config, build_arg)
+    shards = tuple(_planned(cfg, shard))
     request = workflow.RunRequest(
-        config=cfg, shards=tuple(_planned(cfg, shard)), jobs=jobs, retries=retries,
+        config=cfg, shards=shards, jobs=jobs, retries=retries,
         workers=tuple(config_mod.parse_worker_option(w) for w in worker or ()),
+        secrets=workflow.read_secrets(shards, os.environ),
     )
     view, console = _view(plain)
-
-    async def work(emit, interrupt):
-        prepared = await workflow.prepare(request, emit, interrupt)
-        if prepared is None:
-            raise Interrupted
-        return await workflow.run_shards(request, prepared, emit, interrupt)
+    leftovers = (f"containers labelled shardrun.run={request.run_id} may be left on the "
+                 "workers; its watchdog, or the next shardrun command there, removes them")
 
     with view:
-        summary = anyio.run(_drive, view, work)
+        summary = anyio.run(_drive, view, functools.partial(workflow.run, request), leftovers)
     run_dir = request.state_dir / "runs" / summary.run_id
     reports = [run_dir / name for name in report.REPORTS]
     ui.print_summary(console, summary, reports)
+    if summary.interrupted:
+        print("shardrun: interrupted", file=sys.stderr)
     raise typer.Exit(summary.exit_code)
 
 
@@ -237,6 +254,7 @@ def build(
     """Build the image and save its tarball; print the image ID and the tarball path."""
     cfg = _load(config, build_arg)
     view, _ = _view(plain)
+    workflow.make_state_dirs(cfg.root / ".shardrun")
 
     async def work(emit, interrupt):
         async with workflow.cancelled_by(interrupt):
@@ -286,6 +304,7 @@ def repro(
     """Run one shard attached to this terminal, and print its `docker run` command."""
     cfg = _load(config, build_arg)
     target = repro_mod.pick(plan.expand(cfg), name)
+    workflow.read_secrets((target,), os.environ)  # before the build: a missing one is usage
     docker_cli = shutil.which("docker")
     if docker_cli is None:
         raise ConfigError("repro runs the shard with the docker CLI, which is not on PATH; "
@@ -300,14 +319,25 @@ def repro(
 
     with view:
         builder, image_id = anyio.run(_drive, view, work)
-    labels = {"shardrun.project": cfg.project, "shardrun.shard": target.name,
-              "shardrun.run": "repro"}
+    run_id = f"repro-{workflow.new_run_id()}"
+    labels = {owner.LABEL_PROJECT: cfg.project, owner.LABEL_SHARD: target.name,
+              owner.LABEL_RUN: run_id, **owner.me().labels(),
+              **owner.deadline_label(target.timeout)}
     argv = repro_mod.docker_run_argv(
         plan.for_worker(target, ()), image_id, labels, host=builder.endpoint.url,
         interactive=sys.stdin.isatty() and sys.stdout.isatty(), shell=shell,
     )
     print(f"$ {repro_mod.printable(argv)}", file=sys.stderr, flush=True)
-    code = subprocess.call([docker_cli, *argv[1:]], cwd=cfg.root)
+    env = {**os.environ, **workflow.read_secrets((target,), os.environ)}
+    watchdog = Watchdog(run_id, [builder.target])
+    code = repro_mod.run_attached(
+        [docker_cli, *argv[1:]], cfg.root, env, lambda: reap.remove_run(builder.client, run_id)
+    )
+    reap.remove_run(builder.client, run_id)  # `--rm` misses a container whose CLI was killed
+    watchdog.release()
+    if code is None:
+        print("shardrun: interrupted; the container was removed", file=sys.stderr)
+        raise typer.Exit(EXIT_INTERRUPTED)
     if not shell:
         verdict = "passed" if code == 0 else f"failed (exit {code})"
         print(f"shardrun: {target.name} {verdict}", file=sys.stderr)
@@ -336,10 +366,15 @@ def main() -> None:
         code = 0
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    # Exit at once. A thread abandoned on an engine that stopped answering (a container
-    # wait on a host cut off from the network) cannot be interrupted, and the interpreter
-    # would wait for it forever; tearing down the SDK's objects also costs ~0.2 s a run.
-    # Every file of the run is closed by now.
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """Exit at once. A thread abandoned on an engine that stopped answering (a container
+    wait on a host cut off from the network) cannot be interrupted, and the interpreter
+    would wait for it forever; tearing down the SDK's objects also costs ~0.2 s a run.
+    A tarball an abandoned thread was still writing (an interrupted save) goes first."""
+    artifact.discard_temp_files()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ from anyio import to_thread
 from anyio.abc import TaskGroup
 from paramiko.ssh_exception import SSHException
 
+from shardrun import reap as reap_mod
 from shardrun.events import Emit, ShardOutput
+from shardrun.masking import Masker
+from shardrun.owner import LABEL_PROJECT, LABEL_RUN, LABEL_SHARD  # noqa: F401 - re-exported
 from shardrun.plan import Shard
 from shardrun.results import ShardResult, Status
 
@@ -29,9 +33,19 @@ ENGINE_ERRORS: tuple[type[BaseException], ...] = (
     docker.errors.DockerException, requests.exceptions.RequestException, OSError, SSHException,
 )
 
-LABEL_RUN = "shardrun.run"
-LABEL_SHARD = "shardrun.shard"
-LABEL_PROJECT = "shardrun.project"
+
+def is_transport(exc: BaseException) -> bool:
+    """True if the worker is in trouble rather than the shard: the call never got an
+    answer (refused, reset, timed out, an SSH channel closed) or the engine failed on
+    its side (5xx). A 4xx is the engine refusing this shard's own options."""
+    if isinstance(exc, docker.errors.APIError) and exc.status_code is not None:
+        return not 400 <= exc.status_code < 500
+    if isinstance(exc, (requests.exceptions.RequestException, SSHException)):
+        return True  # (requests' errors are OSErrors too: they must not fall through)
+    if isinstance(exc, OSError) and not isinstance(exc, (ConnectionError, TimeoutError)):
+        return False  # a local file: this machine's problem, not the worker's
+    return isinstance(exc, ENGINE_ERRORS)
+
 
 _OUTPUT_EVERY = 0.25  # seconds between last-line updates sent to the UI per shard
 _KILL_GRACE = 10.0  # seconds a killed container gets to report its exit before we move on
@@ -47,13 +61,20 @@ class Placement:
     slot: int
 
 
-def container_options(shard: Shard, image_id: str, labels: dict[str, str]) -> dict[str, Any]:
-    """Keyword arguments for `containers.create`: the shard's options in docker-py terms."""
+def container_options(
+    shard: Shard, image_id: str, labels: dict[str, str], secrets: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for `containers.create`: the shard's options in docker-py terms.
+
+    `secrets` holds the values of the shard's `secret-env` names, read from the host's
+    environment at run time; they go to the engine and nowhere else.
+    """
+    secrets = secrets or {}
     options: dict[str, Any] = {
         "image": image_id,
         "labels": labels,
         "detach": True,
-        "environment": dict(shard.env),
+        "environment": {**shard.env, **{name: secrets[name] for name in shard.secret_env}},
         "volumes": [
             f"{v.source}:{v.target}:{'ro' if v.read_only else 'rw'}" for v in shard.volumes
         ],
@@ -74,10 +95,14 @@ def container_options(shard: Shard, image_id: str, labels: dict[str, str]) -> di
 
 
 class _LogSink:
-    """Writes a container's output to its log file and reports the last line, throttled."""
+    """Writes a container's output to its log file and reports the last line, throttled.
 
-    def __init__(self, path: Path, shard: str, emit: Emit) -> None:
-        self.path, self.shard, self.emit = path, shard, emit
+    Output passes through the run's Masker first, so no secret value reaches the log
+    file, the live view or a report, even when a read splits it in two.
+    """
+
+    def __init__(self, path: Path, shard: str, emit: Emit, masker: Masker) -> None:
+        self.path, self.shard, self.emit, self.masker = path, shard, emit, masker
         self._partial = b""
         self._last_sent = 0.0
         self.last_line = ""
@@ -88,13 +113,20 @@ class _LogSink:
         # is never returned to the pool; over ssh each leaked one holds an SSH session
         # until sshd refuses more (MaxSessions, default 10).
         with contextlib.closing(stream), open(self.path, "ab") as out:
-            for chunk in stream:
-                out.write(chunk)
-                out.flush()
-                self._note(chunk)
+            try:
+                for chunk in stream:
+                    self._write(out, self.masker.feed(chunk))
+            finally:
+                self._write(out, self.masker.flush())
         if self._partial:
             self.last_line = self._partial.decode(errors="replace").strip() or self.last_line
         self.emit(ShardOutput(name=self.shard, line=self.last_line))
+
+    def _write(self, out, data: bytes) -> None:
+        if data:
+            out.write(data)
+            out.flush()
+            self._note(data)
 
     def _note(self, chunk: bytes) -> None:
         *lines, self._partial = (self._partial + chunk).split(b"\n")
@@ -110,14 +142,24 @@ class _LogSink:
 
 
 def not_started(
-    shard: Shard, worker: str, slot: int, log_path: Path, why: str, attempt: int = 1
+    shard: Shard, worker: str, slot: int, log_path: Path, why: str, attempt: int = 1,
+    worker_fault: bool = False,
 ) -> ShardResult:
     """The ERROR result of a shard whose container could not even be created."""
     now = time.time()
     return ShardResult(
         name=shard.name, status=Status.ERROR, exit_code=None, started=now, finished=now,
         worker=worker, slot=slot, log_path=str(log_path), detail=why, attempt=attempt,
+        worker_fault=worker_fault,
     )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: Status
+    code: int | None = None
+    detail: str = ""
+    worker_fault: bool = False
 
 
 async def run_shard(
@@ -130,67 +172,63 @@ async def run_shard(
     limiter: anyio.CapacityLimiter,
     attempt: int = 1,
     cleanup: TaskGroup | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> ShardResult:
     """Run one shard to an outcome. Only cancellation propagates; failures are results.
 
-    With `cleanup`, the exited container is removed in that task group, off the slot's
-    critical path, so the slot takes its next shard at once; the caller's final reap by
-    label still covers an interrupt.
+    A transport failure on any call (refused, reset, timed out) is the worker's fault:
+    the result says so, and the scheduler moves the shard. With `cleanup`, the exited
+    container is removed in that task group, off the slot's critical path, so the slot
+    takes its next shard at once; the caller's final reap by label still covers an
+    interrupt.
     """
     client = place.client
-    started = time.time()
-
-    def result(status: Status, code: int | None = None, detail: str = "",
-               ran: tuple[float, float] | None = None) -> ShardResult:
-        begin, end = ran or (started, time.time())
-        return ShardResult(
-            name=shard.name, status=status, exit_code=code, started=begin, finished=end,
-            worker=place.worker, slot=place.slot, log_path=str(log_path), detail=detail,
-            attempt=attempt,
-        )
-
-    options = container_options(shard, image_id, labels)
+    masker = Masker((secrets or {}).values())
+    options = container_options(shard, image_id, labels, secrets)
     try:
         container = await to_thread.run_sync(
             lambda: client.containers.create(**options), limiter=limiter
         )
     except ENGINE_ERRORS as exc:
-        why = f"could not create the container: {_explain(exc)}"
-        return not_started(shard, place.worker, place.slot, log_path, why, attempt)
+        why = f"could not create the container: {masker.mask_text(_explain(exc))}"
+        return not_started(shard, place.worker, place.slot, log_path, why, attempt,
+                           worker_fault=is_transport(exc))
+    sink = _LogSink(log_path, shard.name, emit, masker)
+    started = time.time()
     try:
-        outcome = await _supervise(container, shard, log_path, emit, limiter)
+        outcome, started = await _supervise(container, shard, sink, limiter)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await remove(client, container.id, limiter)
         raise
+    finished = time.time()
     if cleanup is not None:
         cleanup.start_soon(remove, client, container.id, limiter)
     else:
         await remove(client, container.id, limiter)
-    status, code, detail, ran = outcome
-    return result(status, code, detail, ran)
+    return ShardResult(
+        name=shard.name, status=outcome.status, exit_code=outcome.code, started=started,
+        finished=finished, worker=place.worker, slot=place.slot, log_path=str(log_path),
+        detail=masker.mask_text(outcome.detail), attempt=attempt,
+        worker_fault=outcome.worker_fault,
+    )
 
 
-async def _supervise(container, shard: Shard, log_path: Path, emit: Emit, limiter):
-    """Start the container, follow its logs, wait for its exit within the shard's timeout."""
+async def _supervise(container, shard: Shard, sink: _LogSink, limiter) -> tuple[_Outcome, float]:
+    """Start the container, follow its logs, wait for its exit within the shard's timeout.
+    Returns the outcome and when the container started."""
     client = container.client
     started = time.time()
     try:
-        log_path.write_bytes(b"")
+        sink.path.write_bytes(b"")
         await to_thread.run_sync(container.start, limiter=limiter)
         started = time.time()
-        sink = _LogSink(log_path, shard.name, emit)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_follow, sink, client, container.id, limiter)
-            code, error = await _wait(container, shard.timeout, limiter)
+            outcome = await _wait(container, shard.timeout, limiter)
     except ENGINE_ERRORS as exc:
-        return Status.ERROR, None, _explain(exc), (started, time.time())
-    ran = (started, time.time())
-    if error:
-        return Status.ERROR, None, error, ran
-    if code is None:
-        return Status.TIMEOUT, None, f"killed after the {shard.timeout:g}s timeout", ran
-    return (Status.PASS if code == 0 else Status.FAIL), code, "", ran
+        return _Outcome(Status.ERROR, None, _explain(exc), is_transport(exc)), started
+    return outcome, started
 
 
 async def _follow(sink: _LogSink, client, container_id: str, limiter) -> None:
@@ -204,9 +242,9 @@ async def _follow(sink: _LogSink, client, container_id: str, limiter) -> None:
         pass  # the container went away; its exit status is what counts
 
 
-async def _wait(container, timeout: float | None, limiter) -> tuple[int | None, str]:
-    """(exit code, ""), or (None, "") after killing a container that outlived `timeout`,
-    or (None, why) if the engine went away while we waited.
+async def _wait(container, timeout: float | None, limiter) -> _Outcome:
+    """The container's exit, or TIMEOUT after killing a container that outlived
+    `timeout`, or an ERROR (the worker's fault) if the engine went away while we waited.
 
     docker-py's wait(timeout=) is only an HTTP read timeout, so the deadline is ours.
     Waiting after `start` with the default condition ("not-running") returns at once
@@ -219,11 +257,13 @@ async def _wait(container, timeout: float | None, limiter) -> tuple[int | None, 
                 lambda: container.wait(timeout=None), limiter=limiter, abandon_on_cancel=True
             )
         except ENGINE_ERRORS as exc:
-            return None, f"lost the engine while waiting: {_explain(exc)}"
-        return int(status.get("StatusCode", -1)), ""
+            why = f"lost the engine while waiting: {_explain(exc)}"
+            return _Outcome(Status.ERROR, None, why, worker_fault=is_transport(exc))
+        code = int(status.get("StatusCode", -1))
+        return _Outcome(Status.PASS if code == 0 else Status.FAIL, code)
     with anyio.CancelScope(shield=True), anyio.move_on_after(_KILL_GRACE):
         await to_thread.run_sync(_kill, container, limiter=limiter, abandon_on_cancel=True)
-    return None, ""
+    return _Outcome(Status.TIMEOUT, None, f"killed after the {timeout:g}s timeout")
 
 
 def _kill(container) -> None:
@@ -246,17 +286,9 @@ async def remove(client: docker.DockerClient, container_id: str, limiter) -> Non
 
 async def reap(client: docker.DockerClient, run_id: str, limiter) -> int:
     """Remove every container of `run_id`, found by label: the backstop for all exits."""
-
-    def _reap() -> int:
-        found = client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
-        for container in found:
-            try:
-                client.api.remove_container(container["Id"], force=True, v=True)
-            except docker.errors.NotFound:
-                pass
-        return len(found)
-
-    return await to_thread.run_sync(_reap, limiter=limiter, abandon_on_cancel=True)
+    return await to_thread.run_sync(
+        reap_mod.remove_run, client, run_id, limiter=limiter, abandon_on_cancel=True
+    )
 
 
 def _explain(exc: Exception) -> str:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import anyio
 from anyio import to_thread
 
-from shardrun import distribute, workers
+from shardrun import distribute, reap, workers
 from shardrun.config import WorkerSpec
 from shardrun.engine import Endpoint
 from shardrun.errors import InfraError
+from shardrun.execute import ENGINE_ERRORS
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ def _probe(spec: WorkerSpec, endpoint: Endpoint, name: str, image_id: str | None
     except InfraError as exc:
         return WorkerRow(name, endpoint.url, reachable=False, error=str(exc))
     try:
+        with contextlib.suppress(*ENGINE_ERRORS):  # like every command, reap orphans first
+            reap.remove_orphans(worker.client)
         has = distribute.has_image(worker.client, image_id) if image_id else None
     finally:
         worker.client.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shardrun import timeline
-from shardrun.results import ShardResult, Status, exit_code
+from shardrun.results import EXIT_INFRA, ShardResult, Status, exit_code
 from shardrun.timings import write_atomic
 
 
@@ -39,6 +39,7 @@ class RunSummary:
     results: tuple[ShardResult, ...]
     interrupted: bool = False
     workers: tuple[WorkerReport, ...] = ()
+    error: str = ""  # what stopped the run early (a full disk), if anything did
 
     @property
     def lost_workers(self) -> tuple[str, ...]:
@@ -46,6 +47,8 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
+        if self.error and not self.interrupted:
+            return EXIT_INFRA
         return exit_code(list(self.results), self.interrupted)
 
     @property
@@ -69,6 +72,7 @@ def to_json(summary: RunSummary) -> dict:
         "finished": summary.finished,
         "exit_code": summary.exit_code,
         "interrupted": summary.interrupted,
+        "error": summary.error,
         "lost_workers": list(summary.lost_workers),
         "workers": [dataclasses.asdict(w) for w in summary.workers],
         "shards": [

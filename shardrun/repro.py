@@ -7,7 +7,9 @@ failing shard can be reproduced, and poked at with `--shell`, exactly as it ran.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping, Sequence
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
 
 from shardrun.errors import ConfigError
 from shardrun.plan import Shard
@@ -41,6 +43,8 @@ def docker_run_argv(
         argv += ["--label", f"{key}={value}"]
     for key, value in shard.env.items():
         argv += ["--env", f"{key}={value}"]
+    for name in shard.secret_env:  # the value comes from the CLI's environment, never argv
+        argv += ["--env", name]
     for v in shard.volumes:
         argv += ["--volume", f"{v.source}:{v.target}:{'ro' if v.read_only else 'rw'}"]
     for flag, value in (
@@ -68,3 +72,36 @@ def docker_run_argv(
 
 def printable(argv: Sequence[str]) -> str:
     return shlex.join(argv)
+
+
+def run_attached(argv: Sequence[str], cwd, env: Mapping[str, str],
+                 remove_container: Callable[[], None]) -> int | None:
+    """Run the docker CLI attached to this terminal; its exit code, or None if shardrun
+    was interrupted (SIGINT or SIGTERM) first.
+
+    Without a terminal, the CLI passes a Ctrl-C on to the container, and a process that
+    ignores it (PID 1 ignores SIGINT unless it handles it) keeps running after the CLI
+    is gone: so shardrun removes the container itself, then waits for the CLI.
+    """
+    proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env))
+    interrupted = False
+
+    def interrupt(signum, frame) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        removed = False
+        while True:
+            try:
+                code = proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if interrupted and not removed:
+                    remove_container()
+                    removed = True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return None if interrupted else code

@@ -27,6 +27,9 @@ class ShardResult:
     log_path: str | None
     detail: str = ""  # why, for ERROR / TIMEOUT / NOT RUN
     attempt: int = 1
+    # The worker failed the shard (a transport error), not the shard itself: the
+    # scheduler moves it to another worker whatever a later ping says.
+    worker_fault: bool = False
 
     @property
     def duration(self) -> float | None:

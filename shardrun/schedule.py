@@ -35,6 +35,7 @@ class _Entry:
     shard: Shard
     attempt: int = 1
     lost_count: int = 0
+    avoid: str | None = None  # the worker that failed it: another one takes it first
 
 
 class ShardQueue:
@@ -53,12 +54,14 @@ class ShardQueue:
         self.retries = retries
         self.requeue_lost = requeue_lost
 
-    def take(self) -> tuple[Shard, int] | None:
-        if not self._pending:
-            return None
-        entry = self._pending.pop(0)
-        self._running[entry.shard.name] = entry
-        return entry.shard, entry.attempt
+    def take(self, worker: str | None = None) -> tuple[Shard, int] | None:
+        """The next shard for `worker`, skipping those its own failure put back."""
+        for i, entry in enumerate(self._pending):
+            if worker is None or entry.avoid != worker:
+                del self._pending[i]
+                self._running[entry.shard.name] = entry
+                return entry.shard, entry.attempt
+        return None
 
     def finish(self, result: ShardResult) -> bool:
         """Record a result; True if the shard was queued for another attempt."""
@@ -71,11 +74,13 @@ class ShardQueue:
         self._results[result.name] = result
         return False
 
-    def lost(self, name: str, result: ShardResult) -> bool:
-        """The shard's worker died under it; True if it was queued to run elsewhere."""
+    def lost(self, name: str, result: ShardResult, worker: str | None = None) -> bool:
+        """The shard's worker died under it, or failed it with a transport error; True
+        if it was queued to run elsewhere (preferably not on `worker`)."""
         entry = self._running.pop(name)
         if entry.lost_count < self.requeue_lost:
             entry.lost_count += 1
+            entry.avoid = worker
             self._pending.insert(0, entry)
             return True
         self._results[name] = result
@@ -105,6 +110,12 @@ def _unrun(entry: _Entry, status: Status, detail: str) -> ShardResult:
         name=entry.shard.name, status=status, exit_code=None, started=None, finished=None,
         worker=None, slot=None, log_path=None, detail=detail, attempt=entry.attempt,
     )
+
+
+# Transport errors on a worker that still answers pings before it is taken as lost: one
+# may be a blip of the network, two in one run mean a worker going away (a daemon
+# draining after SIGTERM behind a proxy answers some calls and resets others).
+_FAULTS = 2
 
 
 class _Changed:
@@ -145,9 +156,30 @@ async def run_queue(
     places = anyio.Semaphore(limit) if limit else None
     lost: set[str] = set()
     live = {w.name: w.slots for w in workers}
+    faults: dict[str, int] = {}
+
+    async def ready_or_done(worker: Slots) -> bool:
+        """Until the worker holds the image (True), or every shard has a result without
+        it (False): a run never waits on a load that no shard needs any more."""
+        ready = False
+        async with anyio.create_task_group() as tg:
+
+            async def until_ready() -> None:
+                nonlocal ready
+                ready = await worker.wait_ready()
+                tg.cancel_scope.cancel()
+
+            async def until_done() -> None:
+                while not queue.finished:
+                    await changed.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until_ready)
+            tg.start_soon(until_done)
+        return ready
 
     async def slot_loop(worker: Slots, slot: int) -> None:
-        if not await worker.wait_ready():
+        if not await ready_or_done(worker):
             lost.add(worker.name)
         while worker.name not in lost:
             if not queue.has_pending:
@@ -160,10 +192,14 @@ async def run_queue(
                 if worker.name in lost:  # lost while this slot waited for a place
                     places.release()
                     continue
-            item = queue.take()
+            # Only this worker left: it takes back what it failed rather than nobody.
+            others = any(n for name, n in live.items() if name != worker.name)
+            item = queue.take(worker.name if others else None)
             if item is None:
                 if places is not None:
                     places.release()
+                if queue.has_pending:  # only shards this worker failed: wait for a change
+                    await changed.wait()
                 continue
             shard, attempt = item
             try:
@@ -171,12 +207,18 @@ async def run_queue(
             finally:
                 if places is not None:
                     places.release()
-            if result.status is Status.ERROR and not await worker.is_alive():
-                if worker.name not in lost:
+            alive = result.status is not Status.ERROR or await worker.is_alive()
+            if not alive or result.worker_fault:
+                # A transport error moves the shard whatever a ping says next. The worker
+                # is lost if it does not answer now, or on its second such error.
+                faults[worker.name] = faults.get(worker.name, 0) + 1
+                if (not alive or faults[worker.name] >= _FAULTS) and worker.name not in lost:
                     lost.add(worker.name)
                     on_lost(worker, result.detail)
-                if queue.lost(shard.name, replace(result, detail=f"worker lost: {result.detail}")):
-                    on_requeue(shard, f"worker {worker.name} lost")
+                gone = "lost" if worker.name in lost else "failed it"
+                moved = replace(result, detail=f"worker {gone}: {result.detail}")
+                if queue.lost(shard.name, moved, worker.name):
+                    on_requeue(shard, f"worker {worker.name} {gone}: {result.detail}")
             elif queue.finish(result):
                 on_requeue(shard, f"attempt {attempt + 1} of {queue.retries + 1}")
             changed.notify()

@@ -38,6 +38,7 @@ class Worker:
     cpus: int
     version: str
     volumes: tuple[Volume, ...] = ()
+    target: str = "default"  # the context name or URL it was given, to reach it again
     limiter: anyio.CapacityLimiter | None = field(default=None, repr=False)
     lost: str = ""  # why the worker was lost, once it is
     delivery: Delivery | None = None  # how the image got there, once it has
@@ -169,4 +170,5 @@ def connect(
         cpus=cpus,
         version=str(info.get("ServerVersion", "?")),
         volumes=spec.volumes,
+        target=spec.context or spec.host or "default",
     )

@@ -10,17 +10,29 @@ import contextlib
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 from anyio import to_thread
 
-from shardrun import artifact, build, distribute, execute, plan, report, schedule, timings
+from shardrun import (
+    artifact,
+    build,
+    distribute,
+    execute,
+    owner,
+    plan,
+    reap,
+    report,
+    schedule,
+    timings,
+)
 from shardrun import workers as workers_mod
 from shardrun.config import Config, WorkerSpec
 from shardrun.engine import Endpoint, resolve
-from shardrun.errors import InfraError
+from shardrun.errors import ConfigError, DiskFull, InfraError
 from shardrun.events import (
     ArtifactReady,
     Emit,
@@ -33,6 +45,7 @@ from shardrun.events import (
 )
 from shardrun.plan import Shard
 from shardrun.results import ShardResult, Status
+from shardrun.watchdog import Watchdog
 from shardrun.workers import Worker
 
 
@@ -43,6 +56,10 @@ class RunRequest:
     jobs: int | None = None  # at most this many containers at once, over all workers
     retries: int = 0
     workers: tuple[WorkerSpec, ...] = ()  # from --worker; else the config's; else default
+    # The values of the shards' secret-env names, from this process's environment. Never
+    # written anywhere by shardrun: kept out of repr, reports and messages.
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+    run_id: str = field(default_factory=lambda: new_run_id())
 
     @property
     def state_dir(self) -> Path:
@@ -63,6 +80,30 @@ class Prepared:
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def read_secrets(shards: tuple[Shard, ...], environ: Mapping[str, str]) -> dict[str, str]:
+    """The values of every `secret-env` name the shards use, from `environ`."""
+    values: dict[str, str] = {}
+    for shard in shards:
+        for name in shard.secret_env:
+            if name not in environ:
+                raise ConfigError(
+                    f'shard "{shard.name}": secret-env {name} is not set in this environment; '
+                    f"export {name} before running shardrun (its value is passed to the "
+                    "container only, never written or printed)"
+                )
+            values[name] = environ[name]
+    return values
+
+
+def make_state_dirs(state_dir: Path) -> None:
+    """.shardrun/ holds logs that may show what a test saw: only its owner may read it.
+    Temp files of runners that died mid-write (SIGKILL during a save) go here too."""
+    for path in (state_dir, state_dir / "cache", state_dir / "runs"):
+        path.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(state_dir, 0o700)  # made by an older version with the umask's mode
+    artifact.sweep_stale_temp(state_dir / "cache")
 
 
 @contextlib.asynccontextmanager
@@ -89,10 +130,16 @@ def resolve_workers(request: RunRequest) -> list[tuple[WorkerSpec, Endpoint, str
 
 
 async def connect_builder() -> Worker:
-    """The engine that builds: the current docker context, as `docker build` would use."""
-    return await to_thread.run_sync(
-        workers_mod.connect, workers_mod.DEFAULT, resolve(None), "local"
-    )
+    """The engine that builds: the current docker context, as `docker build` would use.
+    Like every engine a command uses, it is first rid of orphaned containers."""
+
+    def connect() -> Worker:
+        worker = workers_mod.connect(workers_mod.DEFAULT, resolve(None), "local")
+        with contextlib.suppress(*execute.ENGINE_ERRORS):
+            reap.remove_orphans(worker.client)
+        return worker
+
+    return await to_thread.run_sync(connect, abandon_on_cancel=True)
 
 
 async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
@@ -114,7 +161,9 @@ def _announce(emit: Emit):
 async def save_artifact(config: Config, builder: Worker, image_id: str, emit: Emit):
     """Save (or reuse) the tarball now: `shardrun build` does, for later runs and loads."""
     cache = config.root / ".shardrun" / "cache"
-    saved = await to_thread.run_sync(artifact.ensure, builder.client, image_id, cache)
+    saved = await to_thread.run_sync(
+        artifact.ensure, builder.client, image_id, cache, abandon_on_cancel=True
+    )
     _announce(emit)(saved)
     return saved
 
@@ -151,6 +200,7 @@ async def connect_workers(
 async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Prepared | None:
     """Build once while connecting to the workers; None if interrupted."""
     resolved = resolve_workers(request)
+    make_state_dirs(request.state_dir)  # only once the config is known to be good
     async with cancelled_by(interrupt):
         found: list = []
 
@@ -172,28 +222,47 @@ def _rel(path: Path) -> str:
     return str(path)
 
 
+async def run(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> report.RunSummary:
+    """The whole run. An interrupt at any stage still returns a summary, recorded with
+    the run marked interrupted, once everything the run started is gone."""
+    started = time.time()
+    prepared = await prepare(request, emit, interrupt)
+    if prepared is None:  # interrupted while building or connecting: nothing ran
+        summary = _summary(request, started, None, [], (), schedule.ShardQueue(request.shards),
+                           "the run was interrupted before it started", interrupted=True)
+        _record(request, summary)
+        return summary
+    return await run_shards(request, prepared, emit, interrupt, started)
+
+
 async def run_shards(
-    request: RunRequest, prepared: Prepared, emit: Emit, interrupt: anyio.Event
+    request: RunRequest, prepared: Prepared, emit: Emit, interrupt: anyio.Event,
+    started: float | None = None,
 ) -> report.RunSummary:
     """Get the image onto each worker and run every shard on the workers' slots.
 
-    A worker starts taking shards as soon as it holds the image. Interrupted runs still
-    return a summary (with CANCELLED shards) after every container is removed.
+    A worker starts taking shards as soon as it holds the image; a load that no shard
+    needs any more (every shard finished elsewhere) is abandoned. Interrupted runs still
+    return a summary (with CANCELLED shards) after every container is removed. A full
+    disk on this machine stops the run (DiskFull, raised after the cleanup).
     """
     config, workers, image_id = request.config, prepared.workers, prepared.image_id
+    run_id = request.run_id
+    started = started or time.time()
     image = artifact.OnDemand(
         prepared.builder.client, image_id, request.state_dir / "cache", _announce(emit)
     )
-    run_id = new_run_id()
-    run_dir = request.state_dir / "runs" / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
+    run_dir = _run_dir(request)
     emit(RunPlanned(run_id=run_id, shards=tuple(s.name for s in request.shards),
                     run_dir=_rel(run_dir)))
     for worker in workers:
         worker.start_run()
     queue = schedule.ShardQueue(request.shards, retries=request.retries)
     refusals = distribute.ThinRefusals(request.state_dir / "workers.json")
+    stopped: list[DiskFull] = []
+    owner_labels = {
+        execute.LABEL_RUN: run_id, execute.LABEL_PROJECT: config.project, **owner.me().labels()
+    }
 
     def mark_lost(worker: Worker, reason: str) -> None:
         if worker.mark_lost(reason):
@@ -204,71 +273,101 @@ async def run_shards(
         with worker.unless_lost():
             try:
                 worker.delivery = await to_thread.run_sync(
-                    distribute.deliver, worker.client, worker.name, worker.endpoint.url,
-                    image, refusals, emit, config.project,
+                    _clean_and_deliver, worker, image, refusals, emit, config.project,
                     limiter=worker.limiter, abandon_on_cancel=True,
                 )
+            except DiskFull as exc:  # this machine's disk, not the worker: stop the run
+                stopped.append(exc)
+                stop.cancel()
             except (InfraError, *execute.ENGINE_ERRORS) as exc:
                 mark_lost(worker, f"could not get the image there: {exc}")
         worker.set_ready(worker.delivery is not None and not worker.lost)
 
     async def run_one(shard: Shard, worker: Worker, slot: int, attempt: int) -> ShardResult:
         emit(ShardStarted(name=shard.name, worker=worker.name, slot=slot))
-        labels = {
-            execute.LABEL_RUN: run_id,
-            execute.LABEL_SHARD: shard.name,
-            execute.LABEL_PROJECT: config.project,
-        }
+        labels = {**owner_labels, execute.LABEL_SHARD: shard.name,
+                  **owner.deadline_label(shard.timeout)}
         suffix = f".{attempt}" if attempt > 1 else ""
         log = run_dir / f"{shard.name}{suffix}.log"
         try:
             client, limiter = await worker.slot_client(slot)
         except InfraError as exc:
-            result = execute.not_started(shard, worker.name, slot, log, str(exc), attempt)
+            result = execute.not_started(shard, worker.name, slot, log, str(exc), attempt,
+                                         worker_fault=True)
         else:
             with worker.unless_lost() as scope:
                 result = await execute.run_shard(
                     plan.for_worker(shard, worker.volumes),
                     execute.Placement(client, worker.name, slot), image_id, labels,
-                    log, emit, limiter, attempt, cleanup,
+                    log, emit, limiter, attempt, cleanup, request.secrets,
                 )
             if scope.cancelled_caught:
                 result = execute.not_started(shard, worker.name, slot, log, worker.lost, attempt)
         emit(ShardFinished(result=result))
         return result
 
+    stop = anyio.CancelScope()
+    watchdog = Watchdog(run_id, [w.target for w in workers])
     try:
-        async with (
-            cancelled_by(interrupt),
-            anyio.create_task_group() as cleanup,
-            anyio.create_task_group() as heartbeats,
-        ):
-            for worker in workers:
-                cleanup.start_soon(deliver, worker)
-                heartbeats.start_soon(worker.watch, mark_lost)
-            await schedule.run_queue(
-                queue, workers, run_one,
-                on_lost=lambda worker, why: mark_lost(worker, f"lost while running: {why}"),
-                on_requeue=lambda shard, why: emit(ShardRequeued(name=shard.name, reason=why)),
-                limit=request.jobs,
-            )
-            heartbeats.cancel_scope.cancel()
+        async with cancelled_by(interrupt), anyio.create_task_group() as cleanup:
+            with stop:
+                async with anyio.create_task_group() as background:
+                    for worker in workers:
+                        background.start_soon(deliver, worker)
+                        background.start_soon(worker.watch, mark_lost)
+                    await schedule.run_queue(
+                        queue, workers, run_one,
+                        on_lost=lambda w, why: mark_lost(w, f"lost while running: {why}"),
+                        on_requeue=lambda s, why: emit(ShardRequeued(name=s.name, reason=why)),
+                        limit=request.jobs,
+                    )
+                    # Heartbeats, and loads that no shard waits for any more.
+                    background.cancel_scope.cancel()
     finally:
         # Shielded: on Ctrl-C and on any failure, every container of the run is removed.
         with anyio.CancelScope(shield=True):
             await _reap(workers, run_id)
-            interrupted = interrupt.is_set() or not queue.finished
-            queue.abandon(Status.CANCELLED, "the run was interrupted")
-            summary = report.RunSummary(
-                run_id=run_id, project=config.project, image_id=image_id,
-                started=started, finished=time.time(), results=tuple(queue.results()),
-                interrupted=interrupted,
-                workers=tuple(_worker_report(w) for w in workers)
-                + tuple(report.WorkerReport(name, "", 0, lost=why)
-                        for name, why in prepared.unreachable),
+            watchdog.release()
+            why = f"the run stopped: {stopped[0]}" if stopped else "the run was interrupted"
+            summary = _summary(
+                request, started, image_id, workers, prepared.unreachable, queue, why,
+                interrupted=interrupt.is_set() or (not queue.finished and not stopped),
+                error=str(stopped[0]) if stopped else "",
             )
-            _record(request, summary, run_dir)
+            _record(request, summary)
+    if stopped:
+        raise stopped[0]
     return summary
+
+
+def _clean_and_deliver(worker: Worker, image, refusals, emit: Emit, project: str):
+    """Before the run uses a worker: remove orphans there, then get the image there."""
+    reap.remove_orphans(worker.client)
+    return distribute.deliver(
+        worker.client, worker.name, worker.endpoint.url, image, refusals, emit, project
+    )
+
+
+def _run_dir(request: RunRequest) -> Path:
+    path = request.state_dir / "runs" / request.run_id
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _summary(
+    request: RunRequest, started: float, image_id: str | None, workers: list[Worker],
+    unreachable: tuple[tuple[str, str], ...], queue: schedule.ShardQueue, why: str,
+    interrupted: bool, error: str = "",
+) -> report.RunSummary:
+    """The run's summary: a shard without a result was CANCELLED, for `why`."""
+    queue.abandon(Status.CANCELLED, why)
+    return report.RunSummary(
+        run_id=request.run_id, project=request.config.project, image_id=image_id,
+        started=started, finished=time.time(), results=tuple(queue.results()),
+        interrupted=interrupted, error=error,
+        workers=tuple(_worker_report(w) for w in workers)
+        + tuple(report.WorkerReport(name, "", 0, lost=why) for name, why in unreachable),
+    )
 
 
 def _worker_report(worker: Worker) -> report.WorkerReport:
@@ -293,10 +392,11 @@ async def _reap(workers: list[Worker], run_id: str) -> None:
             tg.start_soon(one, worker)
 
 
-def _record(request: RunRequest, summary: report.RunSummary, run_dir: Path) -> None:
+def _record(request: RunRequest, summary: report.RunSummary) -> None:
     path = request.state_dir / "timings.json"
     timings.save(path, timings.update(timings.load(path), summary.results))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    run_dir = _run_dir(request)
     report.write(summary, run_dir, Path(step_summary) if step_summary else None)
     latest = request.state_dir / "runs" / "latest"
     with contextlib.suppress(OSError):  # a convenience only

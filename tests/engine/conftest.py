@@ -152,3 +152,34 @@ def shards_toml(project: Project, body: str, base: str = BUSYBOX_IMAGE, image: s
         f'[image]\nbuild-args = {{ BASE_IMAGE = "{base}" }}\n{image}\n'
         f"{body}"
     )
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hosts_script(command: str = "up") -> dict[str, str]:
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "worker-hosts"), *command.split()],
+        capture_output=True, text=True, timeout=180, check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"scripts/worker-hosts {command} failed (it needs root, iproute2, openssh-server "
+            f"and docker.io):\n{proc.stderr[-2000:]}", pytrace=False,
+        )
+    return dict(line.split("=", 1) for line in proc.stdout.split() if "=" in line)
+
+
+@pytest.fixture(scope="session")
+def hosts(docker_client) -> dict[str, str]:
+    env = hosts_script("up")
+    for url in (env["SHARDRUN_TEST_W1_UNIX"], env["SHARDRUN_TEST_W2_UNIX"]):
+        ensure_busybox(docker.DockerClient(base_url=url))  # so workers hold a shared base
+    return env
+
+
+@pytest.fixture
+def w1_restored(hosts):
+    """For tests that kill w1's daemon: its current pid, and it back afterwards."""
+    yield {**hosts, **hosts_script("env")}
+    hosts_script("restart w1")

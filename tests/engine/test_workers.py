@@ -14,38 +14,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.engine.conftest import LABEL_PROJECT, ensure_busybox, shards_toml, wait_for_running
+from shardrun import layers
+from tests.engine.conftest import LABEL_PROJECT, hosts_script, shards_toml, wait_for_running
+from tests.engine.test_cache import with_manifest
 
-ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE = "tcp://198.18.0.2:2999"  # w1's address, a port nothing listens on
-
-
-def _hosts(command: str = "up") -> dict[str, str]:
-    proc = subprocess.run(
-        [str(ROOT / "scripts" / "worker-hosts"), *command.split()],
-        capture_output=True, text=True, timeout=180, check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(
-            f"scripts/worker-hosts {command} failed (it needs root, iproute2, openssh-server "
-            f"and docker.io):\n{proc.stderr[-2000:]}", pytrace=False,
-        )
-    return dict(line.split("=", 1) for line in proc.stdout.split() if "=" in line)
-
-
-@pytest.fixture(scope="session")
-def hosts(docker_client) -> dict[str, str]:
-    env = _hosts("up")
-    for url in (env["SHARDRUN_TEST_W1_UNIX"], env["SHARDRUN_TEST_W2_UNIX"]):
-        ensure_busybox(docker.DockerClient(base_url=url))  # so workers hold a shared base
-    return env
-
-
-@pytest.fixture
-def w1_restored(hosts):
-    """For tests that kill w1's daemon: bring it back afterwards."""
-    yield hosts
-    _hosts("restart w1")
 
 
 def _workers(hosts, local_slots=1, w1_slots=1, w2_slots=1) -> list[str]:
@@ -176,7 +149,7 @@ command = ["sh", "-c", "sleep 3; echo done"]
     assert "worker 198.18.0.2:2375: LOST" in out
 
     # The dead daemon kept its containers; the next run on that worker sweeps them.
-    _hosts("restart w1")
+    hosts_script("restart w1")
     w1 = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"])
     label = {"label": f"{LABEL_PROJECT}={remote_project.name}"}
     assert w1.containers.list(all=True, filters=label), "expected the killed run's leftovers"
@@ -291,12 +264,21 @@ def test_a_refused_thin_load_falls_back_to_full_and_is_remembered(project, hosts
     built = project.shardrun("build", "--plain")
     assert built.returncode == 0, built.stderr
     tarball = Path(project.root, built.stdout.strip().splitlines()[-1])
-    # w1 holds the busybox base (and maybe more, from earlier tests), so it would get a thin
-    # tarball. Make every cached thin tarball one the engine refuses, as the containerd
-    # image store refuses one.
-    refused = [tarball.with_name(f"{tarball.stem}.thin{n}.tar") for n in range(1, 4)]
-    for path in refused:
-        path.write_bytes(b"not a tarball")
+    image_id = built.stdout.strip().splitlines()[-2]
+    # The thin tarball w1 would get, whole by every check of ours but refused by the engine
+    # ("invalid manifest, layers length mismatch"), as the containerd image store refuses
+    # one that omits layers.
+    w1 = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"])
+    saved = layers.read_saved(tarball)
+    held = layers.held_chain_ids(i.attrs["RootFS"]["Layers"] for i in w1.images.list(all=True))
+    skip = layers.layers_to_skip(saved, held)
+    assert skip >= 1  # w1 holds the busybox base
+    whole = project.root / "whole.tar"
+    layers.write_thin(tarball, layers.omitted_files(saved, skip), whole)
+    thin = tarball.with_name(f"{tarball.stem}.thin{skip}.tar")
+    with_manifest(whole, thin, lambda m: m[0]["Layers"].append(m[0]["Layers"][-1]))
+    assert layers.is_complete(thin, image_id, layers.omitted_files(saved, skip))
+    refused = [thin]
 
     result = project.shardrun("run", "--plain", "--shard", "nap-1", "--worker", tcp)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 
@@ -230,7 +230,9 @@ def test_a_lost_worker_is_reported_once_and_its_shards_finish_elsewhere():
     # Both of bad's slots took a shard at the start; nothing went to it afterwards.
     assert sorted(rec.ran_on("bad")) == ["s1", "s2"]
     assert sorted(rec.ran_on("good")) == ["s1", "s2", "s3", "s4", "s5"]
-    assert sorted(rec.requeued) == [("s1", "worker bad lost"), ("s2", "worker bad lost")]
+    assert sorted(rec.requeued) == [
+        ("s1", "worker bad lost: connection refused"), ("s2", "worker bad lost: connection refused")
+    ]
     assert [(r.name, r.status, r.worker) for r in results] == [
         (name, Status.PASS, "good") for name in ("s1", "s2", "s3", "s4", "s5")
     ]
@@ -303,3 +305,55 @@ def test_lower_bound_is_the_longest_shard_or_the_even_share():
     assert lower_bound([7, 1, 1], 3) == 7
     assert lower_bound([2, 2, 2, 2, 2, 2], 3) == 4
     assert lower_bound([], 6) == 0
+
+
+@dataclass
+class FlakyRecorder(Recorder):
+    """A worker whose calls fail with a transport error while its pings still answer, as a
+    daemon draining after SIGTERM behind a socket proxy does."""
+
+    faulty: str = ""
+
+    async def run_one(self, shard: Shard, worker: FakeWorker, slot: int, attempt: int):
+        res = await super().run_one(shard, worker, slot, attempt)
+        if worker.name != self.faulty:
+            return res
+        return replace(res, status=Status.ERROR, exit_code=None, worker_fault=True,
+                       detail="could not create the container: Connection reset by peer")
+
+
+def test_a_transport_error_moves_the_shard_even_when_the_worker_still_answers_pings():
+    rec = FlakyRecorder(faulty="flaky", durations={"s1": 0.02, "s2": 0.02, "s3": 0.05})
+    flaky, good = FakeWorker("flaky", 1, alive=True), FakeWorker("good", 1)
+    results = run(ShardQueue(shards("s1", "s2", "s3")), [flaky, good], rec)
+
+    assert [(r.name, r.status, r.worker) for r in results] == [
+        (name, Status.PASS, "good") for name in ("s1", "s2", "s3")
+    ]
+    # Two transport errors in one run and the worker is taken as lost, pings or not.
+    assert [name for name, _ in rec.lost] == ["flaky"]
+    assert len(rec.ran_on("flaky")) == 2
+    assert all("Connection reset" in why for _, why in rec.requeued)
+
+
+def test_a_shard_put_back_by_a_worker_goes_to_another_worker_first():
+    queue = ShardQueue(shards("a", "b"))
+    queue.take("w1")
+    assert queue.lost("a", result("a", Status.ERROR), worker="w1") is True
+    assert queue.take("w1")[0].name == "b"  # w1 skips the shard it failed
+    assert queue.take("w1") is None and queue.has_pending
+    assert queue.take("w2")[0].name == "a"
+
+
+def test_the_run_ends_without_waiting_for_a_load_that_no_shard_needs():
+    @dataclass
+    class Loading(FakeWorker):
+        async def wait_ready(self) -> bool:
+            await anyio.sleep(60)  # a slow image load
+            return True
+
+    rec = Recorder()
+    began = time.monotonic()
+    results = run(ShardQueue(shards("a")), [FakeWorker("fast", 1), Loading("slow", 1)], rec)
+    assert [(r.name, r.worker) for r in results] == [("a", "fast")]
+    assert time.monotonic() - began < 5

@@ -63,6 +63,7 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "finished": 1042.0,
         "exit_code": 4,
         "interrupted": False,
+        "error": "",
         "lost_workers": ["remote"],
         "workers": [
             {"name": "local", "url": "unix:///var/run/docker.sock", "slots": 2, "lost": "",
