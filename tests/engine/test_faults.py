@@ -189,12 +189,13 @@ def test_every_command_reaps_orphans_and_leaves_live_runs_alone(project, docker_
             container.remove(force=True)
 
 
-def test_an_interrupted_repro_removes_its_container(project, docker_client):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_repro_removes_its_container(project, docker_client, signum):
     project.write("shards.toml", shards_toml(project, SLEEPS_FOR_EVER))
     proc = project.popen("repro", "forever")
     wait_for_running(docker_client, project)
 
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
 
     assert proc.returncode == 130, out + err

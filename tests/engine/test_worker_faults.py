@@ -186,7 +186,10 @@ command = ["true"]
     Path(project.root / "rss.txt").write_text(str(peak_kb))
 
 
-def test_an_interrupt_during_distribution_leaves_nothing_and_records_the_run(project, hosts):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_during_distribution_leaves_nothing_and_records_the_run(
+    project, hosts, signum
+):
     project.write("Dockerfile.test", BIG_IMAGE)
     project.write("payload.txt", f"{project.name}\n")
     project.write("shards.toml", shards_toml(project, SHORT_NAPS.replace("count = 30", "count = 2")))
@@ -197,7 +200,7 @@ def test_an_interrupt_during_distribution_leaves_nothing_and_records_the_run(pro
         lines.append(line)
     time.sleep(0.3)
 
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
 
     assert proc.returncode == 130, out + err
