@@ -219,46 +219,23 @@ def _check_path(path: Path, test: Callable[[Path], bool], problem: str, where: s
         _fail(where, f"{path} {problem}", "create it or fix the path")
 
 
-# The TOML keys are the RunOptions fields spelled with dashes.
+# The TOML keys are the RunOptions fields spelled with dashes, listed in the fields' order
+# (not the table's) because the "valid keys" hint has always named them so.
 _RUN_KEYS = tuple(f.name.replace("_", "-") for f in fields(RunOptions))
 
 
 def _run_options(table: Any, where: str, root: Path, extra: tuple[str, ...] = ()) -> RunOptions:
     """Parse the RunOptions keys of `table`; `extra` keys are allowed and left to the caller."""
+    # Imported here: the table is built from this module's parsers, so it loads after them.
+    from shardrun.run_options import BY_KEY
+
     table = _table(table, where)
     _check_keys(table, _RUN_KEYS + extra, where)
     values: dict[str, Any] = {}
-    for key, raw in table.items():
-        at = _join(where, key)
-        if key in ("command", "entrypoint"):
-            value: Any = _argv(raw, at)
-        elif key == "env":
-            value = _str_map(raw, at)
-        elif key == "volumes":
-            value = _volumes(raw, at, root)
-        elif key == "workdir":
-            value = _str(raw, at, example='"/src"')
-            if not value.startswith("/"):
-                _fail(at, f'"{value}" is not absolute', 'use a container path like "/src"')
-        elif key == "user":
-            value = str(raw) if type(raw) is int else _str(raw, at, example='"1000:1000"')
-        elif key in ("shm-size", "memory"):
-            value = parse_size(raw, at)
-        elif key == "security-opt":
-            value = _str_list(raw, at)
-        elif key == "cpus":
-            value = float(_positive(raw, at, (int, float), most=_MAX_CPUS))
-        elif key == "timeout":
-            value = parse_duration(raw, at)
-        elif key == "network":
-            value = _str(raw, at, example='"none"')
-        elif key == "secret-env":
-            value = _env_names(raw, at)
-        elif key == "docker-socket":
-            value = _bool(raw, at)
-        else:
-            continue
-        values[key.replace("-", "_")] = value
+    for key, raw in table.items():  # in the file's order: the first bad key is reported
+        if key in BY_KEY:  # not one of `extra`
+            option = BY_KEY[key]
+            values[option.name] = option.parse(raw, _join(where, key), root)
     return RunOptions(**values)
 
 
@@ -269,8 +246,6 @@ _NAME_MAX = 100
 # Each counted shard is a container, and names are expanded eagerly to find duplicates, so
 # a slip like count = 10000000000 would hang before the first shard started.
 _MAX_COUNT = 1000
-# The Engine API takes CPUs as NanoCpus, an int64 of billionths.
-_MAX_CPUS = 9_000_000_000
 
 
 def _shards(value: Any, where: str, root: Path) -> tuple[ShardSpec, ...]:

@@ -6,10 +6,11 @@ import fnmatch
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from shardrun.config import Config, RunOptions, ShardSpec, Volume, fill, one_line
 from shardrun.errors import ConfigError
+from shardrun.run_options import OPTIONS
 
 
 @dataclass(frozen=True)
@@ -33,32 +34,8 @@ def expand(config: Config) -> list[Shard]:
 
 
 def _merge(defaults: RunOptions, own: RunOptions) -> RunOptions:
-    # A shard volume on the same container path replaces the default one: the engine
-    # refuses two mounts on one target.
-    own_targets = {v.target for v in own.volumes}
-    volumes = tuple(v for v in defaults.volumes if v.target not in own_targets) + own.volumes
-
-    def pick(name: str) -> Any:  # the shard's value when it set one
-        value = getattr(own, name)
-        return getattr(defaults, name) if value is None or value == () else value
-
     return RunOptions(
-        command=pick("command"),
-        entrypoint=pick("entrypoint"),
-        env={**defaults.env, **own.env},
-        volumes=volumes,
-        workdir=pick("workdir"),
-        user=pick("user"),
-        shm_size=pick("shm_size"),
-        security_opt=pick("security_opt"),
-        network=pick("network"),
-        cpus=pick("cpus"),
-        memory=pick("memory"),
-        timeout=pick("timeout"),
-        # Added to the defaults' names, not replacing them: a shard needing one more token
-        # should not have to repeat the rest.
-        secret_env=tuple(dict.fromkeys(defaults.secret_env + own.secret_env)),
-        docker_socket=pick("docker_socket"),
+        **{o.name: o.merge(getattr(defaults, o.name), getattr(own, o.name)) for o in OPTIONS}
     )
 
 
@@ -96,26 +73,8 @@ def _is_docker_socket(volume: Volume) -> bool:
 
 
 def _instantiate(template: str, options: RunOptions, index: int, total: int) -> Shard:
-    def argv(args: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return None if args is None else tuple(fill(a, index, total) for a in args)
-
-    return Shard(
-        name=fill(template, index, total),
-        command=argv(options.command),
-        entrypoint=argv(options.entrypoint),
-        env={key: fill(value, index, total) for key, value in options.env.items()},
-        volumes=options.volumes,
-        workdir=options.workdir,
-        user=options.user,
-        shm_size=options.shm_size,
-        security_opt=options.security_opt,
-        network=options.network,
-        cpus=options.cpus,
-        memory=options.memory,
-        timeout=options.timeout,
-        secret_env=options.secret_env,
-        docker_socket=options.docker_socket,
-    )
+    values = {o.name: o.fill(getattr(options, o.name), index, total) for o in OPTIONS}
+    return Shard(name=fill(template, index, total), **values)
 
 
 def select(

@@ -10,9 +10,11 @@ import shlex
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from shardrun.errors import ConfigError
 from shardrun.plan import Shard
+from shardrun.run_options import OPTIONS
 
 
 def pick(shards: Sequence[Shard], name: str) -> Shard:
@@ -41,33 +43,12 @@ def docker_run_argv(
         argv += ["--interactive", "--tty"]
     for key, value in labels.items():
         argv += ["--label", f"{key}={value}"]
-    for key, value in shard.env.items():
-        argv += ["--env", f"{key}={value}"]
-    for name in shard.secret_env:  # the value comes from the CLI's environment, never argv
-        argv += ["--env", name]
-    for v in shard.volumes:
-        argv += ["--volume", f"{v.source}:{v.target}:{'ro' if v.read_only else 'rw'}"]
-    for flag, value in (
-        ("--workdir", shard.workdir),
-        ("--user", shard.user),
-        ("--shm-size", shard.shm_size),
-        ("--network", shard.network),
-        ("--cpus", shard.cpus),
-        ("--memory", shard.memory),
-    ):
-        if value is not None:
-            argv += [flag, str(value)]
-    for option in shard.security_opt:
-        argv += ["--security-opt", option]
-    command = list(shard.command) if shard.command is not None else []
-    if shell:
-        argv += ["--entrypoint", "sh", image_id]
-    elif shard.entrypoint is not None:
-        # `docker run --entrypoint` takes the executable only; its arguments lead the command.
-        argv += ["--entrypoint", shard.entrypoint[0], image_id, *shard.entrypoint[1:], *command]
-    else:
-        argv += [image_id, *command]
-    return argv
+    if shell:  # sh alone: docker drops the image's CMD too once --entrypoint is given
+        shard = replace(shard, entrypoint=("sh",), command=None)
+    values = [(option, getattr(shard, option.name)) for option in OPTIONS]
+    flags = [word for option, value in values for word in option.flags(value)]
+    args = [word for option, value in values for word in option.args(value)]
+    return argv + flags + [image_id] + args
 
 
 def printable(argv: Sequence[str]) -> str:
