@@ -1,31 +1,34 @@
-"""The `shardrun` command: parse options, run the workflow, map outcomes to exit codes."""
+"""The `shardrun` command: parse options, run the workflow, map outcomes to exit codes.
+
+Each command imports what it uses when it runs (issue 7): `--help` costs typer alone,
+`list` the config and plan modules, and only the commands that talk to an engine pay for
+docker-py, requests, anyio and rich.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
-import shutil
-import signal
 import sys
 import tempfile
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import anyio
 import typer
-from rich.console import Console
 
-from shardrun import artifact, inventory, owner, plan, reap, report, timings, ui, workflow
-from shardrun import config as config_mod
-from shardrun import repro as repro_mod
 from shardrun.errors import ConfigError, ShardrunError
-from shardrun.events import Emitter, Event
 from shardrun.results import EXIT_INTERRUPTED
-from shardrun.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    import anyio
+    from rich.console import Console
+
+    from shardrun import config as config_mod
+    from shardrun import plan
+    from shardrun.events import Emitter
 
 app = typer.Typer(
     add_completion=False,
@@ -128,6 +131,8 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 
 def _load(config_path: Path | None, build_args: list[str] | None) -> config_mod.Config:
+    from shardrun import config as config_mod
+
     config = config_mod.load(config_path)
     if not build_args:
         return config
@@ -144,6 +149,10 @@ def _load(config_path: Path | None, build_args: list[str] | None) -> config_mod.
 
 
 def _view(plain: bool):
+    from rich.console import Console
+
+    from shardrun import ui
+
     if plain or not sys.stdout.isatty():
         return ui.PlainView(sys.stdout), _plain_console()
     console = Console()
@@ -151,6 +160,8 @@ def _view(plain: bool):
 
 
 def _plain_console() -> Console:
+    from rich.console import Console
+
     # No terminal: rich emits no escape codes; wide, so paths are not folded.
     return Console(force_terminal=False, no_color=True, width=160, highlight=False)
 
@@ -163,6 +174,13 @@ async def _drive(
     The first signal asks `work` to stop and clean up; a second says cleanup is under
     way; a third exits at once, saying what may be left (`leftovers`).
     """
+    import math
+    import signal
+
+    import anyio
+
+    from shardrun.events import Emitter, Event
+
     send, receive = anyio.create_memory_object_stream[Event](math.inf)
 
     async def consume() -> None:
@@ -199,6 +217,8 @@ async def _drive(
 
 
 def _planned(config: config_mod.Config, patterns: list[str] | None) -> list[plan.Shard]:
+    from shardrun import plan, timings
+
     selected = plan.select(plan.expand(config), patterns or [])
     return plan.order(selected, timings.load(config.root / ".shardrun" / "timings.json"))
 
@@ -222,6 +242,11 @@ def run(
     debug: DebugOpt = False,
 ) -> None:
     """Build the image once, run the shards, print a summary; exit 0 if all passed."""
+    import anyio
+
+    from shardrun import config as config_mod
+    from shardrun import report, ui, workflow
+
     cfg = _load(config, build_arg)
     shards = tuple(_planned(cfg, shard))
     request = workflow.RunRequest(
@@ -252,6 +277,10 @@ def build(
     debug: DebugOpt = False,
 ) -> None:
     """Build the image and save its tarball; print the image ID and the tarball path."""
+    import anyio
+
+    from shardrun import workflow
+
     cfg = _load(config, build_arg)
     view, _ = _view(plain)
     workflow.make_state_dirs(cfg.root / ".shardrun")
@@ -275,13 +304,24 @@ def workers(
     config: ConfigOpt = None, worker: WorkerOpt = None, debug: DebugOpt = False
 ) -> None:
     """List every worker: reachable or not, engine version, CPUs, slots, has the image."""
+    import anyio
+    from rich.console import Console
+
+    from shardrun import artifact, ui, workflow
+    from shardrun import config as config_mod
+
     cfg = _load(config, None)
     request = workflow.RunRequest(
         config=cfg, shards=(),
         workers=tuple(config_mod.parse_worker_option(w) for w in worker or ()),
     )
     image_id = artifact.latest_image_id(request.state_dir)
-    rows = anyio.run(inventory.survey, workflow.resolve_workers(request), image_id)
+    resolved = workflow.resolve_workers(request)  # loads the SSH transport if one needs it
+    # After resolving: inventory copies execute.ENGINE_ERRORS when imported, and an ssh://
+    # worker adds paramiko's errors to it (engine.load_ssh_transport).
+    from shardrun import inventory
+
+    rows = anyio.run(inventory.survey, resolved, image_id)
     console = Console(highlight=False) if sys.stdout.isatty() else _plain_console()
     console.print(ui.workers_table(rows, image_id))
     if not any(row.reachable for row in rows):
@@ -302,6 +342,14 @@ def repro(
     debug: DebugOpt = False,
 ) -> None:
     """Run one shard attached to this terminal, and print its `docker run` command."""
+    import shutil
+
+    import anyio
+
+    from shardrun import owner, plan, reap, ui, workflow
+    from shardrun import repro as repro_mod
+    from shardrun.watchdog import Watchdog
+
     cfg = _load(config, build_arg)
     target = repro_mod.pick(plan.expand(cfg), name)
     workflow.read_secrets((target,), os.environ)  # before the build: a missing one is usage
@@ -360,7 +408,15 @@ def list_shards(
         print(f"{s.name:<{width}}  {command}")
 
 
+# docker-py's transport package imports its SSH adapter, and paramiko with it, whatever
+# the engine's URL: 0.25 s more for every command that talks to one (issue 7). None in
+# sys.modules makes that guarded import fail as it would without paramiko; an ssh://
+# worker loads the adapter after all (engine.load_ssh_transport; same module name).
+_SSH_TRANSPORT = "docker.transport.sshconn"
+
+
 def main() -> None:
+    sys.modules.setdefault(_SSH_TRANSPORT, None)  # unless docker came with it already
     try:
         app()
         code = 0
@@ -373,8 +429,11 @@ def _exit(code: int) -> None:
     """Exit at once. A thread abandoned on an engine that stopped answering (a container
     wait on a host cut off from the network) cannot be interrupted, and the interpreter
     would wait for it forever; tearing down the SDK's objects also costs ~0.2 s a run.
-    A tarball an abandoned thread was still writing (an interrupted save) goes first."""
-    artifact.discard_temp_files()
+    A tarball an abandoned thread was still writing (an interrupted save) goes first;
+    if artifact was never imported, this process wrote none."""
+    artifact = sys.modules.get("shardrun.artifact")
+    if artifact is not None:
+        artifact.discard_temp_files()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

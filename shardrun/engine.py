@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 
 import docker
+import docker.api.client
+import docker.transport
 from docker.context import ContextAPI
 from docker.context.config import get_current_context_name
 from docker.errors import ContextNotFound, TLSParameterError
@@ -24,6 +27,12 @@ _EXTRA_CONNECTIONS = 8
 # ssh client therefore reuses one pool of at most SSH_CALLS connections and makes at most
 # SSH_CALLS calls at once (workers.py); a worker opens one SSH connection per slot.
 SSH_CALLS = 5
+
+# docker-py's transport package imports its SSH adapter, and paramiko with it, for every
+# client: 0.25 s of start-up (issue 7). The CLI puts None here first (cli.main), which
+# makes that guarded import fail as it would without paramiko; an ssh:// endpoint loads
+# the adapter after all (load_ssh_transport).
+SSH_TRANSPORT = "docker.transport.sshconn"
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,16 @@ def _from_context(name: str) -> Endpoint:
 
 
 def resolve(value: str | None = None) -> Endpoint:
-    """Resolve a worker as the docker CLI would: URL, context name, or the current one."""
+    """Resolve a worker as the docker CLI would: URL, context name, or the current one.
+
+    An ssh:// endpoint loads the SSH transport now, before any thread connects."""
+    endpoint = _resolve(value)
+    if endpoint.url.startswith("ssh://"):
+        load_ssh_transport()
+    return endpoint
+
+
+def _resolve(value: str | None) -> Endpoint:
     if value and value.startswith(URL_SCHEMES):
         tls = _tls_from_env() if value.startswith("tcp://") else False
         return Endpoint(name=_short_name(value), url=value, tls=tls, source=value)
@@ -100,7 +118,10 @@ def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120) -> doc
     """A client whose pool fits `concurrency` containers; raises InfraError if unreachable."""
     # Over ssh, paramiko rather than the ssh command: docker-py's ssh-command transport
     # starts a new ssh process for every call (~0.5 s each here).
-    pool = SSH_CALLS if endpoint.url.startswith("ssh://") else 2 * concurrency + _EXTRA_CONNECTIONS
+    over_ssh = endpoint.url.startswith("ssh://")
+    if over_ssh:
+        load_ssh_transport()  # done already if the endpoint came from resolve()
+    pool = SSH_CALLS if over_ssh else 2 * concurrency + _EXTRA_CONNECTIONS
     try:
         client = docker.DockerClient(
             base_url=endpoint.url, tls=endpoint.tls, timeout=timeout, max_pool_size=pool
@@ -113,6 +134,29 @@ def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120) -> doc
             "start it or check the worker's address"
         ) from exc
     return client
+
+
+def load_ssh_transport() -> None:
+    """Import docker-py's SSH adapter (and paramiko) if the CLI deferred it. Idempotent."""
+    if hasattr(docker.api.client, "SSHHTTPAdapter"):
+        return
+    if sys.modules.get(SSH_TRANSPORT, "") is None:
+        sys.modules.pop(SSH_TRANSPORT, None)
+    try:
+        from docker.transport.sshconn import SSHHTTPAdapter
+    except ImportError as exc:
+        raise ConfigError(
+            f"ssh:// workers need paramiko, which cannot be imported ({exc}); "
+            "install it with `pip install paramiko`"
+        ) from exc
+    # Where docker-py's own guarded imports put it when paramiko loads with docker.
+    docker.transport.SSHHTTPAdapter = SSHHTTPAdapter
+    docker.api.client.SSHHTTPAdapter = SSHHTTPAdapter
+    # The except clauses that tell a worker in trouble read execute.ENGINE_ERRORS: made
+    # before paramiko was loaded, it lacks paramiko's errors, which can now be raised.
+    execute = sys.modules.get("shardrun.execute")
+    if execute is not None:
+        execute.ENGINE_ERRORS = execute.engine_errors()
 
 
 def _share_one_ssh_pool(client: docker.DockerClient) -> None:

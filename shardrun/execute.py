@@ -7,8 +7,9 @@ cancellation), the container is removed in a shielded scope before this returns.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,20 +19,37 @@ import docker
 import requests
 from anyio import to_thread
 from anyio.abc import TaskGroup
-from paramiko.ssh_exception import SSHException
+from docker.models.containers import _create_container_args
 
 from shardrun import reap as reap_mod
+from shardrun import streams
 from shardrun.events import Emit, ShardOutput
 from shardrun.masking import Masker
 from shardrun.owner import LABEL_PROJECT, LABEL_RUN, LABEL_SHARD  # noqa: F401 - re-exported
 from shardrun.plan import Shard
 from shardrun.results import ShardResult, Status
+from shardrun.run_options import OPTIONS
 
-# A worker that dies mid-shard surfaces as any of these, depending on the transport
-# (paramiko's for ssh://).
-ENGINE_ERRORS: tuple[type[BaseException], ...] = (
-    docker.errors.DockerException, requests.exceptions.RequestException, OSError, SSHException,
+_NON_SSH_ERRORS: tuple[type[BaseException], ...] = (
+    docker.errors.DockerException, requests.exceptions.RequestException, OSError,
 )
+
+
+def _ssh_errors() -> tuple[type[BaseException], ...]:
+    # paramiko is imported for ssh:// workers alone (issue 7); until it is, none of its
+    # errors can be raised.
+    ssh = sys.modules.get("paramiko.ssh_exception")
+    return (ssh.SSHException,) if ssh is not None else ()
+
+
+def engine_errors() -> tuple[type[BaseException], ...]:
+    """What a worker that dies mid-shard raises, depending on the transport: docker-py's,
+    requests' and socket errors, and paramiko's for ssh:// once it is loaded."""
+    return _NON_SSH_ERRORS + _ssh_errors()
+
+
+# Rebound by engine.load_ssh_transport when an ssh:// worker loads paramiko later.
+ENGINE_ERRORS: tuple[type[BaseException], ...] = engine_errors()
 
 
 def is_transport(exc: BaseException) -> bool:
@@ -40,16 +58,17 @@ def is_transport(exc: BaseException) -> bool:
     its side (5xx). A 4xx is the engine refusing this shard's own options."""
     if isinstance(exc, docker.errors.APIError) and exc.status_code is not None:
         return not 400 <= exc.status_code < 500
-    if isinstance(exc, (requests.exceptions.RequestException, SSHException)):
+    if isinstance(exc, (requests.exceptions.RequestException, *_ssh_errors())):
         return True  # (requests' errors are OSErrors too: they must not fall through)
     if isinstance(exc, OSError) and not isinstance(exc, (ConnectionError, TimeoutError)):
         return False  # a local file: this machine's problem, not the worker's
-    return isinstance(exc, ENGINE_ERRORS)
+    return isinstance(exc, engine_errors())
 
 
 _OUTPUT_EVERY = 0.25  # seconds between last-line updates sent to the UI per shard
 _KILL_GRACE = 10.0  # seconds a killed container gets to report its exit before we move on
 _REMOVE_WITHIN = 15.0  # seconds to remove a container before leaving it to the final reap
+_LINE_MAX = 4096  # bytes of an unfinished line kept for the live view's last line
 
 
 @dataclass(frozen=True)
@@ -69,28 +88,11 @@ def container_options(
     `secrets` holds the values of the shard's `secret-env` names, read from the host's
     environment at run time; they go to the engine and nowhere else.
     """
-    secrets = secrets or {}
-    options: dict[str, Any] = {
-        "image": image_id,
-        "labels": labels,
-        "detach": True,
-        "environment": {**shard.env, **{name: secrets[name] for name in shard.secret_env}},
-        "volumes": [
-            f"{v.source}:{v.target}:{'ro' if v.read_only else 'rw'}" for v in shard.volumes
-        ],
-    }
-    optional = {
-        "command": list(shard.command) if shard.command is not None else None,
-        "entrypoint": list(shard.entrypoint) if shard.entrypoint is not None else None,
-        "working_dir": shard.workdir,
-        "user": shard.user,
-        "shm_size": shard.shm_size,
-        "security_opt": list(shard.security_opt) or None,
-        "network_mode": shard.network,
-        "nano_cpus": round(shard.cpus * 1e9) if shard.cpus else None,
-        "mem_limit": shard.memory,
-    }
-    options.update({key: value for key, value in optional.items() if value is not None})
+    options: dict[str, Any] = {"image": image_id, "labels": labels, "detach": True}
+    for option in OPTIONS:
+        for keyword, value in option.create(getattr(shard, option.name), secrets or {}).items():
+            # env and secret-env both give "environment": add to it, not replace it.
+            options[keyword] = {**options[keyword], **value} if keyword in options else value
     return options
 
 
@@ -107,17 +109,18 @@ class _LogSink:
         self._last_sent = 0.0
         self.last_line = ""
 
-    def follow(self, client: docker.DockerClient, container_id: str) -> None:
-        stream = client.api.logs(container_id, stream=True, follow=True)
-        # Closed explicitly: docker-py reads logs from the raw socket, so an exhausted stream
-        # is never returned to the pool; over ssh each leaked one holds an SSH session
-        # until sshd refuses more (MaxSessions, default 10).
-        with contextlib.closing(stream), open(self.path, "ab") as out:
-            try:
-                for chunk in stream:
-                    self._write(out, self.masker.feed(chunk))
-            finally:
-                self._write(out, self.masker.flush())
+    def follow(self, read: Callable[[], bytes], close: Callable[[], None]) -> None:
+        """Until the attach stream ends (the container exited, or it was closed)."""
+        demux = streams.Demux()
+        try:
+            with open(self.path, "ab") as out:
+                try:
+                    for block in streams.blocks(read):
+                        self._write(out, self.masker.feed(demux.feed(block)))
+                finally:
+                    self._write(out, self.masker.flush())
+        finally:
+            close()
         if self._partial:
             self.last_line = self._partial.decode(errors="replace").strip() or self.last_line
         self.emit(ShardOutput(name=self.shard, line=self.last_line))
@@ -129,12 +132,18 @@ class _LogSink:
             self._note(data)
 
     def _note(self, chunk: bytes) -> None:
-        *lines, self._partial = (self._partial + chunk).split(b"\n")
-        for line in reversed(lines):
-            text = line.decode(errors="replace").strip()
+        # Only the last complete line matters, and chunks can be 256 KB of short lines:
+        # look back from the end instead of splitting the whole chunk.
+        data = self._partial + chunk
+        end = data.rfind(b"\n")
+        while end > 0:
+            start = data.rfind(b"\n", 0, end) + 1
+            text = data[start:end].decode(errors="replace").strip()
             if text:
                 self.last_line = text
                 break
+            end = start - 1
+        self._partial = data[data.rfind(b"\n") + 1:][-_LINE_MAX:]
         now = time.monotonic()
         if now - self._last_sent >= _OUTPUT_EVERY:
             self._last_sent = now
@@ -186,9 +195,9 @@ async def run_shard(
     masker = Masker((secrets or {}).values())
     options = container_options(shard, image_id, labels, secrets)
     try:
-        container = await to_thread.run_sync(
-            lambda: client.containers.create(**options), limiter=limiter
-        )
+        # The low-level call: the high-level create inspects the new container, a round
+        # trip on every shard's critical path that tells us nothing.
+        container_id = await to_thread.run_sync(_create, client, options, limiter=limiter)
     except ENGINE_ERRORS as exc:
         why = f"could not create the container: {masker.mask_text(_explain(exc))}"
         return not_started(shard, place.worker, place.slot, log_path, why, attempt,
@@ -196,16 +205,16 @@ async def run_shard(
     sink = _LogSink(log_path, shard.name, emit, masker)
     started = time.time()
     try:
-        outcome, started = await _supervise(container, shard, sink, limiter)
+        outcome, started = await _supervise(client, container_id, shard, sink, limiter)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await remove(client, container.id, limiter)
+            await remove(client, container_id, limiter)
         raise
     finished = time.time()
     if cleanup is not None:
-        cleanup.start_soon(remove, client, container.id, limiter)
+        cleanup.start_soon(remove, client, container_id, limiter)
     else:
-        await remove(client, container.id, limiter)
+        await remove(client, container_id, limiter)
     return ShardResult(
         name=shard.name, status=outcome.status, exit_code=outcome.code, started=started,
         finished=finished, worker=place.worker, slot=place.slot, log_path=str(log_path),
@@ -214,35 +223,51 @@ async def run_shard(
     )
 
 
-async def _supervise(container, shard: Shard, sink: _LogSink, limiter) -> tuple[_Outcome, float]:
-    """Start the container, follow its logs, wait for its exit within the shard's timeout.
-    Returns the outcome and when the container started."""
-    client = container.client
+def _create(client: docker.DockerClient, options: dict[str, Any]) -> str:
+    args = _create_container_args({**options, "version": client.api._version})
+    return client.api.create_container(**args)["Id"]
+
+
+async def _supervise(
+    client, container_id: str, shard: Shard, sink: _LogSink, limiter
+) -> tuple[_Outcome, float]:
+    """Attach, start the container, follow its output, wait for its exit within the
+    shard's timeout. Returns the outcome and when the container started.
+
+    Attached before the start, as `docker run` does: the output comes straight from the
+    container's stdio, none is missed, and no log driver sits in between.
+    """
     started = time.time()
     try:
         sink.path.write_bytes(b"")
-        await to_thread.run_sync(container.start, limiter=limiter)
+        read, close = await to_thread.run_sync(
+            streams.attach, client, container_id, limiter=limiter
+        )
+        try:
+            await to_thread.run_sync(client.api.start, container_id, limiter=limiter)
+        except BaseException:
+            close()
+            raise
         started = time.time()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_follow, sink, client, container.id, limiter)
-            outcome = await _wait(container, shard.timeout, limiter)
+            tg.start_soon(_follow, sink, read, close, limiter)
+            outcome = await _wait(client, container_id, shard.timeout, limiter)
     except ENGINE_ERRORS as exc:
         return _Outcome(Status.ERROR, None, _explain(exc), is_transport(exc)), started
     return outcome, started
 
 
-async def _follow(sink: _LogSink, client, container_id: str, limiter) -> None:
+async def _follow(sink: _LogSink, read, close, limiter) -> None:
     # Abandoned on cancellation: the stream only ends once the container is gone, and the
     # container is removed after this task group exits.
     try:
-        await to_thread.run_sync(
-            sink.follow, client, container_id, limiter=limiter, abandon_on_cancel=True
-        )
+        await to_thread.run_sync(sink.follow, read, close, limiter=limiter,
+                                 abandon_on_cancel=True)
     except ENGINE_ERRORS:
         pass  # the container went away; its exit status is what counts
 
 
-async def _wait(container, timeout: float | None, limiter) -> _Outcome:
+async def _wait(client, container_id: str, timeout: float | None, limiter) -> _Outcome:
     """The container's exit, or TIMEOUT after killing a container that outlived
     `timeout`, or an ERROR (the worker's fault) if the engine went away while we waited.
 
@@ -254,7 +279,8 @@ async def _wait(container, timeout: float | None, limiter) -> _Outcome:
     with anyio.move_on_after(timeout):
         try:
             status = await to_thread.run_sync(
-                lambda: container.wait(timeout=None), limiter=limiter, abandon_on_cancel=True
+                lambda: client.api.wait(container_id, timeout=None), limiter=limiter,
+                abandon_on_cancel=True,
             )
         except ENGINE_ERRORS as exc:
             why = f"lost the engine while waiting: {_explain(exc)}"
@@ -262,14 +288,15 @@ async def _wait(container, timeout: float | None, limiter) -> _Outcome:
         code = int(status.get("StatusCode", -1))
         return _Outcome(Status.PASS if code == 0 else Status.FAIL, code)
     with anyio.CancelScope(shield=True), anyio.move_on_after(_KILL_GRACE):
-        await to_thread.run_sync(_kill, container, limiter=limiter, abandon_on_cancel=True)
+        await to_thread.run_sync(_kill, client, container_id, limiter=limiter,
+                                 abandon_on_cancel=True)
     return _Outcome(Status.TIMEOUT, None, f"killed after the {timeout:g}s timeout")
 
 
-def _kill(container) -> None:
+def _kill(client, container_id: str) -> None:
     # It may have exited between the deadline and the kill, or its engine may be gone.
     with contextlib.suppress(*ENGINE_ERRORS):
-        container.kill()
+        client.api.kill(container_id)
 
 
 async def remove(client: docker.DockerClient, container_id: str, limiter) -> None:
