@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import docker
-
 from shardrun import layers, owner
+from shardrun.engine.api import Engine
 from shardrun.errors import DiskFull, InfraError
 from shardrun.timings import write_atomic
 
@@ -61,7 +60,7 @@ def verify(path: Path, image_id: str) -> bool:
     return layers.is_complete(path, image_id)
 
 
-def ensure(client: docker.DockerClient, image_id: str, cache_dir: Path) -> Artifact:
+def ensure(engine: Engine, image_id: str, cache_dir: Path) -> Artifact:
     """Return the verified tarball of `image_id`, saving it only if the cache lacks it.
 
     Raises DiskFull, before writing, if the cache's disk lacks room for it, or when the
@@ -77,9 +76,9 @@ def ensure(client: docker.DockerClient, image_id: str, cache_dir: Path) -> Artif
                 os.utime(path)  # mtime = last use: pruning and `shardrun workers` rely on it
                 return Artifact(image_id, path, path.stat().st_size, reused=True)
             path.unlink()
-        needed = _room_for_save(client, image_id, cache_dir)
+        needed = _room_for_save(engine, image_id, cache_dir)
         with temp_file(path, "the image tarball", needed) as tmp:
-            _save(client, image_id, tmp.file)
+            _save(engine, image_id, tmp.file)
             if not verify(tmp.path, image_id):
                 raise InfraError(f"the saved tarball of {image_id[:19]} is incomplete; run again")
             tmp.publish()
@@ -88,13 +87,10 @@ def ensure(client: docker.DockerClient, image_id: str, cache_dir: Path) -> Artif
     return Artifact(image_id, path, size, reused=False)
 
 
-def _room_for_save(client: docker.DockerClient, image_id: str, cache_dir: Path) -> int:
+def _room_for_save(engine: Engine, image_id: str, cache_dir: Path) -> int:
     """About how many bytes the tarball needs; DiskFull now if the disk has less, rather
     than after writing most of it."""
-    try:
-        size = client.api.inspect_image(image_id)["Size"]
-    except docker.errors.DockerException as exc:
-        raise InfraError(f"inspecting image {image_id[:19]} failed: {exc}") from exc
+    size = engine.image_size(image_id)
     # Size counts file contents; the tarball adds a tar header and padding a file, and the
     # config and manifest. Too low only moves the failure to the write, which is handled.
     needed = size + size // 20 + _CHUNK
@@ -103,14 +99,11 @@ def _room_for_save(client: docker.DockerClient, image_id: str, cache_dir: Path) 
     return needed
 
 
-def _save(client: docker.DockerClient, image_id: str, out: BinaryIO) -> None:
+def _save(engine: Engine, image_id: str, out: BinaryIO) -> None:
     # Streamed chunk by chunk to disk: an image can be larger than we want in memory.
-    try:
-        out.writelines(client.api.get_image(image_id, chunk_size=_CHUNK))
-        out.flush()
-        os.fsync(out.fileno())
-    except docker.errors.DockerException as exc:
-        raise InfraError(f"saving image {image_id[:19]} failed: {exc}") from exc
+    out.writelines(engine.save(image_id, _CHUNK))
+    out.flush()
+    os.fsync(out.fileno())
 
 
 def no_room(directory: Path, what: str, needed: int) -> DiskFull:
@@ -324,9 +317,9 @@ class OnDemand:
     only worker) writes no tarball at all. Thread-safe: workers are served by threads.
     """
 
-    def __init__(self, client: docker.DockerClient, image_id: str, cache_dir: Path,
+    def __init__(self, engine: Engine, image_id: str, cache_dir: Path,
                  on_ready: Callable[[Artifact], None]) -> None:
-        self.client, self.image_id, self.cache_dir = client, image_id, cache_dir
+        self.engine, self.image_id, self.cache_dir = engine, image_id, cache_dir
         self.on_ready = on_ready
         self._lock = threading.Lock()
         self._artifact: Artifact | None = None
@@ -334,7 +327,7 @@ class OnDemand:
     def get(self) -> Artifact:
         with self._lock:
             if self._artifact is None:
-                self._artifact = ensure(self.client, self.image_id, self.cache_dir)
+                self._artifact = ensure(self.engine, self.image_id, self.cache_dir)
                 self.on_ready(self._artifact)
             return self._artifact
 

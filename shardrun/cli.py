@@ -317,8 +317,6 @@ def workers(
     )
     image_id = artifact.latest_image_id(request.state_dir)
     resolved = workflow.resolve_workers(request)  # loads the SSH transport if one needs it
-    # After resolving: inventory copies execute.ENGINE_ERRORS when imported, and an ssh://
-    # worker adds paramiko's errors to it (engine.load_ssh_transport).
     from shardrun import inventory
 
     rows = anyio.run(inventory.survey, resolved, image_id)
@@ -379,9 +377,9 @@ def repro(
     env = {**os.environ, **workflow.read_secrets((target,), os.environ)}
     watchdog = Watchdog(run_id, [builder.target])
     code = repro_mod.run_attached(
-        [docker_cli, *argv[1:]], cfg.root, env, lambda: reap.remove_run(builder.client, run_id)
+        [docker_cli, *argv[1:]], cfg.root, env, lambda: reap.remove_run(builder.engine, run_id)
     )
-    reap.remove_run(builder.client, run_id)  # `--rm` misses a container whose CLI was killed
+    reap.remove_run(builder.engine, run_id)  # `--rm` misses a container whose CLI was killed
     watchdog.release()
     if code is None:
         print("shardrun: interrupted; the container was removed", file=sys.stderr)

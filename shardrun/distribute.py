@@ -18,11 +18,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker
-
 from shardrun import layers
 from shardrun.artifact import Artifact, OnDemand, exclusive, temp_file
-from shardrun.errors import InfraError
+from shardrun.engine.api import Engine
+from shardrun.errors import EngineRefused, InfraError
 from shardrun.events import Emit, WorkerTransfer
 from shardrun.timings import write_atomic
 
@@ -57,30 +56,17 @@ class ThinRefusals:
         write_atomic(self.path, json.dumps({"thin_refused": sorted(self._refused)}, indent=2))
 
 
-def has_image(client: docker.DockerClient, image_id: str) -> bool:
-    try:
-        client.api.inspect_image(image_id)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
+def has_image(engine: Engine, image_id: str) -> bool:
+    return engine.has_image(image_id)
 
 
-def _held_chain_ids(client: docker.DockerClient, project: str | None = None) -> set[str]:
-    """Chain IDs the worker holds, of the project's images or (None) of all of them.
-
-    list() inspects every image to get RootFS.Layers, which costs ~3 ms an image.
-    """
-    filters = {"label": f"shardrun.project={project}"} if project else None
-    images = client.images.list(all=project is None, filters=filters)
-    return layers.held_chain_ids(i.attrs.get("RootFS", {}).get("Layers") or [] for i in images)
-
-
-def _layers_held(client: docker.DockerClient, saved: layers.SavedImage, project: str) -> int:
+def _layers_held(engine: Engine, saved: layers.SavedImage, project: str) -> int:
     """How many bottom layers the worker holds. An earlier build of the project usually
-    shares all but the top ones, and looking at those alone is quick on a busy engine."""
-    skip = layers.layers_to_skip(saved, _held_chain_ids(client, project))
+    shares all but the top ones, and looking at those alone is quick on a busy engine
+    (listing all images inspects every one, ~3 ms an image)."""
+    skip = layers.layers_to_skip(saved, layers.held_chain_ids(engine.image_layers(project)))
     if skip == 0:
-        skip = layers.layers_to_skip(saved, _held_chain_ids(client))
+        skip = layers.layers_to_skip(saved, layers.held_chain_ids(engine.image_layers(None)))
     return skip
 
 
@@ -130,24 +116,8 @@ def _chunks(path: Path, progress: Callable[[int], None]) -> Iterator[bytes]:
             progress(sent)
 
 
-def _load(client: docker.DockerClient, path: Path, progress: Callable[[int], None]) -> None:
-    api = client.api
-    response = api._post(  # not load_image(): it does not raise on HTTP errors
-        api._url("/images/load"),
-        data=_chunks(path, progress),
-        params={"quiet": "1"},
-        stream=True,
-        timeout=None,  # a big image can take longer than any read timeout to load
-    )
-    api._raise_for_status(response)
-    for message in api._stream_helper(response, decode=True):
-        if "errorDetail" in message or "error" in message:
-            detail = (message.get("errorDetail") or {}).get("message") or message.get("error")
-            raise docker.errors.APIError(f"load failed: {detail}")
-
-
 def deliver(
-    client: docker.DockerClient,
+    engine: Engine,
     worker: str,
     url: str,
     image: OnDemand,
@@ -166,27 +136,27 @@ def deliver(
         emit(WorkerTransfer(worker=worker, sent=sent, total=sent, mode=mode))
         return Delivery(worker, mode, sent, full, time.monotonic() - started)
 
-    if has_image(client, image_id):
+    if engine.has_image(image_id):
         return done("none", 0)
     artifact = image.get()
     full = artifact.size
     if refusals.allows(url):
         saved = layers.read_saved(artifact.path)
-        skip = _layers_held(client, saved, project)
-        if skip and (sent := _send_thin(client, worker, url, artifact, saved, skip,
+        skip = _layers_held(engine, saved, project)
+        if skip and (sent := _send_thin(engine, worker, url, artifact, saved, skip,
                                          refusals, emit)) is not None:
             return done("thin", sent, full)
     try:
-        _send(client, worker, artifact.path, "full", emit)
-    except docker.errors.APIError as exc:
+        _send(engine, worker, artifact.path, "full", emit)
+    except EngineRefused as exc:
         raise InfraError(f"loading the image into worker {worker} failed: {exc}") from exc
-    if not has_image(client, image_id):
+    if not engine.has_image(image_id):
         raise InfraError(f"worker {worker} loaded the tarball but lacks image {image_id[:19]}")
     return done("full", full, full)
 
 
 def _send_thin(
-    client: docker.DockerClient,
+    engine: Engine,
     worker: str,
     url: str,
     artifact: Artifact,
@@ -206,18 +176,18 @@ def _send_thin(
     thin = thin_tarball(artifact, omit, skip)
     sent = thin.stat()
     try:
-        _send(client, worker, thin, "thin", emit)
-    except docker.errors.APIError:
+        _send(engine, worker, thin, "thin", emit)
+    except EngineRefused:
         if _keep_if_whole(thin, sent, artifact.image_id, omit):
             refusals.refuse(url)  # e.g. the containerd image store wants every blob
         return None
-    if has_image(client, artifact.image_id):
+    if engine.has_image(artifact.image_id):
         return sent.st_size
     _keep_if_whole(thin, sent, artifact.image_id, omit)  # loaded without error, yet no image
     return None
 
 
-def _send(client: docker.DockerClient, worker: str, path: Path, mode: str, emit: Emit) -> None:
+def _send(engine: Engine, worker: str, path: Path, mode: str, emit: Emit) -> None:
     total = path.stat().st_size
     last = 0.0
 
@@ -228,4 +198,4 @@ def _send(client: docker.DockerClient, worker: str, path: Path, mode: str, emit:
             last = now
             emit(WorkerTransfer(worker=worker, sent=sent, total=total, mode=mode))
 
-    _load(client, path, progress)
+    engine.load(_chunks(path, progress))

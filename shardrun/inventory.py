@@ -10,9 +10,8 @@ from anyio import to_thread
 
 from shardrun import distribute, reap, workers
 from shardrun.config import WorkerSpec
-from shardrun.engine import Endpoint
+from shardrun.engine import ENGINE_FAILURES, Endpoint
 from shardrun.errors import InfraError
-from shardrun.execute import ENGINE_ERRORS
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,11 @@ def _probe(spec: WorkerSpec, endpoint: Endpoint, name: str, image_id: str | None
     except InfraError as exc:
         return WorkerRow(name, endpoint.url, reachable=False, error=str(exc))
     try:
-        with contextlib.suppress(*ENGINE_ERRORS):  # like every command, reap orphans first
-            reap.remove_orphans(worker.client)
-        has = distribute.has_image(worker.client, image_id) if image_id else None
+        with contextlib.suppress(*ENGINE_FAILURES):  # like every command, reap orphans first
+            reap.remove_orphans(worker.engine)
+        has = distribute.has_image(worker.engine, image_id) if image_id else None
     finally:
-        worker.client.close()
+        worker.engine.close()
     return WorkerRow(name, endpoint.url, True, "", worker.version, worker.cpus, worker.slots, has)
 
 

@@ -1,5 +1,5 @@
-"""A container's output as the engine sends it on an attach: read in large blocks and
-demultiplexed here.
+"""A container's output as the engine sends it on an attach (engine.attach): read in large
+blocks and demultiplexed here.
 
 docker-py's own reader polls and reads each frame's 8-byte header and body separately,
 and its `logs()` goes through the json-file log driver, one frame per line: a shard that
@@ -10,12 +10,9 @@ the start, as `docker run` does, gets the container's stdio directly, and one `r
 
 from __future__ import annotations
 
-import os
-import socket
 import struct
 from collections.abc import Callable, Iterator
 
-_READ = 1 << 18
 _HEADER = struct.Struct(">BxxxL")  # stream (0 stdin, 1 stdout, 2 stderr), payload size
 
 
@@ -50,32 +47,6 @@ class Demux:
     def pending(self) -> int:
         """Bytes of a frame not yet complete (a stream cut short leaves some)."""
         return len(self._buffer)
-
-
-def attach(client, container_id: str) -> tuple[Callable[[], bytes], Callable[[], None]]:
-    """Attach to a created container's stdout and stderr, before it starts.
-
-    Returns a function reading the next block of raw stream (b"" at the end) and one
-    closing the connection. Blocking; raises what the client raises.
-    """
-    api = client.api
-    response = api._post(
-        api._url("/containers/{0}/attach", container_id),
-        params={"logs": 1, "stdout": 1, "stderr": 1, "stream": 1},
-        headers={"Connection": "Upgrade", "Upgrade": "tcp"},
-        stream=True,
-    )
-    sock = api._get_raw_response_socket(response)  # raises for an error status
-    api._disable_socket_timeout(sock)  # a quiet shard may print nothing for an hour
-    return _reader(sock), response.close
-
-
-def _reader(sock) -> Callable[[], bytes]:
-    if hasattr(sock, "recv"):  # a paramiko channel (ssh://), a TLS socket
-        return lambda: sock.recv(_READ)
-    if isinstance(sock, socket.SocketIO):  # unix:// and tcp://: one recv_into per call
-        return lambda: sock.read(_READ) or b""
-    return lambda: os.read(sock.fileno(), _READ)
 
 
 def blocks(read: Callable[[], bytes]) -> Iterator[bytes]:

@@ -51,8 +51,7 @@ def _reap(run_id: str, workers: list[str]) -> None:
     def one(worker: str) -> None:
         try:
             endpoint = engine.resolve(worker)
-            client = engine.connect(endpoint, timeout=_CONNECT_TIMEOUT)
-            reap.remove_run(client, run_id)
+            reap.remove_run(engine.connect(endpoint, timeout=_CONNECT_TIMEOUT), run_id)
         except Exception:  # noqa: BLE001 - a worker it cannot reach has nothing it can do
             pass
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
-import docker
 from anyio import to_thread
 
 from shardrun import engine
@@ -33,7 +32,7 @@ DEFAULT = WorkerSpec(name=None, context="default", host=None, slots=None)
 class Worker:
     name: str
     endpoint: engine.Endpoint
-    client: docker.DockerClient = field(repr=False)
+    engine: engine.Engine = field(repr=False)
     slots: int
     cpus: int
     version: str
@@ -44,7 +43,7 @@ class Worker:
     delivery: Delivery | None = None  # how the image got there, once it has
     _ready: anyio.Event | None = field(default=None, repr=False)
     _ok: bool = False
-    _slot_clients: dict = field(default_factory=dict, repr=False)
+    _slot_engines: dict = field(default_factory=dict, repr=False)
     _running: set = field(default_factory=set, repr=False)  # cancel scopes of running shards
 
     @property
@@ -57,19 +56,19 @@ class Worker:
             engine.SSH_CALLS if self.over_ssh else 4 * self.slots + 8
         )
         self._ready = anyio.Event()
-        self._slot_clients = {}
+        self._slot_engines = {}
 
-    async def slot_client(self, slot: int) -> tuple[docker.DockerClient, anyio.CapacityLimiter]:
-        """The client and call limiter a slot uses. Over ssh each slot has its own SSH
-        connection, since one connection carries only 10 sessions (sshd's MaxSessions)."""
+    async def slot_engine(self, slot: int) -> tuple[engine.Engine, anyio.CapacityLimiter]:
+        """The engine connection and call limiter a slot uses. Over ssh each slot has its
+        own SSH connection, since one carries only 10 sessions (sshd's MaxSessions)."""
         if not self.over_ssh:
-            return self.client, self.limiter
-        if slot not in self._slot_clients:
-            client = await to_thread.run_sync(
+            return self.engine, self.limiter
+        if slot not in self._slot_engines:
+            connection = await to_thread.run_sync(
                 engine.connect, self.endpoint, 1, _CALL_TIMEOUT, abandon_on_cancel=True
             )
-            self._slot_clients[slot] = (client, anyio.CapacityLimiter(engine.SSH_CALLS))
-        return self._slot_clients[slot]
+            self._slot_engines[slot] = (connection, anyio.CapacityLimiter(engine.SSH_CALLS))
+        return self._slot_engines[slot]
 
     def set_ready(self, ok: bool) -> None:
         self._ok = ok
@@ -118,11 +117,7 @@ class Worker:
             return False
 
         def ping() -> bool:
-            try:
-                api = self.client.api
-                return bool(api._get(api._url("/_ping"), timeout=_PING_TIMEOUT).ok)
-            except Exception:  # noqa: BLE001 - any transport error means not reachable
-                return False
+            return self.engine.ping(_PING_TIMEOUT)
 
         with anyio.CancelScope(shield=True):
             return await to_thread.run_sync(ping, abandon_on_cancel=True)
@@ -158,17 +153,16 @@ def connect(
 
     Slots: the worker's own `slots`, else `default_slots` (`--jobs`), else its CPU count.
     """
-    client = engine.connect(endpoint, concurrency=spec.slots or 64, timeout=_CONNECT_TIMEOUT)
-    info = client.info()
-    client.api.timeout = _CALL_TIMEOUT
-    cpus = int(info.get("NCPU") or 1)
+    connection = engine.connect(endpoint, concurrency=spec.slots or 64,
+                                timeout=_CONNECT_TIMEOUT, call_timeout=_CALL_TIMEOUT)
+    facts = connection.facts()
     return Worker(
         name=name,
         endpoint=endpoint,
-        client=client,
-        slots=spec.slots or default_slots or cpus,
-        cpus=cpus,
-        version=str(info.get("ServerVersion", "?")),
+        engine=connection,
+        slots=spec.slots or default_slots or facts.cpus,
+        cpus=facts.cpus,
+        version=facts.version,
         volumes=spec.volumes,
         target=spec.context or spec.host or "default",
     )

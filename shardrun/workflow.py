@@ -31,7 +31,7 @@ from shardrun import (
 )
 from shardrun import workers as workers_mod
 from shardrun.config import Config, WorkerSpec
-from shardrun.engine import Endpoint, resolve
+from shardrun.engine import ENGINE_FAILURES, Endpoint, resolve
 from shardrun.errors import ConfigError, DiskFull, InfraError
 from shardrun.events import (
     ArtifactReady,
@@ -135,8 +135,8 @@ async def connect_builder() -> Worker:
 
     def connect() -> Worker:
         worker = workers_mod.connect(workers_mod.DEFAULT, resolve(None), "local")
-        with contextlib.suppress(*execute.ENGINE_ERRORS):
-            reap.remove_orphans(worker.client)
+        with contextlib.suppress(*ENGINE_FAILURES):
+            reap.remove_orphans(worker.engine)
         return worker
 
     return await to_thread.run_sync(connect, abandon_on_cancel=True)
@@ -145,7 +145,7 @@ async def connect_builder() -> Worker:
 async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
     # Abandoned on Ctrl-C: closing the stream is what cancels a BuildKit build.
     image_id = await to_thread.run_sync(
-        build.build, builder.client, config.image, emit, {execute.LABEL_PROJECT: config.project},
+        build.build, builder.engine, config.image, emit, {owner.LABEL_PROJECT: config.project},
         abandon_on_cancel=True,
     )
     artifact.record_latest(config.root / ".shardrun", image_id)
@@ -162,7 +162,7 @@ async def save_artifact(config: Config, builder: Worker, image_id: str, emit: Em
     """Save (or reuse) the tarball now: `shardrun build` does, for later runs and loads."""
     cache = config.root / ".shardrun" / "cache"
     saved = await to_thread.run_sync(
-        artifact.ensure, builder.client, image_id, cache, abandon_on_cancel=True
+        artifact.ensure, builder.engine, image_id, cache, abandon_on_cancel=True
     )
     _announce(emit)(saved)
     return saved
@@ -250,7 +250,7 @@ async def run_shards(
     run_id = request.run_id
     started = started or time.time()
     image = artifact.OnDemand(
-        prepared.builder.client, image_id, request.state_dir / "cache", _announce(emit)
+        prepared.builder.engine, image_id, request.state_dir / "cache", _announce(emit)
     )
     run_dir = _run_dir(request)
     emit(RunPlanned(run_id=run_id, shards=tuple(s.name for s in request.shards),
@@ -261,7 +261,7 @@ async def run_shards(
     refusals = distribute.ThinRefusals(request.state_dir / "workers.json")
     stopped: list[DiskFull] = []
     owner_labels = {
-        execute.LABEL_RUN: run_id, execute.LABEL_PROJECT: config.project, **owner.me().labels()
+        owner.LABEL_RUN: run_id, owner.LABEL_PROJECT: config.project, **owner.me().labels()
     }
 
     def mark_lost(worker: Worker, reason: str) -> None:
@@ -279,18 +279,18 @@ async def run_shards(
             except DiskFull as exc:  # this machine's disk, not the worker: stop the run
                 stopped.append(exc)
                 stop.cancel()
-            except (InfraError, *execute.ENGINE_ERRORS) as exc:
+            except (InfraError, *ENGINE_FAILURES) as exc:
                 mark_lost(worker, f"could not get the image there: {exc}")
         worker.set_ready(worker.delivery is not None and not worker.lost)
 
     async def run_one(shard: Shard, worker: Worker, slot: int, attempt: int) -> ShardResult:
         emit(ShardStarted(name=shard.name, worker=worker.name, slot=slot))
-        labels = {**owner_labels, execute.LABEL_SHARD: shard.name,
+        labels = {**owner_labels, owner.LABEL_SHARD: shard.name,
                   **owner.deadline_label(shard.timeout)}
         suffix = f".{attempt}" if attempt > 1 else ""
         log = run_dir / f"{shard.name}{suffix}.log"
         try:
-            client, limiter = await worker.slot_client(slot)
+            connection, limiter = await worker.slot_engine(slot)
         except InfraError as exc:
             result = execute.not_started(shard, worker.name, slot, log, str(exc), attempt,
                                          worker_fault=True)
@@ -298,7 +298,7 @@ async def run_shards(
             with worker.unless_lost() as scope:
                 result = await execute.run_shard(
                     plan.for_worker(shard, worker.volumes),
-                    execute.Placement(client, worker.name, slot), image_id, labels,
+                    execute.Placement(connection, worker.name, slot), image_id, labels,
                     log, emit, limiter, attempt, cleanup, request.secrets,
                 )
             if scope.cancelled_caught:
@@ -342,9 +342,9 @@ async def run_shards(
 
 def _clean_and_deliver(worker: Worker, image, refusals, emit: Emit, project: str):
     """Before the run uses a worker: remove orphans there, then get the image there."""
-    reap.remove_orphans(worker.client)
+    reap.remove_orphans(worker.engine)
     return distribute.deliver(
-        worker.client, worker.name, worker.endpoint.url, image, refusals, emit, project
+        worker.engine, worker.name, worker.endpoint.url, image, refusals, emit, project
     )
 
 
@@ -383,8 +383,8 @@ async def _reap(workers: list[Worker], run_id: str) -> None:
     async def one(worker: Worker) -> None:
         with anyio.move_on_after(30):
             try:
-                await execute.reap(worker.client, run_id, worker.limiter)
-            except execute.ENGINE_ERRORS:
+                await execute.reap(worker.engine, run_id, worker.limiter)
+            except ENGINE_FAILURES:
                 pass  # an unreachable worker's containers die with it; nothing to reach
 
     async with anyio.create_task_group() as tg:

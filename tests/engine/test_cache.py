@@ -17,6 +17,7 @@ from pathlib import Path
 import docker
 
 from shardrun import artifact, distribute, layers
+from shardrun.engine.docker_engine import DockerEngine
 from tests.engine.conftest import BUSYBOX_IMAGE, shards_toml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,9 +67,9 @@ def tmpfs(path: Path, size: str):
 
 
 def _ensure_in_child(image_id: str, cache: str, start, out) -> None:
-    client = docker.from_env()
+    engine = DockerEngine(docker.from_env())
     start.wait()  # both ask at the same moment
-    saved = artifact.ensure(client, image_id, Path(cache))
+    saved = artifact.ensure(engine, image_id, Path(cache))
     out.put((saved.reused, saved.path.stat().st_ino))
 
 
@@ -114,9 +115,10 @@ def thin_for_local_engine(project, docker_client) -> tuple[str, Path, Path, set[
 
 def deliver_locally(docker_client, project, image_id: str, tarball: Path,
                     refusals: distribute.ThinRefusals) -> distribute.Delivery:
+    engine = DockerEngine(docker_client)
     return distribute.deliver(
-        docker_client, "local", docker_client.api.base_url,
-        artifact.OnDemand(docker_client, image_id, tarball.parent, lambda _: None),
+        engine, "local", docker_client.api.base_url,
+        artifact.OnDemand(engine, image_id, tarball.parent, lambda _: None),
         refusals, lambda _: None, project.name,
     )
 
@@ -134,7 +136,7 @@ def test_a_cut_off_thin_tarball_is_rewritten_and_the_worker_still_takes_thin_loa
 
     assert delivery.mode == "thin"
     assert delivery.sent < delivery.full_size
-    assert distribute.has_image(docker_client, image_id)
+    assert DockerEngine(docker_client).has_image(image_id)
     assert distribute.ThinRefusals(memory).allows(docker_client.api.base_url)
     assert not memory.exists()
     assert layers.is_complete(thin, image_id, omit)
@@ -169,7 +171,7 @@ def test_an_engine_refusing_a_whole_thin_tarball_is_remembered_and_gets_the_full
                                distribute.ThinRefusals(memory))
 
     assert delivery.mode == "full"
-    assert distribute.has_image(docker_client, image_id)
+    assert DockerEngine(docker_client).has_image(image_id)
     assert not distribute.ThinRefusals(memory).allows(docker_client.api.base_url)
     assert thin.exists()  # whole: kept, it was the engine that said no
 

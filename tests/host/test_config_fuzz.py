@@ -46,7 +46,7 @@ scalars = st.one_of(
     st.sampled_from([0, -1, 2**63, 10**30, 10**400]),  # TOML text holds any size
     st.floats(),  # inf, -inf and nan included
     st.booleans(),
-    st.datetimes(timezones=st.none() | st.just(dt.timezone.utc)),
+    st.datetimes(timezones=st.none() | st.just(dt.UTC)),
     st.dates(),
     st.times(),  # TOML local times carry no offset
 )
@@ -215,7 +215,7 @@ def test_the_writer_writes_toml() -> None:
         "a": 1,
         "s": 'q"\\\n\x00\u2028é',
         "f": [1.5, -0.0, 1e16, math.inf],
-        "t": {"k y": dt.datetime(2000, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)},
+        "t": {"k y": dt.datetime(2000, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)},
         "shard": [{"name": "x"}, {"when": dt.time(1, 2, 3, 4), "d": dt.date(1, 1, 1)}],
     }
     assert tomllib.loads(toml_document(doc)) == doc

@@ -1,5 +1,6 @@
-"""Which engine errors are the worker's trouble (move the shard) and which are the shard's
-own (an ERROR result): the exceptions docker-py and requests really raise."""
+"""Which engine errors are the worker's trouble (TransportError: move the shard) and which
+are the shard's own (EngineRefused: an ERROR result), as the engine layer translates the
+exceptions docker-py and requests really raise."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ import requests
 import urllib3
 from paramiko.ssh_exception import SSHException
 
-from shardrun.execute import is_transport
+from shardrun.engine.docker_engine import translated
+from shardrun.errors import EngineRefused, TransportError
+
+
+def translated_as(exc: BaseException) -> type[BaseException]:
+    try:
+        with translated("a call"):
+            raise exc
+    except BaseException as out:  # noqa: BLE001 - what came out is the answer
+        return type(out)
+    raise AssertionError("nothing came out")
 
 
 def _api_error(status: int) -> docker.errors.APIError:
@@ -32,15 +43,29 @@ def _api_error(status: int) -> docker.errors.APIError:
     _api_error(503),
 ])
 def test_the_worker_is_in_trouble(exc):
-    assert is_transport(exc)
+    assert translated_as(exc) is TransportError
 
 
 @pytest.mark.parametrize("exc", [
     _api_error(400),  # a bad mount or option
     _api_error(404),
     _api_error(409),
-    OSError(36, "File name too long"),  # a local file, not the worker
-    FileNotFoundError(2, "No such file"),
 ])
-def test_the_shard_or_this_machine_is_at_fault(exc):
-    assert not is_transport(exc)
+def test_the_engine_refused(exc):
+    assert translated_as(exc) is EngineRefused
+
+
+@pytest.mark.parametrize("exc", [
+    FileNotFoundError(2, "No such file"),  # a local file, not the worker
+    PermissionError(13, "Permission denied"),
+])
+def test_this_machines_own_errors_pass_through(exc):
+    assert translated_as(exc) is type(exc)
+
+
+def test_a_load_the_engine_answers_with_an_error_is_a_refusal_whatever_the_status():
+    try:
+        with translated("loading", answered_is_refused=True):
+            raise _api_error(500)
+    except EngineRefused:
+        pass

@@ -1,4 +1,4 @@
-"""shardrun.execute.container_options: a Shard's options in docker-py's create() terms.
+"""shardrun.engine.docker_engine.container_options: a Shard's options in docker-py's create() terms.
 
 Here, not in tests/unit: shardrun.execute imports docker and anyio, which the unit-test
 container does not have. No engine is contacted.
@@ -11,7 +11,8 @@ from dataclasses import replace
 import pytest
 
 from shardrun.config import Volume
-from shardrun.execute import LABEL_PROJECT, LABEL_RUN, LABEL_SHARD, container_options
+from shardrun.engine.docker_engine import container_options
+from shardrun.owner import LABEL_PROJECT, LABEL_RUN, LABEL_SHARD
 from shardrun.plan import Shard
 from shardrun.repro import docker_run_argv
 from shardrun.run_options import OPTIONS

@@ -15,6 +15,7 @@ from docker.context.config import get_current_context_name
 from docker.errors import ContextNotFound, TLSParameterError
 from docker.tls import TLSConfig
 
+from shardrun.engine.docker_engine import DockerEngine
 from shardrun.errors import ConfigError, InfraError
 
 URL_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://", "http://", "https://")
@@ -114,8 +115,12 @@ def _short_name(url: str) -> str:
     return rest.rsplit("/", 1)[-1] if url.startswith("unix://") else rest
 
 
-def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120) -> docker.DockerClient:
-    """A client whose pool fits `concurrency` containers; raises InfraError if unreachable."""
+def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120,
+            call_timeout: int | None = None) -> DockerEngine:
+    """An engine whose pool fits `concurrency` containers; raises InfraError if unreachable.
+
+    `timeout` bounds the first answer (an unreachable host fails that fast); later calls
+    get `call_timeout` when given. Long calls set their own (builds and loads none)."""
     # Over ssh, paramiko rather than the ssh command: docker-py's ssh-command transport
     # starts a new ssh process for every call (~0.5 s each here).
     over_ssh = endpoint.url.startswith("ssh://")
@@ -133,7 +138,9 @@ def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120) -> doc
             f"cannot reach the Docker engine at {endpoint.url}{source}: {_why(exc)}; "
             "start it or check the worker's address"
         ) from exc
-    return client
+    if call_timeout is not None:
+        client.api.timeout = call_timeout
+    return DockerEngine(client)
 
 
 def load_ssh_transport() -> None:
@@ -152,11 +159,6 @@ def load_ssh_transport() -> None:
     # Where docker-py's own guarded imports put it when paramiko loads with docker.
     docker.transport.SSHHTTPAdapter = SSHHTTPAdapter
     docker.api.client.SSHHTTPAdapter = SSHHTTPAdapter
-    # The except clauses that tell a worker in trouble read execute.ENGINE_ERRORS: made
-    # before paramiko was loaded, it lacks paramiko's errors, which can now be raised.
-    execute = sys.modules.get("shardrun.execute")
-    if execute is not None:
-        execute.ENGINE_ERRORS = execute.engine_errors()
 
 
 def _share_one_ssh_pool(client: docker.DockerClient) -> None:

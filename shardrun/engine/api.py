@@ -1,0 +1,111 @@
+"""What shardrun asks of a Docker engine: one interface, shardrun's own values and errors.
+
+Everything Docker that shardrun does is a method here. The real implementation is
+`docker_engine.DockerEngine` (docker-py); `fake.FakeEngine` holds state in memory with
+scripted faults, so the run's own logic is tested without a daemon. Every method blocks:
+callers run them in threads.
+
+Errors, so a caller can tell "the worker is in trouble" from "this shard is wrong":
+- `TransportError`: no answer, or the connection broke (refused, reset, timed out, an SSH
+  channel closed), or the engine failed on its side (5xx).
+- `EngineRefused`: the engine answered and said no (4xx: a bad mount, an unknown option,
+  an image it does not accept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Protocol
+
+from shardrun.errors import EngineRefused, TransportError
+from shardrun.plan import Shard
+
+ENGINE_FAILURES = (TransportError, EngineRefused)
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    version: str
+    cpus: int
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    state: str  # created, running, exited, dead, ...
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class ContainerRequest:
+    """One shard's container: its image, options, labels, and the values of its
+    secret-env names (kept out of repr: they are written nowhere)."""
+
+    image: str
+    shard: Shard
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    secrets: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class OutputStream:
+    """A container's attached output: `read()` gives the next block of the engine's
+    multiplexed stream (b"" at its end); `close()` drops the connection."""
+
+    read: Callable[[], bytes]
+    close: Callable[[], None]
+
+
+class Engine(Protocol):
+    def facts(self) -> EngineFacts: ...
+
+    def ping(self, timeout: float) -> bool:
+        """True if the engine answers within `timeout`; never raises."""
+        ...
+
+    # ---- images
+    def build(self, context: IO[bytes], params: Mapping[str, str]) -> Iterator[dict]:
+        """POST /build: the engine's JSON messages, as they come."""
+        ...
+
+    def has_image(self, image_id: str) -> bool: ...
+
+    def image_size(self, image_id: str) -> int: ...
+
+    def image_layers(self, project: str | None) -> list[list[str]]:
+        """The RootFS layers (diff IDs) of the project's images, or (None) of all."""
+        ...
+
+    def save(self, image_id: str, chunk_size: int) -> Iterator[bytes]: ...
+
+    def load(self, chunks: Iterable[bytes]) -> None:
+        """Load a `docker save` tarball; EngineRefused if the engine will not take it."""
+        ...
+
+    # ---- containers
+    def create(self, request: ContainerRequest) -> str: ...
+
+    def attach(self, container_id: str) -> OutputStream:
+        """Before the start: all of the container's stdout and stderr."""
+        ...
+
+    def start(self, container_id: str) -> None: ...
+
+    def wait(self, container_id: str) -> int:
+        """Until the container exits; its exit code."""
+        ...
+
+    def kill(self, container_id: str) -> None:
+        """Kill it if it runs; nothing if it has exited or is gone."""
+        ...
+
+    def remove(self, container_id: str) -> None:
+        """Remove it with its anonymous volumes, whatever its state; gone is fine."""
+        ...
+
+    def containers(self, label: str) -> list[ContainerInfo]:
+        """Every container (any state) that carries `label` (KEY or KEY=VALUE)."""
+        ...
+
+    def close(self) -> None: ...
