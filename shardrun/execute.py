@@ -52,7 +52,11 @@ class _LogSink:
         self.path, self.shard, self.emit, self.masker = path, shard, emit, masker
         self._partial = b""
         self._last_sent = 0.0
+        self._stopped = False
         self.last_line = ""
+
+    def stop(self) -> None:
+        self._stopped = True
 
     def follow(self, stream: OutputStream) -> None:
         """Until the attach stream ends (the container exited, or it was closed)."""
@@ -71,7 +75,7 @@ class _LogSink:
         self.emit(ShardOutput(name=self.shard, line=self.last_line))
 
     def _write(self, out, data: bytes) -> None:
-        if data:
+        if data and not self._stopped:
             out.write(data)
             out.flush()
             self._note(data)
@@ -190,9 +194,16 @@ async def _supervise(
             stream.close()
             raise
         started = time.time()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_follow, sink, stream, limiter)
-            outcome = await _wait(engine, container_id, shard.timeout, limiter)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_follow, sink, stream, limiter)
+                outcome = await _wait(engine, container_id, shard.timeout, limiter)
+        finally:
+            # Cancelled (a lost worker, an interrupt), the reader thread is abandoned: it
+            # must write nothing more, since the shard may rerun elsewhere into the same
+            # log, and closing the stream ends its read. After a normal exit, a no-op.
+            sink.stop()
+            stream.close()
     except ENGINE_FAILURES as exc:
         return _Outcome.failed(exc), started
     return outcome, started

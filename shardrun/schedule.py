@@ -18,16 +18,23 @@ from shardrun.results import ShardResult, Status
 
 
 class Slots(Protocol):
-    """A worker as the scheduler sees it: a name, a slot count, and whether it is alive."""
+    """A worker as the scheduler sees it: a name, a slot count, whether it is alive, and
+    why it was lost ("" while it serves). The worker keeps that record; the scheduler
+    asks it rather than keeping its own."""
 
     name: str
     slots: int
+    lost: str
 
     async def wait_ready(self) -> bool:
         """Until the worker can run shards (it has the image); False if it never will."""
         ...
 
     async def is_alive(self) -> bool: ...
+
+    def mark_lost(self, reason: str) -> bool:
+        """Record the loss (and stop what runs there); False if it was lost already."""
+        ...
 
 
 @dataclass
@@ -148,13 +155,13 @@ async def run_queue(
     """Run every shard of `queue` on the workers' slots until each has a result.
 
     `run_one(shard, worker, slot, attempt)` returns a result. An ERROR result from a
-    worker that no longer answers marks the worker lost: its slots stop taking shards.
+    worker that no longer answers marks the worker lost (`on_lost` is told once): its
+    slots stop taking shards.
     `limit` caps the containers running at once over all workers (`--jobs`); a slot takes
     a shard only once it holds a place, so no shard waits on a slot that cannot start it.
     """
     changed = _Changed()
     places = anyio.Semaphore(limit) if limit else None
-    lost: set[str] = set()
     live = {w.name: w.slots for w in workers}
     faults: dict[str, int] = {}
 
@@ -179,9 +186,16 @@ async def run_queue(
         return ready
 
     async def slot_loop(worker: Slots, slot: int) -> None:
-        if not await ready_or_done(worker):
-            lost.add(worker.name)
-        while worker.name not in lost:
+        if await ready_or_done(worker):
+            await take_shards(worker, slot)
+        live[worker.name] -= 1
+        if not any(live.values()):
+            # The last slot is gone with its worker: nothing can take what is left.
+            queue.abandon(Status.NOT_RUN, "no worker was left to run it")
+        changed.notify()
+
+    async def take_shards(worker: Slots, slot: int) -> None:
+        while not worker.lost:
             if not queue.has_pending:
                 if queue.finished:
                     break
@@ -189,7 +203,7 @@ async def run_queue(
                 continue
             if places is not None:
                 await places.acquire()
-                if worker.name in lost:  # lost while this slot waited for a place
+                if worker.lost:  # lost while this slot waited for a place
                     places.release()
                     continue
             # Only this worker left: it takes back what it failed rather than nobody.
@@ -212,21 +226,17 @@ async def run_queue(
                 # A transport error moves the shard whatever a ping says next. The worker
                 # is lost if it does not answer now, or on its second such error.
                 faults[worker.name] = faults.get(worker.name, 0) + 1
-                if (not alive or faults[worker.name] >= _FAULTS) and worker.name not in lost:
-                    lost.add(worker.name)
+                if (not alive or faults[worker.name] >= _FAULTS) and worker.mark_lost(
+                    f"lost while running: {result.detail}"
+                ):
                     on_lost(worker, result.detail)
-                gone = "lost" if worker.name in lost else "failed it"
+                gone = "lost" if worker.lost else "failed it"
                 moved = replace(result, detail=f"worker {gone}: {result.detail}")
                 if queue.lost(shard.name, moved, worker.name):
                     on_requeue(shard, f"worker {worker.name} {gone}: {result.detail}")
             elif queue.finish(result):
                 on_requeue(shard, f"attempt {attempt + 1} of {queue.retries + 1}")
             changed.notify()
-        live[worker.name] -= 1
-        if not any(live.values()):
-            # The last slot is gone with its worker: nothing can take what is left.
-            queue.abandon(Status.NOT_RUN, "no worker was left to run it")
-        changed.notify()
 
     async with anyio.create_task_group() as tg:
         for worker in workers:

@@ -27,6 +27,7 @@ from shardrun import (
     reap,
     report,
     schedule,
+    stages,
     timings,
 )
 from shardrun import workers as workers_mod
@@ -37,14 +38,12 @@ from shardrun.events import (
     ArtifactReady,
     Emit,
     RunPlanned,
-    ShardFinished,
     ShardRequeued,
-    ShardStarted,
     WorkerLost,
     WorkerReady,
 )
 from shardrun.plan import Shard
-from shardrun.results import ShardResult, Status
+from shardrun.results import Status
 from shardrun.watchdog import Watchdog
 from shardrun.workers import Worker
 
@@ -246,78 +245,35 @@ async def run_shards(
     return a summary (with CANCELLED shards) after every container is removed. A full
     disk on this machine stops the run (DiskFull, raised after the cleanup).
     """
-    config, workers, image_id = request.config, prepared.workers, prepared.image_id
-    run_id = request.run_id
+    workers, image_id = prepared.workers, prepared.image_id
     started = started or time.time()
-    image = artifact.OnDemand(
-        prepared.builder.engine, image_id, request.state_dir / "cache", _announce(emit)
-    )
     run_dir = _run_dir(request)
-    emit(RunPlanned(run_id=run_id, shards=tuple(s.name for s in request.shards),
+    emit(RunPlanned(run_id=request.run_id, shards=tuple(s.name for s in request.shards),
                     run_dir=_rel(run_dir)))
     for worker in workers:
         worker.start_run()
     queue = schedule.ShardQueue(request.shards, retries=request.retries)
-    refusals = distribute.ThinRefusals(request.state_dir / "workers.json")
-    stopped: list[DiskFull] = []
-    owner_labels = {
-        owner.LABEL_RUN: run_id, owner.LABEL_PROJECT: config.project, **owner.me().labels()
-    }
-
-    def mark_lost(worker: Worker, reason: str) -> None:
-        if worker.mark_lost(reason):
-            emit(WorkerLost(worker=worker.name, reason=reason))
-
-    async def deliver(worker: Worker) -> None:
-        # In the worker's lost-scope: a load to a host cut off mid-transfer has no timeout.
-        with worker.unless_lost():
-            try:
-                worker.delivery = await to_thread.run_sync(
-                    _clean_and_deliver, worker, image, refusals, emit, config.project,
-                    limiter=worker.limiter, abandon_on_cancel=True,
-                )
-            except DiskFull as exc:  # this machine's disk, not the worker: stop the run
-                stopped.append(exc)
-                stop.cancel()
-            except (InfraError, *ENGINE_FAILURES) as exc:
-                mark_lost(worker, f"could not get the image there: {exc}")
-        worker.set_ready(worker.delivery is not None and not worker.lost)
-
-    async def run_one(shard: Shard, worker: Worker, slot: int, attempt: int) -> ShardResult:
-        emit(ShardStarted(name=shard.name, worker=worker.name, slot=slot))
-        labels = {**owner_labels, owner.LABEL_SHARD: shard.name,
-                  **owner.deadline_label(shard.timeout)}
-        suffix = f".{attempt}" if attempt > 1 else ""
-        log = run_dir / f"{shard.name}{suffix}.log"
-        try:
-            connection, limiter = await worker.slot_engine(slot)
-        except InfraError as exc:
-            result = execute.not_started(shard, worker.name, slot, log, str(exc), attempt,
-                                         worker_fault=True)
-        else:
-            with worker.unless_lost() as scope:
-                result = await execute.run_shard(
-                    plan.for_worker(shard, worker.volumes),
-                    execute.Placement(connection, worker.name, slot), image_id, labels,
-                    log, emit, limiter, attempt, cleanup, request.secrets,
-                )
-            if scope.cancelled_caught:
-                result = execute.not_started(shard, worker.name, slot, log, worker.lost, attempt)
-        emit(ShardFinished(result=result))
-        return result
-
+    lost = stages.LostWorkers(emit)
     stop = anyio.CancelScope()
-    watchdog = Watchdog(run_id, [w.target for w in workers])
+    distribution = stages.Distribution(
+        artifact.OnDemand(prepared.builder.engine, image_id, request.state_dir / "cache",
+                          _announce(emit)),
+        distribute.ThinRefusals(request.state_dir / "workers.json"), emit,
+        request.config.project, lost, stop,
+    )
+    watchdog = Watchdog(request.run_id, [w.target for w in workers])
     try:
         async with cancelled_by(interrupt), anyio.create_task_group() as cleanup:
+            runner = stages.ShardRunner(request.run_id, request.config.project, run_dir,
+                                        image_id, request.secrets, emit, cleanup)
             with stop:
                 async with anyio.create_task_group() as background:
                     for worker in workers:
-                        background.start_soon(deliver, worker)
-                        background.start_soon(worker.watch, mark_lost)
+                        background.start_soon(distribution.deliver, worker)
+                        background.start_soon(worker.watch, lost.mark)
                     await schedule.run_queue(
-                        queue, workers, run_one,
-                        on_lost=lambda w, why: mark_lost(w, f"lost while running: {why}"),
+                        queue, workers, runner,
+                        on_lost=lambda w, why: lost.announce(w, f"lost while running: {why}"),
                         on_requeue=lambda s, why: emit(ShardRequeued(name=s.name, reason=why)),
                         limit=request.jobs,
                     )
@@ -326,26 +282,26 @@ async def run_shards(
     finally:
         # Shielded: on Ctrl-C and on any failure, every container of the run is removed.
         with anyio.CancelScope(shield=True):
-            await _reap(workers, run_id)
+            await _reap(workers, request.run_id)
             watchdog.release()
-            why = f"the run stopped: {stopped[0]}" if stopped else "the run was interrupted"
-            summary = _summary(
-                request, started, image_id, workers, prepared.unreachable, queue, why,
-                interrupted=interrupt.is_set() or (not queue.finished and not stopped),
-                error=str(stopped[0]) if stopped else "",
-            )
-            _record(request, summary)
-    if stopped:
-        raise stopped[0]
+            summary = _finish(request, prepared, started, queue, interrupt, distribution.stopped)
+    if distribution.stopped:
+        raise distribution.stopped
     return summary
 
 
-def _clean_and_deliver(worker: Worker, image, refusals, emit: Emit, project: str):
-    """Before the run uses a worker: remove orphans there, then get the image there."""
-    reap.remove_orphans(worker.engine)
-    return distribute.deliver(
-        worker.engine, worker.name, worker.endpoint.url, image, refusals, emit, project
+def _finish(request: RunRequest, prepared: Prepared, started: float,
+            queue: schedule.ShardQueue, interrupt: anyio.Event,
+            stopped: DiskFull | None) -> report.RunSummary:
+    """The run's summary, recorded: reports, timings, runs/latest."""
+    why = f"the run stopped: {stopped}" if stopped else "the run was interrupted"
+    summary = _summary(
+        request, started, prepared.image_id, prepared.workers, prepared.unreachable, queue,
+        why, interrupted=interrupt.is_set() or (not queue.finished and not stopped),
+        error=str(stopped) if stopped else "",
     )
+    _record(request, summary)
+    return summary
 
 
 def _run_dir(request: RunRequest) -> Path:

@@ -116,14 +116,20 @@ class FakeWorker:
     name: str
     slots: int
     alive: bool = True
-
     ready: bool = True
+    lost: str = ""
 
     async def wait_ready(self) -> bool:
         return self.ready
 
     async def is_alive(self) -> bool:
         return self.alive
+
+    def mark_lost(self, reason: str) -> bool:
+        if self.lost:
+            return False
+        self.lost = reason
+        return True
 
 
 @dataclass
