@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import docker
 import pytest
@@ -183,7 +182,7 @@ command = ["true"]
     assert {s["worker"] for s in report["shards"]} == {"local", "198.18.0.2:2375"}
     assert peak_kb < 100 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
     assert _leftovers(hosts["SHARDRUN_TEST_W1_UNIX"], project) == []
-    Path(project.root / "rss.txt").write_text(str(peak_kb))
+    print(f"200 shards on 8 slots: runner peak RSS {peak_kb / 1024:.0f} MB")  # pytest -s
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
