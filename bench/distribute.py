@@ -9,10 +9,14 @@ a. unchanged image: every worker already holds it. shardrun runs one `true` shar
    3 workers; its distribution time is the largest `load_seconds` of report.json (target:
    <= 0.5 s, 0 bytes sent). Baselines: `docker save IMG | docker -H W load` to w1 and w2,
    one after the other, and both at once.
-b. top layer changed: before every sample a new top.txt is written and built, so every
-   method starts with workers holding the previous version and sends them the new one.
-   shardrun's distribution (report.json) against the same shell baselines on the new
-   image (target: >= 5x faster than the parallel baseline).
+b. top layer changed: before every sample a new top.txt is written, so every method
+   starts with workers holding the previous version and sends them the new one.
+   shardrun's distribution (report.json: per worker, from the start of its delivery to
+   the image being there, so it counts the save the loads wait on; with no full tarball
+   needed, a thin tarball is cut straight from the save stream) against the same shell
+   baselines on the new image (target: >= 3x faster than the parallel baseline, end to
+   end). The build is outside both: `shardrun run` builds before it distributes, and
+   the baselines are timed after the same build.
 
 Samples of each method alternate (shardrun, serial, parallel, shardrun, ...); medians.
 Images made here are removed from the three engines at the end, and the temp project too.
@@ -92,10 +96,9 @@ class Bench:
         for attempt in range(1, ATTEMPTS + 1):
             if scenario == "changed":
                 self.change_top()
-            # Timed apart from the run: for a changed image, BuildKit + the tarball save;
-            # for an unchanged one, Python start + cached build + tarball check.
-            build_wall, buildkit = self.build()
-            wall, _ = captured(self.shardrun_run, self.root)
+            wall, out = captured(self.shardrun_run, self.root)
+            built = re.search(r"\bbuilt\s+\S+ in ([\d.]+)s", out)
+            buildkit = float(built.group(1)) if built else float("nan")
             report = latest_report(self.root)
             workers = report["workers"]
             bad = [w for w in workers if w["lost"] or w["load"] not in ("none", "thin", "full")]
@@ -106,7 +109,6 @@ class Bench:
         else:
             sys.exit(f"shardrun lost a worker in {ATTEMPTS} attempts in a row:\n"
                      + "\n".join(self.lost[-ATTEMPTS:]))
-        self.note(f"{scenario}_build_wall", build_wall)
         self.note(f"{scenario}_buildkit", buildkit)
         self.note(f"{scenario}_wall", wall)
         self.note(f"{scenario}_loads", [(w["url"], w["load"], w["sent"]) for w in workers])
@@ -202,10 +204,9 @@ def print_results(bench: Bench, unchanged: dict, changed: dict) -> None:
         sent = [sum(s for _, _, s in loads) for loads in x[f"{scenario}_loads"]]
         rows.append((scenario, "shardrun distribution (report.json)", samples["shardrun"], par,
                      f"{mb(med(sent))} sent"))
-        rows.append((scenario, "shardrun run, whole (wall)", x[f"{scenario}_wall"], par, ""))
-        what = "cached build, check" if scenario == "unchanged" else "BuildKit + save"
-        rows.append((scenario, f"shardrun build: {what}", x[f"{scenario}_build_wall"], par,
-                     "(before the run, not in it)"))
+        rows.append((scenario, "shardrun run, whole (wall)", x[f"{scenario}_wall"], par,
+                     "with its build"))
+        rows.append((scenario, "  of which BuildKit", x[f"{scenario}_buildkit"], par, ""))
         for method in ("serial", "parallel"):
             rows.append((scenario, f"docker save | docker load, {method}", samples[method], par,
                          f"{mb(full * n_others)} sent"))
@@ -231,20 +232,10 @@ def print_results(bench: Bench, unchanged: dict, changed: dict) -> None:
           f"(target <= 0.5 s, 0 bytes): {verdict}")
     dist_b, par_b = med(changed["shardrun"]), med(changed["parallel"])
     speedup = par_b / dist_b
-    verdict = "met" if speedup >= 5 else "MISSED"
-    print(f"(b) top layer changed: shardrun distribution {dist_b:.2f}s vs parallel "
-          f"save|load {par_b:.2f}s: {speedup:.1f}x faster (target >= 5x): {verdict}")
-    # The baseline's pipe saves the image while loading it; shardrun saves its tarball
-    # once per image in `shardrun build`. Counting that too is the stricter comparison.
-    # Save ~= (build wall - BuildKit) for a changed image minus the same for an unchanged
-    # one (Python start, connecting, tarball check), which the baseline does not pay.
-    def rest(s: str) -> float:
-        return med(w - b for w, b in zip(x[f"{s}_build_wall"], x[f"{s}_buildkit"], strict=True))
-
-    save = rest("changed") - rest("unchanged")
-    print(f"    counting shardrun's one tarball save too (~{save:.2f}s: `shardrun build` wall "
-          f"minus BuildKit time, changed minus unchanged image): {dist_b + save:.2f}s, "
-          f"{par_b / (dist_b + save):.1f}x faster than the parallel baseline")
+    verdict = "met" if speedup >= 3 else "MISSED"
+    print(f"(b) top layer changed, end to end (the save the loads wait on included): "
+          f"shardrun {dist_b:.2f}s vs parallel save|load {par_b:.2f}s: {speedup:.1f}x "
+          f"faster (target >= 3x): {verdict}")
     modes = {mode for loads in x["changed_loads"] for _, mode, _ in loads}
     if "full" in modes:
         print("    note: some loads in (b) were full, not thin (see the per-worker lines)")

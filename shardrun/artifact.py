@@ -323,6 +323,7 @@ class OnDemand:
         self.on_ready = on_ready
         self._lock = threading.Lock()
         self._artifact: Artifact | None = None
+        self._diff_ids: list[str] | None = None
 
     def get(self) -> Artifact:
         with self._lock:
@@ -330,6 +331,31 @@ class OnDemand:
                 self._artifact = ensure(self.engine, self.image_id, self.cache_dir)
                 self.on_ready(self._artifact)
             return self._artifact
+
+    def has_full(self) -> bool:
+        """The full tarball is saved (by this run, or cached by an earlier one)."""
+        with self._lock:
+            return self._saved_already()
+
+    def full_size(self) -> int:
+        """Bytes of the full tarball, or about that (the image's size) if none is saved."""
+        with self._lock:
+            if self._artifact is not None:
+                return self._artifact.size
+        return self.engine.image_size(self.image_id)
+
+    def diff_ids(self) -> list[str]:
+        """The image's layers, bottom first, as the build engine has them (or, if it has
+        let go of the image since, as its cached tarball says)."""
+        with self._lock:
+            if self._diff_ids is None and not self._saved_already():
+                self._diff_ids = self.engine.image_diff_ids(self.image_id)
+        if self._diff_ids is None:
+            self._diff_ids = list(layers.read_saved(self.get().path).diff_ids)
+        return list(self._diff_ids)
+
+    def _saved_already(self) -> bool:
+        return self._artifact is not None or tarball_path(self.cache_dir, self.image_id).exists()
 
 
 def prune(cache_dir: Path, keep: Path) -> None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from shardrun import layers
-from shardrun.artifact import Artifact, OnDemand, exclusive, temp_file
+from shardrun.artifact import Artifact, OnDemand, exclusive, tarball_path, temp_file
 from shardrun.engine.api import Engine
 from shardrun.errors import EngineRefused, InfraError
 from shardrun.events import Emit, WorkerTransfer
@@ -60,20 +61,20 @@ def has_image(engine: Engine, image_id: str) -> bool:
     return engine.has_image(image_id)
 
 
-def _layers_held(engine: Engine, saved: layers.SavedImage, project: str) -> int:
+def _layers_held(engine: Engine, diff_ids: list[str], project: str) -> int:
     """How many bottom layers the worker holds. An earlier build of the project usually
     shares all but the top ones, and looking at those alone is quick on a busy engine
     (listing all images inspects every one, ~3 ms an image)."""
-    skip = layers.layers_to_skip(saved, layers.held_chain_ids(engine.image_layers(project)))
+    skip = layers.held_prefix(diff_ids, layers.held_chain_ids(engine.image_layers(project)))
     if skip == 0:
-        skip = layers.layers_to_skip(saved, layers.held_chain_ids(engine.image_layers(None)))
+        skip = layers.held_prefix(diff_ids, layers.held_chain_ids(engine.image_layers(None)))
     return skip
 
 
 def thin_tarball(artifact: Artifact, omit: set[str], skip: int) -> Path:
     """The cached thin tarball of `artifact` without its `skip` bottom layer files, written
     unless a whole one is there. Raises DiskFull if the disk fills up while writing it."""
-    path = _thin_path(artifact, skip)
+    path = _thin_path(artifact.path, skip)
     # Workers are served by threads, and other runs of the project share the cache: one
     # writes the tarball, the others wait for it and reuse it.
     with exclusive(path):
@@ -86,8 +87,8 @@ def thin_tarball(artifact: Artifact, omit: set[str], skip: int) -> Path:
     return path
 
 
-def _thin_path(artifact: Artifact, skip: int) -> Path:
-    return artifact.path.with_name(f"{artifact.path.stem}.thin{skip}.tar")
+def _thin_path(full: Path, skip: int) -> Path:
+    return full.with_name(f"{full.stem}.thin{skip}.tar")
 
 
 def _keep_if_whole(thin: Path, sent: os.stat_result, image_id: str, omit: set[str]) -> bool:
@@ -127,7 +128,10 @@ def deliver(
 ) -> Delivery:
     """Make sure `worker` holds the image. Blocking; raises InfraError if it cannot.
 
-    The tarball is only asked of `image` (and so only saved) when a load is needed.
+    Which layers the worker lacks is known from the build engine's diff IDs, before any
+    tarball exists. A thin tarball is cut straight from the save stream while no full one
+    is needed, so a top-layer change costs one pass over the save and no full tarball on
+    disk; the full tarball is saved (once, for every worker) only when one needs it.
     """
     started = time.monotonic()
     image_id = image.image_id
@@ -138,30 +142,85 @@ def deliver(
 
     if engine.has_image(image_id):
         return done("none", 0)
-    artifact = image.get()
-    full = artifact.size
     if refusals.allows(url):
-        saved = layers.read_saved(artifact.path)
-        skip = _layers_held(engine, saved, project)
-        if skip and (sent := _send_thin(engine, worker, url, artifact, saved, skip,
-                                         refusals, emit)) is not None:
-            return done("thin", sent, full)
+        skip = _layers_held(engine, image.diff_ids(), project)
+        if skip:
+            thin, omit = _thin_for(image, skip)
+            sent = _send_thin(engine, worker, url, image_id, thin, omit, refusals, emit)
+            if sent is not None:
+                return done("thin", sent, image.full_size())
+    artifact = image.get()
     try:
         _send(engine, worker, artifact.path, "full", emit)
     except EngineRefused as exc:
         raise InfraError(f"loading the image into worker {worker} failed: {exc}") from exc
     if not engine.has_image(image_id):
         raise InfraError(f"worker {worker} loaded the tarball but lacks image {image_id[:19]}")
-    return done("full", full, full)
+    return done("full", artifact.size, artifact.size)
+
+
+def _thin_for(image: OnDemand, skip: int) -> tuple[Path, set[str]]:
+    """The thin tarball without the `skip` bottom layer files, and the names it leaves
+    out: from the save stream, or cut from the full tarball when that is saved anyway (or
+    the stream cannot be cut on the fly)."""
+    if not image.has_full() and (streamed := thin_from_save(image, skip)) is not None:
+        return streamed
+    artifact = image.get()
+    saved = layers.read_saved(artifact.path)
+    omit = layers.omitted_files(saved, skip)
+    return thin_tarball(artifact, omit, skip), omit
+
+
+def thin_from_save(image: OnDemand, skip: int) -> tuple[Path, set[str]] | None:
+    """The thin tarball cut from the build engine's save stream (one pass, no full
+    tarball kept), or None where that cannot be done: a held layer equal to one above the
+    held prefix (its content would be cut from both), or a kept member linking to a cut
+    one. Raises DiskFull if the disk fills up while writing it."""
+    diff_ids = image.diff_ids()
+    cut = set(diff_ids[:skip])
+    if cut & set(diff_ids[skip:]):
+        return None
+    path = _thin_path(tarball_path(image.cache_dir, image.image_id), skip)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(path):
+        omit = _whole_thin(path, image.image_id, skip)
+        if omit is not None:
+            return path, omit
+        # The disk must hold the largest left-out layer for a moment: it is cut back out
+        # of the file once read, which is how it is known to be one of the held ones.
+        with temp_file(path, "a thin tarball", image.full_size()) as tmp:
+            try:
+                omit = layers.write_thin_from_stream(
+                    image.engine.save(image.image_id, _CHUNK), cut, tmp.file
+                )
+            except layers.NotStreamable:
+                return None
+            tmp.file.flush()
+            if not layers.is_complete(tmp.path, image.image_id, omit):
+                raise InfraError(f"the save stream of {image.image_id[:19]} ended early; "
+                                 "run again")
+            tmp.publish()
+    return path, omit
+
+
+def _whole_thin(path: Path, image_id: str, skip: int) -> set[str] | None:
+    """The names a cached thin tarball leaves out, if it is whole; else None."""
+    try:
+        with tarfile.open(path) as tar:
+            [entry] = json.load(tar.extractfile("manifest.json"))
+    except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError):
+        return None
+    omit = set(entry.get("Layers", [])[:skip])
+    return omit if layers.is_complete(path, image_id, omit) else None
 
 
 def _send_thin(
     engine: Engine,
     worker: str,
     url: str,
-    artifact: Artifact,
-    saved: layers.SavedImage,
-    skip: int,
+    image_id: str,
+    thin: Path,
+    omit: set[str],
     refusals: ThinRefusals,
     emit: Emit,
 ) -> int | None:
@@ -172,18 +231,16 @@ def _send_thin(
     a cut-off tarball fails on any engine, and remembering that would cost the worker
     thin loads for good.
     """
-    omit = layers.omitted_files(saved, skip)
-    thin = thin_tarball(artifact, omit, skip)
     sent = thin.stat()
     try:
         _send(engine, worker, thin, "thin", emit)
     except EngineRefused:
-        if _keep_if_whole(thin, sent, artifact.image_id, omit):
+        if _keep_if_whole(thin, sent, image_id, omit):
             refusals.refuse(url)  # e.g. the containerd image store wants every blob
         return None
-    if engine.has_image(artifact.image_id):
+    if engine.has_image(image_id):
         return sent.st_size
-    _keep_if_whole(thin, sent, artifact.image_id, omit)  # loaded without error, yet no image
+    _keep_if_whole(thin, sent, image_id, omit)  # loaded without error, yet no image
     return None
 
 

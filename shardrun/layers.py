@@ -8,6 +8,7 @@ as the config and every `Layers` entry of `manifest.json` stay (design.md, "Thin
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import posixpath
 import tarfile
@@ -16,6 +17,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+_COPY = 1 << 20
 
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
@@ -73,8 +76,13 @@ def _resolve(member: tarfile.TarInfo) -> str:
 
 def layers_to_skip(saved: SavedImage, held: set[str]) -> int:
     """How many bottom layers the worker already holds: the longest held prefix."""
+    return held_prefix(saved.diff_ids, held)
+
+
+def held_prefix(diff_ids: Sequence[str], held: set[str]) -> int:
+    """How many of an image's bottom layers (by diff ID) a worker holds (by chain ID)."""
     count = 0
-    for chain in chain_ids(saved.diff_ids):
+    for chain in chain_ids(diff_ids):
         if chain not in held:
             break
         count += 1
@@ -135,3 +143,71 @@ def is_complete(tarball: Path, image_id: str, omit: AbstractSet[str] = frozenset
     if "sha256:" + hashlib.sha256(config).hexdigest() != image_id:
         return False
     return all(layer in names for layer in entry["Layers"] if layer not in omit)
+
+
+class NotStreamable(Exception):
+    """A save stream a thin tarball cannot be cut from on the fly: a kept member links to
+    a layer file already left out (docker save writes an equal layer once). The caller
+    cuts the thin tarball from the full one instead."""
+
+
+def write_thin_from_stream(chunks: Iterable[bytes], omit_diff_ids: AbstractSet[str],
+                           out: BinaryIO) -> set[str]:
+    """A thin tarball straight from a `docker save` stream into `out` (seekable): each
+    member is copied as it comes, and a layer file whose content digest (its diff ID) is
+    in `omit_diff_ids` is cut back out of `out` once read. The full tarball is never kept:
+    when every worker holds the lower layers, no one needs it. Returns the names left out.
+
+    The layer files come before manifest.json in the stream, so which one is which can
+    only be known from its content.
+    """
+    omitted: set[str] = set()
+    links: dict[str, str] = {}
+    with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|", bufsize=_COPY) as src:
+        for member in src:
+            start = out.tell()
+            out.write(member.tobuf(tarfile.GNU_FORMAT, tarfile.ENCODING, "surrogateescape"))
+            if member.issym() or member.islnk():
+                links[member.name] = _resolve(member)
+            if not member.isfile():
+                continue
+            digest = _copy(src.extractfile(member), out) if member.size else None
+            out.write(tarfile.NUL * (-member.size % tarfile.BLOCKSIZE))
+            is_layer = posixpath.basename(member.name) == "layer.tar"
+            if is_layer and digest is not None and f"sha256:{digest}" in omit_diff_ids:
+                out.seek(start)
+                out.truncate()
+                omitted.add(member.name)
+    if any(target in omitted for name, target in links.items() if name not in omitted):
+        raise NotStreamable("a kept member links to a left-out layer file")
+    out.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))  # the end of the archive
+    return omitted
+
+
+def _copy(data: BinaryIO, out: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while block := data.read(_COPY):
+        out.write(block)
+        digest.update(block)
+    return digest.hexdigest()
+
+
+class _ChunkReader(io.RawIOBase):
+    """An iterator of byte chunks as a readable file, for tarfile's stream mode."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._left = memoryview(b"")  # sliced without copying
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._left:
+            self._left = memoryview(next(self._chunks, b""))
+            if not self._left:
+                return 0
+        size = min(len(buffer), len(self._left))
+        buffer[:size] = self._left[:size]
+        self._left = self._left[size:]
+        return size

@@ -73,6 +73,10 @@ class Engine(Protocol):
 
     def image_size(self, image_id: str) -> int: ...
 
+    def image_diff_ids(self, image_id: str) -> list[str]:
+        """The image's layers (diff IDs), bottom first."""
+        ...
+
     def image_layers(self, project: str | None) -> list[list[str]]:
         """The RootFS layers (diff IDs) of the project's images, or (None) of all."""
         ...

@@ -125,6 +125,10 @@ class DockerEngine:
         with translated(f"inspecting image {image_id[:19]}"):
             return int(self.api.inspect_image(image_id)["Size"])
 
+    def image_diff_ids(self, image_id: str) -> list[str]:
+        with translated(f"inspecting image {image_id[:19]}"):
+            return list(self.api.inspect_image(image_id)["RootFS"].get("Layers") or [])
+
     def image_layers(self, project: str | None) -> list[list[str]]:
         # images.list() inspects every image for RootFS (~3 ms an image): the project's own
         # images are the quick first look.

@@ -409,6 +409,10 @@ class FakeEngine:
         self._enter("image_size", image_id)
         return len(self._image(image_id).tarball())
 
+    def image_diff_ids(self, image_id: str) -> list[str]:
+        self._enter("image_diff_ids", image_id)
+        return self._image(image_id).diff_ids
+
     def image_layers(self, project: str | None) -> list[list[str]]:
         self._enter("image_layers", project)
         with self._cond:

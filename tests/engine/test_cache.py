@@ -3,12 +3,10 @@ whole, and a cache on a disk too small for the image."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import multiprocessing
 import os
-import subprocess
 import tarfile
 import uuid
 from collections.abc import Callable
@@ -19,6 +17,7 @@ import docker
 from shardrun import artifact, distribute, layers
 from shardrun.engine.docker_engine import DockerEngine
 from tests.engine.conftest import BUSYBOX_IMAGE, shards_toml
+from tests.tmpfs import tmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
 # The CLI of this checkout, not whichever shardrun is installed.
@@ -50,17 +49,6 @@ def build(project, dockerfile: str) -> tuple[str, Path]:
     assert built.returncode == 0, built.stderr
     image_id, tarball = built.stdout.strip().splitlines()[-2:]
     return image_id, project.root / tarball
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str):
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                   check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
 
 
 # ---- two runs at once -------------------------------------------------------------------

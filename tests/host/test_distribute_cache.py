@@ -27,6 +27,7 @@ from shardrun.artifact import (
 )
 from shardrun.distribute import ThinRefusals, thin_tarball
 from shardrun.errors import DiskFull
+from tests.tmpfs import tmpfs
 from tests.unit.test_layers import (
     ID1,
     ID2,
@@ -310,23 +311,10 @@ def test_a_thin_tarball_of_another_image_is_written_again(image_tar: Path):  # n
 # ---- a full disk --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _tmpfs(path: Path, size: str):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                   check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
-
-
 def test_a_full_disk_while_writing_a_thin_tarball_is_disk_full_and_leaves_no_file(
     tmp_path: Path,
 ):
-    with _tmpfs(tmp_path / "cache", "3m") as cache:
+    with tmpfs(tmp_path / "cache", "3m") as cache:
         full = cache / "image.tar"
         build_tarball(full, [ID1, ID2], {ID1: layer_tar("base.txt", 200_000),
                                          ID2: layer_tar("app.txt", 1_800_000)})

@@ -75,7 +75,7 @@ def test_streaming_equals_masking_the_whole_data_and_hides_every_secret(case):
 @PROPERTY
 @given(cases())
 def test_after_each_read_the_output_is_final_and_lags_less_than_the_longest_secret(case):
-    secrets, data, chunks = case
+    secrets, _data, chunks = case
     longest = max((len(s.encode()) for s in secrets), default=0)
     masker, out, seen = Masker(secrets), b"", b""
     for chunk in chunks:

@@ -188,10 +188,32 @@ def test_a_worker_without_the_image_is_sent_the_tarball_then_runs(tmp_path, fake
 
     assert out.table() == [("a", Status.PASS, "w"), ("b", Status.PASS, "w")]
     assert w.loads == [IMAGE.tarball()] and w.has_image(IMAGE.id)
-    assert [c.name for c in builder.calls] == ["image_size", "save"]
+    assert [c.name for c in builder.calls] == ["image_diff_ids", "image_size", "save"]
     [report] = out.summary.workers
     assert (report.load, report.sent) == ("full", len(IMAGE.tarball()))
     assert out.of(WorkerTransfer)[-1].mode == "full"
+
+
+def test_a_worker_holding_the_base_gets_a_thin_tarball_cut_from_the_save_stream(
+    tmp_path, fakes
+):
+    builder = fakes("builder")
+    old = FakeImage.make(b"base layer", b"an older test layer",
+                         labels={"shardrun.project": PROJECT})
+    w = FakeEngine("w", images=[old])
+
+    out = run(tmp_path, [worker(w)], [shard("a")], builder=builder)
+
+    assert out.table() == [("a", Status.PASS, "w")]
+    [report] = out.summary.workers
+    assert report.load == "thin" and report.sent < len(IMAGE.tarball())
+    [sent] = w.loads
+    assert b"base layer" not in sent and b"test layer" in sent
+    # No worker needed the full tarball, so none was written: only the thin one.
+    cache = tmp_path / ".shardrun" / "cache"
+    assert [p.name.split(".", 1)[1] for p in cache.glob("*.tar")] == ["thin1.tar"]
+    assert [c.name for c in builder.calls].count("save") == 1
+    w.stop_answering()
 
 
 def test_a_failing_shard_is_a_result_and_is_not_moved(tmp_path, fakes):

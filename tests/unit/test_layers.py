@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from shardrun.layers import (
+    NotStreamable,
     SavedImage,
     chain_ids,
     held_chain_ids,
@@ -26,6 +27,7 @@ from shardrun.layers import (
     read_saved,
     thin_size,
     write_thin,
+    write_thin_from_stream,
     write_thin_to,
 )
 
@@ -430,3 +432,48 @@ def test_thin_size_is_about_the_size_of_the_thin_tarball(image_tar: Path, tmp_pa
     actual = (tmp_path / "thin.tar").stat().st_size
     assert abs(thin_size(image_tar, omit) - actual) <= 10240  # within one tar record
     assert thin_size(image_tar, set()) == image_tar.stat().st_size
+
+
+# ---- a thin tarball cut from the save stream ----------------------------------------------
+
+
+def _chunks(path: Path, size: int):
+    data = path.read_bytes()
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("chunk", [1, 700, 1 << 20])
+def test_a_thin_tarball_from_the_stream_equals_the_one_cut_from_the_full_tarball(
+    tmp_path: Path, chunk: int
+):
+    path = tmp_path / "two.tar"
+    base, app = layer_tar("base.txt", 40_000), layer_tar("app.txt", 40_000)
+    build_tarball(path, [ID1, ID2], {ID1: base, ID2: app})
+    image = read_saved(path)
+    from_full = tmp_path / "from-full.tar"
+    write_thin(path, omitted_files(image, 1), from_full)
+
+    streamed = tmp_path / "streamed.tar"
+    with open(streamed, "wb") as out:
+        left_out = write_thin_from_stream(_chunks(path, chunk), {image.diff_ids[0]}, out)
+
+    assert left_out == {f"{ID1}/layer.tar"}
+    assert members(streamed) == members(from_full)
+    with tarfile.open(path) as tar:
+        config = tar.extractfile(json.load(tar.extractfile("manifest.json"))[0]["Config"])
+        image_id = "sha256:" + hashlib.sha256(config.read()).hexdigest()
+    assert is_complete(streamed, image_id, left_out)
+
+
+def test_a_stream_whose_kept_link_points_at_a_left_out_layer_is_refused(
+    image_tar: Path, tmp_path: Path
+):
+    image = read_saved(image_tar)  # the third layer links to the first
+    with open(tmp_path / "thin.tar", "wb") as out, pytest.raises(NotStreamable):
+        write_thin_from_stream(_chunks(image_tar, 4096), {image.diff_ids[0]}, out)
+
+
+def test_nothing_to_leave_out_gives_the_whole_image(image_tar: Path, tmp_path: Path):
+    with open(tmp_path / "copy.tar", "wb") as out:
+        assert write_thin_from_stream(_chunks(image_tar, 4096), set(), out) == set()
+    assert members(tmp_path / "copy.tar") == members(image_tar)
