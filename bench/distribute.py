@@ -5,8 +5,8 @@ tcp:// and w2 (its unix socket by default, `--w2 ssh` for ssh://; shardrun and t
 baseline use the same URL). The image is busybox + a 200 MB layer of random bytes (it does
 not compress) + `COPY top.txt` as the last layer.
 
-a. unchanged image: every worker already holds it. shardrun runs one `true` shard on the
-   3 workers; its distribution time is the largest `load_seconds` of report.json (target:
+a. unchanged image: every worker already holds it. shardrun runs three `sleep 3` shards
+   on the 3 workers (one slot each, so every worker is needed); its distribution time is the largest `load_seconds` of report.json (target:
    <= 0.5 s, 0 bytes sent). Baselines: `docker save IMG | docker -H W load` to w1 and w2,
    one after the other, and both at once.
 b. top layer changed: before every sample a new top.txt is written, so every method
@@ -70,7 +70,7 @@ class Bench:
         for url in workers.values():
             # `default` is the same engine as the first URL, with a clearer report name.
             target = "default" if url == LOCAL else url
-            self.shardrun_run += ["--worker", target]
+            self.shardrun_run += ["--worker", f"{target}*1"]
         self.lost: list[str] = []  # one line per sample taken again, and why
         self.phase = "warm-up"
         self.extra: dict[str, list] = {}  # per-sample facts besides the timed seconds
@@ -157,7 +157,9 @@ def main() -> None:
     root = project(
         f'project = "{PROJECT}"\n'
         f'[image]\nbuild-args = {{ BASE_IMAGE = "{base}" }}\ntag = "{TAG}"\n'
-        '[[shard]]\nname = "noop"\ncommand = "true"\nnetwork = "none"\n',
+        # One slot a worker and a shard more than the build engine can take at once: a
+        # run never waits for a load no shard needs, and here every load is needed.
+        '[[shard]]\nname = "nap-{index}"\ncount = 3\ncommand = "sleep 3"\nnetwork = "none"\n',
         dockerfile=DOCKERFILE.format(size=args.size),
     )
     bench = Bench(root, workers)
