@@ -428,10 +428,10 @@ def _exit(code: int) -> None:
     wait on a host cut off from the network) cannot be interrupted, and the interpreter
     would wait for it forever; tearing down the SDK's objects also costs ~0.2 s a run.
     A tarball an abandoned thread was still writing (an interrupted save) goes first;
-    if artifact was never imported, this process wrote none."""
-    artifact = sys.modules.get("shardrun.artifact")
-    if artifact is not None:
-        artifact.discard_temp_files()
+    if the cache's files were never imported, this process wrote none."""
+    cache_files = sys.modules.get("shardrun.cache_files")
+    if cache_files is not None:
+        cache_files.discard_temp_files()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -422,7 +422,7 @@ def parse_size(value: Any, where: str) -> int:
     return size
 
 
-def _to_float(number: int | float) -> float:
+def _to_float(number: float) -> float:
     # tomllib reads integers of any length, and float() raises on one beyond a double.
     try:
         return float(number)

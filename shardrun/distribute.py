@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shardrun import layers
-from shardrun.artifact import Artifact, OnDemand, exclusive, tarball_path, temp_file
+from shardrun.artifact import Artifact, OnDemand, tarball_path
+from shardrun.cache_files import exclusive, temp_file
 from shardrun.engine.api import Engine
 from shardrun.errors import EngineRefused, InfraError
 from shardrun.events import Emit, WorkerTransfer

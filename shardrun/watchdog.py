@@ -17,6 +17,7 @@ where each WORKER is a docker context name or engine URL, as --worker takes them
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -49,11 +50,10 @@ def _reap(run_id: str, workers: list[str]) -> None:
     from shardrun import engine, reap
 
     def one(worker: str) -> None:
-        try:
+        # A worker it cannot reach has nothing it could remove.
+        with contextlib.suppress(Exception):
             endpoint = engine.resolve(worker)
             reap.remove_run(engine.connect(endpoint, timeout=_CONNECT_TIMEOUT), run_id)
-        except Exception:  # noqa: BLE001 - a worker it cannot reach has nothing it can do
-            pass
 
     threads = [threading.Thread(target=one, args=(w,)) for w in workers]
     for thread in threads:

@@ -20,6 +20,7 @@ from anyio import to_thread
 from shardrun import (
     artifact,
     build,
+    cache_files,
     distribute,
     execute,
     owner,
@@ -102,7 +103,7 @@ def make_state_dirs(state_dir: Path) -> None:
     for path in (state_dir, state_dir / "cache", state_dir / "runs"):
         path.mkdir(mode=0o700, exist_ok=True)
     os.chmod(state_dir, 0o700)  # made by an older version with the umask's mode
-    artifact.sweep_stale_temp(state_dir / "cache")
+    cache_files.sweep_stale_temp(state_dir / "cache")
 
 
 @contextlib.asynccontextmanager

@@ -17,14 +17,8 @@ from pathlib import Path
 import pytest
 
 from shardrun import layers
-from shardrun.artifact import (
-    Artifact,
-    discard_temp_files,
-    exclusive,
-    prune,
-    sweep_stale_temp,
-    temp_file,
-)
+from shardrun.artifact import Artifact, prune
+from shardrun.cache_files import discard_temp_files, exclusive, sweep_stale_temp, temp_file
 from shardrun.distribute import ThinRefusals, thin_tarball
 from shardrun.errors import DiskFull
 from tests.tmpfs import tmpfs
