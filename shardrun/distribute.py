@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from shardrun import layers
 from shardrun.artifact import Artifact, OnDemand, tarball_path
-from shardrun.cache_files import exclusive, temp_file
+from shardrun.cache_files import exclusive, no_room, temp_file
 from shardrun.engine.api import Engine
 from shardrun.errors import EngineRefused, InfraError
 from shardrun.events import Emit, WorkerTransfer
@@ -189,7 +190,12 @@ def thin_from_save(image: OnDemand, skip: int) -> tuple[Path, set[str]] | None:
             return path, omit
         # The disk must hold the largest left-out layer for a moment: it is cut back out
         # of the file once read, which is how it is known to be one of the held ones.
-        with temp_file(path, "a thin tarball", image.full_size()) as tmp:
+        # Layer sizes are not known before, so ask for room for the image, as a full save
+        # does: a run fails at once then, not after a load nobody waited for.
+        needed = image.full_size()
+        if shutil.disk_usage(path.parent).free < needed:
+            raise no_room(path.parent, "a thin tarball cut from the image", needed)
+        with temp_file(path, "a thin tarball", needed) as tmp:
             try:
                 omit = layers.write_thin_from_stream(
                     image.engine.save(image.image_id, _CHUNK), cut, tmp.file
