@@ -170,7 +170,10 @@ class DockerEngine:
         with translated("could not attach to the container"):
             response = self.api._post(
                 self.api._url("/containers/{0}/attach", container_id),
-                params={"logs": 1, "stdout": 1, "stderr": 1, "stream": 1},
+                # No log replay: the daemon subscribes to the live streams before it
+                # answers the upgrade, so nothing printed after the start is missed, and a
+                # replay of the log file would repeat what the live stream then sends.
+                params={"logs": 0, "stdout": 1, "stderr": 1, "stream": 1},
                 headers={"Connection": "Upgrade", "Upgrade": "tcp"}, stream=True,
             )
             sock = self.api._get_raw_response_socket(response)  # raises for an error status

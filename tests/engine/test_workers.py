@@ -335,3 +335,24 @@ command = ["sh", "-c", "sleep 6; echo done"]
     assert "LOST     198.18.0.2:2375: no answer to 2 pings in a row" in out
     assert {s["status"] for s in report["shards"]} == {"PASS"}
     assert {s["worker"] for s in report["shards"]} == {"local"}
+
+
+def test_every_line_of_output_lands_in_the_log_once(project, hosts):
+    """Output written at once and later, on stdout and stderr, in 24 quick containers on
+    three workers: each log holds exactly its shard's lines, none lost before the attach
+    and none repeated (a replay of the engine's log file raced the live stream)."""
+    project.write("shards.toml", shards_toml(project, """
+[defaults]
+network = "none"
+[[shard]]
+name = "quick-{index}"
+count = 24
+command = ["sh", "-c", "echo first {index}; echo err {index} >&2; sleep 0.3; echo last {index}"]
+"""))
+    result = project.shardrun("run", "--plain", *_workers(hosts, 2, 2, 2))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for shard in project.report()["shards"]:
+        index = shard["name"].split("-")[1]
+        lines = Path(shard["log"]).read_text().splitlines()
+        assert sorted(lines) == sorted([f"first {index}", f"err {index}", f"last {index}"]), lines
