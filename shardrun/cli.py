@@ -350,7 +350,7 @@ def repro(
 
     cfg = _load(config, build_arg)
     target = repro_mod.pick(plan.expand(cfg), name)
-    workflow.read_secrets((target,), os.environ)  # before the build: a missing one is usage
+    secrets = workflow.read_secrets((target,), os.environ)  # before the build: usage error
     docker_cli = shutil.which("docker")
     if docker_cli is None:
         raise ConfigError("repro runs the shard with the docker CLI, which is not on PATH; "
@@ -374,7 +374,7 @@ def repro(
         interactive=sys.stdin.isatty() and sys.stdout.isatty(), shell=shell,
     )
     print(f"$ {repro_mod.printable(argv)}", file=sys.stderr, flush=True)
-    env = {**os.environ, **workflow.read_secrets((target,), os.environ)}
+    env = {**os.environ, **secrets}
     watchdog = Watchdog(run_id, [builder.target])
     code = repro_mod.run_attached(
         [docker_cli, *argv[1:]], cfg.root, env, lambda: reap.remove_run(builder.engine, run_id)
@@ -406,15 +406,10 @@ def list_shards(
         print(f"{s.name:<{width}}  {command}")
 
 
-# docker-py's transport package imports its SSH adapter, and paramiko with it, whatever
-# the engine's URL: 0.25 s more for every command that talks to one (issue 7). None in
-# sys.modules makes that guarded import fail as it would without paramiko; an ssh://
-# worker loads the adapter after all (engine.load_ssh_transport; same module name).
-_SSH_TRANSPORT = "docker.transport.sshconn"
-
-
 def main() -> None:
-    sys.modules.setdefault(_SSH_TRANSPORT, None)  # unless docker came with it already
+    from shardrun.lazy_ssh import defer_ssh_transport
+
+    defer_ssh_transport()
     try:
         app()
         code = 0

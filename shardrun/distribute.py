@@ -59,10 +59,6 @@ class ThinRefusals:
         write_atomic(self.path, json.dumps({"thin_refused": sorted(self._refused)}, indent=2))
 
 
-def has_image(engine: Engine, image_id: str) -> bool:
-    return engine.has_image(image_id)
-
-
 def _layers_held(engine: Engine, diff_ids: list[str], project: str) -> int:
     """How many bottom layers the worker holds. An earlier build of the project usually
     shares all but the top ones, and looking at those alone is quick on a busy engine

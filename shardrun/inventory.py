@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import anyio
 from anyio import to_thread
 
-from shardrun import distribute, reap, workers
+from shardrun import reap, workers
 from shardrun.config import WorkerSpec
 from shardrun.engine import ENGINE_FAILURES, Endpoint
 from shardrun.errors import InfraError
@@ -34,7 +34,7 @@ def _probe(spec: WorkerSpec, endpoint: Endpoint, name: str, image_id: str | None
     try:
         with contextlib.suppress(*ENGINE_FAILURES):  # like every command, reap orphans first
             reap.remove_orphans(worker.engine)
-        has = distribute.has_image(worker.engine, image_id) if image_id else None
+        has = worker.engine.has_image(image_id) if image_id else None
     finally:
         worker.engine.close()
     return WorkerRow(name, endpoint.url, True, "", worker.version, worker.cpus, worker.slots, has)

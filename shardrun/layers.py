@@ -74,11 +74,6 @@ def _resolve(member: tarfile.TarInfo) -> str:
     return posixpath.normpath("/" + path).lstrip("/")
 
 
-def layers_to_skip(saved: SavedImage, held: set[str]) -> int:
-    """How many bottom layers the worker already holds: the longest held prefix."""
-    return held_prefix(saved.diff_ids, held)
-
-
 def held_prefix(diff_ids: Sequence[str], held: set[str]) -> int:
     """How many of an image's bottom layers (by diff ID) a worker holds (by chain ID)."""
     count = 0

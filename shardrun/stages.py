@@ -12,7 +12,7 @@ import anyio
 from anyio import to_thread
 from anyio.abc import TaskGroup
 
-from shardrun import distribute, execute, owner, plan, reap
+from shardrun import distribute, execute, owner, plan
 from shardrun.artifact import OnDemand
 from shardrun.engine import ENGINE_FAILURES
 from shardrun.errors import DiskFull, InfraError
@@ -38,8 +38,7 @@ class LostWorkers:
 
 
 class Distribution:
-    """Gets the image onto each worker (in a task of its own), after removing orphans
-    there. A full disk on this machine is not the worker's fault: it stops the whole run
+    """Gets the image onto each worker (in a task of its own). A full disk on this machine is not the worker's fault: it stops the whole run
     through `stop`, and `stopped` says why."""
 
     def __init__(self, image: OnDemand, refusals: distribute.ThinRefusals, emit: Emit,
@@ -53,8 +52,7 @@ class Distribution:
         with worker.unless_lost():
             try:
                 worker.delivery = await to_thread.run_sync(
-                    self._clean_and_deliver, worker,
-                    limiter=worker.limiter, abandon_on_cancel=True,
+                    self._deliver, worker, limiter=worker.limiter, abandon_on_cancel=True,
                 )
             except DiskFull as exc:
                 self.stopped = self.stopped or exc
@@ -63,8 +61,7 @@ class Distribution:
                 self.lost.mark(worker, f"could not get the image there: {exc}")
         worker.set_ready(worker.delivery is not None and not worker.lost)
 
-    def _clean_and_deliver(self, worker: Worker) -> distribute.Delivery:
-        reap.remove_orphans(worker.engine)
+    def _deliver(self, worker: Worker) -> distribute.Delivery:
         return distribute.deliver(worker.engine, worker.name, worker.endpoint.url,
                                   self.image, self.refusals, self.emit, self.project)
 

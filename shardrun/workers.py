@@ -116,11 +116,9 @@ class Worker:
         if self.lost:
             return False
 
-        def ping() -> bool:
-            return self.engine.ping(_PING_TIMEOUT)
-
         with anyio.CancelScope(shield=True):
-            return await to_thread.run_sync(ping, abandon_on_cancel=True)
+            return await to_thread.run_sync(self.engine.ping, _PING_TIMEOUT,
+                                            abandon_on_cancel=True)
 
 
 def resolve(specs: tuple[WorkerSpec, ...]) -> list[tuple[WorkerSpec, engine.Endpoint, str]]:

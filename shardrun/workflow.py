@@ -129,17 +129,23 @@ def resolve_workers(request: RunRequest) -> list[tuple[WorkerSpec, Endpoint, str
     return resolved
 
 
-async def connect_builder() -> Worker:
-    """The engine that builds: the current docker context, as `docker build` would use.
-    Like every engine a command uses, it is first rid of orphaned containers."""
-
-    def connect() -> Worker:
-        worker = workers_mod.connect(workers_mod.DEFAULT, resolve(None), "local")
+def _connect_and_reap(spec: WorkerSpec, endpoint: Endpoint, name: str,
+                      default_slots: int | None = None, reap_orphans: bool = True) -> Worker:
+    """Connect; like every engine a command uses, it is first rid of orphaned containers
+    (once per engine: the build engine is usually a worker too)."""
+    worker = workers_mod.connect(spec, endpoint, name, default_slots)
+    if reap_orphans:
         with contextlib.suppress(*ENGINE_FAILURES):
             reap.remove_orphans(worker.engine)
-        return worker
+    return worker
 
-    return await to_thread.run_sync(connect, abandon_on_cancel=True)
+
+async def connect_builder() -> Worker:
+    """The engine that builds: the current docker context, as `docker build` would use."""
+    return await to_thread.run_sync(
+        _connect_and_reap, workers_mod.DEFAULT, resolve(None), "local",
+        abandon_on_cancel=True,
+    )
 
 
 async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
@@ -169,16 +175,19 @@ async def save_artifact(config: Config, builder: Worker, image_id: str, emit: Em
 
 
 async def connect_workers(
-    resolved: list[tuple[WorkerSpec, Endpoint, str]], emit: Emit, jobs: int | None = None
+    resolved: list[tuple[WorkerSpec, Endpoint, str]], emit: Emit, jobs: int | None = None,
+    reaped: str = "",
 ) -> tuple[list[Worker], tuple[tuple[str, str], ...]]:
-    """Connect to every worker at once; an unreachable one is reported and skipped."""
+    """Connect to every worker at once, removing orphans there unless it is the engine at
+    `reaped` (the builder's); an unreachable one is reported and skipped."""
     connected: dict[int, Worker] = {}
     failed: list[tuple[str, str]] = []
 
     async def one(index: int, spec: WorkerSpec, endpoint: Endpoint, name: str) -> None:
         try:
             worker = await to_thread.run_sync(
-                workers_mod.connect, spec, endpoint, name, jobs, abandon_on_cancel=True
+                _connect_and_reap, spec, endpoint, name, jobs, endpoint.url != reaped,
+                abandon_on_cancel=True,
             )
         except InfraError as exc:
             failed.append((name, str(exc)))
@@ -205,7 +214,8 @@ async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Pr
         found: list = []
 
         async def connect_all() -> None:
-            found.extend(await connect_workers(resolved, emit, request.jobs))
+            found.extend(await connect_workers(resolved, emit, request.jobs,
+                                               reaped=resolve(None).url))
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(connect_all)

@@ -17,6 +17,7 @@ from docker.tls import TLSConfig
 
 from shardrun.engine.docker_engine import DockerEngine
 from shardrun.errors import ConfigError, InfraError
+from shardrun.lazy_ssh import SSH_TRANSPORT
 
 URL_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://", "http://", "https://")
 
@@ -28,13 +29,6 @@ _EXTRA_CONNECTIONS = 8
 # ssh client therefore reuses one pool of at most SSH_CALLS connections and makes at most
 # SSH_CALLS calls at once (workers.py); a worker opens one SSH connection per slot.
 SSH_CALLS = 5
-
-# docker-py's transport package imports its SSH adapter, and paramiko with it, for every
-# client: 0.25 s of start-up (issue 7). The CLI puts None here first (cli.main), which
-# makes that guarded import fail as it would without paramiko; an ssh:// endpoint loads
-# the adapter after all (load_ssh_transport).
-SSH_TRANSPORT = "docker.transport.sshconn"
-
 
 @dataclass(frozen=True)
 class Endpoint:

@@ -154,6 +154,35 @@ def shards_toml(project: Project, body: str, base: str = BUSYBOX_IMAGE, image: s
     )
 
 
+def two_runs_at_once(project: Project, *args: str, pairs: int, ok: int) -> None:
+    """Start `pairs` times two `shardrun run` 0.1 s apart in one project, as two terminals
+    or two CI jobs would: each must report exactly its own, right results."""
+    project.write("shards.toml", shards_toml(project, f"""
+[defaults]
+network = "none"
+[[shard]]
+name = "ok-{{index}}"
+count = {ok}
+command = ["sh", "-c", "sleep 0.3; echo ok"]
+[[shard]]
+name = "bad"
+command = ["sh", "-c", "echo bad; exit 3"]
+"""))
+    for _ in range(pairs):
+        first = project.popen("run", "--plain", *args)
+        time.sleep(0.1)
+        second = project.popen("run", "--plain", *args)
+        for proc in (first, second):
+            out, err = proc.communicate(timeout=180)
+            assert proc.returncode == 1, out + err
+            run_id = next(ln.split()[2].rstrip(":") for ln in out.splitlines()
+                          if ln.split()[1:2] == ["run"])
+            statuses = {s["name"]: (s["status"], s["exit_code"])
+                        for s in project.report(run_id)["shards"]}
+            assert statuses == {**{f"ok-{i}": ("PASS", 0) for i in range(1, ok + 1)},
+                                "bad": ("FAIL", 3)}, out
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

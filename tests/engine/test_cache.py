@@ -95,7 +95,7 @@ def thin_for_local_engine(project, docker_client) -> tuple[str, Path, Path, set[
     docker_client.images.remove(image_id, force=True)
     saved = layers.read_saved(tarball)
     base = docker_client.images.get(BUSYBOX_IMAGE).attrs["RootFS"]["Layers"]
-    skip = layers.layers_to_skip(saved, layers.held_chain_ids([base]))
+    skip = layers.held_prefix(saved.diff_ids, layers.held_chain_ids([base]))
     assert skip == 1
     thin = tarball.with_name(f"{tarball.stem}.thin{skip}.tar")
     return image_id, tarball, thin, layers.omitted_files(saved, skip)

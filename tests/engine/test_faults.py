@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from shardrun import owner
-from tests.engine.conftest import LABEL_PROJECT, shards_toml, wait_for_running
+from tests.engine.conftest import (
+    LABEL_PROJECT,
+    shards_toml,
+    two_runs_at_once,
+    wait_for_running,
+)
 
 SLEEPY_BUILD = """\
 ARG BASE_IMAGE
@@ -269,30 +274,7 @@ command = ["sleep", "30"]
 
 
 def test_two_runs_in_one_project_at_once_both_get_right_results(project, docker_client):
-    project.write("shards.toml", shards_toml(project, """
-[defaults]
-network = "none"
-[[shard]]
-name = "ok-{index}"
-count = 5
-command = ["sh", "-c", "sleep 0.3; echo ok"]
-[[shard]]
-name = "bad"
-command = ["sh", "-c", "echo bad; exit 3"]
-"""))
-    for _ in range(2):
-        first = project.popen("run", "--plain", "--jobs", "3")
-        time.sleep(0.1)
-        second = project.popen("run", "--plain", "--jobs", "3")
-        for proc in (first, second):
-            out, err = proc.communicate(timeout=180)
-            assert proc.returncode == 1, out + err
-            run_id = next(ln.split()[2].rstrip(":") for ln in out.splitlines()
-                          if ln.split()[1:2] == ["run"])
-            report = project.report(run_id)
-            statuses = {s["name"]: (s["status"], s["exit_code"]) for s in report["shards"]}
-            assert statuses == {**{f"ok-{i}": ("PASS", 0) for i in range(1, 6)},
-                                "bad": ("FAIL", 3)}, out
+    two_runs_at_once(project, "--jobs", "3", pairs=2, ok=5)
     assert _containers(docker_client, project) == []
 
 

@@ -13,7 +13,12 @@ import time
 import docker
 import pytest
 
-from tests.engine.conftest import LABEL_PROJECT, shards_toml, wait_for_running
+from tests.engine.conftest import (
+    LABEL_PROJECT,
+    shards_toml,
+    two_runs_at_once,
+    wait_for_running,
+)
 from tests.engine.proxy import SocketProxy
 from tests.tmpfs import tmpfs
 
@@ -73,31 +78,8 @@ def test_a_daemon_stopped_with_sigterm_behind_a_proxy_moves_its_shards(
 
 
 def test_two_runs_sharing_two_workers_both_get_right_results(project, hosts):
-    project.write("shards.toml", shards_toml(project, """
-[defaults]
-network = "none"
-[[shard]]
-name = "ok-{index}"
-count = 6
-command = ["sh", "-c", "sleep 0.3; echo ok"]
-[[shard]]
-name = "bad"
-command = ["sh", "-c", "echo bad; exit 3"]
-"""))
     workers = ["--worker", "default*2", "--worker", f"{hosts['SHARDRUN_TEST_W1_TCP']}*2"]
-    for _ in range(3):
-        first = project.popen("run", "--plain", *workers)
-        time.sleep(0.1)
-        second = project.popen("run", "--plain", *workers)
-        for proc in (first, second):
-            out, err = proc.communicate(timeout=180)
-            assert proc.returncode == 1, out + err
-            run_id = next(ln.split()[2].rstrip(":") for ln in out.splitlines()
-                          if ln.split()[1:2] == ["run"])
-            statuses = {s["name"]: (s["status"], s["exit_code"])
-                        for s in project.report(run_id)["shards"]}
-            assert statuses == {**{f"ok-{i}": ("PASS", 0) for i in range(1, 7)},
-                                "bad": ("FAIL", 3)}, out
+    two_runs_at_once(project, *workers, pairs=3, ok=6)
     assert _leftovers(hosts["SHARDRUN_TEST_W1_UNIX"], project) == []
     # One tarball, saved once, shared by both runs.
     assert len(list((project.root / ".shardrun" / "cache").glob("*.tar"))) <= 2

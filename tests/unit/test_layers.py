@@ -21,8 +21,8 @@ from shardrun.layers import (
     SavedImage,
     chain_ids,
     held_chain_ids,
+    held_prefix,
     is_complete,
-    layers_to_skip,
     omitted_files,
     read_saved,
     thin_size,
@@ -76,33 +76,33 @@ def test_held_chain_ids_is_the_union_over_images_sharing_a_base():
     assert held_chain_ids([]) == set()
 
 
-# ---- layers_to_skip ------------------------------------------------------------------
+# ---- held_prefix ---------------------------------------------------------------------
 
 
 def test_nothing_is_skipped_when_the_base_layer_is_not_held():
     held = held_chain_ids([[D2, D3]])  # the same diff IDs on another base
 
-    assert layers_to_skip(saved([D1, D2, D3]), held) == 0
+    assert held_prefix(saved([D1, D2, D3]).diff_ids, held) == 0
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_a_held_prefix_of_k_layers_skips_k(k):
     image = [D1, D2, D3, D4]
 
-    assert layers_to_skip(saved(image), held_chain_ids([image[:k]])) == k
+    assert held_prefix(saved(image).diff_ids, held_chain_ids([image[:k]])) == k
 
 
 def test_skipping_stops_at_the_first_gap_even_if_a_later_chain_is_held():
     chains = chain_ids([D1, D2, D3])
     held = {chains[0], chains[2]}  # not the middle one
 
-    assert layers_to_skip(saved([D1, D2, D3]), held) == 1
+    assert held_prefix(saved([D1, D2, D3]).diff_ids, held) == 1
 
 
 def test_every_layer_held_skips_all_of_them():
     image = [D1, D2, D3]
 
-    assert layers_to_skip(saved(image), held_chain_ids([image, [D4]])) == 3
+    assert held_prefix(saved(image).diff_ids, held_chain_ids([image, [D4]])) == 3
 
 
 # ---- omitted_files -------------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_write_thin_leaves_out_exactly_the_held_layers_and_copies_the_rest(
 ):
     image = read_saved(image_tar)
     held = held_chain_ids([image.diff_ids[:2]])  # the worker has the base and app layers
-    skip = layers_to_skip(image, held)
+    skip = held_prefix(image.diff_ids, held)
     omit = omitted_files(image, skip)
     thin = tmp_path / "thin.tar"
 
