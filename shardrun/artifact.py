@@ -119,6 +119,7 @@ class OnDemand:
         self._lock = threading.Lock()
         self._artifact: Artifact | None = None
         self._diff_ids: list[str] | None = None
+        self._image_size: int | None = None
 
     def get(self) -> Artifact:
         with self._lock:
@@ -137,7 +138,9 @@ class OnDemand:
         with self._lock:
             if self._artifact is not None:
                 return self._artifact.size
-        return self.engine.image_size(self.image_id)
+            if self._image_size is None:  # asked once per worker: inspect once
+                self._image_size = self.engine.image_size(self.image_id)
+            return self._image_size
 
     def diff_ids(self) -> list[str]:
         """The image's layers, bottom first, as the build engine has them (or, if it has
