@@ -20,6 +20,15 @@ sys.path.insert(0, str(ROOT))
 # Imported after the sys.path fix above.
 from tests.engine.conftest import ensure_busybox
 
+LOCAL = "unix:///var/run/docker.sock"
+# busybox + SIZE MB of random bytes (they do not compress) + top.txt as the last layer: a
+# change to top.txt leaves every layer but the top one as the workers already hold it.
+BIG_IMAGE_DOCKERFILE = """ARG BASE_IMAGE
+FROM ${{BASE_IMAGE}}
+RUN dd if=/dev/urandom of=/blob bs=1M count={size} 2>/dev/null
+COPY top.txt /top.txt
+"""
+
 
 def busybox(client: docker.DockerClient | None = None) -> str:
     return ensure_busybox(client or docker.from_env())
@@ -95,8 +104,13 @@ def load_note() -> str:
 
 
 def cleanup(project_name: str, root: Path, urls: list[str]) -> None:
-    """Remove a bench's images from every engine (by the project label shardrun puts on
-    the build, which loaded copies keep), then its temp project."""
+    """Remove a bench's images from every engine, then its temp project."""
+    remove_images(project_name, urls)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def remove_images(project_name: str, urls: list[str]) -> None:
+    """By the project label shardrun puts on the build, which loaded copies keep."""
     for url in urls:
         ids = subprocess.run(
             ["docker", "-H", url, "image", "ls", "-q", "--no-trunc",
@@ -106,4 +120,3 @@ def cleanup(project_name: str, root: Path, urls: list[str]) -> None:
         if ids:
             subprocess.run(["docker", "-H", url, "rmi", "-f", *sorted(set(ids))],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    shutil.rmtree(root, ignore_errors=True)

@@ -35,6 +35,8 @@ import uuid
 from pathlib import Path
 
 from common import (
+    BIG_IMAGE_DOCKERFILE,
+    LOCAL,
     busybox,
     captured,
     cleanup,
@@ -48,17 +50,11 @@ from common import (
 
 PROJECT = "shardrun-bench-distribute"
 TAG = "shardrun-bench-distribute:latest"
-DOCKERFILE = """ARG BASE_IMAGE
-FROM ${{BASE_IMAGE}}
-RUN dd if=/dev/urandom of=/blob bs=1M count={size} 2>/dev/null
-COPY top.txt /top.txt
-"""
 # A worker lost during a run makes the sample meaningless: it is taken again, in (b) on a
 # new change, so the workers' starting state is as fresh as before. (Seen here: two
 # workers that need the same thin tarball write it through the same temp file name, and
 # one of them fails with FileNotFoundError; and other tests restarting w1's daemon.)
 ATTEMPTS = 4
-LOCAL = "unix:///var/run/docker.sock"
 
 
 class Bench:
@@ -160,7 +156,7 @@ def main() -> None:
         # One slot a worker and a shard more than the build engine can take at once: a
         # run never waits for a load no shard needs, and here every load is needed.
         '[[shard]]\nname = "nap-{index}"\ncount = 3\ncommand = "sleep 3"\nnetwork = "none"\n',
-        dockerfile=DOCKERFILE.format(size=args.size),
+        dockerfile=BIG_IMAGE_DOCKERFILE.format(size=args.size),
     )
     bench = Bench(root, workers)
     try:

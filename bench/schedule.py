@@ -29,6 +29,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from common import (
+    LOCAL,
     busybox,
     captured,
     cleanup,
@@ -50,7 +51,6 @@ SLOTS_PER_WORKER = 2
 # A run that lost a worker (e.g. another process restarting the shared test daemons) says
 # nothing about scheduling: it is taken again, at most this many times in all.
 ATTEMPTS = 3
-LOCAL = "unix:///var/run/docker.sock"
 
 
 def shard_name(i: int) -> str:
