@@ -13,21 +13,21 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from shardrun import layers
 from shardrun.cache_files import exclusive, no_room, temp_file
-from shardrun.engine.api import Engine
+from shardrun.engine.api import Engine, content_tag
 from shardrun.errors import InfraError
 from shardrun.timings import write_atomic
 
 _CHUNK = 1 << 20
 _KEEP = 3  # images kept in the cache: the current one and a couple to fall back on
-# <id>.tar and <id>.thin<N>.tar
-_CACHED = re.compile(r"(?P<id>[0-9a-f]{64})(\.thin\d+)?\.tar")
+# <id>.tar, and the thin ones: <id>.thin<N>.tar (docker archive), <id>.oci<N>.tar
+_CACHED = re.compile(r"(?P<id>[0-9a-f]{64})(\.(thin|oci)\d+)?\.tar")
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,17 @@ def _room_for_save(engine: Engine, image_id: str, cache_dir: Path) -> int:
     return needed
 
 
+def save_stream(engine: Engine, image_id: str, chunk_size: int = _CHUNK) -> Iterator[bytes]:
+    """The build engine's `docker save` of the image under its content tag, so that the
+    tarball names the image on every worker, whatever its image store."""
+    tag = content_tag(image_id)
+    engine.tag(image_id, tag)  # cheap, and the tag may have been removed since the build
+    return engine.save(tag, chunk_size)
+
+
 def _save(engine: Engine, image_id: str, out: BinaryIO) -> None:
     # Streamed chunk by chunk to disk: an image can be larger than we want in memory.
-    out.writelines(engine.save(image_id, _CHUNK))
+    out.writelines(save_stream(engine, image_id))
     out.flush()
     os.fsync(out.fileno())
 

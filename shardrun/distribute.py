@@ -1,9 +1,10 @@
 """Get the image onto every worker, sending only what each one lacks.
 
-A worker that holds the image ID gets nothing; one that holds a bottom prefix of its
-layers gets a thin tarball without those layer files; any other gets the full tarball.
-A worker that refuses a thin tarball (the containerd image store does) gets the full one,
-and is remembered so later runs go straight to full loads. A thin tarball that is not
+A worker that holds the image (by its ID, or on the containerd image store by its content
+tag) gets nothing; one that holds a bottom prefix of its layers gets a thin tarball
+without those layers (a docker archive on a graph-driver store, an OCI layout on the
+containerd store); any other gets the full tarball. A worker that refuses a thin docker
+archive gets the full one, and is remembered so later runs go straight to full loads. A thin tarball that is not
 whole (cut off by a full disk or a killed writer) is rewritten, never held against the
 worker. A full disk on this side is DiskFull, raised as it is: the run stops, and no
 worker is to blame.
@@ -11,6 +12,7 @@ worker is to blame.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,11 +21,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from shardrun import layers
-from shardrun.artifact import Artifact, OnDemand, tarball_path
+from shardrun import layers, oci_layout
+from shardrun.artifact import Artifact, OnDemand, save_stream, tarball_path
 from shardrun.cache_files import exclusive, no_room, temp_file
-from shardrun.engine.api import Engine
+from shardrun.engine.api import ENGINE_FAILURES, Engine, content_tag
 from shardrun.errors import EngineRefused, InfraError
 from shardrun.events import Emit, WorkerTransfer
 from shardrun.timings import write_atomic
@@ -39,6 +42,7 @@ class Delivery:
     sent: int  # bytes sent
     full_size: int  # bytes of the full tarball, for comparison
     seconds: float
+    ref: str = ""  # what the worker knows the image by: its ID, or its content tag
 
 
 class ThinRefusals:
@@ -89,19 +93,19 @@ def _thin_path(full: Path, skip: int) -> Path:
     return full.with_name(f"{full.stem}.thin{skip}.tar")
 
 
-def _keep_if_whole(thin: Path, sent: os.stat_result, image_id: str, omit: set[str]) -> bool:
+def _keep_if_whole(thin: Thin, sent: os.stat_result, image_id: str) -> bool:
     """After a thin load failed: True if the tarball it read is whole (so the engine is
     what refused it). One that is not is removed, to be written again next time."""
-    with exclusive(thin):
+    with exclusive(thin.path):
         try:
-            now = thin.stat()
+            now = thin.path.stat()
         except FileNotFoundError:
             return False
         if (now.st_dev, now.st_ino) != (sent.st_dev, sent.st_ino):
             return False  # rewritten since: what was sent cannot be checked any more
-        if layers.is_complete(thin, image_id, omit):
+        if thin.is_complete(image_id):
             return True
-        thin.unlink()
+        thin.path.unlink()
         return False
 
 
@@ -123,50 +127,72 @@ def deliver(
     refusals: ThinRefusals,
     emit: Emit,
     project: str,
+    containerd_store: bool = False,
 ) -> Delivery:
     """Make sure `worker` holds the image. Blocking; raises InfraError if it cannot.
 
     Which layers the worker lacks is known from the build engine's diff IDs, before any
-    tarball exists. A thin tarball is cut straight from the save stream while no full one
-    is needed, so a top-layer change costs one pass over the save and no full tarball on
-    disk; the full tarball is saved (once, for every worker) only when one needs it.
+    tarball exists. A thin tarball (a docker archive; an OCI layout for the containerd
+    image store) is cut straight from the save stream while no full one is needed, so a
+    top-layer change costs one pass over the save and no full tarball on disk; the full
+    tarball is saved (once, for every worker) only when one needs it.
     """
     started = time.monotonic()
     image_id = image.image_id
+    diff_ids = image.diff_ids()
 
-    def done(mode: str, sent: int, full: int = 0) -> Delivery:
+    def done(mode: str, sent: int, ref: str, full: int = 0) -> Delivery:
         emit(WorkerTransfer(worker=worker, sent=sent, total=sent, mode=mode))
-        return Delivery(worker, mode, sent, full, time.monotonic() - started)
+        return Delivery(worker, mode, sent, full, time.monotonic() - started, ref)
 
-    if engine.has_image(image_id):
-        return done("none", 0)
-    if refusals.allows(url):
-        skip = _layers_held(engine, image.diff_ids(), project)
-        if skip:
-            thin, omit = _thin_for(image, skip)
-            sent = _send_thin(engine, worker, url, image_id, thin, omit, refusals, emit)
-            if sent is not None:
-                return done("thin", sent, image.full_size())
+    if ref := engine.find_image(image_id, diff_ids):
+        return done("none", 0, ref)
+    # The containerd store refuses thin docker archives but takes thin OCI layouts.
+    if containerd_store or refusals.allows(url):
+        skip = _layers_held(engine, diff_ids, project)
+        thin = _thin_for(image, skip, containerd_store) if skip else None
+        if thin is not None:
+            loaded = _send_thin(engine, worker, url, image, thin, refusals, emit)
+            if loaded is not None:
+                return done("thin", loaded[0], loaded[1], image.full_size())
     artifact = image.get()
     try:
         _send(engine, worker, artifact.path, "full", emit)
     except EngineRefused as exc:
         raise InfraError(f"loading the image into worker {worker} failed: {exc}") from exc
-    if not engine.has_image(image_id):
+    ref = engine.find_image(image_id, diff_ids)
+    if ref is None:
         raise InfraError(f"worker {worker} loaded the tarball but lacks image {image_id[:19]}")
-    return done("full", artifact.size, artifact.size)
+    return done("full", artifact.size, ref, artifact.size)
 
 
-def _thin_for(image: OnDemand, skip: int) -> tuple[Path, set[str]]:
-    """The thin tarball without the `skip` bottom layer files, and the names it leaves
-    out: from the save stream, or cut from the full tarball when that is saved anyway (or
-    the stream cannot be cut on the fly)."""
+@dataclass(frozen=True)
+class Thin:
+    """A thin tarball and what it leaves out: layer file names of a docker archive, or
+    layer digests of an OCI layout."""
+
+    path: Path
+    omit: set[str]
+    oci: bool = False
+
+    def is_complete(self, image_id: str) -> bool:
+        if self.oci:
+            return oci_layout.is_complete(self.path, image_id, self.omit)
+        return layers.is_complete(self.path, image_id, self.omit)
+
+
+def _thin_for(image: OnDemand, skip: int, oci: bool) -> Thin | None:
+    """The thin tarball without the `skip` bottom layers: from the save stream, or cut
+    from the full tarball when that is saved anyway (or the stream cannot be cut on the
+    fly). None if no OCI layout can be made of the image."""
+    if oci:
+        return oci_from_save(image, skip)
     if not image.has_full() and (streamed := thin_from_save(image, skip)) is not None:
-        return streamed
+        return Thin(*streamed)
     artifact = image.get()
     saved = layers.read_saved(artifact.path)
     omit = layers.omitted_files(saved, skip)
-    return thin_tarball(artifact, omit, skip), omit
+    return Thin(thin_tarball(artifact, omit, skip), omit)
 
 
 def thin_from_save(image: OnDemand, skip: int) -> tuple[Path, set[str]] | None:
@@ -184,26 +210,67 @@ def thin_from_save(image: OnDemand, skip: int) -> tuple[Path, set[str]] | None:
         omit = _whole_thin(path, image.image_id, skip)
         if omit is not None:
             return path, omit
-        # The disk must hold the largest left-out layer for a moment: it is cut back out
-        # of the file once read, which is how it is known to be one of the held ones.
-        # Layer sizes are not known before, so ask for room for the image, as a full save
-        # does: a run fails at once then, not after a load nobody waited for.
-        needed = image.full_size()
-        if shutil.disk_usage(path.parent).free < needed:
-            raise no_room(path.parent, "a thin tarball cut from the image", needed)
-        with temp_file(path, "a thin tarball", needed) as tmp:
-            try:
-                omit = layers.write_thin_from_stream(
-                    image.engine.save(image.image_id, _CHUNK), cut, tmp.file
-                )
-            except layers.NotStreamable:
-                return None
-            tmp.file.flush()
-            if not layers.is_complete(tmp.path, image.image_id, omit):
-                raise InfraError(f"the save stream of {image.image_id[:19]} ended early; "
-                                 "run again")
-            tmp.publish()
-    return path, omit
+        omit = _write_cut(
+            image, path, "a thin tarball",
+            lambda out: layers.write_thin_from_stream(
+                save_stream(image.engine, image.image_id, _CHUNK), cut, out),
+            layers.is_complete,
+        )
+    return (path, omit) if omit is not None else None
+
+
+def oci_from_save(image: OnDemand, skip: int) -> Thin | None:
+    """The OCI layout without the `skip` bottom layers, for a containerd-store worker: from
+    the full tarball if it is saved, else from the save stream. None if the image's layers
+    are not named by their diff IDs. Raises DiskFull if the disk fills up."""
+    omit = set(image.diff_ids()[:skip])
+    path = tarball_path(image.cache_dir, image.image_id).with_suffix(f".oci{skip}.tar")
+    thin = Thin(path, omit, oci=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(path):
+        if thin.is_complete(image.image_id):
+            return thin
+        if image.has_full():
+            source = _chunks(image.get().path, lambda sent: None)
+        else:
+            source = save_stream(image.engine, image.image_id, _CHUNK)
+
+        def write(out: BinaryIO) -> set[str]:
+            oci_layout.write_from_save(source, omit, content_tag(image.image_id), out)
+            return omit
+
+        if _write_cut(image, path, "an OCI layout", write, oci_layout.is_complete) is None:
+            return None
+    return thin
+
+
+def _write_cut(image: OnDemand, path: Path, what: str,
+               write: Callable[[BinaryIO], set[str]],
+               is_complete: Callable[[Path, str, set[str]], bool]) -> set[str] | None:
+    """Write `path` through a temp file: `write(out)` gives what it left out, or raises
+    NotStreamable (None is returned). InfraError if the result is not whole (the stream
+    ended early); DiskFull if the disk fills up."""
+    with temp_file(path, what, _room_for_cut(image, path)) as tmp:
+        try:
+            omit = write(tmp.file)
+        except layers.NotStreamable:
+            return None
+        tmp.file.flush()
+        if not is_complete(tmp.path, image.image_id, omit):
+            raise InfraError(f"the save stream of {image.image_id[:19]} ended early; run again")
+        tmp.publish()
+    return omit
+
+
+def _room_for_cut(image: OnDemand, path: Path) -> int:
+    # The disk must hold the largest left-out layer for a moment: it is cut back out of
+    # the file once read, which is how it is known to be one of the held ones. Layer
+    # sizes are not known before, so ask for room for the image, as a full save does: a
+    # run fails at once then, not after a load nobody waited for.
+    needed = image.full_size()
+    if shutil.disk_usage(path.parent).free < needed:
+        raise no_room(path.parent, "a thin tarball cut from the image", needed)
+    return needed
 
 
 def _whole_thin(path: Path, image_id: str, skip: int) -> set[str] | None:
@@ -221,29 +288,34 @@ def _send_thin(
     engine: Engine,
     worker: str,
     url: str,
-    image_id: str,
-    thin: Path,
-    omit: set[str],
+    image: OnDemand,
+    thin: Thin,
     refusals: ThinRefusals,
     emit: Emit,
-) -> int | None:
-    """Load the thin tarball; the bytes sent if the worker now holds the image, else None
-    and the caller loads the full one.
+) -> tuple[int, str] | None:
+    """Load the thin tarball; the bytes sent and what the worker now knows the image by,
+    or None and the caller loads the full one.
 
-    Only the engine's error over a whole tarball marks the worker as refusing thin loads:
-    a cut-off tarball fails on any engine, and remembering that would cost the worker
-    thin loads for good.
+    Only the engine's error over a whole docker archive marks the worker as refusing thin
+    loads: a cut-off tarball fails on any engine, and remembering that would cost the
+    worker thin loads for good. A refused OCI layout is not remembered: the store takes
+    one when it holds the blobs left out, which the next image may find there.
     """
-    sent = thin.stat()
+    sent = thin.path.stat()
     try:
-        _send(engine, worker, thin, "thin", emit)
+        _send(engine, worker, thin.path, "thin", emit)
     except EngineRefused:
-        if _keep_if_whole(thin, sent, image_id, omit):
-            refusals.refuse(url)  # e.g. the containerd image store wants every blob
+        if thin.oci:
+            # The store may keep the image it failed to unpack, under our tag: containers
+            # created from that fail, so the tag must go before the full load.
+            with contextlib.suppress(*ENGINE_FAILURES):
+                engine.untag(content_tag(image.image_id))
+        if _keep_if_whole(thin, sent, image.image_id) and not thin.oci:
+            refusals.refuse(url)
         return None
-    if engine.has_image(image_id):
-        return sent.st_size
-    _keep_if_whole(thin, sent, image_id, omit)  # loaded without error, yet no image
+    if ref := engine.find_image(image.image_id, image.diff_ids()):
+        return sent.st_size, ref
+    _keep_if_whole(thin, sent, image.image_id)  # loaded without error, yet no image
     return None
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from shardrun.engine.api import content_tag
+
 _COPY = 1 << 20
 
 
@@ -55,7 +57,7 @@ def read_saved(tarball: Path) -> SavedImage:
         [entry] = json.load(tar.extractfile("manifest.json"))
         config = json.load(tar.extractfile(entry["Config"]))
         links = {
-            m.name: _resolve(m) for m in tar.getmembers() if m.issym() or m.islnk()
+            m.name: resolve_link(m) for m in tar.getmembers() if m.issym() or m.islnk()
         }
     return SavedImage(
         layer_paths=tuple(entry["Layers"]),
@@ -64,7 +66,7 @@ def read_saved(tarball: Path) -> SavedImage:
     )
 
 
-def _resolve(member: tarfile.TarInfo) -> str:
+def resolve_link(member: tarfile.TarInfo) -> str:
     """The member a link points at: a hard link names it from the archive's root, a
     symlink relative to its own folder."""
     if member.islnk() or member.linkname.startswith("/"):
@@ -117,8 +119,8 @@ def thin_size(tarball: Path, omit: set[str]) -> int:
 
 
 def is_complete(tarball: Path, image_id: str, omit: AbstractSet[str] = frozenset()) -> bool:
-    """True if `tarball` is a whole `docker save` of exactly `image_id`, less the `omit`
-    layer files a thin one leaves out.
+    """True if `tarball` is a whole `docker save` of exactly `image_id` under its content
+    tag, less the `omit` layer files a thin one leaves out.
 
     The config blob's sha256 is the image ID, and every other layer file the manifest
     names must be in the archive. A cut-off file fails: tarfile raises "unexpected end of
@@ -137,13 +139,16 @@ def is_complete(tarball: Path, image_id: str, omit: AbstractSet[str] = frozenset
         return False
     if "sha256:" + hashlib.sha256(config).hexdigest() != image_id:
         return False
+    if content_tag(image_id) not in (entry.get("RepoTags") or []):
+        return False  # saved by an older shardrun, by ID: no store but a graph driver finds it
     return all(layer in names for layer in entry["Layers"] if layer not in omit)
 
 
 class NotStreamable(Exception):
-    """A save stream a thin tarball cannot be cut from on the fly: a kept member links to
-    a layer file already left out (docker save writes an equal layer once). The caller
-    cuts the thin tarball from the full one instead."""
+    """A save stream a thin tarball cannot be cut from on the fly (a kept member links to
+    a layer file already left out, since docker save writes an equal layer once), or an
+    OCI layout cannot be made of (a layer not named by its diff ID). The caller cuts the
+    thin tarball from the full one, or loads the full one."""
 
 
 def write_thin_from_stream(chunks: Iterable[bytes], omit_diff_ids: AbstractSet[str],
@@ -158,15 +163,15 @@ def write_thin_from_stream(chunks: Iterable[bytes], omit_diff_ids: AbstractSet[s
     """
     omitted: set[str] = set()
     links: dict[str, str] = {}
-    with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|", bufsize=_COPY) as src:
+    with tarfile.open(fileobj=chunk_reader(chunks), mode="r|", bufsize=_COPY) as src:
         for member in src:
             start = out.tell()
             out.write(member.tobuf(tarfile.GNU_FORMAT, tarfile.ENCODING, "surrogateescape"))
             if member.issym() or member.islnk():
-                links[member.name] = _resolve(member)
+                links[member.name] = resolve_link(member)
             if not member.isfile():
                 continue
-            digest = _copy(src.extractfile(member), out) if member.size else None
+            digest = copy_hashing(src.extractfile(member), out) if member.size else None
             out.write(tarfile.NUL * (-member.size % tarfile.BLOCKSIZE))
             is_layer = posixpath.basename(member.name) == "layer.tar"
             if is_layer and digest is not None and f"sha256:{digest}" in omit_diff_ids:
@@ -179,12 +184,17 @@ def write_thin_from_stream(chunks: Iterable[bytes], omit_diff_ids: AbstractSet[s
     return omitted
 
 
-def _copy(data: BinaryIO, out: BinaryIO) -> str:
+def copy_hashing(data: BinaryIO, out: BinaryIO) -> str:
     digest = hashlib.sha256()
     while block := data.read(_COPY):
         out.write(block)
         digest.update(block)
     return digest.hexdigest()
+
+
+def chunk_reader(chunks: Iterable[bytes]) -> io.RawIOBase:
+    """An iterator of byte chunks as a readable file, for tarfile's stream mode."""
+    return _ChunkReader(chunks)
 
 
 class _ChunkReader(io.RawIOBase):

@@ -63,7 +63,8 @@ class Distribution:
 
     def _deliver(self, worker: Worker) -> distribute.Delivery:
         return distribute.deliver(worker.engine, worker.name, worker.endpoint.url,
-                                  self.image, self.refusals, self.emit, self.project)
+                                  self.image, self.refusals, self.emit, self.project,
+                                  worker.containerd_store)
 
 
 class ShardRunner:
@@ -71,9 +72,9 @@ class ShardRunner:
     deadline), its log file, its slot's engine connection, and a scope that a lost worker
     cancels. Exited containers are removed in `cleanup`, off the slot's critical path."""
 
-    def __init__(self, run_id: str, project: str, run_dir: Path, image_id: str,
+    def __init__(self, run_id: str, project: str, run_dir: Path,
                  secrets: Mapping[str, str], emit: Emit, cleanup: TaskGroup) -> None:
-        self.run_dir, self.image_id, self.secrets = run_dir, image_id, secrets
+        self.run_dir, self.secrets = run_dir, secrets
         self.emit, self.cleanup = emit, cleanup
         self.labels = {owner.LABEL_RUN: run_id, owner.LABEL_PROJECT: project,
                        **owner.me().labels()}
@@ -94,7 +95,7 @@ class ShardRunner:
             with worker.unless_lost() as scope:
                 result = await execute.run_shard(
                     plan.for_worker(shard, worker.volumes),
-                    execute.Placement(connection, worker.name, slot), self.image_id, labels,
+                    execute.Placement(connection, worker.name, slot), worker.delivery.ref, labels,
                     log, self.emit, limiter, attempt, self.cleanup, self.secrets,
                 )
             if scope.cancelled_caught:

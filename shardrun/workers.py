@@ -38,6 +38,8 @@ class Worker:
     version: str
     volumes: tuple[Volume, ...] = ()
     target: str = "default"  # the context name or URL it was given, to reach it again
+    containerd_store: bool = False  # images in containerd's store: see distribute
+    required: bool = False  # a run that loses it fails (exit 4)
     limiter: anyio.CapacityLimiter | None = field(default=None, repr=False)
     lost: str = ""  # why the worker was lost, once it is
     delivery: Delivery | None = None  # how the image got there, once it has
@@ -163,4 +165,6 @@ def connect(
         version=facts.version,
         volumes=spec.volumes,
         target=spec.context or spec.host or "default",
+        containerd_store=facts.containerd_store,
+        required=spec.required,
     )

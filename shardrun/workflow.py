@@ -276,7 +276,7 @@ async def run_shards(
     try:
         async with cancelled_by(interrupt), anyio.create_task_group() as cleanup:
             runner = stages.ShardRunner(request.run_id, request.config.project, run_dir,
-                                        image_id, request.secrets, emit, cleanup)
+                                        request.secrets, emit, cleanup)
             with stop:
                 async with anyio.create_task_group() as background:
                     for worker in workers:

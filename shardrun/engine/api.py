@@ -14,7 +14,7 @@ Errors, so a caller can tell "the worker is in trouble" from "this shard is wron
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
@@ -24,10 +24,31 @@ from shardrun.plan import Shard
 ENGINE_FAILURES = (TransportError, EngineRefused)
 
 
+# Every tarball shardrun sends names its image with this tag (RepoTags of a docker archive,
+# the name annotations of an OCI layout). On the containerd image store an image's ID is
+# its manifest's digest, not its config's, so the build engine's ID finds nothing there:
+# the tag, named after that ID, does, on either store.
+CONTENT_REPO = "shardrun/image"
+
+
+def content_tag(image_id: str) -> str:
+    return f"{CONTENT_REPO}:{image_id.removeprefix('sha256:')}"
+
+
 @dataclass(frozen=True)
 class EngineFacts:
     version: str
     cpus: int
+    containerd_store: bool = False  # images in containerd's store, not a graph driver
+
+    @property
+    def major_minor(self) -> tuple[int, int]:
+        """(28, 0) for "28.0.1"; (0, 0) when the version cannot be read."""
+        parts = self.version.split(".")
+        try:
+            return int(parts[0]), int(parts[1].split("-")[0] if len(parts) > 1 else 0)
+        except ValueError:
+            return 0, 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,18 @@ class Engine(Protocol):
 
     def has_image(self, image_id: str) -> bool: ...
 
+    def find_image(self, image_id: str, diff_ids: Sequence[str] | None) -> str | None:
+        """What to create containers of the image from: its ID where the engine knows it
+        by that (a graph-driver store), else its content tag when that names an image of
+        the same layers (`diff_ids`, unless None); None if the engine lacks it."""
+        ...
+
+    def tag(self, image_id: str, tag: str) -> None: ...
+
+    def untag(self, tag: str) -> None:
+        """Remove the tag (and its image, if nothing else names it); gone is fine."""
+        ...
+
     def image_size(self, image_id: str) -> int: ...
 
     def image_diff_ids(self, image_id: str) -> list[str]:
@@ -81,10 +114,13 @@ class Engine(Protocol):
         """The RootFS layers (diff IDs) of the project's images, or (None) of all."""
         ...
 
-    def save(self, image_id: str, chunk_size: int) -> Iterator[bytes]: ...
+    def save(self, name: str, chunk_size: int) -> Iterator[bytes]:
+        """`docker save` of the image `name` (an ID, or a tag the archive then carries)."""
+        ...
 
     def load(self, chunks: Iterable[bytes]) -> None:
-        """Load a `docker save` tarball; EngineRefused if the engine will not take it."""
+        """Load a `docker save` tarball or an OCI layout; EngineRefused if the engine will
+        not take it."""
         ...
 
     # ---- containers

@@ -13,14 +13,20 @@ import contextlib
 import os
 import socket
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import docker
 import requests
 from docker.models.containers import _create_container_args
 
-from shardrun.engine.api import ContainerInfo, ContainerRequest, EngineFacts, OutputStream
+from shardrun.engine.api import (
+    ContainerInfo,
+    ContainerRequest,
+    EngineFacts,
+    OutputStream,
+    content_tag,
+)
 from shardrun.errors import EngineRefused, TransportError
 from shardrun.plan import Shard
 from shardrun.run_options import OPTIONS
@@ -91,7 +97,8 @@ class DockerEngine:
         with translated("reading the engine's facts"):
             info = self.client.info()
         return EngineFacts(version=str(info.get("ServerVersion", "?")),
-                           cpus=int(info.get("NCPU") or 1))
+                           cpus=int(info.get("NCPU") or 1),
+                           containerd_store=_uses_containerd_store(info))
 
     def ping(self, timeout: float) -> bool:
         try:
@@ -112,14 +119,38 @@ class DockerEngine:
             yield from self.api._stream_helper(response, decode=True)
 
     def has_image(self, image_id: str) -> bool:
+        return self._inspect(image_id) is not None
+
+    def find_image(self, image_id: str, diff_ids: Sequence[str] | None) -> str | None:
+        for ref in (image_id, content_tag(image_id)):
+            attrs = self._inspect(ref)
+            if attrs is not None and (
+                diff_ids is None or (attrs.get("RootFS") or {}).get("Layers") == list(diff_ids)
+            ):
+                return ref
+        return None
+
+    def _inspect(self, ref: str) -> dict | None:
         try:
-            with translated(f"looking for image {image_id[:19]}"):
-                self.api.inspect_image(image_id)
+            with translated(f"looking for image {ref[:70]}"):
+                return self.api.inspect_image(ref)
         except EngineRefused as exc:
             if isinstance(exc.__cause__, docker.errors.NotFound):
-                return False
+                return None
             raise
-        return True
+
+    def tag(self, image_id: str, tag: str) -> None:
+        repository, _, name = tag.rpartition(":")
+        with translated(f"tagging image {image_id[:19]}"):
+            self.api.tag(image_id, repository, name)
+
+    def untag(self, tag: str) -> None:
+        try:
+            with translated(f"removing tag {tag[:70]}"):
+                self.api.remove_image(tag)
+        except EngineRefused as exc:
+            if not isinstance(exc.__cause__, docker.errors.NotFound):
+                raise
 
     def image_size(self, image_id: str) -> int:
         with translated(f"inspecting image {image_id[:19]}"):
@@ -137,9 +168,9 @@ class DockerEngine:
             images = self.client.images.list(all=project is None, filters=filters)
         return [list(i.attrs.get("RootFS", {}).get("Layers") or []) for i in images]
 
-    def save(self, image_id: str, chunk_size: int) -> Iterator[bytes]:
-        with translated(f"saving image {image_id[:19]}"):
-            yield from self.api.get_image(image_id, chunk_size=chunk_size)
+    def save(self, name: str, chunk_size: int) -> Iterator[bytes]:
+        with translated(f"saving image {name[:70]}"):
+            yield from self.api.get_image(name, chunk_size=chunk_size)
 
     def load(self, chunks: Iterable[bytes]) -> None:
         with translated("loading the image", answered_is_refused=True):
@@ -221,6 +252,12 @@ class DockerEngine:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
+
+
+def _uses_containerd_store(info: Mapping[str, Any]) -> bool:
+    # `docker info` shows the store as [["driver-type", "io.containerd.snapshotter.v1"]].
+    status = info.get("DriverStatus") or []
+    return any("io.containerd.snapshotter" in str(value) for pair in status for value in pair)
 
 
 def _reader(sock):

@@ -100,9 +100,10 @@ class FakeImage:
     def labels(self) -> dict[str, str]:
         return dict(json.loads(self.config).get("config", {}).get("Labels") or {})
 
-    def tarball(self) -> bytes:
-        """The `docker save` tarball: <sha>/layer.tar per layer, <id>.json, manifest.json.
-        The same image always gives the same bytes."""
+    def tarball(self, tags: Sequence[str] = ()) -> bytes:
+        """The `docker save` tarball: <sha>/layer.tar per layer, <id>.json, manifest.json
+        (naming `tags`, as a save by tag does). The same image always gives the same
+        bytes."""
         out = io.BytesIO()
         with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
             paths: list[str] = []
@@ -113,7 +114,7 @@ class FakeImage:
                 paths.append(path)
             config_name = f"{self.id.removeprefix('sha256:')}.json"
             _add(tar, config_name, self.config)
-            manifest = [{"Config": config_name, "RepoTags": None, "Layers": paths}]
+            manifest = [{"Config": config_name, "RepoTags": list(tags) or None, "Layers": paths}]
             _add(tar, "manifest.json", json.dumps(manifest).encode())
         return out.getvalue()
 
@@ -124,8 +125,10 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _read_tarball(data: bytes, held: Mapping[str, bytes], held_chains: set[str]) -> FakeImage:
-    """The image in a (possibly thin) save tarball, as dockerd's load takes it."""
+def _read_tarball(data: bytes, held: Mapping[str, bytes],
+                  held_chains: set[str]) -> tuple[FakeImage, list[str]]:
+    """The image in a (possibly thin) save tarball, as dockerd's load takes it, and the
+    tags it names."""
     try:
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             names = set(tar.getnames())
@@ -133,6 +136,7 @@ def _read_tarball(data: bytes, held: Mapping[str, bytes], held_chains: set[str])
             config = tar.extractfile(entry["Config"]).read()
             diff_ids = json.loads(config)["rootfs"]["diff_ids"]
             files = {p: tar.extractfile(p).read() for p in entry["Layers"] if p in names}
+            tags = list(entry.get("RepoTags") or [])
     except (tarfile.TarError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise EngineRefused(f"load failed: not a docker save tarball ({exc!r})") from exc
     if len(diff_ids) != len(entry["Layers"]):
@@ -147,7 +151,7 @@ def _read_tarball(data: bytes, held: Mapping[str, bytes], held_chains: set[str])
             layers.append(held[diff_id])
         else:
             raise EngineRefused(f"load failed: {path} is missing and layer {diff_id} is not held")
-    return FakeImage(config, tuple(layers))
+    return FakeImage(config, tuple(layers)), tags
 
 
 # ---- containers ----------------------------------------------------------------------
@@ -241,6 +245,7 @@ class FakeEngine:
     ) -> None:
         self.name, self.cpus, self.version, self.built = name, cpus, version, built
         self.images: dict[str, FakeImage] = {image.id: image for image in images}
+        self.tags: dict[str, str] = {}  # tag -> image ID
         self.present: dict[str, FakeContainer] = {}  # the containers the engine has now
         self.history: list[FakeContainer] = []  # every container ever created, in order
         self.calls: list[Call] = []
@@ -405,6 +410,24 @@ class FakeEngine:
         with self._cond:
             return image_id in self.images
 
+    def find_image(self, image_id: str, diff_ids: Sequence[str] | None) -> str | None:
+        self._enter("find_image", image_id, diff_ids)
+        with self._cond:
+            if image_id in self.images:
+                return image_id
+        return None
+
+    def tag(self, image_id: str, tag: str) -> None:
+        self._enter("tag", image_id, tag)
+        self._image(image_id)
+        with self._cond:
+            self.tags[tag] = image_id
+
+    def untag(self, tag: str) -> None:
+        self._enter("untag", tag)
+        with self._cond:
+            self.tags.pop(tag, None)
+
     def image_size(self, image_id: str) -> int:
         self._enter("image_size", image_id)
         return len(self._image(image_id).tarball())
@@ -419,9 +442,12 @@ class FakeEngine:
             return [image.diff_ids for image in self.images.values()
                     if project is None or image.labels.get(LABEL_PROJECT) == project]
 
-    def save(self, image_id: str, chunk_size: int) -> Iterator[bytes]:
-        self._enter("save", image_id, chunk_size)
-        data = self._image(image_id).tarball()
+    def save(self, name: str, chunk_size: int) -> Iterator[bytes]:
+        self._enter("save", name, chunk_size)
+        with self._cond:
+            tagged = name in self.tags
+            image_id = self.tags.get(name, name)
+        data = self._image(image_id).tarball([name] if tagged else [])
         return iter([data[i:i + chunk_size] for i in range(0, len(data), chunk_size)])
 
     def _image(self, image_id: str) -> FakeImage:
@@ -440,8 +466,9 @@ class FakeEngine:
             held = {d: layer for image in self.images.values()
                     for d, layer in zip(image.diff_ids, image.layers, strict=True)}
             chains = {c for image in self.images.values() for c in chain_ids(image.diff_ids)}
-            image = _read_tarball(data, held, chains)
+            image, tags = _read_tarball(data, held, chains)
             self.images[image.id] = image
+            self.tags.update(dict.fromkeys(tags, image.id))
 
     def create(self, request: ContainerRequest) -> str:
         self._enter("create", request)

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from shardrun import layers, streams, workers
-from shardrun.engine.api import ContainerRequest, Engine
+from shardrun.engine.api import ContainerRequest, Engine, content_tag
 from shardrun.engine.fake import KILLED, FakeEngine, FakeImage, frame
 from shardrun.errors import EngineRefused, TransportError
 from shardrun.plan import Shard
@@ -76,15 +76,19 @@ def test_it_has_every_method_of_the_engine_interface_with_the_same_parameters():
 # ---- images --------------------------------------------------------------------------
 
 
-def test_a_saved_image_is_a_whole_docker_save_of_its_id(fakes, tmp_path: Path):
+def test_a_save_by_content_tag_is_a_whole_docker_save_of_the_image(fakes, tmp_path: Path):
     engine = fakes(images=[IMAGE])
-    tarball = tmp_path / "image.tar"
-    tarball.write_bytes(b"".join(engine.save(IMAGE.id, 100)))
+    by_id, by_tag = tmp_path / "by-id.tar", tmp_path / "by-tag.tar"
+    by_id.write_bytes(b"".join(engine.save(IMAGE.id, 100)))
+    engine.tag(IMAGE.id, content_tag(IMAGE.id))
+    by_tag.write_bytes(b"".join(engine.save(content_tag(IMAGE.id), 100)))
 
-    assert layers.is_complete(tarball, IMAGE.id)
-    assert layers.read_saved(tarball).diff_ids == tuple(IMAGE.diff_ids)
-    assert engine.image_size(IMAGE.id) == tarball.stat().st_size
-    assert [c.name for c in engine.calls] == ["save", "image_size"]
+    # Only the tagged save names the image on a containerd-store worker.
+    assert not layers.is_complete(by_id, IMAGE.id)
+    assert layers.is_complete(by_tag, IMAGE.id)
+    assert layers.read_saved(by_tag).diff_ids == tuple(IMAGE.diff_ids)
+    assert engine.image_size(IMAGE.id) == by_id.stat().st_size
+    assert [c.name for c in engine.calls] == ["save", "tag", "save", "image_size"]
 
 
 def test_loading_the_tarball_makes_the_image_present(fakes):

@@ -20,6 +20,7 @@ import pytest
 
 from shardrun import config as config_mod
 from shardrun import engine, plan, workflow
+from shardrun.engine.api import content_tag
 from shardrun.engine.fake import FakeEngine, FakeImage
 from shardrun.errors import EngineRefused, TransportError
 from shardrun.events import (
@@ -187,10 +188,10 @@ def test_a_worker_without_the_image_is_sent_the_tarball_then_runs(tmp_path, fake
     out = run(tmp_path, [worker(w)], [shard("a"), shard("b")], builder=builder)
 
     assert out.table() == [("a", Status.PASS, "w"), ("b", Status.PASS, "w")]
-    assert w.loads == [IMAGE.tarball()] and w.has_image(IMAGE.id)
-    assert [c.name for c in builder.calls] == ["image_diff_ids", "image_size", "save"]
+    assert w.loads == [IMAGE.tarball([content_tag(IMAGE.id)])] and w.has_image(IMAGE.id)
+    assert [c.name for c in builder.calls] == ["image_diff_ids", "image_size", "tag", "save"]
     [report] = out.summary.workers
-    assert (report.load, report.sent) == ("full", len(IMAGE.tarball()))
+    assert (report.load, report.sent) == ("full", len(IMAGE.tarball([content_tag(IMAGE.id)])))
     assert out.of(WorkerTransfer)[-1].mode == "full"
 
 
@@ -411,3 +412,4 @@ def test_a_lost_workers_container_writes_nothing_into_the_log_of_the_rerun(tmp_p
     [victim] = going.started_shards()
     assert out.result(victim).worker == "good"
     assert Path(out.result(victim).log_path).read_bytes() == b"from good\n"
+

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from shardrun.engine.api import content_tag
 from shardrun.layers import (
     NotStreamable,
     SavedImage,
@@ -167,8 +168,9 @@ def build_tarball(path: Path, folders: list[str], layers: dict[str, bytes | str]
         {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
     ).encode()
     config_name = hashlib.sha256(config).hexdigest() + ".json"
+    tags = [content_tag("sha256:" + hashlib.sha256(config).hexdigest())]  # saved by its tag
     manifest = [
-        {"Config": config_name, "RepoTags": None, "Layers": [f"{f}/layer.tar" for f in folders]}
+        {"Config": config_name, "RepoTags": tags, "Layers": [f"{f}/layer.tar" for f in folders]}
     ]
 
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
