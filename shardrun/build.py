@@ -12,7 +12,7 @@ import time
 
 from shardrun import buildkit_trace
 from shardrun.config import ImageSpec
-from shardrun.engine.api import Engine
+from shardrun.engine.api import Engine, EngineFacts
 from shardrun.engine.context import context_archive
 from shardrun.errors import BuildError, ConfigError, EngineRefused
 from shardrun.events import BuildFinished, BuildLog, BuildStarted, BuildStep, Emit
@@ -47,6 +47,24 @@ def _params(spec: ImageSpec, dockerfile_name: str, labels: dict[str, str]) -> di
     if spec.build_args:
         params["buildargs"] = json.dumps(dict(spec.build_args))
     return params
+
+
+# moby/moby#47717: with the containerd image store, BuildKit fetches a context sent as the
+# request body from a URL it cannot resolve, until 28.0 (moby/moby#49178).
+_TAR_CONTEXT_FIXED = (28, 0)
+
+
+def check_builder(name: str, version: str, containerd_store: bool) -> None:
+    """BuildError, before anything is sent, for an engine that cannot build from a
+    context sent over the API."""
+    if containerd_store and EngineFacts(version, 1).major_minor < _TAR_CONTEXT_FIXED:
+        raise BuildError(
+            f"the builder {name} (Docker {version}) uses the containerd image store, whose "
+            "builds from a context sent over the API fail before Docker 28.0 "
+            "(moby/moby#47717); upgrade that engine to 28.0 or later, turn its "
+            "containerd-snapshotter feature off, or build on another engine with "
+            "--builder NAME or [image] builder"
+        )
 
 
 def build(engine: Engine, spec: ImageSpec, emit: Emit, labels: dict[str, str]) -> str:

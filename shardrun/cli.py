@@ -52,6 +52,11 @@ BuildArgOpt = Annotated[
     list[str] | None,
     typer.Option("--build-arg", metavar="KEY=VALUE", help="KEY=VALUE, overriding [image] build-args (repeatable)."),
 ]
+BuilderOpt = Annotated[
+    str | None,
+    typer.Option("--builder", metavar="WORKER", help="The engine that builds: a [[worker]] name, "
+                 "a docker context or an engine URL (default: [image] builder, else the current context)."),
+]
 PlainOpt = Annotated[
     bool, typer.Option("--plain", help="Timestamped plain lines instead of the live view.")
 ]
@@ -130,10 +135,14 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     return out
 
 
-def _load(config_path: Path | None, build_args: list[str] | None) -> config_mod.Config:
+def _load(config_path: Path | None, build_args: list[str] | None,
+          builder: str | None = None) -> config_mod.Config:
     from shardrun import config as config_mod
 
     config = config_mod.load(config_path)
+    if builder:
+        config = dataclasses.replace(config, image=dataclasses.replace(config.image,
+                                                                       builder=builder))
     if not build_args:
         return config
     overrides = {}
@@ -237,7 +246,12 @@ def run(
         int, typer.Option(min=0, metavar="N", help="Run a failed or timed-out shard again up to N times.")
     ] = 0,
     build_arg: BuildArgOpt = None,
+    builder: BuilderOpt = None,
     worker: WorkerOpt = None,
+    require_all_workers: Annotated[
+        bool, typer.Option("--require-all-workers", help="Exit 4 if any worker is lost or "
+                           "unreachable (as `required = true` does for one [[worker]]).")
+    ] = False,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -247,11 +261,12 @@ def run(
     from shardrun import config as config_mod
     from shardrun import report, ui, workflow
 
-    cfg = _load(config, build_arg)
+    cfg = _load(config, build_arg, builder)
     shards = tuple(_planned(cfg, shard))
     request = workflow.RunRequest(
         config=cfg, shards=shards, jobs=jobs, retries=retries,
         workers=tuple(config_mod.parse_worker_option(w) for w in worker or ()),
+        require_all_workers=require_all_workers,
         secrets=workflow.read_secrets(shards, os.environ),
     )
     view, console = _view(plain)
@@ -273,6 +288,7 @@ def run(
 def build(
     config: ConfigOpt = None,
     build_arg: BuildArgOpt = None,
+    builder: BuilderOpt = None,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -281,13 +297,13 @@ def build(
 
     from shardrun import workflow
 
-    cfg = _load(config, build_arg)
+    cfg = _load(config, build_arg, builder)
     view, _ = _view(plain)
     workflow.make_state_dirs(cfg.root / ".shardrun")
 
     async def work(emit, interrupt):
         async with workflow.cancelled_by(interrupt):
-            builder = await workflow.connect_builder()
+            builder = await workflow.connect_builder(cfg)
             image_id = await workflow.build_image(cfg, builder, emit)
             return image_id, await workflow.save_artifact(cfg, builder, image_id, emit)
         raise Interrupted
@@ -337,6 +353,7 @@ def repro(
     ] = False,
     config: ConfigOpt = None,
     build_arg: BuildArgOpt = None,
+    builder: BuilderOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Run one shard attached to this terminal, and print its `docker run` command."""
@@ -348,7 +365,7 @@ def repro(
     from shardrun import repro as repro_mod
     from shardrun.watchdog import Watchdog
 
-    cfg = _load(config, build_arg)
+    cfg = _load(config, build_arg, builder)
     target = repro_mod.pick(plan.expand(cfg), name)
     secrets = workflow.read_secrets((target,), os.environ)  # before the build: usage error
     docker_cli = shutil.which("docker")
@@ -359,7 +376,7 @@ def repro(
 
     async def work(emit, interrupt):
         async with workflow.cancelled_by(interrupt):
-            builder = await workflow.connect_builder()
+            builder = await workflow.connect_builder(cfg)
             return builder, await workflow.build_image(cfg, builder, emit)
         raise Interrupted
 

@@ -90,6 +90,7 @@ class ImageSpec:
     target: str | None = None
     build_args: Mapping[str, str] = field(default_factory=_frozen_map, hash=False)
     tag: str | None = None
+    builder: str | None = None  # a [[worker]] name, a docker context or an engine URL
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "build_args", _frozen_map(self.build_args))
@@ -102,6 +103,7 @@ class WorkerSpec:
     host: str | None
     slots: int | None
     volumes: tuple[Volume, ...] = ()
+    required: bool = False  # a run that loses it fails (exit 4)
 
 
 @dataclass(frozen=True)
@@ -199,13 +201,15 @@ def parse(data: Mapping, path: Path, *, cwd: Path | None = None) -> Config:
 
 def _image(table: Any, where: str, root: Path) -> ImageSpec:
     table = _table(table, where)
-    _check_keys(table, ("dockerfile", "context", "target", "build-args", "tag"), where)
+    _check_keys(table, ("dockerfile", "context", "target", "build-args", "tag", "builder"),
+                where)
     dockerfile = root / _str(table.get("dockerfile", "Dockerfile.test"), _join(where, "dockerfile"))
     context = root / _str(table.get("context", "."), _join(where, "context"))
     dockerfile, context = Path(os.path.normpath(dockerfile)), Path(os.path.normpath(context))
     _check_path(dockerfile, Path.is_file, "does not exist", _join(where, "dockerfile"))
     _check_path(context, Path.is_dir, "is not a folder", _join(where, "context"))
-    opt = {k: _str(table[k], _join(where, k)) for k in ("target", "tag") if k in table}
+    opt = {k: _str(table[k], _join(where, k)) for k in ("target", "tag", "builder")
+           if k in table}
     build_args = _str_map(table.get("build-args", {}), _join(where, "build-args"))
     return ImageSpec(dockerfile, context, build_args=build_args, **opt)
 
@@ -298,7 +302,7 @@ def _workers(value: Any, where: str, root: Path) -> tuple[WorkerSpec, ...]:
 
 def _worker(table: Any, where: str, root: Path) -> WorkerSpec:
     table = _table(table, where, example='[[worker]] context = "box2"')
-    _check_keys(table, ("name", "context", "host", "slots", "volumes"), where)
+    _check_keys(table, ("name", "context", "host", "slots", "volumes", "required"), where)
     got = {k: _str(table[k], _join(where, k)) for k in ("name", "context", "host") if k in table}
     if ("context" in got) == ("host" in got):
         fix = 'set context = "NAME" (a docker context) or host = "ssh://user@HOST"'
@@ -307,7 +311,9 @@ def _worker(table: Any, where: str, root: Path) -> WorkerSpec:
         _check_host(got["host"], _join(where, "host"))
     slots = _positive(table["slots"], _join(where, "slots"), int) if "slots" in table else None
     volumes = _volumes(table.get("volumes", []), _join(where, "volumes"), root)
-    return WorkerSpec(got.get("name"), got.get("context"), got.get("host"), slots, volumes)
+    required = _bool(table["required"], _join(where, "required")) if "required" in table else False
+    return WorkerSpec(got.get("name"), got.get("context"), got.get("host"), slots, volumes,
+                      required)
 
 
 def parse_worker_option(value: str) -> WorkerSpec:

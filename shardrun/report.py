@@ -27,6 +27,7 @@ class WorkerReport:
     sent: int = 0  # bytes of tarball sent to it
     full_size: int = 0
     load_seconds: float = 0.0
+    required: bool = False  # its loss fails the run (exit 4)
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,33 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        if self.error and not self.interrupted:
+        if (self.error or self.lost_required) and not self.interrupted:
             return EXIT_INFRA
         return exit_code(list(self.results), self.interrupted)
 
     @property
+    def lost_required(self) -> tuple[str, ...]:
+        return tuple(w.name for w in self.workers if w.lost and w.required)
+
+    @property
     def counts(self) -> Counter:
         return Counter(r.status for r in self.results)
+
+
+def lost_line(summary: RunSummary) -> str:
+    """How many workers were lost and why, for the end of the summary; "" if none was.
+    A lost worker is never silent: the run may pass without it, but it says so."""
+    lost = [w for w in summary.workers if w.lost]
+    if not lost:
+        return ""
+    count = f"{len(lost)} of {len(summary.workers)} workers"
+    why = "; ".join(f"{w.name}{' (required)' if w.required else ''}: {_short(w.lost)}"
+                    for w in lost)
+    return f"{count} lost: {why}"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def totals_line(summary: RunSummary) -> str:
@@ -74,6 +95,7 @@ def to_json(summary: RunSummary) -> dict:
         "interrupted": summary.interrupted,
         "error": summary.error,
         "lost_workers": list(summary.lost_workers),
+        "lost_required_workers": list(summary.lost_required),
         "workers": [dataclasses.asdict(w) for w in summary.workers],
         "shards": [
             {
@@ -145,6 +167,7 @@ def to_markdown(summary: RunSummary, tail_lines: int = 30) -> str:
         f"## shardrun {summary.project}: {verdict}",
         "",
         totals_line(summary),
+        *(["", lost_line(summary)] if summary.lost_workers else []),
         "",
         "| shard | status | duration | exit | worker | log |",
         "|---|---|---|---|---|---|",

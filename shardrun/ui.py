@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shardrun import events as ev
-from shardrun.report import RunSummary, summary_rows, totals_line
+from shardrun.report import RunSummary, lost_line, summary_rows, totals_line
 from shardrun.results import Status
 from shardrun.view_state import ShardView, ViewState
 
@@ -312,6 +312,8 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
             console.print(line, highlight=False)
     verdict = ("[green]passed[/]" if summary.exit_code == 0
                else "[yellow]interrupted[/]" if summary.interrupted else "[red]failed[/]")
-    console.print(f"{totals_line(summary)}: {verdict} (exit {summary.exit_code})")
+    lost = lost_line(summary)
+    console.print(f"{totals_line(summary)}: {verdict} (exit {summary.exit_code})"
+                  + (f"; {escape(lost)}" if lost else ""), highlight=False)
     for path in reports:
         console.print(f"report: {path}", highlight=False)

@@ -11,7 +11,7 @@ import os
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
@@ -56,6 +56,7 @@ class RunRequest:
     jobs: int | None = None  # at most this many containers at once, over all workers
     retries: int = 0
     workers: tuple[WorkerSpec, ...] = ()  # from --worker; else the config's; else default
+    require_all_workers: bool = False  # a lost worker fails the run (exit 4)
     # The values of the shards' secret-env names, from this process's environment. Never
     # written anywhere by shardrun: kept out of repr, reports and messages.
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
@@ -67,7 +68,10 @@ class RunRequest:
 
     @property
     def worker_specs(self) -> tuple[WorkerSpec, ...]:
-        return self.workers or self.config.workers or (workers_mod.DEFAULT,)
+        specs = self.workers or self.config.workers or (workers_mod.DEFAULT,)
+        if self.require_all_workers:
+            specs = tuple(replace(spec, required=True) for spec in specs)
+        return specs
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class Prepared:
     image_id: str
     builder: Worker
     workers: list[Worker]
-    unreachable: tuple[tuple[str, str], ...]  # (worker, why)
+    unreachable: tuple[tuple[str, str, bool], ...]  # (worker, why, required)
 
 
 def new_run_id() -> str:
@@ -140,12 +144,29 @@ def _connect_and_reap(spec: WorkerSpec, endpoint: Endpoint, name: str,
     return worker
 
 
-async def connect_builder() -> Worker:
-    """The engine that builds: the current docker context, as `docker build` would use."""
-    return await to_thread.run_sync(
-        _connect_and_reap, workers_mod.DEFAULT, resolve(None), "local",
-        abandon_on_cancel=True,
-    )
+def builder_endpoint(config: Config) -> tuple[WorkerSpec, Endpoint, str]:
+    """The engine that builds: `[image] builder` (or `--builder`), a [[worker]] name, a
+    docker context or an engine URL; by default the current docker context, as `docker
+    build` would use. No engine is contacted."""
+    name = config.image.builder
+    if not name:
+        return workers_mod.DEFAULT, resolve(None), "local"
+    for spec in config.workers:
+        if spec.name == name:
+            return spec, resolve(spec.context or spec.host), name
+    spec = WorkerSpec(name=None, context=None if "://" in name else name,
+                      host=name if "://" in name else None, slots=None)
+    endpoint = resolve(name)
+    return spec, endpoint, endpoint.name
+
+
+async def connect_builder(config: Config) -> Worker:
+    """Connect to the builder and check it can build from a context sent over the API."""
+    spec, endpoint, name = builder_endpoint(config)
+    builder = await to_thread.run_sync(_connect_and_reap, spec, endpoint, name,
+                                       abandon_on_cancel=True)
+    build.check_builder(builder.name, builder.version, builder.containerd_store)
+    return builder
 
 
 async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
@@ -177,11 +198,11 @@ async def save_artifact(config: Config, builder: Worker, image_id: str, emit: Em
 async def connect_workers(
     resolved: list[tuple[WorkerSpec, Endpoint, str]], emit: Emit, jobs: int | None = None,
     reaped: str = "",
-) -> tuple[list[Worker], tuple[tuple[str, str], ...]]:
+) -> tuple[list[Worker], tuple[tuple[str, str, bool], ...]]:
     """Connect to every worker at once, removing orphans there unless it is the engine at
     `reaped` (the builder's); an unreachable one is reported and skipped."""
     connected: dict[int, Worker] = {}
-    failed: list[tuple[str, str]] = []
+    failed: list[tuple[str, str, bool]] = []
 
     async def one(index: int, spec: WorkerSpec, endpoint: Endpoint, name: str) -> None:
         try:
@@ -190,7 +211,7 @@ async def connect_workers(
                 abandon_on_cancel=True,
             )
         except InfraError as exc:
-            failed.append((name, str(exc)))
+            failed.append((name, str(exc), spec.required))
             emit(WorkerLost(worker=name, reason=f"unreachable, skipped: {exc}"))
             return
         connected[index] = worker
@@ -201,7 +222,7 @@ async def connect_workers(
         for index, (spec, endpoint, name) in enumerate(resolved):
             tg.start_soon(one, index, spec, endpoint, name)
     if not connected:
-        reasons = "; ".join(why for _, why in failed)
+        reasons = "; ".join(why for _, why, _ in failed)
         raise InfraError(f"no worker is reachable: {reasons}")
     return [connected[i] for i in sorted(connected)], tuple(failed)
 
@@ -215,11 +236,12 @@ async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Pr
 
         async def connect_all() -> None:
             found.extend(await connect_workers(resolved, emit, request.jobs,
-                                               reaped=resolve(None).url))
+                                               reaped=builder_url))
 
+        builder_url = builder_endpoint(request.config)[1].url
         async with anyio.create_task_group() as tg:
             tg.start_soon(connect_all)
-            builder = await connect_builder()
+            builder = await connect_builder(request.config)
             image_id = await build_image(request.config, builder, emit)
         workers, unreachable = found
         return Prepared(image_id, builder, workers, unreachable)
@@ -323,7 +345,7 @@ def _run_dir(request: RunRequest) -> Path:
 
 def _summary(
     request: RunRequest, started: float, image_id: str | None, workers: list[Worker],
-    unreachable: tuple[tuple[str, str], ...], queue: schedule.ShardQueue, why: str,
+    unreachable: tuple[tuple[str, str, bool], ...], queue: schedule.ShardQueue, why: str,
     interrupted: bool, error: str = "",
 ) -> report.RunSummary:
     """The run's summary: a shard without a result was CANCELLED, for `why`."""
@@ -333,7 +355,8 @@ def _summary(
         started=started, finished=time.time(), results=tuple(queue.results()),
         interrupted=interrupted, error=error,
         workers=tuple(_worker_report(w) for w in workers)
-        + tuple(report.WorkerReport(name, "", 0, lost=why) for name, why in unreachable),
+        + tuple(report.WorkerReport(name, "", 0, lost=why, required=required)
+                for name, why, required in unreachable),
     )
 
 
@@ -343,6 +366,7 @@ def _worker_report(worker: Worker) -> report.WorkerReport:
         name=worker.name, url=worker.endpoint.url, slots=worker.slots, lost=worker.lost,
         load=d.mode if d else "", sent=d.sent if d else 0,
         full_size=d.full_size if d else 0, load_seconds=d.seconds if d else 0.0,
+        required=worker.required,
     )
 
 

@@ -188,3 +188,39 @@ def _write_layout_with_an_extra_layer(full: Path, image_id: str, omit: set[str],
             bad.addfile(member, io.BytesIO(data))
     plain.unlink()
 
+
+def test_a_containerd_store_builder_before_28_stops_in_one_line_with_exit_3(
+    store_project, hosts
+):
+    w3 = hosts["SHARDRUN_TEST_W3_TCP"]
+    for command in ("run", "build"):
+        result = store_project.shardrun(command, "--plain", "--builder", w3)
+
+        assert result.returncode == 3, result.stdout + result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert "containerd image store" in line and "28.0" in line and "--builder" in line
+        assert "build-context" not in result.stdout + result.stderr  # BuildKit's own error
+        assert "Traceback" not in result.stderr
+    assert not (store_project.root / ".shardrun" / "runs" / "latest").exists()
+
+
+def test_a_remote_builder_sends_the_image_to_every_other_worker_the_local_one_too(
+    store_project, hosts, docker_client
+):
+    # w1 builds (named in [image] builder by its [[worker]] name); the local engine and
+    # w3 get the tarball from it. Both lack the image: its bottom layer is new.
+    store_project.write("shards.toml", shards_toml(
+        store_project, NAPS, image='builder = "w1"\n'
+        f'[[worker]]\nname = "w1"\nhost = "{hosts["SHARDRUN_TEST_W1_TCP"]}"\nslots = 1\n'
+        '[[worker]]\ncontext = "default"\nslots = 1\n'
+        f'[[worker]]\nhost = "{hosts["SHARDRUN_TEST_W3_TCP"]}"\nslots = 1\n'))
+
+    result = store_project.shardrun("run", "--plain")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = store_project.report()
+    assert _loads(report)["w1"] == ("none", 0)  # the builder never loads what it built
+    assert _loads(report)["local"][0] == "full"
+    assert _loads(report)["198.18.0.10:2375"][0] == "full"
+    assert docker_client.images.get(report["image_id"]).id == report["image_id"]
+    assert all(s["status"] == "PASS" for s in report["shards"])

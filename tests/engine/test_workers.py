@@ -170,6 +170,15 @@ def test_an_unreachable_worker_is_reported_and_skipped(project):
     assert f"cannot reach the Docker engine at {UNREACHABLE}: Connection refused" in result.stdout
     lost = {w["name"]: w["lost"] for w in project.report()["workers"]}
     assert lost["198.18.0.2:2999"].startswith("cannot reach")
+    # Never silent: the verdict line names the lost worker and why.
+    [verdict] = [line for line in result.stdout.splitlines() if "(exit 0)" in line]
+    assert "1 of 2 workers lost: 198.18.0.2:2999: cannot reach" in verdict
+
+    required = project.shardrun("run", "--plain", "--shard", "nap-1", "--worker", "default",
+                                "--worker", UNREACHABLE, "--require-all-workers")
+    assert required.returncode == 4, required.stdout + required.stderr
+    assert project.statuses() == {"nap-1": "PASS"}
+    assert "198.18.0.2:2999 (required): cannot reach" in required.stdout
 
 
 def test_no_reachable_worker_exits_4(project):

@@ -20,6 +20,7 @@ import pytest
 
 from shardrun import config as config_mod
 from shardrun import engine, plan, workflow
+from shardrun import report as report_mod
 from shardrun.engine.api import content_tag
 from shardrun.engine.fake import FakeEngine, FakeImage
 from shardrun.errors import EngineRefused, TransportError
@@ -413,3 +414,18 @@ def test_a_lost_workers_container_writes_nothing_into_the_log_of_the_rerun(tmp_p
     assert out.result(victim).worker == "good"
     assert Path(out.result(victim).log_path).read_bytes() == b"from good\n"
 
+
+def test_a_run_that_loses_a_required_worker_exits_4_though_every_shard_passed(
+    tmp_path, fakes
+):
+    a, b = fakes("a"), fakes("b", has_image=False)
+    b.fail("load", EngineRefused("refused: not a tarball this engine takes"))
+    needed = worker(b)
+    needed.required = True
+
+    out = run(tmp_path, [worker(a), needed], [shard("x"), shard("y")], builder=a)
+
+    assert out.table() == [("x", Status.PASS, "a"), ("y", Status.PASS, "a")]
+    assert out.summary.lost_required == ("b",) and out.summary.exit_code == 4
+    assert report_mod.lost_line(out.summary).startswith(
+        "1 of 2 workers lost: b (required): could not get the image there")

@@ -667,3 +667,11 @@ def test_parse_size_rejects(value: object) -> None:
 def test_worker_host_urls_accepted(project: Path, host: str) -> None:
     config = load_text(project, MINIMAL + f"[[worker]]\nhost = '{host}'\n")
     assert config.workers[0].host == host and config.workers[0].context is None
+
+
+def test_a_worker_can_be_required(project: Path) -> None:
+    config = load_text(project, MINIMAL + "[[worker]]\ncontext = 'a'\nrequired = true\n"
+                       "[[worker]]\ncontext = 'b'\n")
+    assert [w.required for w in config.workers] == [True, False]
+    message = error_of(project, MINIMAL + "[[worker]]\ncontext = 'a'\nrequired = 'yes'\n")
+    assert message.startswith("shards.toml: worker[1].required: ") and "true" in message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,12 +66,14 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "interrupted": False,
         "error": "",
         "lost_workers": ["remote"],
+        "lost_required_workers": [],
         "workers": [
             {"name": "local", "url": "unix:///var/run/docker.sock", "slots": 2, "lost": "",
-             "load": "none", "sent": 0, "full_size": 0, "load_seconds": 0.0},
+             "load": "none", "sent": 0, "full_size": 0, "load_seconds": 0.0,
+             "required": False},
             {"name": "remote", "url": "ssh://ci@box", "slots": 4,
              "lost": "lost while running: EOF", "load": "", "sent": 0, "full_size": 0,
-             "load_seconds": 0.0},
+             "load_seconds": 0.0, "required": False},
         ],
     }
     assert [s["name"] for s in data["shards"]] == ["unit-1", "unit-2", "slow", "docs", "lint"]
@@ -94,6 +97,30 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
 
 def test_to_json_exit_code_of_an_interrupted_run():
     assert report.to_json(summary(interrupted=True))["exit_code"] == 130
+
+
+def _with_workers(*workers: report.WorkerReport, interrupted: bool = False) -> RunSummary:
+    passed = summary(result("a", Status.PASS), interrupted=interrupted)
+    return replace(passed, workers=workers)
+
+
+def test_a_lost_worker_is_named_at_the_end_but_fails_the_run_only_if_required():
+    served = report.WorkerReport("local", "unix://", 2, load="none")
+    lost = report.WorkerReport("w3", "tcp://w3:2375", 1, lost="could not get the image there")
+
+    optional = _with_workers(served, lost)
+    assert optional.exit_code == 0
+    assert report.lost_line(optional) == "1 of 2 workers lost: w3: could not get the image there"
+
+    required = _with_workers(served, replace(lost, required=True))
+    assert required.exit_code == 4 and required.lost_required == ("w3",)
+    assert report.lost_line(required) == (
+        "1 of 2 workers lost: w3 (required): could not get the image there")
+    assert report.to_json(required)["lost_required_workers"] == ["w3"]
+    assert "1 of 2 workers lost: w3 (required)" in report.to_markdown(required)
+    # Ctrl-C is what the user did: it stays 130.
+    assert _with_workers(served, replace(lost, required=True), interrupted=True).exit_code == 130
+    assert report.lost_line(_with_workers(served)) == ""
 
 
 # --- JUnit ---------------------------------------------------------------------------------
