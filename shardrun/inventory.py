@@ -34,7 +34,8 @@ def _probe(spec: WorkerSpec, endpoint: Endpoint, name: str, image_id: str | None
     try:
         with contextlib.suppress(*ENGINE_FAILURES):  # like every command, reap orphans first
             reap.remove_orphans(worker.engine)
-        has = worker.engine.has_image(image_id) if image_id else None
+        # By ID or by content tag: on the containerd image store the ID is another.
+        has = worker.engine.find_image(image_id, None) is not None if image_id else None
     finally:
         worker.engine.close()
     return WorkerRow(name, endpoint.url, True, "", worker.version, worker.cpus, worker.slots, has)

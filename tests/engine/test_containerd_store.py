@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
+import signal
 import tarfile
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import pytest
 
 from shardrun import oci_layout
 from shardrun.engine.api import content_tag
-from tests.engine.conftest import LABEL_PROJECT, shards_toml
+from tests.engine.conftest import LABEL_PROJECT, hosts_script, shards_toml, wait_for_running
 
 # A bottom layer of the project's own (unique.txt): no earlier test's image shares it, so
 # the first load can only be a full one. busybox comes from this machine's busybox-static.
@@ -88,6 +90,9 @@ def test_a_containerd_store_worker_loads_once_then_nothing_then_only_the_new_lay
     again = store_project.shardrun("run", "--plain", "--worker", f"{w3}*2")
     assert again.returncode == 0, again.stdout + again.stderr
     assert _loads(store_project.report()) == {name: ("none", 0)}
+    listed = store_project.shardrun("workers", "--worker", w3)
+    [row] = [line for line in listed.stdout.splitlines() if line.startswith(f"│ {name}")]
+    assert "26.1" in row and row.rstrip(" │").endswith("yes"), listed.stdout
 
     store_project.write("payload.txt", "the new top layer\n")
     changed = store_project.shardrun("run", "--plain", "--worker", f"{w3}*2")
@@ -224,3 +229,46 @@ def test_a_remote_builder_sends_the_image_to_every_other_worker_the_local_one_to
     assert _loads(report)["198.18.0.10:2375"][0] == "full"
     assert docker_client.images.get(report["image_id"]).id == report["image_id"]
     assert all(s["status"] == "PASS" for s in report["shards"])
+
+
+@pytest.fixture
+def w3_restored(hosts):
+    """For tests that stop w3's daemon: its current pid, and it back afterwards."""
+    yield {**hosts, **hosts_script("env")}
+    hosts_script("restart w3")
+
+
+def test_a_containerd_store_worker_stopped_mid_run_is_lost_and_its_shards_finish_elsewhere(
+    store_project, w3_restored
+):
+    hosts = w3_restored
+    store_project.write("shards.toml", shards_toml(store_project, NAPS.replace(
+        "count = 4", "count = 6").replace("sleep 1", "sleep 4")))
+    proc = store_project.popen("run", "--plain", "--worker", "default*2",
+                               "--worker", f"{hosts['SHARDRUN_TEST_W3_TCP']}*2")
+    try:
+        wait_for_running(docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W3_UNIX"]),
+                         store_project)
+        os.kill(int(hosts["SHARDRUN_TEST_W3_PID"]), signal.SIGTERM)  # as systemd stops it
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    assert proc.returncode == 0, out + err
+    report = store_project.report()
+    assert report["lost_workers"] == ["198.18.0.10:2375"]
+    assert {s["status"] for s in report["shards"]} == {"PASS"}
+    assert {s["worker"] for s in report["shards"]} == {"local"}
+    [verdict] = [line for line in out.splitlines() if "(exit 0)" in line]
+    assert "1 of 2 workers lost: 198.18.0.10:2375" in verdict
+
+    # The stopped daemon kept its containers; the next run on that worker sweeps them.
+    hosts_script("restart w3")
+    w3 = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W3_UNIX"])
+    label = {"label": f"{LABEL_PROJECT}={store_project.name}"}
+    assert w3.containers.list(all=True, filters=label), "expected the stopped run's leftovers"
+    again = store_project.shardrun("run", "--plain", "--shard", "nap-1",
+                                   "--worker", hosts["SHARDRUN_TEST_W3_TCP"])
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert w3.containers.list(all=True, filters=label) == []
