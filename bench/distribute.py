@@ -1,14 +1,17 @@
-"""Benchmark: getting the image onto 3 workers, shardrun against `docker save | docker load`.
+"""Benchmark: getting the image onto 4 workers, shardrun against `docker save | docker load`.
 
 Workers: the default engine (it builds, so it is worker 1 and never loads), w1 over
 tcp:// and w2 (its unix socket by default, `--w2 ssh` for ssh://; shardrun and the shell
-baseline use the same URL). The image is busybox + a 200 MB layer of random bytes (it does
+baseline use the same URL), both dockerd 20.10 with a graph driver, and w3 over tcp://,
+dockerd 26.1 on the containerd image store (shardrun sends it OCI layouts; `--no-w3`
+leaves it out). The image is busybox + a 200 MB layer of random bytes (it does
 not compress) + `COPY top.txt` as the last layer.
 
-a. unchanged image: every worker already holds it. shardrun runs three `sleep 3` shards
-   on the 3 workers (one slot each, so every worker is needed); its distribution time is the largest `load_seconds` of report.json (target:
-   <= 0.5 s, 0 bytes sent). Baselines: `docker save IMG | docker -H W load` to w1 and w2,
-   one after the other, and both at once.
+a. unchanged image: every worker already holds it. shardrun runs one `sleep 3` shard a
+   worker (one slot each, so every worker is needed); its distribution time is the
+   largest `load_seconds` of report.json (target: <= 0.5 s, 0 bytes sent). Baselines:
+   `docker save IMG | docker -H W load` to every other worker, one after the other, and
+   all at once (each one's time is printed too).
 b. top layer changed: before every sample a new top.txt is written, so every method
    starts with workers holding the previous version and sends them the new one.
    shardrun's distribution (report.json: per worker, from the start of its delivery to
@@ -107,7 +110,8 @@ class Bench:
                      + "\n".join(self.lost[-ATTEMPTS:]))
         self.note(f"{scenario}_buildkit", buildkit)
         self.note(f"{scenario}_wall", wall)
-        self.note(f"{scenario}_loads", [(w["url"], w["load"], w["sent"]) for w in workers])
+        self.note(f"{scenario}_loads",
+                  [(w["url"], w["load"], w["sent"], w["load_seconds"]) for w in workers])
         self.note(f"{scenario}_full_size", max(w["full_size"] for w in workers))
         return max(w["load_seconds"] for w in workers)
 
@@ -120,13 +124,26 @@ class Bench:
         start = time.perf_counter()
         if parallel:
             procs = [_pipeline(p) for p in pipes]
-            codes = [p.wait() for p in procs]
+            done = _finish_times(procs, start)
+            self.note(f"{scenario}_parallel_each", done)
+            codes = [p.returncode for p in procs]
         else:
             codes = [_pipeline(p).wait() for p in pipes]
         seconds = time.perf_counter() - start
         if any(codes):
             sys.exit(f"a baseline pipeline failed (exit codes {codes}): {pipes}")
         return seconds
+
+
+def _finish_times(procs: list[subprocess.Popen], start: float) -> list[float]:
+    """Seconds from `start` until each process exited (polled every 10 ms)."""
+    done: dict[int, float] = {}
+    while len(done) < len(procs):
+        for i, proc in enumerate(procs):
+            if i not in done and proc.poll() is not None:
+                done[i] = time.perf_counter() - start
+        time.sleep(0.01)
+    return [done[i] for i in range(len(procs))]
 
 
 def _pipeline(script: str) -> subprocess.Popen:
@@ -141,6 +158,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=200, help="MB of the big bottom layer")
     parser.add_argument("--w2", choices=("unix", "ssh"), default="unix",
                         help="how both shardrun and the baseline reach worker w2")
+    parser.add_argument("--no-w3", action="store_true",
+                        help="leave out w3, the worker on the containerd image store")
     args = parser.parse_args()
 
     env = worker_hosts()
@@ -149,13 +168,16 @@ def main() -> None:
         "w1": env["SHARDRUN_TEST_W1_TCP"],
         "w2": env["SHARDRUN_TEST_W2_UNIX" if args.w2 == "unix" else "SHARDRUN_TEST_W2_SSH"],
     }
+    if not args.no_w3:
+        workers["w3 (containerd store)"] = env["SHARDRUN_TEST_W3_TCP"]
     base = busybox()
     root = project(
         f'project = "{PROJECT}"\n'
         f'[image]\nbuild-args = {{ BASE_IMAGE = "{base}" }}\ntag = "{TAG}"\n'
         # One slot a worker and a shard more than the build engine can take at once: a
         # run never waits for a load no shard needs, and here every load is needed.
-        '[[shard]]\nname = "nap-{index}"\ncount = 3\ncommand = "sleep 3"\nnetwork = "none"\n',
+        f'[[shard]]\nname = "nap-{{index}}"\ncount = {len(workers)}\ncommand = "sleep 3"\n'
+        'network = "none"\n',
         dockerfile=BIG_IMAGE_DOCKERFILE.format(size=args.size),
     )
     bench = Bench(root, workers)
@@ -197,9 +219,9 @@ def print_results(bench: Bench, unchanged: dict, changed: dict) -> None:
     n_others = len(bench.others)
     rows = []
     for scenario, samples in (("unchanged", unchanged), ("changed", changed)):
-        full = med(x[f"{scenario}_full_size"])
+        full = med(x["changed_full_size"])  # "none" loads report no size
         par = med(samples["parallel"])
-        sent = [sum(s for _, _, s in loads) for loads in x[f"{scenario}_loads"]]
+        sent = [sum(s for _, _, s, _ in loads) for loads in x[f"{scenario}_loads"]]
         rows.append((scenario, "shardrun distribution (report.json)", samples["shardrun"], par,
                      f"{mb(med(sent))} sent"))
         rows.append((scenario, "shardrun run, whole (wall)", x[f"{scenario}_wall"], par,
@@ -217,14 +239,24 @@ def print_results(bench: Bench, unchanged: dict, changed: dict) -> None:
 
     print()
     for scenario in ("unchanged", "changed"):
-        print(f"{scenario}: shardrun loads per worker (url: mode, bytes sent), each run:")
-        for loads in x[f"{scenario}_loads"]:
-            print("   ", "; ".join(f"{url}: {mode} {mb(sent)}" for url, mode, sent in loads))
+        print(f"{scenario}: per worker, shardrun's load (mode, bytes sent, seconds of each run) "
+              "and the parallel save|load to it:")
+        runs = x[f"{scenario}_loads"]
+        shell = x.get(f"{scenario}_parallel_each", [])
+        for i, url in enumerate(u for u, _, _, _ in runs[0]):
+            each = [loads[i] for loads in runs]
+            line = (f"    {url:<48} {' '.join(sorted({m for _, m, _, _ in each}))} "
+                    f"{mb(med([s for _, _, s, _ in each]))}, median {med([t for *_, t in each]):.2f}s "
+                    f"({' '.join(f'{t:.2f}' for *_, t in each)})")
+            if i > 0 and shell:  # the first is the build engine: no baseline load to it
+                times = [sample[i - 1] for sample in shell]
+                line += f"; save|load median {med(times):.2f}s"
+            print(line)
     full = med(x["changed_full_size"])
     print(f"full tarball: {mb(full)}")
 
     dist_a = med(unchanged["shardrun"])
-    sent_a = max(sum(s for _, _, s in loads) for loads in x["unchanged_loads"])
+    sent_a = max(sum(s for _, _, s, _ in loads) for loads in x["unchanged_loads"])
     verdict = "met" if dist_a <= 0.5 and sent_a == 0 else "MISSED"
     print(f"\n(a) unchanged: shardrun distribution {dist_a:.2f}s, {sent_a} bytes sent "
           f"(target <= 0.5 s, 0 bytes): {verdict}")
@@ -234,7 +266,7 @@ def print_results(bench: Bench, unchanged: dict, changed: dict) -> None:
     print(f"(b) top layer changed, end to end (the save the loads wait on included): "
           f"shardrun {dist_b:.2f}s vs parallel save|load {par_b:.2f}s: {speedup:.1f}x "
           f"faster (target >= 3x): {verdict}")
-    modes = {mode for loads in x["changed_loads"] for _, mode, _ in loads}
+    modes = {mode for loads in x["changed_loads"] for _, mode, _, _ in loads}
     if "full" in modes:
         print("    note: some loads in (b) were full, not thin (see the per-worker lines)")
     if bench.lost:
