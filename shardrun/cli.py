@@ -232,6 +232,22 @@ def _planned(config: config_mod.Config, patterns: list[str] | None) -> list[plan
     return plan.order(selected, timings.load(config.root / ".shardrun" / "timings.json"))
 
 
+def _only_failed(cfg, shards: tuple, run_id: str | None) -> tuple:
+    """The shards that failed, timed out or errored in that run; exits 0 if none did."""
+    from shardrun import history
+
+    past = history.load(cfg.root / ".shardrun", run_id)
+    names = past.failed_names()
+    if not names:
+        print(f"shardrun: run {past.run_id} had no failed shards; nothing to run")
+        raise typer.Exit(0)
+    chosen = tuple(s for s in shards if s.name in names)
+    if not chosen:
+        raise ConfigError(f"none of the shards that failed in run {past.run_id} "
+                          f"({', '.join(sorted(names)[:5])}) is in the config any more")
+    return chosen
+
+
 @app.command()
 @handles_errors
 def run(
@@ -252,6 +268,17 @@ def run(
         bool, typer.Option("--require-all-workers", help="Exit 4 if any worker is lost or "
                            "unreachable (as `required = true` does for one [[worker]]).")
     ] = False,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Run only the shards that failed, timed out or "
+                           "errored in the latest run (or --run).")
+    ] = False,
+    run_id: Annotated[
+        str | None, typer.Option("--run", metavar="RUN_ID", help="The run --failed reads.")
+    ] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Once a shard fails its tests, start no "
+                           "queued shard (they are SKIPPED); running ones finish.")
+    ] = False,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -263,10 +290,12 @@ def run(
 
     cfg = _load(config, build_arg, builder)
     shards = tuple(_planned(cfg, shard))
+    if failed or run_id:
+        shards = _only_failed(cfg, shards, run_id)
     request = workflow.RunRequest(
         config=cfg, shards=shards, jobs=jobs, retries=retries,
         workers=tuple(config_mod.parse_worker_option(w) for w in worker or ()),
-        require_all_workers=require_all_workers,
+        require_all_workers=require_all_workers, fail_fast=fail_fast,
         secrets=workflow.read_secrets(shards, os.environ),
     )
     view, console = _view(plain)

@@ -58,6 +58,11 @@ class RunOptions:
     secret_env: tuple[str, ...] = ()
     # None means false; kept apart so a shard's false can override a default's true.
     docker_socket: bool | None = None
+    # Paths (globs allowed) in the container, copied out after it exits (see artifacts.py).
+    artifacts: tuple[str, ...] = ()
+    artifacts_when: str | None = None  # "failure" (None: the default) or "always"
+    artifacts_max: int | None = None  # bytes per shard; None: ARTIFACTS_MAX
+    junit: str | None = None  # the shard's own JUnit file in the container, always copied
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", _frozen_map(self.env))

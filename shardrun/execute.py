@@ -17,8 +17,8 @@ import anyio
 from anyio import to_thread
 from anyio.abc import TaskGroup
 
+from shardrun import collect, streams
 from shardrun import reap as reap_mod
-from shardrun import streams
 from shardrun.engine.api import ENGINE_FAILURES, ContainerRequest, Engine, OutputStream
 from shardrun.errors import TransportError
 from shardrun.events import Emit, ShardOutput
@@ -163,6 +163,7 @@ async def run_shard(
             await remove(engine, container_id, limiter)
         raise
     finished = time.time()
+    collected = await _collect(engine, container_id, shard, outcome, log_path, limiter)
     if cleanup is not None:
         cleanup.start_soon(remove, engine, container_id, limiter)
     else:
@@ -171,8 +172,24 @@ async def run_shard(
         name=shard.name, status=outcome.status, exit_code=outcome.code, started=started,
         finished=finished, worker=place.worker, slot=place.slot, log_path=str(log_path),
         detail=masker.mask_text(outcome.detail), attempt=attempt,
-        worker_fault=outcome.worker_fault,
+        worker_fault=outcome.worker_fault, artifacts=collected.files,
+        artifacts_note=collected.note, junit=collected.junit,
     )
+
+
+async def _collect(engine: Engine, container_id: str, shard: Shard, outcome: _Outcome,
+                   log_path: Path, limiter) -> collect.Collected:
+    """The shard's artifacts and JUnit file, copied out after it exited (or was killed at
+    its timeout) and before it is removed: into <run>/<shard>[.<attempt>]/. Nothing when
+    its worker failed it: the container may be out of reach."""
+    if outcome.worker_fault or not (collect.wanted(shard, outcome.status) or shard.junit):
+        return collect.Collected()
+    dest = log_path.with_suffix("")
+    try:
+        return await to_thread.run_sync(collect.collect, engine, container_id, shard,
+                                        outcome.status, dest, limiter=limiter)
+    except TransportError as exc:
+        return collect.Collected(missing=(f"(copying failed: {exc})",))
 
 
 async def _supervise(

@@ -110,6 +110,9 @@ def to_json(summary: RunSummary) -> dict:
                 "attempt": r.attempt,
                 "log": r.log_path,
                 "detail": r.detail,
+                "artifacts": list(r.artifacts),
+                "artifacts_note": r.artifacts_note,
+                "junit": r.junit,
             }
             for r in summary.results
         ],
@@ -133,6 +136,9 @@ def to_junit(summary: RunSummary) -> str:
             time=f"{result.duration or 0:.3f}",
         )
         if result.status is Status.PASS:
+            continue
+        if result.status is Status.SKIPPED:
+            ET.SubElement(case, "skipped", message=_xml_safe(result.detail))
             continue
         tag = "failure" if result.status in (Status.FAIL, Status.TIMEOUT) else "error"
         message = result.detail or f"exit code {result.exit_code}"

@@ -13,6 +13,7 @@ class Status(str, enum.Enum):
     ERROR = "ERROR"  # the container could not be created or run: infrastructure
     CANCELLED = "CANCELLED"  # never finished because the run was interrupted
     NOT_RUN = "NOT RUN"  # no worker was left to run it
+    SKIPPED = "SKIPPED"  # not started: --fail-fast stopped the run after a failure
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class ShardResult:
     # The worker failed the shard (a transport error), not the shard itself: the
     # scheduler moves it to another worker whatever a later ping says.
     worker_fault: bool = False
+    artifacts: tuple[str, ...] = ()  # host paths of the files copied out of its container
+    artifacts_note: str = ""  # what artifacts-max left out, or which paths were missing
+    junit: str | None = None  # host path of the shard's own JUnit file, if it wrote one
 
     @property
     def duration(self) -> float | None:
@@ -53,6 +57,6 @@ def exit_code(results: list[ShardResult], interrupted: bool = False) -> int:
     statuses = {r.status for r in results}
     if statuses & {Status.ERROR, Status.NOT_RUN}:
         return EXIT_INFRA
-    if statuses & {Status.FAIL, Status.TIMEOUT, Status.CANCELLED}:
+    if statuses & {Status.FAIL, Status.TIMEOUT, Status.CANCELLED, Status.SKIPPED}:
         return EXIT_FAILED
     return EXIT_OK

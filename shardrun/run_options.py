@@ -56,6 +56,27 @@ def _network(raw: Any, where: str, root: Path) -> str:
     return _str(raw, where, example='"none"')
 
 
+def _container_path(raw: Any, where: str, root: Path) -> str:
+    value = _str(raw, where, example='"/tmp/junit.xml"')
+    if not value.startswith("/") or "\0" in value:
+        _fail(where, f'"{value}" is not an absolute container path', 'write e.g. "/tmp/junit.xml"')
+    return value
+
+
+def _container_paths(raw: Any, where: str, root: Path) -> tuple[str, ...]:
+    paths = _str_list(raw, where)
+    for i, path in enumerate(paths, 1):
+        _container_path(path, f"{where}[{i}]", root)
+    return paths
+
+
+def _artifacts_when(raw: Any, where: str, root: Path) -> str:
+    value = _str(raw, where, example='"failure"')
+    if value not in ("failure", "always"):
+        _fail(where, f'"{value}" is not a choice', 'use "failure" (FAIL, TIMEOUT, ERROR) or "always"')
+    return value
+
+
 def _cpus(raw: Any, where: str, root: Path) -> float:
     return float(_positive(raw, where, (int, float), most=_MAX_CPUS))
 
@@ -92,6 +113,10 @@ def _as_written(value: Any, index: int, total: int) -> Any:
 
 def _each_filled(args: tuple[str, ...] | None, index: int, total: int) -> tuple[str, ...] | None:
     return None if args is None else tuple(fill(a, index, total) for a in args)
+
+
+def _filled(value: str | None, index: int, total: int) -> str | None:
+    return None if value is None else fill(value, index, total)
 
 
 def _values_filled(env: Mapping[str, str], index: int, total: int) -> Mapping[str, str]:
@@ -224,6 +249,11 @@ OPTIONS: tuple[RunOption, ...] = (
     RunOption("timeout", _rootless(parse_duration)),
     # Only permits a socket volume (plan.py checks); nothing to pass on.
     RunOption("docker_socket", _rootless(_bool)),
+    # Copied out of the container after it exits: nothing for the engine's create.
+    RunOption("artifacts", _container_paths, merge=_added, fill=_each_filled),
+    RunOption("artifacts_when", _artifacts_when),
+    RunOption("artifacts_max", _rootless(parse_size)),
+    RunOption("junit", _container_path, fill=_filled),
 )
 
 BY_KEY: Mapping[str, RunOption] = {option.key: option for option in OPTIONS}

@@ -53,13 +53,15 @@ class ShardQueue:
     `requeue_lost` times), because nothing was learned about the shard itself.
     """
 
-    def __init__(self, shards: Sequence[Shard], retries: int = 0, requeue_lost: int = 1):
+    def __init__(self, shards: Sequence[Shard], retries: int = 0, requeue_lost: int = 1,
+                 fail_fast: bool = False):
         self._order = [s.name for s in shards]
         self._pending = [_Entry(s) for s in shards]
         self._running: dict[str, _Entry] = {}
         self._results: dict[str, ShardResult] = {}
         self.retries = retries
         self.requeue_lost = requeue_lost
+        self.fail_fast = fail_fast
 
     def take(self, worker: str | None = None) -> tuple[Shard, int] | None:
         """The next shard for `worker`, skipping those its own failure put back."""
@@ -79,6 +81,12 @@ class ShardQueue:
             self._pending.append(entry)
             return True
         self._results[result.name] = result
+        if self.fail_fast and result.status in (Status.FAIL, Status.TIMEOUT):
+            # Its tests failed (an ERROR is the infrastructure's): nothing queued starts.
+            for waiting in self._pending:
+                self._results[waiting.shard.name] = _unrun(
+                    waiting, Status.SKIPPED, f"--fail-fast: {result.name} failed first")
+            self._pending.clear()
         return False
 
     def lost(self, name: str, result: ShardResult, worker: str | None = None) -> bool:

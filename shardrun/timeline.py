@@ -17,6 +17,7 @@ _COLOURS = {
     Status.TIMEOUT: "#ef6c00",
     Status.ERROR: "#6a1b9a",
     Status.CANCELLED: "#757575",
+    Status.SKIPPED: "#9e9e9e",
 }
 
 _STYLE = """

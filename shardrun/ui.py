@@ -6,6 +6,7 @@ pure function of (state, now, height), so tests can assert exactly what it shows
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from typing import Self, TextIO
@@ -29,6 +30,7 @@ STATUS_STYLE = {
     "ERROR": "magenta",
     "CANCELLED": "yellow",
     "NOT RUN": "yellow",
+    "SKIPPED": "yellow",
     "running": "cyan",
     "queued": "dim",
 }
@@ -169,7 +171,7 @@ def _totals(shards: list[ShardView]) -> str:
     count = Counter("failed" if s.state in FAILED_STATES else s.state for s in shards)
     rare = "".join(
         f", {count[s.value]} {s.value.lower()}"
-        for s in (Status.CANCELLED, Status.NOT_RUN) if count[s.value]
+        for s in (Status.CANCELLED, Status.NOT_RUN, Status.SKIPPED) if count[s.value]
     )
     return (
         f"{len(shards)} shard{'s' * (len(shards) != 1)}: {count['PASS']} passed, "
@@ -300,6 +302,18 @@ def worker_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
+def artifact_lines(summary: RunSummary) -> list[str]:
+    """Where each shard's copied files are, and what was not copied."""
+    lines = []
+    for r in summary.results:
+        if r.artifacts:
+            folder = os.path.commonpath([os.path.dirname(p) for p in r.artifacts])
+            lines.append(f"artifacts of {r.name}: {len(r.artifacts)} files in {folder}")
+        if r.artifacts_note:
+            lines.append(f"artifacts of {r.name}: {r.artifacts_note}")
+    return lines
+
+
 def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     table = Table(title=f"shardrun {summary.run_id}", title_justify="left")
     for column in ("shard", "status", "duration", "exit", "worker", "log"):
@@ -310,6 +324,8 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     if len(summary.workers) > 1 or summary.lost_workers:
         for line in worker_lines(summary):
             console.print(line, highlight=False)
+    for line in artifact_lines(summary):
+        console.print(line, highlight=False)
     verdict = ("[green]passed[/]" if summary.exit_code == 0
                else "[yellow]interrupted[/]" if summary.interrupted else "[red]failed[/]")
     lost = lost_line(summary)

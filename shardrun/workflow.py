@@ -57,6 +57,7 @@ class RunRequest:
     retries: int = 0
     workers: tuple[WorkerSpec, ...] = ()  # from --worker; else the config's; else default
     require_all_workers: bool = False  # a lost worker fails the run (exit 4)
+    fail_fast: bool = False  # after a shard fails its tests, no queued shard starts
     # The values of the shards' secret-env names, from this process's environment. Never
     # written anywhere by shardrun: kept out of repr, reports and messages.
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
@@ -285,7 +286,8 @@ async def run_shards(
                     run_dir=_rel(run_dir)))
     for worker in workers:
         worker.start_run()
-    queue = schedule.ShardQueue(request.shards, retries=request.retries)
+    queue = schedule.ShardQueue(request.shards, retries=request.retries,
+                                fail_fast=request.fail_fast)
     lost = stages.LostWorkers(emit)
     stop = anyio.CancelScope()
     distribution = stages.Distribution(

@@ -140,6 +140,11 @@ class Engine(Protocol):
         """Kill it if it runs; nothing if it has exited or is gone."""
         ...
 
+    def copy_out(self, container_id: str, path: str, chunk_size: int) -> Iterator[bytes]:
+        """A tar stream of `path` in the container (a file, or a folder with its
+        contents, named from its base name); EngineRefused if there is no such path."""
+        ...
+
     def remove(self, container_id: str) -> None:
         """Remove it with its anonymous volumes, whatever its state; gone is fine."""
         ...

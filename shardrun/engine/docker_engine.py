@@ -234,6 +234,11 @@ class DockerEngine:
         except EngineRefused:
             pass  # it exited between the deadline and the kill (409), or is gone (404)
 
+    def copy_out(self, container_id: str, path: str, chunk_size: int) -> Iterator[bytes]:
+        with translated(f"copying {path[:100]} out of the container"):
+            stream, _ = self.api.get_archive(container_id, path, chunk_size=chunk_size)
+            yield from stream
+
     def remove(self, container_id: str) -> None:
         try:
             with translated("could not remove the container"):

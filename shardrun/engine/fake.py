@@ -162,7 +162,7 @@ class Script:
     """How a container behaves once started.
 
     `output` is one payload or several, each sent as one frame; `seconds` None runs until
-    killed or removed. By default each frame comes in a read of its own, all at the
+    killed or removed. `files` are the container's files by path, for `copy_out`. By default each frame comes in a read of its own, all at the
     start; `read_size` cuts the framed stream into reads of that many bytes instead (a
     secret or a frame split between two reads), and `pace` spaces the reads that many
     seconds apart (a shard that prints as it goes).
@@ -174,6 +174,7 @@ class Script:
     read_size: int | None = None
     stream: int = 1
     pace: float = 0.0
+    files: Mapping[str, bytes] = field(default_factory=dict)  # what copy_out finds
 
     def blocks(self) -> list[bytes]:
         payloads = [self.output] if isinstance(self.output, bytes) else list(self.output)
@@ -266,11 +267,13 @@ class FakeEngine:
 
     def script(self, shard: str = "*", *, exit_code: int = 0,
                output: bytes | Sequence[bytes] = b"", seconds: float | None = 0.0,
-               read_size: int | None = None, stream: int = 1, pace: float = 0.0) -> FakeEngine:
+               read_size: int | None = None, stream: int = 1, pace: float = 0.0,
+               files: Mapping[str, bytes] | None = None) -> FakeEngine:
         """How the containers of `shard` ("*": of every shard not scripted) behave: see
         `Script`."""
         with self._cond:
-            self._scripts[shard] = Script(exit_code, output, seconds, read_size, stream, pace)
+            self._scripts[shard] = Script(exit_code, output, seconds, read_size, stream, pace,
+                                          dict(files or {}))
         return self
 
     def fail(self, method: str, error: type[Exception] | Exception = TransportError, *,
@@ -545,6 +548,23 @@ class FakeEngine:
             if container is not None and container.state == "running":
                 container.state, container.exit_code, container.killed = "exited", KILLED, True
                 self._cond.notify_all()
+
+    def copy_out(self, container_id: str, path: str, chunk_size: int) -> Iterator[bytes]:
+        """As the engine's archive endpoint: members named from the base name of `path`."""
+        self._enter("copy_out", container_id, path, chunk_size)
+        with self._cond:
+            files = dict(self._container(container_id, "copy_out").script.files)
+        path = path.rstrip("/") or "/"
+        inside = {p: data for p, data in files.items() if p == path or p.startswith(path + "/")}
+        if not inside:
+            raise EngineRefused(f"fake engine {self.name}: no such path: {path}")
+        parent = path.rsplit("/", 1)[0]
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            for name, data in sorted(inside.items()):
+                _add(tar, name[len(parent):].lstrip("/"), data)
+        data = out.getvalue()
+        return iter([data[i:i + chunk_size] for i in range(0, len(data), chunk_size)])
 
     def remove(self, container_id: str) -> None:
         self._enter("remove", container_id)

@@ -34,7 +34,7 @@ FUZZ = settings(
 RUN_KEYS = [f.name.replace("_", "-") for f in fields(config.RunOptions)]
 SCHEMA_KEYS = [
     *("project", "image", "defaults", "shard", "worker"),
-    *("dockerfile", "context", "target", "build-args", "tag"),
+    *("dockerfile", "context", "target", "build-args", "tag", "builder"),
     *("name", "count", "host", "slots", "volumes"),
     *RUN_KEYS,
 ]
@@ -105,6 +105,11 @@ BY_KEY = {
     ),
     "secret-env": either(lists_of(*ENV_NAMES), lists_of(*ENV_NAMES, "1BAD", "", "a-b")),
     "docker-socket": either(st.booleans(), st.sampled_from([1, "true"])),
+    "artifacts": either(lists_of("/out", "/shots/*.png", "/r/{index}"),
+                        lists_of("/out", "relative", "", "/a\0b")),
+    "artifacts-when": either(st.sampled_from(["failure", "always"]), st.sampled_from(["x", 1])),
+    "artifacts-max": either(st.sampled_from(["200m", 1024]), st.sampled_from(["-1", 0])),
+    "junit": either(st.just("/tmp/junit.xml"), st.sampled_from(["junit.xml", "", 3])),
     "dockerfile": either(st.just("Dockerfile.test"), st.sampled_from(["no", "d" * 300, "/"])),
     "context": either(st.sampled_from([".", "/"]), st.sampled_from(["nowhere", "c" * 300])),
     "target": either(st.just("test"), st.just("")),
@@ -113,6 +118,7 @@ BY_KEY = {
         st.dictionaries(st.sampled_from(["BASE", "N"]), scalars, max_size=2),
     ),
     "tag": either(st.just("demo:latest"), st.just("")),
+    "builder": either(st.sampled_from(["box2", "tcp://10.0.0.2:2375"]), st.sampled_from(["", 1])),
     "host": either(
         st.sampled_from(["ssh://ci@box:22", "unix:///s"]),
         st.sampled_from(["tcp://h:notaport", "http://x", "ssh://[::1"]),
@@ -137,7 +143,7 @@ def table_of(*names: str, required: tuple[str, ...] = ()) -> st.SearchStrategy:
 run_tables = table_of(*RUN_KEYS)
 shard_tables = table_of("name", "count", *RUN_KEYS, required=("name",))
 worker_tables = table_of("name", "context", "host", "slots", "volumes")
-image_tables = table_of("dockerfile", "context", "target", "build-args", "tag")
+image_tables = table_of("dockerfile", "context", "target", "build-args", "tag", "builder")
 # Mostly schema-shaped, so most documents get past the first unknown key.
 shaped = st.tuples(
     extra_key,

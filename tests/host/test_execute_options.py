@@ -104,10 +104,15 @@ EVERY = Shard(
     memory=2 * 1024**3,
     timeout=600.0,
     docker_socket=True,
+    artifacts=("/out",),
+    artifacts_when="always",
+    artifacts_max=1024,
+    junit="/tmp/junit.xml",
 )
 SECRETS = {"TOKEN": "s3cret"}
 # Options shardrun acts on itself, with nothing to tell docker.
-NOT_FOR_DOCKER = {"timeout", "docker_socket"}
+NOT_FOR_DOCKER = {"timeout", "docker_socket", "artifacts", "artifacts_when", "artifacts_max",
+                  "junit"}
 
 
 def test_the_sample_shard_sets_every_option():

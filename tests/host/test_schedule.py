@@ -363,3 +363,25 @@ def test_the_run_ends_without_waiting_for_a_load_that_no_shard_needs():
     results = run(ShardQueue(shards("a")), [FakeWorker("fast", 1), Loading("slow", 1)], rec)
     assert [(r.name, r.worker) for r in results] == [("a", "fast")]
     assert time.monotonic() - began < 5
+
+
+def test_fail_fast_skips_what_is_queued_once_a_shard_fails_its_tests_but_not_for_an_error():
+    queue = ShardQueue(shards("a", "b", "c", "d"), fail_fast=True)
+    queue.take(), queue.take()
+    queue.finish(result("a", Status.ERROR))  # infrastructure: no stop
+    assert queue.has_pending
+    queue.finish(result("b", Status.FAIL))  # its tests failed: c and d never start
+    assert queue.take() is None and queue.finished
+    statuses = {r.name: (r.status, r.detail) for r in queue.results()}
+    assert statuses == {
+        "a": (Status.ERROR, ""), "b": (Status.FAIL, ""),
+        "c": (Status.SKIPPED, "--fail-fast: b failed first"),
+        "d": (Status.SKIPPED, "--fail-fast: b failed first"),
+    }
+
+
+def test_fail_fast_waits_for_the_last_retry_before_it_stops_the_run():
+    queue = ShardQueue(shards("a", "b"), retries=1, fail_fast=True)
+    queue.take()
+    assert queue.finish(result("a", Status.FAIL)) is True  # retried: not a result yet
+    assert queue.has_pending

@@ -419,6 +419,7 @@ def test_a_run_that_loses_a_required_worker_exits_4_though_every_shard_passed(
     tmp_path, fakes
 ):
     a, b = fakes("a"), fakes("b", has_image=False)
+    a.script("*", seconds=0.5)  # still running when b's load is refused
     b.fail("load", EngineRefused("refused: not a tarball this engine takes"))
     needed = worker(b)
     needed.required = True

@@ -89,6 +89,9 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "attempt": 1,
         "log": mixed.results[1].log_path,
         "detail": "",
+        "artifacts": [],
+        "artifacts_note": "",
+        "junit": None,
     }
     assert data["shards"][4]["status"] == "NOT RUN"
     assert data["shards"][4]["duration"] is None

@@ -33,9 +33,14 @@ SAMPLES = {
     "command": ('"pytest --shard {index}"', ("pytest", "--shard", "2")),
     "timeout": ('"1m"', 60.0),
     "docker_socket": ("true", True),
+    "artifacts": ('["/out/{index}", "/shots/*.png"]', ("/out/2", "/shots/*.png")),
+    "artifacts_when": ('"always"', "always"),
+    "artifacts_max": ('"3m"', 3 * 1024 * 1024),
+    "junit": ('"/tmp/junit-{index}.xml"', "/tmp/junit-2.xml"),
 }
 # Options shardrun acts on itself, with nothing to tell docker.
-NOT_FOR_DOCKER = {"timeout", "docker_socket"}
+NOT_FOR_DOCKER = {"timeout", "docker_socket", "artifacts", "artifacts_when", "artifacts_max",
+                  "junit"}
 SECRETS = {"TOKEN": "s3cret"}
 
 
@@ -82,8 +87,9 @@ def test_a_sample_travels_from_the_file_to_both_mappings(tmp_path, option, where
     assert created == run == (option.name not in NOT_FOR_DOCKER)
 
 
-def test_only_the_argv_options_and_env_fill_placeholders() -> None:
-    templates = {"command": ("{index}",), "entrypoint": ("{total}",), "env": {"A": "{index}"}}
+def test_only_the_argv_options_env_and_container_paths_fill_placeholders() -> None:
+    templates = {"command": ("{index}",), "entrypoint": ("{total}",), "env": {"A": "{index}"},
+                 "artifacts": ("/out/{index}",), "junit": "/tmp/{index}.xml"}
     for option in OPTIONS:
         value = templates.get(option.name, "{index}")
         filled = option.fill(value, 2, 3)
