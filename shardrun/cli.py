@@ -380,28 +380,89 @@ def repro(
     shell: Annotated[
         bool, typer.Option("--shell", help="Start sh in the shard's container instead.")
     ] = False,
+    run_id: Annotated[
+        str | None, typer.Option("--run", metavar="RUN_ID", help="Reproduce the shard as it "
+                                 "ran in this run (default: the latest run where it ran).")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Build from the current sources instead of using "
+                           "the image that ran.")
+    ] = False,
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Print the `docker run` command line and run nothing.")
+    ] = False,
+    worker: Annotated[
+        str | None, typer.Option("--worker", "-w", metavar="WORKER", help="Run it on this "
+                                 "worker: a name from the run, a docker context or a URL.")
+    ] = None,
     config: ConfigOpt = None,
     build_arg: BuildArgOpt = None,
     builder: BuilderOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Run one shard attached to this terminal, and print its `docker run` command."""
-    import shutil
-
-    import anyio
-
-    from shardrun import owner, plan, reap, ui, workflow
+    """Run one shard again, exactly as it ran (its image, command, env, mounts), attached
+    to this terminal; exit with its exit code."""
     from shardrun import repro as repro_mod
-    from shardrun.watchdog import Watchdog
 
     cfg = _load(config, build_arg, builder)
-    target = repro_mod.pick(plan.expand(cfg), name)
-    secrets = workflow.read_secrets((target,), os.environ)  # before the build: usage error
-    docker_cli = shutil.which("docker")
-    if docker_cli is None:
-        raise ConfigError("repro runs the shard with the docker CLI, which is not on PATH; "
-                          "install it, or use `shardrun run --shard NAME`")
-    view = ui.QuietView(sys.stderr)
+    recorded = "--fresh" if fresh else repro_mod.find_recorded(
+        cfg.root / ".shardrun", name, run_id)
+    if isinstance(recorded, repro_mod.Recorded):
+        target, image_ref, engine_worker = _recorded_image(recorded, worker)
+        if image_ref is None:
+            print(f"shardrun: the image of run {recorded.run_id} ({recorded.image_id[:19]}) is "
+                  f"gone from {engine_worker.name}; building from the current sources",
+                  file=sys.stderr)
+            engine_worker.engine.close()
+            recorded = "gone"
+    if not isinstance(recorded, repro_mod.Recorded):
+        if recorded != "--fresh":
+            print(f"shardrun: {recorded}; building from the current sources", file=sys.stderr)
+        from shardrun import plan
+
+        target = repro_mod.pick(plan.expand(cfg), name)
+        if not print_only:
+            from shardrun import workflow
+
+            workflow.read_secrets((target,), os.environ)  # a usage error: before the build
+        if worker:
+            cfg = dataclasses.replace(cfg, image=dataclasses.replace(cfg.image, builder=worker))
+        engine_worker, image_ref = _build_for_repro(cfg)
+    else:
+        print(f"shardrun: {name} as it ran in run {recorded.run_id} "
+              f"(image {recorded.image_id[:19]}, on {engine_worker.name})", file=sys.stderr)
+    code = _run_repro(cfg, target, engine_worker, image_ref, shell, print_only)
+    raise typer.Exit(code)
+
+
+def _recorded_image(recorded, worker: str | None):
+    """The recorded shard, what the chosen engine knows its image by (None: gone), and
+    that engine: `worker` (a name from the run, a context or a URL), else the current one."""
+    from anyio import run as anyio_run
+
+    from shardrun import config as config_mod
+    from shardrun import workflow
+    from shardrun.engine import resolve
+
+    url = recorded.worker_url if worker and worker == recorded.worker else None
+    spec = config_mod.parse_worker_option(url or worker or "default")
+    endpoint = resolve(spec.context or spec.host)
+
+    async def connect():
+        from anyio import to_thread
+
+        return await to_thread.run_sync(workflow.connect_and_reap, spec, endpoint,
+                                        worker or endpoint.name)
+
+    engine_worker = anyio_run(connect)
+    ref = engine_worker.engine.find_image(recorded.image_id, None)
+    return recorded.shard, ref, engine_worker
+
+
+def _build_for_repro(cfg):
+    import anyio
+
+    from shardrun import ui, workflow
 
     async def work(emit, interrupt):
         async with workflow.cancelled_by(interrupt):
@@ -409,31 +470,54 @@ def repro(
             return builder, await workflow.build_image(cfg, builder, emit)
         raise Interrupted
 
+    view = ui.QuietView(sys.stderr)
     with view:
-        builder, image_id = anyio.run(_drive, view, work)
+        return anyio.run(_drive, view, work)
+
+
+def _run_repro(cfg, target, engine_worker, image_ref: str, shell: bool, print_only: bool) -> int:
+    """Print the `docker run` line; unless `print_only`, run it attached and return the
+    shard's exit code (130 if interrupted)."""
+    import shutil
+
+    from shardrun import owner, plan, reap, workflow
+    from shardrun import repro as repro_mod
+    from shardrun.watchdog import Watchdog
+
     run_id = f"repro-{workflow.new_run_id()}"
     labels = {owner.LABEL_PROJECT: cfg.project, owner.LABEL_SHARD: target.name,
-              owner.LABEL_RUN: run_id, **owner.me().labels(),
-              **owner.deadline_label(target.timeout)}
+              owner.LABEL_RUN: run_id}
+    if print_only:  # a line for a shell later: no owner (this process), no terminal
+        argv = repro_mod.docker_run_argv(plan.for_worker(target, ()), image_ref, labels,
+                                         host=engine_worker.endpoint.url, shell=shell)
+        print(repro_mod.printable(argv))
+        engine_worker.engine.close()
+        return 0
+    secrets = workflow.read_secrets((target,), os.environ)
+    docker_cli = shutil.which("docker")
+    if docker_cli is None:
+        raise ConfigError("repro runs the shard with the docker CLI, which is not on PATH; "
+                          "install it, or use `shardrun run --shard NAME`")
+    labels |= {**owner.me().labels(), **owner.deadline_label(target.timeout)}
     argv = repro_mod.docker_run_argv(
-        plan.for_worker(target, ()), image_id, labels, host=builder.endpoint.url,
+        plan.for_worker(target, ()), image_ref, labels, host=engine_worker.endpoint.url,
         interactive=sys.stdin.isatty() and sys.stdout.isatty(), shell=shell,
     )
     print(f"$ {repro_mod.printable(argv)}", file=sys.stderr, flush=True)
     env = {**os.environ, **secrets}
-    watchdog = Watchdog(run_id, [builder.target])
-    code = repro_mod.run_attached(
-        [docker_cli, *argv[1:]], cfg.root, env, lambda: reap.remove_run(builder.engine, run_id)
-    )
-    reap.remove_run(builder.engine, run_id)  # `--rm` misses a container whose CLI was killed
+    watchdog = Watchdog(run_id, [engine_worker.target])
+    engine = engine_worker.engine
+    code = repro_mod.run_attached([docker_cli, *argv[1:]], cfg.root, env,
+                                  lambda: reap.remove_run(engine, run_id))
+    reap.remove_run(engine, run_id)  # `--rm` misses a container whose CLI was killed
     watchdog.release()
     if code is None:
         print("shardrun: interrupted; the container was removed", file=sys.stderr)
-        raise typer.Exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     if not shell:
         verdict = "passed" if code == 0 else f"failed (exit {code})"
         print(f"shardrun: {target.name} {verdict}", file=sys.stderr)
-    raise typer.Exit(0 if code == 0 else 1)
+    return code
 
 
 @app.command("list")

@@ -173,7 +173,7 @@ async def run_shard(
         finished=finished, worker=place.worker, slot=place.slot, log_path=str(log_path),
         detail=masker.mask_text(outcome.detail), attempt=attempt,
         worker_fault=outcome.worker_fault, artifacts=collected.files,
-        artifacts_note=collected.note, junit=collected.junit,
+        artifacts_note=collected.note, junit=collected.junit, image=image_id,
     )
 
 

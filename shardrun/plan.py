@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import NoReturn
 
 from shardrun.config import Config, RunOptions, ShardSpec, Volume, fill, one_line
@@ -140,3 +140,39 @@ def check_remote_binds(shards: Sequence[Shard], workers: Sequence[tuple[str, boo
                         f'that mount; add volumes = ["/path/on/{name}:{volume.target}"] to its '
                         "[[worker]], or use a named volume"
                     )
+
+
+def to_json(shard: Shard) -> dict:
+    """The shard's name and run options as JSON values, as report.json records them so
+    that `repro` can run exactly what ran."""
+    data = {"name": shard.name}
+    for f in fields(RunOptions):
+        value = getattr(shard, f.name)
+        if f.name == "volumes":
+            value = [{"source": v.source, "target": v.target, "read_only": v.read_only}
+                     for v in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif f.name == "env":
+            value = dict(value)
+        data[f.name] = value
+    return data
+
+
+def from_json(data: dict) -> Shard:
+    """The shard `to_json` wrote. ValueError if the record is not one."""
+    try:
+        values = {}
+        for f in fields(RunOptions):
+            if f.name not in data:
+                continue  # an option newer than the record: its default
+            value = data[f.name]
+            if f.name == "volumes":
+                value = tuple(Volume(v["source"], v["target"], bool(v["read_only"]))
+                              for v in value)
+            elif isinstance(value, list):
+                value = tuple(str(item) for item in value)
+            values[f.name] = value
+        return Shard(name=str(data["name"]), **values)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a recorded shard: {exc!r}") from exc

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shardrun import timeline
+from shardrun import plan, timeline
+from shardrun.plan import Shard
 from shardrun.results import EXIT_INFRA, ShardResult, Status, exit_code
 from shardrun.timings import write_atomic
 
@@ -41,6 +42,8 @@ class RunSummary:
     interrupted: bool = False
     workers: tuple[WorkerReport, ...] = ()
     error: str = ""  # what stopped the run early (a full disk), if anything did
+    # The shards as planned (options merged, placeholders filled), for repro to rerun.
+    shards: tuple[Shard, ...] = ()
 
     @property
     def lost_workers(self) -> tuple[str, ...]:
@@ -85,6 +88,7 @@ def totals_line(summary: RunSummary) -> str:
 
 
 def to_json(summary: RunSummary) -> dict:
+    planned = {s.name: plan.to_json(s) for s in summary.shards}
     return {
         "run_id": summary.run_id,
         "project": summary.project,
@@ -113,6 +117,8 @@ def to_json(summary: RunSummary) -> dict:
                 "artifacts": list(r.artifacts),
                 "artifacts_note": r.artifacts_note,
                 "junit": r.junit,
+                "image": r.image,
+                "options": planned.get(r.name),
             }
             for r in summary.results
         ],

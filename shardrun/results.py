@@ -34,6 +34,7 @@ class ShardResult:
     artifacts: tuple[str, ...] = ()  # host paths of the files copied out of its container
     artifacts_note: str = ""  # what artifacts-max left out, or which paths were missing
     junit: str | None = None  # host path of the shard's own JUnit file, if it wrote one
+    image: str | None = None  # what its container was created from: an image ID or tag
 
     @property
     def duration(self) -> float | None:

@@ -134,7 +134,7 @@ def resolve_workers(request: RunRequest) -> list[tuple[WorkerSpec, Endpoint, str
     return resolved
 
 
-def _connect_and_reap(spec: WorkerSpec, endpoint: Endpoint, name: str,
+def connect_and_reap(spec: WorkerSpec, endpoint: Endpoint, name: str,
                       default_slots: int | None = None, reap_orphans: bool = True) -> Worker:
     """Connect; like every engine a command uses, it is first rid of orphaned containers
     (once per engine: the build engine is usually a worker too)."""
@@ -164,7 +164,7 @@ def builder_endpoint(config: Config) -> tuple[WorkerSpec, Endpoint, str]:
 async def connect_builder(config: Config) -> Worker:
     """Connect to the builder and check it can build from a context sent over the API."""
     spec, endpoint, name = builder_endpoint(config)
-    builder = await to_thread.run_sync(_connect_and_reap, spec, endpoint, name,
+    builder = await to_thread.run_sync(connect_and_reap, spec, endpoint, name,
                                        abandon_on_cancel=True)
     build.check_builder(builder.name, builder.version, builder.containerd_store)
     return builder
@@ -208,7 +208,7 @@ async def connect_workers(
     async def one(index: int, spec: WorkerSpec, endpoint: Endpoint, name: str) -> None:
         try:
             worker = await to_thread.run_sync(
-                _connect_and_reap, spec, endpoint, name, jobs, endpoint.url != reaped,
+                connect_and_reap, spec, endpoint, name, jobs, endpoint.url != reaped,
                 abandon_on_cancel=True,
             )
         except InfraError as exc:
@@ -355,7 +355,7 @@ def _summary(
     return report.RunSummary(
         run_id=request.run_id, project=request.config.project, image_id=image_id,
         started=started, finished=time.time(), results=tuple(queue.results()),
-        interrupted=interrupted, error=error,
+        interrupted=interrupted, error=error, shards=request.shards,
         workers=tuple(_worker_report(w) for w in workers)
         + tuple(report.WorkerReport(name, "", 0, lost=why, required=required)
                 for name, why, required in unreachable),

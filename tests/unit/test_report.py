@@ -92,6 +92,8 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "artifacts": [],
         "artifacts_note": "",
         "junit": None,
+        "image": None,
+        "options": None,
     }
     assert data["shards"][4]["status"] == "NOT RUN"
     assert data["shards"][4]["duration"] is None
