@@ -307,6 +307,8 @@ def run(
     run_dir = request.state_dir / "runs" / summary.run_id
     reports = [run_dir / name for name in report.REPORTS]
     ui.print_summary(console, summary, reports)
+    if os.environ.get("GITHUB_ACTIONS") == "true" and (notes := report.github_annotations(summary)):
+        print("\n".join(notes), flush=True)
     if summary.interrupted:
         print("shardrun: interrupted", file=sys.stderr)
     raise typer.Exit(summary.exit_code)

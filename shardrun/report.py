@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
-import re
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shardrun import plan, timeline
+from shardrun import junit, plan, timeline
+from shardrun.junit import xml_safe
 from shardrun.plan import Shard
 from shardrun.results import EXIT_INFRA, ShardResult, Status, exit_code
 from shardrun.timings import write_atomic
@@ -83,6 +82,8 @@ def _short(text: str, limit: int = 160) -> str:
 def totals_line(summary: RunSummary) -> str:
     counts = summary.counts
     parts = [f"{counts[s]} {s.value.lower()}" for s in Status if counts[s]]
+    if flaky := junit.flaky_count(summary.results):
+        parts.append(f"{flaky} flaky test{'s' * (flaky != 1)}")
     wall = summary.finished - summary.started
     return f"{len(summary.results)} shards: {', '.join(parts) or 'none run'} in {wall:.1f}s"
 
@@ -119,38 +120,28 @@ def to_json(summary: RunSummary) -> dict:
                 "junit": r.junit,
                 "image": r.image,
                 "options": planned.get(r.name),
+                "test_cases": _cases_json(r),
             }
             for r in summary.results
         ],
     }
 
 
+def _cases_json(result: ShardResult) -> list[dict] | None:
+    """The test cases of the shard's own JUnit file (None if it wrote none)."""
+    found = junit.flaky_and_cases(result)
+    if found is None:
+        return None
+    cases, flaky = found
+    return [{"classname": c.classname, "name": c.name, "time": c.time, "outcome": c.outcome,
+             "message": c.message, "flaky": c.key in flaky} for c in cases]
+
+
 def to_junit(summary: RunSummary) -> str:
-    """One testcase per shard; the log tail goes in the failure so CI shows it inline."""
-    counts = summary.counts
-    suite = ET.Element(
-        "testsuite",
-        name=summary.project,
-        tests=str(len(summary.results)),
-        failures=str(counts[Status.FAIL] + counts[Status.TIMEOUT]),
-        errors=str(counts[Status.ERROR] + counts[Status.NOT_RUN] + counts[Status.CANCELLED]),
-        time=f"{summary.finished - summary.started:.3f}",
-    )
-    for result in summary.results:
-        case = ET.SubElement(
-            suite, "testcase", classname=summary.project, name=result.name,
-            time=f"{result.duration or 0:.3f}",
-        )
-        if result.status is Status.PASS:
-            continue
-        if result.status is Status.SKIPPED:
-            ET.SubElement(case, "skipped", message=_xml_safe(result.detail))
-            continue
-        tag = "failure" if result.status in (Status.FAIL, Status.TIMEOUT) else "error"
-        message = result.detail or f"exit code {result.exit_code}"
-        node = ET.SubElement(case, tag, message=_xml_safe(f"{result.status.value}: {message}"))
-        node.text = _tail(result.log_path)
-    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True)
+    """A testsuite per shard: the cases of the shard's own JUnit file, or one testcase for
+    the shard, whose failure carries the log tail so CI shows it inline."""
+    return junit.to_xml(summary.project, summary.results, summary.finished - summary.started,
+                        _tail)
 
 
 def _tail(log_path: str | None, lines: int = 50) -> str:
@@ -160,16 +151,7 @@ def _tail(log_path: str | None, lines: int = 50) -> str:
         text = Path(log_path).read_text(errors="replace")
     except OSError:
         return ""
-    return _xml_safe("\n".join(text.splitlines()[-lines:]))
-
-
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def _xml_safe(text: str) -> str:
-    """Test logs carry colour codes and control bytes, which XML 1.0 forbids outright."""
-    return _NOT_XML.sub("", _ANSI.sub("", text))
+    return xml_safe("\n".join(text.splitlines()[-lines:]))
 
 
 def to_markdown(summary: RunSummary, tail_lines: int = 30) -> str:
@@ -233,3 +215,34 @@ def summary_rows(results: Sequence[ShardResult]) -> list[tuple[str, ...]]:
         where = f"{r.worker}/{r.slot}" if r.worker else "-"
         rows.append((r.name, r.status.value, duration, code, where, r.log_path or r.detail))
     return rows
+
+
+def github_annotations(summary: RunSummary, tail_lines: int = 30) -> list[str]:
+    """GitHub Actions workflow commands: each failed shard's log tail in a collapsed group,
+    and one `::error` per failed shard, or per failing test case when the shard wrote JUnit."""
+    lines = []
+    for result in summary.results:
+        if result.status in (Status.PASS, Status.SKIPPED):
+            continue
+        lines.append(f"::group::{_gh_data(result.name)}: {result.status.value}, last lines")
+        lines += _tail(result.log_path, tail_lines).splitlines()
+        lines.append("::endgroup::")
+        found = junit.flaky_and_cases(result)
+        failing = [c for c in found[0] if c.failed] if found else []
+        for case in failing:
+            title = f"{result.name}: {case.classname}::{case.name}"
+            lines.append(f"::error title={_gh_property(title)}::"
+                         f"{_gh_data(case.message or case.outcome)}")
+        if not failing:
+            why = result.detail or f"exit code {result.exit_code}"
+            lines.append(f"::error title={_gh_property(f'shard {result.name} {result.status.value}')}"
+                         f"::{_gh_data(why)}")
+    return lines
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")

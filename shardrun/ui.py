@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shardrun import events as ev
+from shardrun import junit
 from shardrun.report import RunSummary, lost_line, summary_rows, totals_line
 from shardrun.results import Status
 from shardrun.view_state import ShardView, ViewState
@@ -302,6 +303,18 @@ def worker_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
+def failing_case_lines(summary: RunSummary) -> list[str]:
+    """The failing test cases of each failed shard that wrote JUnit (10 at most each)."""
+    lines = []
+    for r in summary.results:
+        if r.status in (Status.FAIL, Status.TIMEOUT):
+            shown, total = junit.failing_cases(r)
+            if shown:
+                more = f" (and {total - len(shown)} more)" if total > len(shown) else ""
+                lines.append(f"failing in {r.name}: {', '.join(shown)}{more}")
+    return lines
+
+
 def artifact_lines(summary: RunSummary) -> list[str]:
     """Where each shard's copied files are, and what was not copied."""
     lines = []
@@ -324,7 +337,7 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     if len(summary.workers) > 1 or summary.lost_workers:
         for line in worker_lines(summary):
             console.print(line, highlight=False)
-    for line in artifact_lines(summary):
+    for line in artifact_lines(summary) + failing_case_lines(summary):
         console.print(line, highlight=False)
     verdict = ("[green]passed[/]" if summary.exit_code == 0
                else "[yellow]interrupted[/]" if summary.interrupted else "[red]failed[/]")

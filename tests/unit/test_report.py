@@ -94,6 +94,7 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "junit": None,
         "image": None,
         "options": None,
+        "test_cases": None,
     }
     assert data["shards"][4]["status"] == "NOT RUN"
     assert data["shards"][4]["duration"] is None
@@ -134,18 +135,20 @@ def test_a_lost_worker_is_named_at_the_end_but_fails_the_run_only_if_required():
 def test_to_junit_is_valid_xml_with_counts(mixed: RunSummary):
     text = report.to_junit(mixed)
     assert text.startswith("<?xml")
-    suite = ET.fromstring(text)
-    assert suite.tag == "testsuite"
-    assert suite.attrib == {
-        "name": "demo", "tests": "5", "failures": "2", "errors": "2", "time": "42.000"
-    }
-    cases = suite.findall("testcase")
+    root = ET.fromstring(text)
+    assert root.tag == "testsuites"
+    assert root.attrib == {"name": "demo", "tests": "5", "failures": "2", "errors": "2",
+                           "skipped": "0", "time": "42.000"}
+    # A shard without its own JUnit file is one suite of one case, named after it.
+    assert [s.get("name") for s in root.findall("testsuite")] == [
+        "unit-1", "unit-2", "slow", "docs", "lint"]
+    cases = list(root.iter("testcase"))
     assert [(c.get("name"), c.get("classname"), c.get("time")) for c in cases] == [
-        ("unit-1", "demo", "12.340"),
-        ("unit-2", "demo", "30.000"),
-        ("slow", "demo", "40.000"),
-        ("docs", "demo", "0.000"),
-        ("lint", "demo", "0.000"),
+        ("unit-1", "unit-1", "12.340"),
+        ("unit-2", "unit-2", "30.000"),
+        ("slow", "slow", "40.000"),
+        ("docs", "docs", "0.000"),
+        ("lint", "lint", "0.000"),
     ]
     assert [[child.tag for child in c] for c in cases] == [
         [], ["failure"], ["failure"], ["error"], ["error"]
@@ -153,7 +156,7 @@ def test_to_junit_is_valid_xml_with_counts(mixed: RunSummary):
 
 
 def test_to_junit_failure_has_the_message_and_the_log_tail(mixed: RunSummary):
-    case = ET.fromstring(report.to_junit(mixed)).findall("testcase")[1]
+    case = list(ET.fromstring(report.to_junit(mixed)).iter("testcase"))[1]
     failure = case.find("failure")
     assert failure.get("message") == "FAIL: exit code 1"
     lines = failure.text.splitlines()
@@ -163,7 +166,7 @@ def test_to_junit_failure_has_the_message_and_the_log_tail(mixed: RunSummary):
 
 
 def test_to_junit_messages_use_the_detail_and_tolerate_a_missing_log(mixed: RunSummary):
-    cases = ET.fromstring(report.to_junit(mixed)).findall("testcase")
+    cases = list(ET.fromstring(report.to_junit(mixed)).iter("testcase"))
     assert cases[2].find("failure").get("message") == "TIMEOUT: killed after the 40s timeout"
     assert cases[3].find("error").get("message") == (
         "ERROR: could not create the container: no such image"
@@ -182,7 +185,7 @@ def test_to_junit_stays_valid_xml_when_the_log_has_ansi_colours(tmp_path: Path):
     log = tmp_path / "unit.log"
     log.write_text("\x1b[31mFAILED\x1b[0m tests/test_x.py::test_y - assert 0\n")
     text = report.to_junit(summary(ran("unit", Status.FAIL, 1, 1.0, log_path=str(log))))
-    failure = ET.fromstring(text).find("testcase/failure")
+    failure = ET.fromstring(text).find("testsuite/testcase/failure")
     assert "FAILED tests/test_x.py::test_y" in failure.text
 
 
@@ -257,3 +260,17 @@ def test_totals_line_of_an_empty_run():
 def test_summary_exit_code_and_counts(mixed: RunSummary):
     assert mixed.exit_code == 4
     assert mixed.counts[Status.FAIL] == 1 and mixed.counts[Status.CANCELLED] == 0
+
+
+def test_github_annotations_give_one_error_per_failed_shard_and_group_its_log(mixed):
+    lines = report.github_annotations(mixed)
+    errors = [line for line in lines if line.startswith("::error ")]
+    assert errors == [
+        "::error title=shard unit-2 FAIL::exit code 1",
+        "::error title=shard slow TIMEOUT::killed after the 40s timeout",
+        "::error title=shard docs ERROR::could not create the container: no such image",
+        "::error title=shard lint NOT RUN::no worker was left to run it",
+    ]
+    start = lines.index("::group::unit-2: FAIL, last lines")
+    assert lines[start + 1:start + 3] == ["line 52", "line 53"]
+    assert lines[lines.index("::endgroup::", start) - 1] == "E   assert 1 == 2"
