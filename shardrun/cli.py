@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import shutil
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -275,6 +277,10 @@ def run(
     run_id: Annotated[
         str | None, typer.Option("--run", metavar="RUN_ID", help="The run --failed reads.")
     ] = None,
+    keep_failed: Annotated[
+        bool, typer.Option("--keep-failed", help="Leave the stopped containers of failed "
+                           "shards, to look inside; `shardrun clean` removes them.")
+    ] = False,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Once a shard fails its tests, start no "
                            "queued shard (they are SKIPPED); running ones finish.")
@@ -295,7 +301,7 @@ def run(
     request = workflow.RunRequest(
         config=cfg, shards=shards, jobs=jobs, retries=retries,
         workers=tuple(config_mod.parse_worker_option(w) for w in worker or ()),
-        require_all_workers=require_all_workers, fail_fast=fail_fast,
+        require_all_workers=require_all_workers, fail_fast=fail_fast, keep_failed=keep_failed,
         secrets=workflow.read_secrets(shards, os.environ),
     )
     view, console = _view(plain)
@@ -520,6 +526,87 @@ def _run_repro(cfg, target, engine_worker, image_ref: str, shell: bool, print_on
         verdict = "passed" if code == 0 else f"failed (exit {code})"
         print(f"shardrun: {target.name} {verdict}", file=sys.stderr)
     return code
+
+
+@app.command()
+@handles_errors
+def runs(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    """List past runs, newest first: ID, when, image, counts, exit code."""
+    from shardrun import housekeeping
+
+    cfg = _load(config, None)
+    rows = housekeeping.past_runs(cfg.root / ".shardrun")
+    if not rows:
+        print("no runs recorded yet; `shardrun run` makes one")
+        return
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.started)) if row.started else "?"
+        image = row.image.removeprefix("sha256:")[:12] or "-"
+        code = "-" if row.exit_code is None else row.exit_code
+        print(f"{row.run_id}  {when}  image {image}  exit {code}  {row.counts}")
+
+
+@app.command()
+@handles_errors
+def show(
+    run_or_shard: Annotated[str | None, typer.Argument(metavar="[RUN]")] = None,
+    shard: Annotated[str | None, typer.Argument(metavar="[SHARD]")] = None,
+    config: ConfigOpt = None, debug: DebugOpt = False,
+) -> None:
+    """Print a run's summary again (default: the latest), or one shard's log."""
+    from shardrun import history, housekeeping
+
+    cfg = _load(config, None)
+    state = cfg.root / ".shardrun"
+    run_id, shard_name = housekeeping.resolve_show(state, run_or_shard, shard)
+    past = history.load(state, run_id)
+    if shard_name:
+        log = housekeeping.shard_log(past, shard_name)
+        try:
+            with open(log, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer)
+        except OSError as exc:
+            raise ConfigError(f"{log}: {exc.strerror}; the run's folder may have been cleaned") from None
+        return
+    summary_md = state / "runs" / past.run_id / "summary.md"
+    try:
+        print(summary_md.read_text(), end="")
+    except OSError:
+        raise ConfigError(f"{summary_md} is missing; `shardrun runs` lists the runs") from None
+
+
+@app.command()
+@handles_errors
+def clean(
+    older_than: Annotated[
+        str, typer.Option("--older-than", metavar="AGE", help="Remove runs and cache files "
+                          "unused for this long (e.g. 7d, 12h).")
+    ] = "7d",
+    containers: Annotated[
+        bool, typer.Option("--containers", help="Also remove every container with shardrun's "
+                           "labels on the workers, of any project and in any state.")
+    ] = False,
+    config: ConfigOpt = None, worker: WorkerOpt = None, debug: DebugOpt = False,
+) -> None:
+    """Remove old runs and unused cache files, and the containers kept by --keep-failed."""
+    import anyio
+
+    from shardrun import config as config_mod
+    from shardrun import housekeeping, workflow
+
+    cfg = _load(config, None)
+    age = config_mod.parse_duration(older_than, "--older-than")
+    done = housekeeping.clean_files(cfg.root / ".shardrun", age)
+    print(f"removed {done.runs} runs and {done.cache_files} cache files "
+          f"({done.freed / 1e6:.1f} MB)")
+    request = workflow.RunRequest(
+        config=cfg, shards=(),
+        workers=tuple(config_mod.parse_worker_option(w) for w in worker or ()),
+    )
+    for name, count, error in anyio.run(workflow.remove_containers,
+                                        workflow.resolve_workers(request), not containers):
+        what = "containers with shardrun's labels" if containers else "kept containers"
+        print(f"{name}: {error}" if error else f"{name}: removed {count} {what}")
 
 
 @app.command("list")

@@ -392,9 +392,9 @@ def _expand_home(source: str, where: str) -> Path:
 
 # ---- values --------------------------------------------------------------------------
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "": 1}
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "": 1}
 # Units on every part ("1h30m"), or one bare number of seconds ("90", as a CLI flag gives it).
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+|\d+(?:\.\d+)?")
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+|\d+(?:\.\d+)?")
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _MAX_SIZE = 2**63  # sizes are int64 bytes in the Engine API
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)(?:([kmgt])(i?b)?|b)?", re.IGNORECASE)
@@ -406,7 +406,7 @@ def parse_duration(value: Any, where: str) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = _to_float(value)
     elif _DURATION.fullmatch(text):
-        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text)
+        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?", text)
         seconds = sum(float(n) * _DURATION_UNITS[unit] for n, unit in parts)
     else:
         _fail(where, f"{_describe(value)} is not a duration", fix)

@@ -136,6 +136,7 @@ async def run_shard(
     attempt: int = 1,
     cleanup: TaskGroup | None = None,
     secrets: Mapping[str, str] | None = None,
+    keep_failed: bool = False,
 ) -> ShardResult:
     """Run one shard to an outcome. Only cancellation propagates; failures are results.
 
@@ -164,17 +165,31 @@ async def run_shard(
         raise
     finished = time.time()
     collected = await _collect(engine, container_id, shard, outcome, log_path, limiter)
-    if cleanup is not None:
+    kept = None
+    if keep_failed and outcome.status in (Status.FAIL, Status.TIMEOUT):
+        kept = await _keep(engine, container_id, shard.name, limiter)
+    if kept is None and cleanup is not None:
         cleanup.start_soon(remove, engine, container_id, limiter)
-    else:
+    elif kept is None:
         await remove(engine, container_id, limiter)
     return ShardResult(
         name=shard.name, status=outcome.status, exit_code=outcome.code, started=started,
         finished=finished, worker=place.worker, slot=place.slot, log_path=str(log_path),
         detail=masker.mask_text(outcome.detail), attempt=attempt,
         worker_fault=outcome.worker_fault, artifacts=collected.files,
-        artifacts_note=collected.note, junit=collected.junit, image=image_id,
+        artifacts_note=collected.note, junit=collected.junit, image=image_id, kept=kept,
     )
+
+
+async def _keep(engine: Engine, container_id: str, shard: str, limiter) -> str | None:
+    """Keep a failed shard's stopped container for a look inside: renamed, the run's end
+    and orphan sweeps leave it (see reap.py). None if that fails: it is removed then."""
+    name = f"{reap_mod.KEPT_PREFIX}{shard}-{container_id[:12]}"
+    try:
+        await to_thread.run_sync(engine.rename, container_id, name, limiter=limiter)
+    except ENGINE_FAILURES:
+        return None
+    return name
 
 
 async def _collect(engine: Engine, container_id: str, shard: Shard, outcome: _Outcome,

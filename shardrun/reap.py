@@ -1,6 +1,8 @@
 """Removing shardrun's containers, always found by label (never by name).
 
-Blocking engine calls: callers run them in threads.
+A failed shard's container kept with `--keep-failed` is the one exception: it is renamed
+`shardrun-kept-...`, and only `shardrun clean` removes it, not a run's end nor an orphan
+sweep. Blocking engine calls: callers run them in threads.
 """
 
 from __future__ import annotations
@@ -11,7 +13,23 @@ from shardrun.engine.api import Engine
 
 def remove_run(engine: Engine, run_id: str) -> int:
     """Remove every container of `run_id`: the backstop for every way a run ends."""
-    found = engine.containers(f"{owner.LABEL_RUN}={run_id}")
+    found = [c for c in engine.containers(f"{owner.LABEL_RUN}={run_id}") if not is_kept(c.name)]
+    for container in found:
+        engine.remove(container.id)
+    return len(found)
+
+
+KEPT_PREFIX = "shardrun-kept-"
+
+
+def is_kept(name: str) -> bool:
+    return name.startswith(KEPT_PREFIX)
+
+
+def remove_all(engine: Engine, kept_only: bool = False) -> int:
+    """`shardrun clean`: every container with shardrun's labels (or only kept ones), of any
+    project and in any state, running ones too."""
+    found = [c for c in engine.containers(owner.LABEL_RUN) if is_kept(c.name) or not kept_only]
     for container in found:
         engine.remove(container.id)
     return len(found)
@@ -26,7 +44,7 @@ def remove_orphans(engine: Engine) -> list[str]:
     """
     runs = set()
     for container in engine.containers(owner.LABEL_RUN):
-        if owner.is_orphan(container.labels, container.state):
+        if not is_kept(container.name) and owner.is_orphan(container.labels, container.state):
             engine.remove(container.id)
             runs.add(container.labels.get(owner.LABEL_RUN, "?"))
     return sorted(runs)

@@ -121,6 +121,7 @@ def to_json(summary: RunSummary) -> dict:
                 "image": r.image,
                 "options": planned.get(r.name),
                 "test_cases": _cases_json(r),
+                "kept_container": r.kept,
             }
             for r in summary.results
         ],

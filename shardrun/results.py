@@ -35,6 +35,7 @@ class ShardResult:
     artifacts_note: str = ""  # what artifacts-max left out, or which paths were missing
     junit: str | None = None  # host path of the shard's own JUnit file, if it wrote one
     image: str | None = None  # what its container was created from: an image ID or tag
+    kept: str | None = None  # the name of its stopped container, kept by --keep-failed
 
     @property
     def duration(self) -> float | None:

@@ -73,8 +73,9 @@ class ShardRunner:
     cancels. Exited containers are removed in `cleanup`, off the slot's critical path."""
 
     def __init__(self, run_id: str, project: str, run_dir: Path,
-                 secrets: Mapping[str, str], emit: Emit, cleanup: TaskGroup) -> None:
-        self.run_dir, self.secrets = run_dir, secrets
+                 secrets: Mapping[str, str], emit: Emit, cleanup: TaskGroup,
+                 keep_failed: bool = False) -> None:
+        self.run_dir, self.secrets, self.keep_failed = run_dir, secrets, keep_failed
         self.emit, self.cleanup = emit, cleanup
         self.labels = {owner.LABEL_RUN: run_id, owner.LABEL_PROJECT: project,
                        **owner.me().labels()}
@@ -97,6 +98,7 @@ class ShardRunner:
                     plan.for_worker(shard, worker.volumes),
                     execute.Placement(connection, worker.name, slot), worker.delivery.ref, labels,
                     log, self.emit, limiter, attempt, self.cleanup, self.secrets,
+                    self.keep_failed,
                 )
             if scope.cancelled_caught:
                 result = execute.not_started(shard, worker.name, slot, log, worker.lost, attempt)

@@ -303,6 +303,21 @@ def worker_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
+def kept_lines(summary: RunSummary) -> list[str]:
+    """Each kept container, and the commands to look inside it (a stopped container takes
+    no exec: commit it, then run a shell in the copy)."""
+    urls = {w.name: w.url for w in summary.workers}
+    lines = []
+    for r in summary.results:
+        if r.kept:
+            docker = f"docker --host {urls.get(r.worker or '', '')}"
+            image = f"shardrun-kept:{r.name}"
+            lines.append(f"kept {r.name}: container {r.kept} on {r.worker}; look inside with: "
+                         f"{docker} commit {r.kept} {image} && "
+                         f"{docker} run --rm -it --entrypoint sh {image}")
+    return lines
+
+
 def failing_case_lines(summary: RunSummary) -> list[str]:
     """The failing test cases of each failed shard that wrote JUnit (10 at most each)."""
     lines = []
@@ -337,8 +352,9 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     if len(summary.workers) > 1 or summary.lost_workers:
         for line in worker_lines(summary):
             console.print(line, highlight=False)
-    for line in artifact_lines(summary) + failing_case_lines(summary):
-        console.print(line, highlight=False)
+    # Not wrapped: these hold paths and commands to copy.
+    for line in artifact_lines(summary) + failing_case_lines(summary) + kept_lines(summary):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
     verdict = ("[green]passed[/]" if summary.exit_code == 0
                else "[yellow]interrupted[/]" if summary.interrupted else "[red]failed[/]")
     lost = lost_line(summary)

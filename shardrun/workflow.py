@@ -58,6 +58,7 @@ class RunRequest:
     workers: tuple[WorkerSpec, ...] = ()  # from --worker; else the config's; else default
     require_all_workers: bool = False  # a lost worker fails the run (exit 4)
     fail_fast: bool = False  # after a shard fails its tests, no queued shard starts
+    keep_failed: bool = False  # failed shards' stopped containers stay, for a look inside
     # The values of the shards' secret-env names, from this process's environment. Never
     # written anywhere by shardrun: kept out of repr, reports and messages.
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
@@ -159,6 +160,34 @@ def builder_endpoint(config: Config) -> tuple[WorkerSpec, Endpoint, str]:
                       host=name if "://" in name else None, slots=None)
     endpoint = resolve(name)
     return spec, endpoint, endpoint.name
+
+
+async def remove_containers(resolved: list[tuple[WorkerSpec, Endpoint, str]],
+                            kept_only: bool) -> list[tuple[str, int, str]]:
+    """`shardrun clean`: on every worker at once, the kept containers (or, not `kept_only`,
+    every container with shardrun's labels). (worker, how many, error) per worker."""
+    done: dict[int, tuple[str, int, str]] = {}
+
+    def one(spec: WorkerSpec, endpoint: Endpoint, name: str) -> tuple[str, int, str]:
+        try:
+            worker = workers_mod.connect(spec, endpoint, name)
+        except InfraError as exc:
+            return name, 0, str(exc)
+        try:
+            return name, reap.remove_all(worker.engine, kept_only), ""
+        except ENGINE_FAILURES as exc:
+            return name, 0, str(exc)
+        finally:
+            worker.engine.close()
+
+    async def each(index: int, spec: WorkerSpec, endpoint: Endpoint, name: str) -> None:
+        done[index] = await to_thread.run_sync(one, spec, endpoint, name,
+                                               abandon_on_cancel=True)
+
+    async with anyio.create_task_group() as tg:
+        for index, (spec, endpoint, name) in enumerate(resolved):
+            tg.start_soon(each, index, spec, endpoint, name)
+    return [done[i] for i in sorted(done)]
 
 
 async def connect_builder(config: Config) -> Worker:
@@ -300,7 +329,7 @@ async def run_shards(
     try:
         async with cancelled_by(interrupt), anyio.create_task_group() as cleanup:
             runner = stages.ShardRunner(request.run_id, request.config.project, run_dir,
-                                        request.secrets, emit, cleanup)
+                                        request.secrets, emit, cleanup, request.keep_failed)
             with stop:
                 async with anyio.create_task_group() as background:
                     for worker in workers:

@@ -56,6 +56,7 @@ class ContainerInfo:
     id: str
     state: str  # created, running, exited, dead, ...
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ class Engine(Protocol):
     def kill(self, container_id: str) -> None:
         """Kill it if it runs; nothing if it has exited or is gone."""
         ...
+
+    def rename(self, container_id: str, name: str) -> None: ...
 
     def copy_out(self, container_id: str, path: str, chunk_size: int) -> Iterator[bytes]:
         """A tar stream of `path` in the container (a file, or a folder with its

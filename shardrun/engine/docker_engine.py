@@ -251,8 +251,13 @@ class DockerEngine:
     def containers(self, label: str) -> list[ContainerInfo]:
         with translated("listing containers"):
             found = self.api.containers(all=True, filters={"label": label})
-        return [ContainerInfo(c["Id"], c.get("State", ""), dict(c.get("Labels") or {}))
+        return [ContainerInfo(c["Id"], c.get("State", ""), dict(c.get("Labels") or {}),
+                              (c.get("Names") or [""])[0].lstrip("/"))
                 for c in found]
+
+    def rename(self, container_id: str, name: str) -> None:
+        with translated("could not rename the container"):
+            self.api.rename(container_id, name)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -191,6 +191,7 @@ class FakeContainer:
     request: ContainerRequest
     labels: dict[str, str]
     script: Script
+    name: str = ""
     state: str = "created"  # created, running, exited, removed
     exit_code: int | None = None
     killed: bool = False
@@ -549,6 +550,11 @@ class FakeEngine:
                 container.state, container.exit_code, container.killed = "exited", KILLED, True
                 self._cond.notify_all()
 
+    def rename(self, container_id: str, name: str) -> None:
+        self._enter("rename", container_id, name)
+        with self._cond:
+            self._container(container_id, "rename").name = name
+
     def copy_out(self, container_id: str, path: str, chunk_size: int) -> Iterator[bytes]:
         """As the engine's archive endpoint: members named from the base name of `path`."""
         self._enter("copy_out", container_id, path, chunk_size)
@@ -584,7 +590,8 @@ class FakeEngine:
         with self._cond:
             self._refresh()
             return [
-                ContainerInfo(c.id, c.state, dict(c.labels)) for c in self.present.values()
+                ContainerInfo(c.id, c.state, dict(c.labels), c.name)
+                for c in self.present.values()
                 if key in c.labels and (not has_value or c.labels[key] == value)
             ]
 

@@ -71,3 +71,30 @@ def test_fail_fast_starts_no_queued_shard_after_the_first_failure(project, docke
     assert result.returncode == 1, result.stdout + result.stderr
     assert started_by_engine(docker_client, project, since) == ["a", "b"]
     assert project.statuses() == {"a": "PASS", "b": "FAIL", "c": "SKIPPED", "d": "SKIPPED"}
+
+
+def test_keep_failed_leaves_the_failed_container_until_clean_removes_it(project, docker_client):
+    project.write("shards.toml", shards_toml(project, FOUR))
+    label = {"label": f"{LABEL_PROJECT}={project.name}"}
+
+    result = project.shardrun("run", "--plain", "--keep-failed")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    kept = docker_client.containers.list(all=True, filters=label)
+    assert sorted(c.labels["shardrun.shard"] for c in kept) == ["b", "d"]
+    assert all(c.status == "exited" and c.name.startswith("shardrun-kept-") for c in kept)
+    report = {s["name"]: s["kept_container"] for s in project.report()["shards"]}
+    assert report["a"] is None and report["b"] == next(
+        c.name for c in kept if c.labels["shardrun.shard"] == "b")
+    assert f"kept b: container {report['b']} on local; look inside with: docker --host " \
+        in result.stdout
+    assert f"commit {report['b']} shardrun-kept:b && " in result.stdout
+
+    # Later commands' orphan sweeps leave them; `clean` removes them.
+    again = project.shardrun("run", "--plain", "--shard", "a")
+    assert again.returncode == 0
+    assert len(docker_client.containers.list(all=True, filters=label)) == 2
+    cleaned = project.shardrun("clean")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert "local: removed 2 kept containers" in cleaned.stdout
+    assert docker_client.containers.list(all=True, filters=label) == []

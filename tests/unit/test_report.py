@@ -95,6 +95,7 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "image": None,
         "options": None,
         "test_cases": None,
+        "kept_container": None,
     }
     assert data["shards"][4]["status"] == "NOT RUN"
     assert data["shards"][4]["duration"] is None
