@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ class Artifact:
     path: Path
     size: int
     reused: bool
+    seconds: float = 0.0  # the save's, 0 when reused
 
 
 def tarball_path(cache_dir: Path, image_id: str) -> Path:
@@ -54,6 +56,7 @@ def ensure(engine: Engine, image_id: str, cache_dir: Path) -> Artifact:
     disk fills up while writing.
     """
     path = tarball_path(cache_dir, image_id)
+    started = time.monotonic()
     cache_dir.mkdir(parents=True, exist_ok=True)
     # Another run of the project may need the same tarball now: the one that gets the lock
     # saves it, the other waits and then finds it whole.
@@ -71,7 +74,7 @@ def ensure(engine: Engine, image_id: str, cache_dir: Path) -> Artifact:
             tmp.publish()
         size = path.stat().st_size
     prune(cache_dir, keep=path)
-    return Artifact(image_id, path, size, reused=False)
+    return Artifact(image_id, path, size, reused=False, seconds=time.monotonic() - started)
 
 
 def _room_for_save(engine: Engine, image_id: str, cache_dir: Path) -> int:

@@ -234,6 +234,17 @@ def _planned(config: config_mod.Config, patterns: list[str] | None) -> list[plan
     return plan.order(selected, timings.load(config.root / ".shardrun" / "timings.json"))
 
 
+def _copy_report(made: Path, wanted: Path) -> Path:
+    """A copy of a run's report where CI wants it (atomically: a reader never sees half)."""
+    from shardrun.timings import write_atomic
+
+    try:
+        write_atomic(wanted, made.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot write {wanted}: {exc.strerror}; give a writable path") from None
+    return wanted
+
+
 def _only_failed(cfg, shards: tuple, run_id: str | None) -> tuple:
     """The shards that failed, timed out or errored in that run; exits 0 if none did."""
     from shardrun import history
@@ -281,6 +292,15 @@ def run(
         bool, typer.Option("--keep-failed", help="Leave the stopped containers of failed "
                            "shards, to look inside; `shardrun clean` removes them.")
     ] = False,
+    junit_out: Annotated[
+        Path | None, typer.Option("--junit", metavar="PATH", help="Also write junit.xml here.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", metavar="PATH", help="Also write report.json here.")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", metavar="PATH", help="Also write report.html here.")
+    ] = None,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Once a shard fails its tests, start no "
                            "queued shard (they are SKIPPED); running ones finish.")
@@ -312,6 +332,10 @@ def run(
         summary = anyio.run(_drive, view, functools.partial(workflow.run, request), leftovers)
     run_dir = request.state_dir / "runs" / summary.run_id
     reports = [run_dir / name for name in report.REPORTS]
+    for name, wanted in (("junit.xml", junit_out), ("report.json", json_out),
+                         ("report.html", html_out)):
+        if wanted is not None:
+            reports.append(_copy_report(run_dir / name, wanted))
     ui.print_summary(console, summary, reports)
     if os.environ.get("GITHUB_ACTIONS") == "true" and (notes := report.github_annotations(summary)):
         print("\n".join(notes), flush=True)

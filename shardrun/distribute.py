@@ -43,6 +43,7 @@ class Delivery:
     full_size: int  # bytes of the full tarball, for comparison
     seconds: float
     ref: str = ""  # what the worker knows the image by: its ID, or its content tag
+    started: float = 0.0  # wall clock, when its delivery began
 
 
 class ThinRefusals:
@@ -137,13 +138,13 @@ def deliver(
     top-layer change costs one pass over the save and no full tarball on disk; the full
     tarball is saved (once, for every worker) only when one needs it.
     """
-    started = time.monotonic()
+    started, wall = time.monotonic(), time.time()
     image_id = image.image_id
     diff_ids = image.diff_ids()
 
     def done(mode: str, sent: int, ref: str, full: int = 0) -> Delivery:
         emit(WorkerTransfer(worker=worker, sent=sent, total=sent, mode=mode))
-        return Delivery(worker, mode, sent, full, time.monotonic() - started, ref)
+        return Delivery(worker, mode, sent, full, time.monotonic() - started, ref, wall)
 
     if ref := engine.find_image(image_id, diff_ids):
         return done("none", 0, ref)

@@ -62,6 +62,7 @@ class ArtifactReady(Event):
     path: str
     size: int
     reused: bool
+    seconds: float = 0.0  # the save's (0 when the cached tarball was reused)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ import dataclasses
 import html
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from shardrun import junit, plan, timeline
+from shardrun import html_report, junit, plan
 from shardrun.junit import xml_safe
 from shardrun.plan import Shard
 from shardrun.results import EXIT_INFRA, ShardResult, Status, exit_code
@@ -28,6 +29,7 @@ class WorkerReport:
     full_size: int = 0
     load_seconds: float = 0.0
     required: bool = False  # its loss fails the run (exit 4)
+    load_started: float | None = None  # wall clock, when getting the image there began
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class RunSummary:
     error: str = ""  # what stopped the run early (a full disk), if anything did
     # The shards as planned (options merged, placeholders filled), for repro to rerun.
     shards: tuple[Shard, ...] = ()
+    # Phases before the shards, as report.json's "phases" gives them (see Phases).
+    build: Mapping[str, Any] | None = None
+    save: Mapping[str, Any] | None = None
 
     @property
     def lost_workers(self) -> tuple[str, ...]:
@@ -88,9 +93,13 @@ def totals_line(summary: RunSummary) -> str:
     return f"{len(summary.results)} shards: {', '.join(parts) or 'none run'} in {wall:.1f}s"
 
 
+SCHEMA = "https://shardrun.dev/schemas/report-1.json"  # its file: shardrun/report.schema.json
+
+
 def to_json(summary: RunSummary) -> dict:
     planned = {s.name: plan.to_json(s) for s in summary.shards}
     return {
+        "schema": SCHEMA,
         "run_id": summary.run_id,
         "project": summary.project,
         "image_id": summary.image_id,
@@ -101,6 +110,11 @@ def to_json(summary: RunSummary) -> dict:
         "error": summary.error,
         "lost_workers": list(summary.lost_workers),
         "lost_required_workers": list(summary.lost_required),
+        "phases": {"build": summary.build, "save": summary.save,
+                   "distribution": [{"worker": w.name, "mode": w.load, "sent": w.sent,
+                                     "started": w.load_started, "seconds": w.load_seconds}
+                                    for w in summary.workers if w.load]},
+        "flaky": junit.flaky_count(summary.results),
         "workers": [dataclasses.asdict(w) for w in summary.workers],
         "shards": [
             {
@@ -142,10 +156,11 @@ def to_junit(summary: RunSummary) -> str:
     """A testsuite per shard: the cases of the shard's own JUnit file, or one testcase for
     the shard, whose failure carries the log tail so CI shows it inline."""
     return junit.to_xml(summary.project, summary.results, summary.finished - summary.started,
-                        _tail)
+                        log_tail)
 
 
-def _tail(log_path: str | None, lines: int = 50) -> str:
+def log_tail(log_path: str | None, lines: int = 50) -> str:
+    """The last `lines` of a shard's log, safe for XML and HTML text ("" if none)."""
     if not log_path:
         return ""
     try:
@@ -175,7 +190,7 @@ def to_markdown(summary: RunSummary, tail_lines: int = 30) -> str:
     for result in summary.results:
         if result.status is Status.PASS:
             continue
-        tail = _tail(result.log_path, tail_lines).replace(FENCE, "'''")
+        tail = log_tail(result.log_path, tail_lines).replace(FENCE, "'''")
         if tail:
             summary_line = f"{html.escape(result.name)}: {result.status.value}, last lines"
             lines += ["", f"<details><summary>{summary_line}</summary>", "", FENCE, tail,
@@ -190,7 +205,7 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-REPORTS = ("report.json", "junit.xml", "summary.md", "timeline.html")
+REPORTS = ("report.json", "junit.xml", "summary.md", "report.html")
 
 
 def write(summary: RunSummary, run_dir: Path, step_summary: Path | None = None) -> list[Path]:
@@ -200,7 +215,7 @@ def write(summary: RunSummary, run_dir: Path, step_summary: Path | None = None) 
     write_atomic(paths[0], json.dumps(to_json(summary), indent=2))
     write_atomic(paths[1], to_junit(summary))
     write_atomic(paths[2], markdown)
-    write_atomic(paths[3], timeline.to_html(summary))
+    write_atomic(paths[3], html_report.to_html(summary, run_dir))
     if step_summary is not None:
         with open(step_summary, "a", encoding="utf-8") as out:  # CI collects, never replaces
             out.write(markdown)
@@ -226,7 +241,7 @@ def github_annotations(summary: RunSummary, tail_lines: int = 30) -> list[str]:
         if result.status in (Status.PASS, Status.SKIPPED):
             continue
         lines.append(f"::group::{_gh_data(result.name)}: {result.status.value}, last lines")
-        lines += _tail(result.log_path, tail_lines).splitlines()
+        lines += log_tail(result.log_path, tail_lines).splitlines()
         lines.append("::endgroup::")
         found = junit.flaky_and_cases(result)
         failing = [c for c in found[0] if c.failed] if found else []

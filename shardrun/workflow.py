@@ -37,6 +37,8 @@ from shardrun.engine import ENGINE_FAILURES, Endpoint, resolve
 from shardrun.errors import ConfigError, DiskFull, InfraError
 from shardrun.events import (
     ArtifactReady,
+    BuildFinished,
+    BuildStarted,
     Emit,
     RunPlanned,
     ShardRequeued,
@@ -211,7 +213,8 @@ async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
 
 def _announce(emit: Emit):
     return lambda saved: emit(
-        ArtifactReady(path=_rel(saved.path), size=saved.size, reused=saved.reused)
+        ArtifactReady(path=_rel(saved.path), size=saved.size, reused=saved.reused,
+                      seconds=saved.seconds)
     )
 
 
@@ -288,18 +291,43 @@ async def run(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> report
     """The whole run. An interrupt at any stage still returns a summary, recorded with
     the run marked interrupted, once everything the run started is gone."""
     started = time.time()
-    prepared = await prepare(request, emit, interrupt)
+    phases = Phases(emit)
+    prepared = await prepare(request, phases, interrupt)
     if prepared is None:  # interrupted while building or connecting: nothing ran
         summary = _summary(request, started, None, [], (), schedule.ShardQueue(request.shards),
-                           "the run was interrupted before it started", interrupted=True)
+                           "the run was interrupted before it started", interrupted=True,
+                           phases=phases)
         _record(request, summary)
         return summary
-    return await run_shards(request, prepared, emit, interrupt, started)
+    return await run_shards(request, prepared, phases, interrupt, started, phases)
+
+
+class Phases:
+    """Passes events on, noting when the build and the save happened, for report.json."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.build: dict | None = None
+        self.save: dict | None = None
+        self._build_started: float | None = None
+
+    def __call__(self, event) -> None:
+        now = time.time()
+        if isinstance(event, BuildStarted):
+            self._build_started = now
+        elif isinstance(event, BuildFinished):
+            self.build = {"started": self._build_started or now - event.duration,
+                          "finished": now, "cached_steps": event.cached_steps,
+                          "total_steps": event.total_steps}
+        elif isinstance(event, ArtifactReady):
+            self.save = {"started": now - event.seconds, "finished": now,
+                         "bytes": event.size, "reused": event.reused}
+        self.emit(event)
 
 
 async def run_shards(
     request: RunRequest, prepared: Prepared, emit: Emit, interrupt: anyio.Event,
-    started: float | None = None,
+    started: float | None = None, phases: Phases | None = None,
 ) -> report.RunSummary:
     """Get the image onto each worker and run every shard on the workers' slots.
 
@@ -348,7 +376,8 @@ async def run_shards(
         with anyio.CancelScope(shield=True):
             await _reap(workers, request.run_id)
             watchdog.release()
-            summary = _finish(request, prepared, started, queue, interrupt, distribution.stopped)
+            summary = _finish(request, prepared, started, queue, interrupt, distribution.stopped,
+                              phases)
     if distribution.stopped:
         raise distribution.stopped
     return summary
@@ -356,13 +385,13 @@ async def run_shards(
 
 def _finish(request: RunRequest, prepared: Prepared, started: float,
             queue: schedule.ShardQueue, interrupt: anyio.Event,
-            stopped: DiskFull | None) -> report.RunSummary:
+            stopped: DiskFull | None, phases: Phases | None = None) -> report.RunSummary:
     """The run's summary, recorded: reports, timings, runs/latest."""
     why = f"the run stopped: {stopped}" if stopped else "the run was interrupted"
     summary = _summary(
         request, started, prepared.image_id, prepared.workers, prepared.unreachable, queue,
         why, interrupted=interrupt.is_set() or (not queue.finished and not stopped),
-        error=str(stopped) if stopped else "",
+        error=str(stopped) if stopped else "", phases=phases,
     )
     _record(request, summary)
     return summary
@@ -377,7 +406,7 @@ def _run_dir(request: RunRequest) -> Path:
 def _summary(
     request: RunRequest, started: float, image_id: str | None, workers: list[Worker],
     unreachable: tuple[tuple[str, str, bool], ...], queue: schedule.ShardQueue, why: str,
-    interrupted: bool, error: str = "",
+    interrupted: bool, error: str = "", phases: Phases | None = None,
 ) -> report.RunSummary:
     """The run's summary: a shard without a result was CANCELLED, for `why`."""
     queue.abandon(Status.CANCELLED, why)
@@ -385,6 +414,7 @@ def _summary(
         run_id=request.run_id, project=request.config.project, image_id=image_id,
         started=started, finished=time.time(), results=tuple(queue.results()),
         interrupted=interrupted, error=error, shards=request.shards,
+        build=phases.build if phases else None, save=phases.save if phases else None,
         workers=tuple(_worker_report(w) for w in workers)
         + tuple(report.WorkerReport(name, "", 0, lost=why, required=required)
                 for name, why, required in unreachable),
@@ -397,7 +427,7 @@ def _worker_report(worker: Worker) -> report.WorkerReport:
         name=worker.name, url=worker.endpoint.url, slots=worker.slots, lost=worker.lost,
         load=d.mode if d else "", sent=d.sent if d else 0,
         full_size=d.full_size if d else 0, load_seconds=d.seconds if d else 0.0,
-        required=worker.required,
+        required=worker.required, load_started=d.started if d else None,
     )
 
 

@@ -57,6 +57,7 @@ def mixed(tmp_path: Path) -> RunSummary:
 def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
     data = report.to_json(mixed)
     assert {k: v for k, v in data.items() if k != "shards"} == {
+        "schema": report.SCHEMA,
         "run_id": "20240101-120000-ab12",
         "project": "demo",
         "image_id": "sha256:abc",
@@ -67,13 +68,17 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "error": "",
         "lost_workers": ["remote"],
         "lost_required_workers": [],
+        "phases": {"build": None, "save": None,
+                   "distribution": [{"worker": "local", "mode": "none", "sent": 0,
+                                     "started": None, "seconds": 0.0}]},
+        "flaky": 0,
         "workers": [
             {"name": "local", "url": "unix:///var/run/docker.sock", "slots": 2, "lost": "",
              "load": "none", "sent": 0, "full_size": 0, "load_seconds": 0.0,
-             "required": False},
+             "required": False, "load_started": None},
             {"name": "remote", "url": "ssh://ci@box", "slots": 4,
              "lost": "lost while running: EOF", "load": "", "sent": 0, "full_size": 0,
-             "load_seconds": 0.0, "required": False},
+             "load_seconds": 0.0, "required": False, "load_started": None},
         ],
     }
     assert [s["name"] for s in data["shards"]] == ["unit-1", "unit-2", "slow", "docs", "lint"]
@@ -199,9 +204,9 @@ def test_write_writes_every_report_and_no_temp_files(mixed: RunSummary, tmp_path
     (run_dir / "report.json").write_text("stale")
     paths = report.write(mixed, run_dir)
     assert paths == [run_dir / n for n in ("report.json", "junit.xml", "summary.md",
-                                           "timeline.html")]
+                                           "report.html")]
     assert sorted(os.listdir(run_dir)) == [
-        "junit.xml", "report.json", "summary.md", "timeline.html"
+        "junit.xml", "report.html", "report.json", "summary.md"
     ]
     assert json.loads(paths[0].read_text()) == report.to_json(mixed)
     assert ET.parse(paths[1]).getroot().get("tests") == "5"
@@ -275,3 +280,20 @@ def test_github_annotations_give_one_error_per_failed_shard_and_group_its_log(mi
     start = lines.index("::group::unit-2: FAIL, last lines")
     assert lines[start + 1:start + 3] == ["line 52", "line 53"]
     assert lines[lines.index("::endgroup::", start) - 1] == "E   assert 1 == 2"
+
+
+def test_report_json_round_trips_and_validates_against_its_schema(mixed: RunSummary):
+    import jsonschema
+
+    schema = json.loads((Path(report.__file__).parent / "report.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    data = report.to_json(replace(
+        mixed, build={"started": 1.0, "finished": 2.0, "cached_steps": 3, "total_steps": 4},
+        save={"started": 2.0, "finished": 3.0, "bytes": 10, "reused": False}))
+    assert data["schema"] == schema["$id"]
+    again = json.loads(json.dumps(data))
+    assert again == data
+    jsonschema.validate(again, schema)
+    again["shards"][0]["status"] = "MAYBE"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(again, schema)
