@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from shardrun.events import Emitter
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # typer's --install-completion / --show-completion
     no_args_is_help=True,
     rich_markup_mode=None,
     help="Build Dockerfile.test once and run the shards of shards.toml concurrently.",
@@ -46,9 +46,37 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", metavar="PATH", help="shards.toml, or a pyproject.toml with [tool.shardrun]."),
 ]
+def _complete_shards(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shard names for the shell, read from the config (--config, or found from here)
+    without touching an engine; nothing on any error: a completion never prints one."""
+    try:
+        from shardrun import config as config_mod
+        from shardrun import plan
+
+        path = ctx.params.get("config")
+        names = [s.name for s in plan.expand(config_mod.load(path))]
+    except Exception:  # noqa: BLE001 - a broken config completes nothing
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def _complete_runs(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Run IDs under .shardrun/runs of the config's project, newest first."""
+    try:
+        from shardrun import config as config_mod
+        from shardrun import housekeeping
+
+        root = config_mod.load(ctx.params.get("config")).root
+        ids = [row.run_id for row in housekeeping.past_runs(root / ".shardrun")]
+    except Exception:  # noqa: BLE001 - as _complete_shards
+        return []
+    return [run_id for run_id in ids if run_id.startswith(incomplete)]
+
+
 ShardOpt = Annotated[
     list[str] | None,
-    typer.Option("--shard", "-s", metavar="NAME", help="Only shards matching this name or glob (repeatable)."),
+    typer.Option("--shard", "-s", metavar="NAME", help="Only shards matching this name or glob (repeatable).",
+                 autocompletion=_complete_shards),
 ]
 BuildArgOpt = Annotated[
     list[str] | None,
@@ -286,7 +314,8 @@ def run(
                            "errored in the latest run (or --run).")
     ] = False,
     run_id: Annotated[
-        str | None, typer.Option("--run", metavar="RUN_ID", help="The run --failed reads.")
+        str | None, typer.Option("--run", metavar="RUN_ID", help="The run --failed reads.",
+                                 autocompletion=_complete_runs)
     ] = None,
     keep_failed: Annotated[
         bool, typer.Option("--keep-failed", help="Leave the stopped containers of failed "
@@ -407,14 +436,16 @@ def workers(
 @handles_errors
 def repro(
     name: Annotated[
-        str, typer.Argument(metavar="SHARD", help="The shard to run, as `shardrun list` names it.")
+        str, typer.Argument(metavar="SHARD", help="The shard to run, as `shardrun list` names it.",
+                            autocompletion=_complete_shards)
     ],
     shell: Annotated[
         bool, typer.Option("--shell", help="Start sh in the shard's container instead.")
     ] = False,
     run_id: Annotated[
         str | None, typer.Option("--run", metavar="RUN_ID", help="Reproduce the shard as it "
-                                 "ran in this run (default: the latest run where it ran).")
+                                 "ran in this run (default: the latest run where it ran).",
+                                 autocompletion=_complete_runs)
     ] = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Build from the current sources instead of using "
@@ -573,8 +604,11 @@ def runs(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
 @app.command()
 @handles_errors
 def show(
-    run_or_shard: Annotated[str | None, typer.Argument(metavar="[RUN]")] = None,
-    shard: Annotated[str | None, typer.Argument(metavar="[SHARD]")] = None,
+    run_or_shard: Annotated[str | None, typer.Argument(
+        metavar="[RUN]", autocompletion=lambda ctx, incomplete: _complete_runs(ctx, incomplete)
+        + _complete_shards(ctx, incomplete))] = None,
+    shard: Annotated[str | None, typer.Argument(metavar="[SHARD]",
+                                                autocompletion=_complete_shards)] = None,
     config: ConfigOpt = None, debug: DebugOpt = False,
 ) -> None:
     """Print a run's summary again (default: the latest), or one shard's log."""
@@ -654,7 +688,7 @@ def main() -> None:
 
     defer_ssh_transport()
     try:
-        app()
+        app(prog_name="shardrun")  # also under `python -m shardrun`: completion keys on it
         code = 0
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
