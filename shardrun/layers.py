@@ -122,8 +122,10 @@ def is_complete(tarball: Path, image_id: str, omit: AbstractSet[str] = frozenset
     """True if `tarball` is a whole `docker save` of exactly `image_id` under its content
     tag, less the `omit` layer files a thin one leaves out.
 
-    The config blob's sha256 is the image ID, and every other layer file the manifest
-    names must be in the archive. A cut-off file fails: tarfile raises "unexpected end of
+    The config blob's sha256 is the image ID (on a graph-driver engine; on the containerd
+    store the ID is the manifest's digest, and the archive names the config by its own),
+    the archive carries the image's content tag, and every other layer file the manifest
+    names must be in it. A cut-off file fails: tarfile raises "unexpected end of
     data" when a member's data runs past the end, and `docker save` writes manifest.json
     after the layers (its folder is archived in name order), so a cut before it loses it.
     """
@@ -137,11 +139,33 @@ def is_complete(tarball: Path, image_id: str, omit: AbstractSet[str] = frozenset
             config = tar.extractfile(entry["Config"]).read()
     except (OSError, tarfile.TarError, KeyError, ValueError, AttributeError, TypeError):
         return False
-    if "sha256:" + hashlib.sha256(config).hexdigest() != image_id:
+    digest = hashlib.sha256(config).hexdigest()
+    if f"sha256:{digest}" != image_id and digest not in entry["Config"]:
         return False
     if content_tag(image_id) not in (entry.get("RepoTags") or []):
         return False  # saved by an older shardrun, by ID: no store but a graph driver finds it
     return all(layer in names for layer in entry["Layers"] if layer not in omit)
+
+
+def compressed_blobs(tarball: Path) -> dict[str, str]:
+    """diff ID -> blob digest of the layers a `docker save` (or a thin one) stores
+    compressed: the save of a containerd-store engine names each layer file by its blob's
+    digest, and layers BuildKit built there are gzip blobs, not their diff IDs."""
+    try:
+        with tarfile.open(tarball) as tar:
+            [entry] = json.load(tar.extractfile("manifest.json"))
+            config = json.load(tar.extractfile(entry["Config"]))
+    except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError):
+        return {}
+    return _pairs(config.get("rootfs", {}).get("diff_ids", []),
+                  ["sha256:" + posixpath.basename(p) for p in entry.get("Layers", [])
+                   if p.startswith("blobs/sha256/")])
+
+
+def _pairs(diff_ids: list[str], blobs: list[str]) -> dict[str, str]:
+    if len(diff_ids) != len(blobs):
+        return {}
+    return {d: b for d, b in zip(diff_ids, blobs, strict=True) if d != b}
 
 
 class NotStreamable(Exception):
@@ -173,8 +197,8 @@ def write_thin_from_stream(chunks: Iterable[bytes], omit_diff_ids: AbstractSet[s
                 continue
             digest = copy_hashing(src.extractfile(member), out) if member.size else None
             out.write(tarfile.NUL * (-member.size % tarfile.BLOCKSIZE))
-            is_layer = posixpath.basename(member.name) == "layer.tar"
-            if is_layer and digest is not None and f"sha256:{digest}" in omit_diff_ids:
+            # By content, whatever the name: <id>/layer.tar, or blobs/sha256/<digest>.
+            if digest is not None and f"sha256:{digest}" in omit_diff_ids:
                 out.seek(start)
                 out.truncate()
                 omitted.add(member.name)
@@ -184,8 +208,10 @@ def write_thin_from_stream(chunks: Iterable[bytes], omit_diff_ids: AbstractSet[s
     return omitted
 
 
-def copy_hashing(data: BinaryIO, out: BinaryIO) -> str:
-    digest = hashlib.sha256()
+def copy_hashing(data: BinaryIO, out: BinaryIO, digest=None) -> str:
+    """Copy `data` to `out`; the sha256 of what was copied (added to `digest`, a hashlib
+    object already fed what came before, if given)."""
+    digest = digest or hashlib.sha256()
     while block := data.read(_COPY):
         out.write(block)
         digest.update(block)

@@ -18,11 +18,13 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from shardrun.engine.api import content_tag
 from shardrun.layers import NotStreamable, chunk_reader, copy_hashing, resolve_link
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar"
+GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 # Names of the engine's tag, as Docker's own OCI save writes them: the store takes the
 # image's name from the first, other tools read the second.
 NAME_ANNOTATION = "io.containerd.image.name"
@@ -45,16 +47,17 @@ class Layout:
 def write_from_save(chunks: Iterable[bytes], omit: AbstractSet[str], tag: str,
                     out: BinaryIO) -> Layout:
     """Write into `out` (seekable) an OCI layout of the image in the save stream `chunks`,
-    without the layer blobs whose digest is in `omit`, its index naming the image `tag`.
+    without the layer blobs whose digest is in `omit` (diff IDs: a plain layer's digest),
+    its index naming the image `tag`.
 
     Every file of the save is written as a blob under its content digest as it comes
     (the digest is known only at its end, so the header is written again then), and cut
     back out if it is a left-out layer or a copy of a blob already written. Raises
-    NotStreamable when a layer's digest is not its diff ID (a compressed layer): the
-    store could not match it to the layers it holds.
+    NotStreamable when the stream is not one image or lacks a blob.
     """
     blobs: dict[str, str] = {}  # member name -> digest
     sizes: dict[str, int] = {}  # digest -> size
+    gzipped: set[str] = set()  # digests of gzip-compressed blobs
     small: dict[str, bytes] = {}  # digest -> content, for the config
     links: dict[str, str] = {}
     manifest_json = b""
@@ -76,13 +79,16 @@ def write_from_save(chunks: Iterable[bytes], omit: AbstractSet[str], tag: str,
             start = out.tell()
             header = _header(_PLACEHOLDER, member.size)
             out.write(header)
+            content = data.read(_SMALL)  # all of a small file, the head of a big one
+            out.write(content)
+            hasher = hashlib.sha256(content)
+            if member.size > _SMALL:
+                copy_hashing(data, out, hasher)
+            digest = "sha256:" + hasher.hexdigest()
             if member.size <= _SMALL:
-                content = data.read()
-                out.write(content)
-                digest = "sha256:" + hashlib.sha256(content).hexdigest()
                 small[digest] = content
-            else:
-                digest = "sha256:" + copy_hashing(data, out)
+            if content[:2] == b"\x1f\x8b":
+                gzipped.add(digest)
             out.write(tarfile.NUL * (-member.size % tarfile.BLOCKSIZE))
             blobs[member.name], sizes[digest] = digest, member.size
             if digest in omit or digest in written:
@@ -97,12 +103,12 @@ def write_from_save(chunks: Iterable[bytes], omit: AbstractSet[str], tag: str,
     for name, target in links.items():
         if target in blobs:
             blobs[name] = blobs[target]
-    return _finish(out, manifest_json, blobs, sizes, small, omit, written, tag)
+    return _finish(out, manifest_json, blobs, sizes, small, omit, written, gzipped, tag)
 
 
 def _finish(out: BinaryIO, manifest_json: bytes, blobs: dict[str, str],
             sizes: dict[str, int], small: dict[str, bytes], omit: AbstractSet[str],
-            written: set[str], tag: str) -> Layout:
+            written: set[str], gzipped: set[str], tag: str) -> Layout:
     try:
         [entry] = json.loads(manifest_json)
         config_digest = blobs[entry["Config"]]
@@ -111,9 +117,12 @@ def _finish(out: BinaryIO, manifest_json: bytes, blobs: dict[str, str],
         layer_digests = [blobs[path] for path in entry["Layers"]]
     except (KeyError, ValueError, TypeError) as exc:
         raise NotStreamable(f"the save stream is not one docker archive image ({exc!r})") from exc
-    if layer_digests != diff_ids:
-        raise NotStreamable("the saved layers are not named by their diff IDs")
-    missing = [d for d in diff_ids if d not in written and d not in omit]
+    if len(layer_digests) != len(diff_ids):
+        raise NotStreamable("the saved manifest and config disagree on the layers")
+    # A layer is named by its blob's digest: its diff ID when the blob is a plain tar,
+    # another when the engine keeps it compressed (layers BuildKit built on the
+    # containerd store). Only plain held layers are left out (omit holds diff IDs).
+    missing = [d for d in layer_digests if d not in written and d not in omit]
     if missing or config_digest not in written:
         raise NotStreamable("the save stream lacks a blob its manifest names")
     manifest = json.dumps({
@@ -121,7 +130,8 @@ def _finish(out: BinaryIO, manifest_json: bytes, blobs: dict[str, str],
         "mediaType": MANIFEST,
         "config": {"mediaType": CONFIG, "digest": config_digest,
                    "size": sizes[config_digest]},
-        "layers": [{"mediaType": LAYER, "digest": d, "size": sizes[d]} for d in diff_ids],
+        "layers": [{"mediaType": GZIP_LAYER if d in gzipped else LAYER, "digest": d,
+                    "size": sizes[d]} for d in layer_digests],
     }, separators=(",", ":")).encode()
     manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     index = json.dumps({
@@ -137,12 +147,13 @@ def _finish(out: BinaryIO, manifest_json: bytes, blobs: dict[str, str],
     _add(out, "index.json", index)
     _add(out, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
     out.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
-    return Layout(config_digest, frozenset(d for d in diff_ids if d in omit))
+    return Layout(config_digest, frozenset(d for d in layer_digests if d in omit))
 
 
 def is_complete(path, image_id: str, omit: AbstractSet[str]) -> bool:
-    """True if the layout at `path` is whole: its index, manifest and config (whose
-    digest is `image_id`) are there, and every layer blob not in `omit`."""
+    """True if the layout at `path` is whole: its index names the image of `image_id`
+    (by its content tag), its manifest and config are there, and every layer blob not in
+    `omit`."""
     try:
         with tarfile.open(path) as tar:
             names = set(tar.getnames())
@@ -151,11 +162,28 @@ def is_complete(path, image_id: str, omit: AbstractSet[str]) -> bool:
             manifest = json.load(tar.extractfile(_blob_name(described["digest"])))
     except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError):
         return False
-    if manifest.get("config", {}).get("digest") != image_id:
+    name = (described.get("annotations") or {}).get(NAME_ANNOTATION)
+    if name != qualified(content_tag(image_id)):
         return False
-    wanted = [image_id] + [layer["digest"] for layer in manifest.get("layers", [])
-                           if layer["digest"] not in omit]
+    wanted = [manifest.get("config", {}).get("digest", "")] + [
+        layer["digest"] for layer in manifest.get("layers", []) if layer["digest"] not in omit]
     return "oci-layout" in names and all(_blob_name(d) in names for d in wanted)
+
+
+def compressed_blobs(path) -> dict[str, str]:
+    """diff ID -> blob digest of the layers this layout names by a compressed blob."""
+    try:
+        with tarfile.open(path) as tar:
+            [described] = json.load(tar.extractfile("index.json"))["manifests"]
+            manifest = json.load(tar.extractfile(_blob_name(described["digest"])))
+            config = json.load(tar.extractfile(_blob_name(manifest["config"]["digest"])))
+    except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError):
+        return {}
+    blobs = [layer["digest"] for layer in manifest.get("layers", [])]
+    diff_ids = config.get("rootfs", {}).get("diff_ids", [])
+    if len(blobs) != len(diff_ids):
+        return {}
+    return {d: b for d, b in zip(diff_ids, blobs, strict=True) if d != b}
 
 
 def qualified(tag: str) -> str:

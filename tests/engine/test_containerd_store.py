@@ -22,7 +22,13 @@ import pytest
 
 from shardrun import oci_layout
 from shardrun.engine.api import content_tag
-from tests.engine.conftest import LABEL_PROJECT, hosts_script, shards_toml, wait_for_running
+from tests.engine.conftest import (
+    LABEL_PROJECT,
+    ensure_busybox,
+    hosts_script,
+    shards_toml,
+    wait_for_running,
+)
 
 # A bottom layer of the project's own (unique.txt): no earlier test's image shares it, so
 # the first load can only be a full one. busybox comes from this machine's busybox-static.
@@ -272,3 +278,56 @@ def test_a_containerd_store_worker_stopped_mid_run_is_lost_and_its_shards_finish
                                    "--worker", hosts["SHARDRUN_TEST_W3_TCP"])
     assert again.returncode == 0, again.stdout + again.stderr
     assert w3.containers.list(all=True, filters=label) == []
+
+
+BUILT_ON_W4 = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+RUN dd if=/dev/urandom of=/blob bs=1024 count=2048 2>/dev/null
+COPY payload.txt /payload.txt
+"""
+
+
+def test_a_current_containerd_store_builder_feeds_both_stores_thin(project, hosts):
+    # w4: dockerd 28.5 on the containerd store, whose BuildKit can build from a context
+    # sent over the API. Its image ID is a manifest digest, and the layers it builds are
+    # saved as gzip blobs: the workers still get only what they lack.
+    w4 = hosts["SHARDRUN_TEST_W4_TCP"]
+    ensure_busybox(docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W4_UNIX"]))
+    project.write("Dockerfile.test", BUILT_ON_W4)
+    project.write("shards.toml", shards_toml(project, NAPS.replace(
+        '"/bin/busybox", "sh", "-c", "/bin/busybox cat /payload.txt; /bin/busybox sleep 1"',
+        '"sh", "-c", "cat /payload.txt; sleep 1"').replace("count = 4", "count = 3"),
+        image=f'builder = "{w4}"\n'))
+    workers = ["--worker", "default*1", "--worker", f"{hosts['SHARDRUN_TEST_W1_TCP']}*1",
+               "--worker", f"{hosts['SHARDRUN_TEST_W3_TCP']}*1"]
+
+    first = project.shardrun("run", "--plain", *workers)
+    assert first.returncode == 0, first.stdout + first.stderr
+    image_id = project.report()["image_id"]
+    # w4's ID (a manifest digest) is not what the graph-driver worker knows the image by
+    # (its config digest): that one finds it by the content tag.
+    on_w1 = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"]).images.get(
+        content_tag(image_id))
+    assert on_w1.id != image_id
+    again = project.shardrun("run", "--plain", *workers)
+    assert again.returncode == 0
+    assert set(_loads(project.report()).values()) == {("none", 0)}
+
+    project.write("payload.txt", "built on w4, changed\n")
+    changed = project.shardrun("run", "--plain", *workers)
+
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    report = project.report()
+    for worker in report["workers"]:
+        assert worker["load"] == "thin", worker
+        assert worker["sent"] < 0.05 * worker["full_size"], worker  # not the 2 MB layer
+    assert set(_logs(report).values()) == {"built on w4, changed\n"}
+    assert {s["worker"] for s in report["shards"]} == {
+        "local", "198.18.0.2:2375", "198.18.0.10:2375"}
+    for url in (hosts["SHARDRUN_TEST_W4_UNIX"], hosts["SHARDRUN_TEST_W3_UNIX"],
+                hosts["SHARDRUN_TEST_W1_UNIX"]):
+        client = docker.DockerClient(base_url=url)
+        for image in client.images.list(filters={"label": f"{LABEL_PROJECT}={project.name}"}):
+            for tag in image.tags:
+                client.images.remove(tag, force=True)
