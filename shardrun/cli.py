@@ -258,8 +258,15 @@ async def _drive(
 def _planned(config: config_mod.Config, patterns: list[str] | None) -> list[plan.Shard]:
     from shardrun import plan, timings
 
-    selected = plan.select(plan.expand(config), patterns or [])
-    return plan.order(selected, timings.load(config.root / ".shardrun" / "timings.json"))
+    path = config.timings_path
+    files, file_times = None, None
+    if any(spec.split for spec in config.shards):  # the build context's files, to split
+        from shardrun.engine.context import context_files
+
+        files = context_files(config.image.context, config.image.dockerfile)
+        file_times = timings.load_files(path)
+    selected = plan.select(plan.expand(config, files, file_times), patterns or [])
+    return plan.order(selected, timings.load(path))
 
 
 def _copy_report(made: Path, wanted: Path) -> Path:
@@ -675,12 +682,28 @@ def list_shards(
     """Print the expanded shards, in the order they would start, with their commands."""
     import shlex
 
+    from shardrun import split, timings
+
     cfg = _load(config, None)
     shards = _planned(cfg, shard)
     width = max(len(s.name) for s in shards)
+    known = timings.load_files(cfg.timings_path)
+    groups = [s.files for s in shards if s.files]
     for s in shards:
+        if s.files:  # a split group: its files, not the long command line
+            expected = sum(split.estimates(s.files, known).values())
+            shown = " ".join(s.files[:3]) + (f" ... ({len(s.files)} files)"
+                                             if len(s.files) > 3 else "")
+            print(f"{s.name:<{width}}  ~{expected:.1f}s  {shown}")
+            continue
         command = shlex.join(s.command) if s.command is not None else "(image CMD)"
         print(f"{s.name:<{width}}  {command}")
+    if groups:
+        every = [f for group in groups for f in group]
+        slots = os.cpu_count() or 1
+        span = split.makespan(groups, split.estimates(every, known), slots)
+        print(f"split: {len(every)} files in {len(groups)} groups, expected makespan "
+              f"~{span:.1f}s on {slots} slots (this machine's CPUs)")
 
 
 def main() -> None:

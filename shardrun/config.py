@@ -81,6 +81,8 @@ class ShardSpec:
     # How messages name this shard, e.g. 'shards.toml: shard[2] ("unit")'; plan.py checks
     # the merged options and has no other way to name the file.
     where: str = field(default="", compare=False)
+    # Globs of files in the build context, split into `count` balanced groups ({files}).
+    split: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -120,6 +122,13 @@ class Config:
     defaults: RunOptions
     shards: tuple[ShardSpec, ...]
     workers: tuple[WorkerSpec, ...]
+    timings_file: Path | None = None  # `timings = "..."`: where recorded times are kept
+
+    @property
+    def timings_path(self) -> Path:
+        """Recorded shard and file times: .shardrun/timings.json, or the file the config
+        names, so CI can cache or commit it."""
+        return self.timings_file or self.root / ".shardrun" / "timings.json"
 
 
 # ---- loading -------------------------------------------------------------------------
@@ -191,8 +200,12 @@ def parse(data: Mapping, path: Path, *, cwd: Path | None = None) -> Config:
     path = cwd / path
     root = path.parent
     top = f"{_display(path, cwd)}: " + ("tool.shardrun" if path.name == "pyproject.toml" else "")
-    _check_keys(data, ("project", "image", "defaults", "shard", "worker"), top)
+    _check_keys(data, ("project", "image", "defaults", "shard", "worker", "timings"), top)
     project = _str(data["project"], _join(top, "project")) if "project" in data else root.name
+    timings_file = None
+    if "timings" in data:
+        timings_file = Path(os.path.normpath(root / _str(
+            data["timings"], _join(top, "timings"), example='"ci/shardrun-timings.json"')))
     return Config(
         path=path,
         root=root,
@@ -201,6 +214,7 @@ def parse(data: Mapping, path: Path, *, cwd: Path | None = None) -> Config:
         defaults=_run_options(data.get("defaults", {}), _join(top, "defaults"), root),
         shards=_shards(data.get("shard"), _join(top, "shard"), root),
         workers=_workers(data.get("worker", []), _join(top, "worker"), root),
+        timings_file=timings_file,
     )
 
 
@@ -270,7 +284,7 @@ def _shards(value: Any, where: str, root: Path) -> tuple[ShardSpec, ...]:
 def _shard(table: Any, where: str, root: Path) -> ShardSpec:
     table = _table(table, where, example='[[shard]] name = "unit"')
     if "name" not in table:
-        _check_keys(table, ("name", "count") + _RUN_KEYS, where)  # "nmae" is likelier than none
+        _check_keys(table, ("name", "count", "split") + _RUN_KEYS, where)  # "nmae" is likelier
         _fail(_join(where, "name"), "missing", 'every [[shard]] needs one, e.g. name = "unit"')
     name = _str(table["name"], _join(where, "name"))
     if not _NAME.fullmatch(name) or not name.strip("."):  # names become file names
@@ -285,8 +299,15 @@ def _shard(table: Any, where: str, root: Path) -> ShardSpec:
         _fail(_join(named, "count"), f'{count} shards would all be named "{name}"', fix)
     _check_name_length(name, count or 1, _join(where, "name"))
     # Checks the keys too, now that messages can name the shard.
-    options = _run_options(table, named, root, extra=("name", "count"))
-    return ShardSpec(name, count, options, where=named)
+    options = _run_options(table, named, root, extra=("name", "count", "split"))
+    globs = _str_list(table["split"], _join(named, "split")) if "split" in table else ()
+    if "split" in table and not globs:
+        _fail(_join(named, "split"), "is empty", 'list globs, e.g. split = ["tests/**/test_*.py"]')
+    for i, glob in enumerate(globs, 1):
+        if not glob or glob.startswith("/") or ".." in glob.split("/"):
+            _fail(f"{_join(named, 'split')}[{i}]", f'"{glob}" is not a path in the build context',
+                  'write globs relative to the context, e.g. "tests/**/test_*.py"')
+    return ShardSpec(name, count, options, where=named, split=globs)
 
 
 def _check_name_length(name: str, total: int, where: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ class Case:
     outcome: str  # "passed", "failure", "error" or "skipped"
     message: str = ""
     text: str = ""
+    file: str = ""  # the `file` attribute, where the runner writes one
 
     @property
     def key(self) -> tuple[str, str]:
@@ -68,7 +69,7 @@ def read_cases(path: str | Path | None) -> list[Case] | None:
         except ValueError:
             seconds = 0.0
         cases.append(Case(node.get("classname", ""), node.get("name", ""), seconds, outcome,
-                          message, text))
+                          message, text, node.get("file", "")))
     return cases
 
 
@@ -101,6 +102,35 @@ def flaky_and_cases(result: ShardResult) -> tuple[list[Case], dict[tuple[str, st
                 earlier.setdefault(case.key, case)
     flaky = {c.key: earlier[c.key] for c in cases if c.outcome == "passed" and c.key in earlier}
     return cases, flaky
+
+
+def file_seconds(result: ShardResult, files: Sequence[str]) -> dict[str, float] | None:
+    """Seconds per file of a split shard, from the test cases of its JUnit file: by their
+    `file` attribute, else by the classname as pytest writes it (tests.unit.test_x[.Class]
+    for tests/unit/test_x.py). The shard's time outside its cases (start-up, collection)
+    is spread over the files in proportion. None without a usable JUnit file."""
+    found = flaky_and_cases(result)
+    if found is None or not result.duration:
+        return None
+    by_module = {f.removesuffix(".py").replace("/", "."): f for f in files}
+    seconds: dict[str, float] = {}
+    for case in found[0]:
+        name = case.file if case.file in files else _module_file(case.classname, by_module)
+        if name:
+            seconds[name] = seconds.get(name, 0.0) + case.time
+    measured = sum(seconds.values())
+    if not seconds or measured <= 0:
+        return None
+    outside = max(result.duration - measured, 0.0)
+    return {f: t + outside * t / measured for f, t in seconds.items()}
+
+
+def _module_file(classname: str, by_module: Mapping[str, str]) -> str | None:
+    parts = classname.split(".")
+    for end in range(len(parts), 0, -1):  # the longest module prefix: tests.test_x.TestY
+        if (found := by_module.get(".".join(parts[:end]))) is not None:
+            return found
+    return None
 
 
 def failing_cases(result: ShardResult, limit: int = 10) -> tuple[list[str], int]:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import NoReturn
 
+from shardrun import split
 from shardrun.config import Config, RunOptions, ShardSpec, Volume, fill, one_line
 from shardrun.errors import ConfigError
 from shardrun.run_options import OPTIONS
@@ -16,21 +17,63 @@ from shardrun.run_options import OPTIONS
 @dataclass(frozen=True)
 class Shard(RunOptions):
     """One container to run: defaults merged with the shard's overrides, placeholders
-    filled. `command` None means the image's CMD."""
+    filled. `command` None means the image's CMD. `files`: its group of a `split`."""
 
     name: str = field(kw_only=True)
+    files: tuple[str, ...] = field(default=(), kw_only=True)
 
 
-def expand(config: Config) -> list[Shard]:
-    """Every [[shard]] in file order; `count = N` gives N shards with {index} 1..N."""
+def expand(config: Config, context_files: Sequence[str] | None = None,
+           file_times: Mapping[str, float] | None = None) -> list[Shard]:
+    """Every [[shard]] in file order; `count = N` gives N shards with {index} 1..N.
+
+    A shard with `split` gets a group of the build context's files (`context_files`,
+    after .dockerignore) matching its globs, balanced by `file_times`, in `{files}`.
+    """
     shards = []
     for spec in config.shards:
         merged = _merge(config.defaults, spec.options)
         _check_merged(spec, merged)
         total = spec.count or 1
+        groups = _split(spec, merged, total, context_files, file_times or {})
         for index in range(1, total + 1):
-            shards.append(_instantiate(spec.name, merged, index, total))
+            shard = _instantiate(spec.name, merged, index, total)
+            if groups is not None:
+                files = tuple(groups[index - 1])
+                shard = replace(shard, files=files,
+                                command=split.expand_files(shard.command, files),
+                                entrypoint=split.expand_files(shard.entrypoint, files))
+            shards.append(shard)
     return shards
+
+
+def _split(spec: ShardSpec, merged: RunOptions, total: int,
+           context_files: Sequence[str] | None,
+           file_times: Mapping[str, float]) -> list[list[str]] | None:
+    where = spec.where or f'shard "{spec.name}"'
+    uses = split.mentions_files(merged.command) or split.mentions_files(merged.entrypoint)
+    if not spec.split:
+        if uses:
+            _fail(where, "{files} in its command, but no split",
+                  'add split = ["tests/**/test_*.py"] (the files to share out)')
+        return None
+    if not uses:
+        _fail(where, "split, but no {files} in its command or entrypoint",
+              'put {files} where the files go, e.g. command = "pytest -q {files}"')
+    if context_files is None:
+        return [[] for _ in range(total)]  # not asked for (e.g. `shardrun list` of names)
+    matched: list[str] = []
+    for glob in spec.split:
+        found = split.match(context_files, glob)
+        if not found:
+            _fail(f"{where}.split", f'"{glob}" matches no file in the build context',
+                  "fix the glob (it is relative to the context, after .dockerignore)")
+        matched.extend(found)
+    files = list(dict.fromkeys(matched))
+    if len(files) < total:
+        _fail(f"{where}.count", f"{total} groups of {len(files)} files",
+              f"lower count to at most {len(files)}")
+    return split.groups(files, total, file_times)
 
 
 def _merge(defaults: RunOptions, own: RunOptions) -> RunOptions:
@@ -145,7 +188,7 @@ def check_remote_binds(shards: Sequence[Shard], workers: Sequence[tuple[str, boo
 def to_json(shard: Shard) -> dict:
     """The shard's name and run options as JSON values, as report.json records them so
     that `repro` can run exactly what ran."""
-    data = {"name": shard.name}
+    data = {"name": shard.name, "files": list(shard.files)}
     for f in fields(RunOptions):
         value = getattr(shard, f.name)
         if f.name == "volumes":
@@ -173,6 +216,7 @@ def from_json(data: dict) -> Shard:
             elif isinstance(value, list):
                 value = tuple(str(item) for item in value)
             values[f.name] = value
-        return Shard(name=str(data["name"]), **values)
+        files = tuple(str(f) for f in data.get("files", ()))
+        return Shard(name=str(data["name"]), files=files, **values)
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a recorded shard: {exc!r}") from exc

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from shardrun import split
 from shardrun.results import ShardResult, Status
 
 _SMOOTHING = 0.5  # weight of the newest duration: recent runs matter, one outlier less
@@ -37,8 +38,46 @@ def update(old: Mapping[str, float], results: Iterable[ShardResult]) -> dict[str
     return new
 
 
-def save(path: Path, durations: Mapping[str, float]) -> None:
-    write_atomic(path, json.dumps({"durations": dict(sorted(durations.items()))}, indent=2))
+def load_files(path: Path) -> dict[str, float]:
+    """Recorded seconds per file of a `split` (see split.py)."""
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): float(v) for k, v in data.get("files", {}).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def update_files(old: Mapping[str, float], results: Iterable[ShardResult],
+                 files_of: Mapping[str, Sequence[str]], exists: Callable[[str], bool],
+                 measured: Callable[[ShardResult, Sequence[str]], Mapping[str, float] | None]
+                 = lambda result, files: None,
+                 ) -> dict[str, float]:
+    """Blend in per-file seconds of the split shards that ran to a verdict: measured ones
+    (from their JUnit files), else their duration spread over their files by the current
+    estimates. Files this run did not run keep their times; files gone are dropped."""
+    new = {f: t for f, t in old.items() if exists(f)}
+    for result in results:
+        files = files_of.get(result.name)
+        if not files or result.status not in (Status.PASS, Status.FAIL) or not result.duration:
+            continue
+        seconds = measured(result, files) or split.spread(result.duration, files, new)
+        for name in files:
+            if name in seconds:
+                previous = new.get(name)
+                value = seconds[name] if previous is None else (
+                    _SMOOTHING * seconds[name] + (1 - _SMOOTHING) * previous)
+                new[name] = round(value, 3)
+    return new
+
+
+def save(path: Path, durations: Mapping[str, float],
+         files: Mapping[str, float] | None = None) -> None:
+    data = {"durations": dict(sorted(durations.items()))}
+    if files is None:
+        files = load_files(path)  # kept as they were
+    if files:
+        data["files"] = dict(sorted(files.items()))
+    write_atomic(path, json.dumps(data, indent=2))
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -23,6 +23,7 @@ from shardrun import (
     cache_files,
     distribute,
     execute,
+    junit,
     owner,
     plan,
     reap,
@@ -445,8 +446,15 @@ async def _reap(workers: list[Worker], run_id: str) -> None:
 
 
 def _record(request: RunRequest, summary: report.RunSummary) -> None:
-    path = request.state_dir / "timings.json"
-    timings.save(path, timings.update(timings.load(path), summary.results))
+    path = request.config.timings_path
+    files_of = {s.name: s.files for s in request.shards if s.files}
+    context = request.config.image.context
+    files = None
+    if files_of:
+        files = timings.update_files(timings.load_files(path), summary.results, files_of,
+                                     lambda name: (context / name).is_file(),
+                                     junit.file_seconds)
+    timings.save(path, timings.update(timings.load(path), summary.results), files)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     run_dir = _run_dir(request)
     report.write(summary, run_dir, Path(step_summary) if step_summary else None)

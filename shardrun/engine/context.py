@@ -26,6 +26,16 @@ def read_dockerignore(context: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def context_files(context: Path, dockerfile_path: Path) -> list[str]:
+    """The files the build context sends (after .dockerignore), as relative paths with /,
+    in name order: what a `split` shares out."""
+    root = str(context)
+    dockerfile = process_dockerfile(str(dockerfile_path), root)
+    excludes = [*read_dockerignore(context), STATE_DIR]
+    found = docker_build.exclude_paths(root, excludes, dockerfile=dockerfile[0])
+    return sorted(p.replace(os.sep, "/") for p in found if os.path.isfile(os.path.join(root, p)))
+
+
 def context_archive(context: Path, dockerfile_path: Path) -> tuple[IO[bytes], str]:
     """The build context as a tar in a temporary file, and the Dockerfile's name in it.
 

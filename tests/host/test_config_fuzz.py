@@ -33,7 +33,7 @@ FUZZ = settings(
 
 RUN_KEYS = [f.name.replace("_", "-") for f in fields(config.RunOptions)]
 SCHEMA_KEYS = [
-    *("project", "image", "defaults", "shard", "worker"),
+    *("project", "image", "defaults", "shard", "worker", "timings", "split", "required"),
     *("dockerfile", "context", "target", "build-args", "tag", "builder"),
     *("name", "count", "host", "slots", "volumes"),
     *RUN_KEYS,
@@ -125,6 +125,9 @@ BY_KEY = {
     ),
     "slots": either(st.sampled_from([1, 8]), st.sampled_from([0, 1.5])),
     "project": either(st.just("demo"), st.just("")),
+    "timings": either(st.just("ci/timings.json"), st.sampled_from(["", 3])),
+    "split": either(lists_of("tests/*.py", "**/test_*.py"), lists_of("/abs", "", "../up")),
+    "required": either(st.booleans(), st.sampled_from(["yes", 1])),
 }
 # Now and then one key the schema does not know.
 extra_key = st.sampled_from([False] * 7 + [True]).flatmap(
@@ -141,8 +144,8 @@ def table_of(*names: str, required: tuple[str, ...] = ()) -> st.SearchStrategy:
 
 
 run_tables = table_of(*RUN_KEYS)
-shard_tables = table_of("name", "count", *RUN_KEYS, required=("name",))
-worker_tables = table_of("name", "context", "host", "slots", "volumes")
+shard_tables = table_of("name", "count", "split", *RUN_KEYS, required=("name",))
+worker_tables = table_of("name", "context", "host", "slots", "volumes", "required")
 image_tables = table_of("dockerfile", "context", "target", "build-args", "tag", "builder")
 # Mostly schema-shaped, so most documents get past the first unknown key.
 shaped = st.tuples(
@@ -151,6 +154,7 @@ shaped = st.tuples(
         {"shard": either(st.lists(shard_tables, min_size=1, max_size=3), st.just([]))},
         optional={
             "project": BY_KEY["project"],
+            "timings": BY_KEY["timings"],
             "image": either(image_tables, st.just([])),
             "defaults": either(run_tables, st.just([])),
             "worker": either(st.lists(worker_tables, max_size=2), st.just({})),

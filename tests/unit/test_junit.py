@@ -83,3 +83,22 @@ def test_an_unreadable_file_keeps_the_single_case(tmp_path):
     root = parse([result("unit-1", Status.FAIL, junit_path=path, log="x.log")])
     assert [c.get("name") for c in root.iter("testcase")] == ["unit-1"]
     assert junit.read_cases(path) is None and junit.read_cases(None) is None
+
+
+def test_file_times_come_from_the_file_attribute_or_the_classname_plus_the_overhead(tmp_path):
+    xml = """<testsuites><testsuite name="pytest">
+      <testcase classname="tests.unit.test_a" name="t1" file="tests/unit/test_a.py" time="1.0"/>
+      <testcase classname="tests.unit.test_a.TestX" name="t2" time="1.0"/>
+      <testcase classname="tests.test_b" name="t3" time="2.0"/>
+      <testcase classname="elsewhere" name="t4" time="9.0"/>
+    </testsuite></testsuites>"""
+    path = shard_run(tmp_path, "g-1", 1, xml)
+    ran = result("g-1", Status.PASS, junit_path=path)  # 2 s long: 0 s outside its cases
+    files = ["tests/unit/test_a.py", "tests/test_b.py"]
+    assert junit.file_seconds(ran, files) == {"tests/unit/test_a.py": 2.0, "tests/test_b.py": 2.0}
+    # 8 s in all: the 4 s outside the cases are spread in proportion (2:2).
+    slower = ShardResult(name="g-1", status=Status.PASS, exit_code=0, started=0.0,
+                         finished=8.0, worker="w", slot=1, log_path=None, junit=path)
+    assert junit.file_seconds(slower, files) == {"tests/unit/test_a.py": 4.0,
+                                                  "tests/test_b.py": 4.0}
+    assert junit.file_seconds(result("g-1", Status.PASS), files) is None  # no JUnit file

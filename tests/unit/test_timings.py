@@ -107,3 +107,23 @@ def test_a_failed_write_atomic_keeps_the_old_file_and_removes_the_temp_file(
         timings.write_atomic(path, "new")
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["timings.json"]
+
+
+def test_split_files_learn_their_times_keep_the_others_and_drop_the_gone(tmp_path):
+    from shardrun import timings as t
+
+    old = {"a.py": 2.0, "b.py": 2.0, "kept.py": 5.0, "gone.py": 1.0}
+    ran = ShardResult(name="g-1", status=Status.PASS, exit_code=0, started=0.0,
+                      finished=6.0, worker="w", slot=1, log_path=None)
+    new = t.update_files(old, [ran], {"g-1": ("a.py", "b.py")},
+                         exists=lambda name: name != "gone.py")
+    # No JUnit: 6 s spread by the estimates (2:2), blended half and half with the record.
+    assert new == {"a.py": 2.5, "b.py": 2.5, "kept.py": 5.0}
+    measured = t.update_files({}, [ran], {"g-1": ("a.py", "b.py")}, exists=lambda n: True,
+                              measured=lambda result, files: {"a.py": 5.0, "b.py": 1.0})
+    assert measured == {"a.py": 5.0, "b.py": 1.0}
+    path = tmp_path / "timings.json"
+    t.save(path, {"g-1": 6.0}, new)
+    assert t.load_files(path) == new and t.load(path) == {"g-1": 6.0}
+    t.save(path, {"g-1": 7.0})  # a save without files keeps them
+    assert t.load_files(path) == new

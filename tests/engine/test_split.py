@@ -1,0 +1,82 @@
+"""`split` end to end: a pytest suite of 30 files with uneven times, split into groups run
+in containers of the Debian + Python base (scripts/make-python-base, which .ci/run makes).
+Every file runs exactly once, and once times are learned the groups are better balanced."""
+
+from __future__ import annotations
+
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.engine.conftest import shards_toml
+
+BASE = "shardrun-python-base:bookworm"
+DOCKERFILE = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+COPY suite/ /src/suite/
+WORKDIR /src
+"""
+SHARDS = """
+[defaults]
+network = "none"
+[[shard]]
+name = "tests-{index}"
+count = 3
+split = ["suite/**/test_*.py"]
+junit = "/tmp/junit.xml"
+command = "python3 -m pytest -q -p no:cacheprovider --junitxml=/tmp/junit.xml {files}"
+"""
+NAMES = sorted(f"suite/{'deep/' if n % 5 == 0 else ''}test_{n:02d}.py" for n in range(30))
+LONG = set(NAMES[0:9:3])  # every third by name: with no times, all in the first group
+
+
+@pytest.fixture
+def python_base(docker_client) -> str:
+    try:
+        docker_client.images.get(BASE)
+    except Exception:  # noqa: BLE001 - any failure means it is not there
+        pytest.fail(f"{BASE} is missing: run scripts/make-python-base (.ci/run does)",
+                    pytrace=False)
+    return BASE
+
+
+def cases_by_file(run_dir: Path, shards: list[str]) -> list[str]:
+    files = []
+    for shard in shards:
+        root = ET.parse(run_dir / shard / "junit.xml").getroot()
+        files += [c.get("classname") for c in root.iter("testcase")]
+    return files
+
+
+def test_a_split_runs_every_file_once_and_balances_better_once_it_knows_the_times(
+    project, python_base
+):
+    project.write("Dockerfile.test", DOCKERFILE)
+    for name in NAMES:
+        seconds = 2.0 if name in LONG else 0.05
+        project.write(name, f"import time\n\ndef test_it():\n    time.sleep({seconds})\n")
+    project.write("shards.toml", shards_toml(project, SHARDS, base=python_base))
+
+    spans = []
+    for _ in range(2):
+        result = project.shardrun("run", "--plain", timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        report = project.report()
+        shards = [s["name"] for s in report["shards"]]
+        run_dir = Path(report["shards"][0]["log"]).parent
+        ran = cases_by_file(run_dir, shards)
+        assert len(ran) == 30 and len(set(ran)) == 30  # each file exactly once
+        files = [f for s in report["shards"] for f in s["options"]["files"]]
+        assert sorted(files) == sorted(set(files)) and len(files) == 30
+        longest = max(sum(2.0 if f in LONG else 0.05 for f in s["options"]["files"])
+                      for s in report["shards"])
+        spans.append(longest)
+
+    assert spans[0] >= 6.0  # by name: the three long files together
+    assert spans[1] < spans[0] and spans[1] <= 2.5  # by the learned times: one each
+    listed = subprocess.run(["python3", "-m", "shardrun", "list"], cwd=project.root,
+                            capture_output=True, text=True, check=True).stdout
+    assert "split: 30 files in 3 groups, expected makespan" in listed
