@@ -80,3 +80,8 @@ def test_a_split_runs_every_file_once_and_balances_better_once_it_knows_the_time
     listed = subprocess.run(["python3", "-m", "shardrun", "list"], cwd=project.root,
                             capture_output=True, text=True, check=True).stdout
     assert "split: 30 files in 3 groups, expected makespan" in listed
+
+    # repro runs the files the shard had in the run, not a fresh split.
+    [last] = [s for s in project.report()["shards"] if s["name"] == "tests-1"]
+    line = project.shardrun("repro", "tests-1", "--print").stdout
+    assert line.endswith(" ".join(last["options"]["files"]) + "\n")
