@@ -255,7 +255,8 @@ async def _drive(
                     inner.cancel_scope.cancel()
 
 
-def _planned(config: config_mod.Config, patterns: list[str] | None) -> list[plan.Shard]:
+def _planned(config: config_mod.Config, patterns: list[str] | None,
+             slots: int = 1) -> list[plan.Shard]:
     from shardrun import plan, timings
 
     path = config.timings_path
@@ -265,7 +266,7 @@ def _planned(config: config_mod.Config, patterns: list[str] | None) -> list[plan
 
         files = context_files(config.image.context, config.image.dockerfile)
         file_times = timings.load_files(path)
-    selected = plan.select(plan.expand(config, files, file_times), patterns or [])
+    selected = plan.select(plan.expand(config, files, file_times, slots), patterns or [])
     return plan.order(selected, timings.load(path))
 
 
@@ -282,14 +283,17 @@ def _copy_report(made: Path, wanted: Path) -> Path:
 
 def _only_failed(cfg, shards: tuple, run_id: str | None) -> tuple:
     """The shards that failed, timed out or errored in that run; exits 0 if none did."""
-    from shardrun import history
+    from shardrun import history, plan
 
     past = history.load(cfg.root / ".shardrun", run_id)
     names = past.failed_names()
     if not names:
         print(f"shardrun: run {past.run_id} had no failed shards; nothing to run")
         raise typer.Exit(0)
-    chosen = tuple(s for s in shards if s.name in names)
+    # A split shard reruns the files it had then, not this plan's group of the same name.
+    recorded = {s.name: plan.from_json(opts) for s in shards if s.name in names and s.files
+                and (opts := (past.shard(s.name) or {}).get("options"))}
+    chosen = tuple(recorded.get(s.name, s) for s in shards if s.name in names)
     if not chosen:
         raise ConfigError(f"none of the shards that failed in run {past.run_id} "
                           f"({', '.join(sorted(names)[:5])}) is in the config any more")
@@ -352,12 +356,16 @@ def run(
 
     cfg = _load(config, build_arg, builder)
     shards = tuple(_planned(cfg, shard))
+    replan = None
     if failed or run_id:
         shards = _only_failed(cfg, shards, run_id)
+    elif any(spec.per_slot for spec in cfg.shards):  # count = "slots": once slots are known
+        replan = functools.partial(_planned, cfg, shard)
     request = workflow.RunRequest(
         config=cfg, shards=shards, jobs=jobs, retries=retries,
         workers=tuple(config_mod.parse_worker_option(w) for w in worker or ()),
         require_all_workers=require_all_workers, fail_fast=fail_fast, keep_failed=keep_failed,
+        replan=replan,
         secrets=workflow.read_secrets(shards, os.environ),
     )
     view, console = _view(plain)
@@ -685,7 +693,7 @@ def list_shards(
     from shardrun import split, timings
 
     cfg = _load(config, None)
-    shards = _planned(cfg, shard)
+    shards = _planned(cfg, shard, os.cpu_count() or 1)
     width = max(len(s.name) for s in shards)
     known = timings.load_files(cfg.timings_path)
     groups = [s.files for s in shards if s.files]

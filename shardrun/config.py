@@ -83,6 +83,7 @@ class ShardSpec:
     where: str = field(default="", compare=False)
     # Globs of files in the build context, split into `count` balanced groups ({files}).
     split: tuple[str, ...] = ()
+    per_slot: bool = False  # count = "slots": one group per slot of the run
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -292,7 +293,15 @@ def _shard(table: Any, where: str, root: Path) -> ShardSpec:
         _fail(_join(where, "name"), f'"{name}" is not a valid shard name', fix)
     named = f'{where} ("{name}")'
     count = None
-    if "count" in table:
+    per_slot = table.get("count") == "slots"
+    if per_slot:
+        if "split" not in table:
+            _fail(_join(named, "count"), '"slots" needs a split',
+                  'add split = ["tests/**/test_*.py"], or give a number')
+        if "{index}" not in name:
+            _fail(_join(named, "count"), f'one shard per slot would all be named "{name}"',
+                  f'put {{index}} in the name, e.g. name = "{name}-{{index}}"')
+    elif "count" in table:
         count = _positive(table["count"], _join(named, "count"), int, most=_MAX_COUNT)
     if count and count > 1 and "{index}" not in name:
         fix = f'put {{index}} in the name, e.g. name = "{name}-{{index}}"'
@@ -307,7 +316,7 @@ def _shard(table: Any, where: str, root: Path) -> ShardSpec:
         if not glob or glob.startswith("/") or ".." in glob.split("/"):
             _fail(f"{_join(named, 'split')}[{i}]", f'"{glob}" is not a path in the build context',
                   'write globs relative to the context, e.g. "tests/**/test_*.py"')
-    return ShardSpec(name, count, options, where=named, split=globs)
+    return ShardSpec(name, count, options, where=named, split=globs, per_slot=per_slot)
 
 
 def _check_name_length(name: str, total: int, where: str) -> None:

@@ -24,17 +24,22 @@ class Shard(RunOptions):
 
 
 def expand(config: Config, context_files: Sequence[str] | None = None,
-           file_times: Mapping[str, float] | None = None) -> list[Shard]:
+           file_times: Mapping[str, float] | None = None, slots: int = 1) -> list[Shard]:
     """Every [[shard]] in file order; `count = N` gives N shards with {index} 1..N.
 
     A shard with `split` gets a group of the build context's files (`context_files`,
-    after .dockerignore) matching its globs, balanced by `file_times`, in `{files}`.
+    after .dockerignore) matching its globs, balanced by `file_times`, in `{files}`;
+    `count = "slots"` makes one group per slot of the run (`slots`), or per file when
+    there are fewer files.
     """
     shards = []
     for spec in config.shards:
         merged = _merge(config.defaults, spec.options)
         _check_merged(spec, merged)
         total = spec.count or 1
+        if spec.per_slot:
+            total = max(1, min(slots, len(_matched(spec, context_files))
+                               if context_files is not None else slots))
         groups = _split(spec, merged, total, context_files, file_times or {})
         for index in range(1, total + 1):
             shard = _instantiate(spec.name, merged, index, total)
@@ -45,6 +50,18 @@ def expand(config: Config, context_files: Sequence[str] | None = None,
                                 entrypoint=split.expand_files(shard.entrypoint, files))
             shards.append(shard)
     return shards
+
+
+def _matched(spec: ShardSpec, context_files: Sequence[str]) -> list[str]:
+    where = spec.where or f'shard "{spec.name}"'
+    matched: list[str] = []
+    for glob in spec.split:
+        found = split.match(context_files, glob)
+        if not found:
+            _fail(f"{where}.split", f'"{glob}" matches no file in the build context',
+                  "fix the glob (it is relative to the context, after .dockerignore)")
+        matched.extend(found)
+    return list(dict.fromkeys(matched))
 
 
 def _split(spec: ShardSpec, merged: RunOptions, total: int,
@@ -62,14 +79,7 @@ def _split(spec: ShardSpec, merged: RunOptions, total: int,
               'put {files} where the files go, e.g. command = "pytest -q {files}"')
     if context_files is None:
         return [[] for _ in range(total)]  # not asked for (e.g. `shardrun list` of names)
-    matched: list[str] = []
-    for glob in spec.split:
-        found = split.match(context_files, glob)
-        if not found:
-            _fail(f"{where}.split", f'"{glob}" matches no file in the build context',
-                  "fix the glob (it is relative to the context, after .dockerignore)")
-        matched.extend(found)
-    files = list(dict.fromkeys(matched))
+    files = _matched(spec, context_files)
     if len(files) < total:
         _fail(f"{where}.count", f"{total} groups of {len(files)} files",
               f"lower count to at most {len(files)}")

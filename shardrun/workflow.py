@@ -10,7 +10,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -62,6 +62,9 @@ class RunRequest:
     require_all_workers: bool = False  # a lost worker fails the run (exit 4)
     fail_fast: bool = False  # after a shard fails its tests, no queued shard starts
     keep_failed: bool = False  # failed shards' stopped containers stay, for a look inside
+    # The plan again for the run's slot count, once the workers are connected (a split
+    # with count = "slots"); None: `shards` stands.
+    replan: Callable[[int], list[Shard]] | None = field(default=None, repr=False)
     # The values of the shards' secret-env names, from this process's environment. Never
     # written anywhere by shardrun: kept out of repr, reports and messages.
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
@@ -300,6 +303,9 @@ async def run(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> report
                            phases=phases)
         _record(request, summary)
         return summary
+    if request.replan is not None:
+        slots = sum(w.slots for w in prepared.workers)
+        request = replace(request, shards=tuple(request.replan(min(slots, request.jobs or slots))))
     return await run_shards(request, prepared, phases, interrupt, started, phases)
 
 

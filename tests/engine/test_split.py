@@ -4,6 +4,7 @@ Every file runs exactly once, and once times are learned the groups are better b
 
 from __future__ import annotations
 
+import json
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -85,3 +86,49 @@ def test_a_split_runs_every_file_once_and_balances_better_once_it_knows_the_time
     [last] = [s for s in project.report()["shards"] if s["name"] == "tests-1"]
     line = project.shardrun("repro", "tests-1", "--print").stdout
     assert line.endswith(" ".join(last["options"]["files"]) + "\n")
+
+
+def small_split(project, files: int, count: str, command: str) -> None:
+    """`files` empty test files split into groups g-1, g-2, ... by `count`."""
+    for n in range(files):
+        project.write(f"suite/test_{n}.py", "")
+    project.write("shards.toml", shards_toml(project, f"""
+[defaults]
+network = "none"
+[[shard]]
+name = "g-{{index}}"
+count = {count}
+split = ["suite/test_*.py"]
+command = {command}
+"""))
+
+
+def test_count_slots_makes_a_group_per_slot_of_the_run(project):
+    small_split(project, 5, '"slots"', '["echo", "{files}"]')
+    three = project.shardrun("run", "--plain", "--worker", "default*3")
+    assert three.returncode == 0, three.stdout + three.stderr
+    assert sorted(project.statuses()) == ["g-1", "g-2", "g-3"]
+    one = project.shardrun("run", "--plain", "--worker", "default*3", "--jobs", "1")
+    assert one.returncode == 0, one.stdout + one.stderr
+    [only] = project.report()["shards"]
+    assert len(only["options"]["files"]) == 5
+
+
+def test_failed_reruns_a_split_shard_with_the_files_it_had(project):
+    small_split(project, 6, "2", '["sh", "-c", "echo {files}; exit 1"]')
+    first = project.shardrun("run", "--plain")
+    assert first.returncode == 1
+    had = {s["name"]: s["options"]["files"] for s in project.report()["shards"]}
+    # New times would regroup the files: a rerun of what failed must not.
+    timings = project.root / ".shardrun" / "timings.json"
+    times = {f"suite/test_{n}.py": 50.0 if n in (0, 2) else 1.0 for n in range(6)}
+    timings.write_text(json.dumps({"files": times}))
+    listed = subprocess.run(["python3", "-m", "shardrun", "list"], cwd=project.root,
+                            capture_output=True, text=True, check=True).stdout
+    assert "g-1  ~52.0s  suite/test_0.py suite/test_1.py suite/test_4.py" in listed
+    assert had["g-1"] == ["suite/test_0.py", "suite/test_2.py", "suite/test_4.py"]
+
+    again = project.shardrun("run", "--plain", "--failed")
+
+    assert again.returncode == 1
+    assert {s["name"]: s["options"]["files"] for s in project.report()["shards"]} == had

@@ -114,3 +114,23 @@ def test_a_split_that_cannot_be_is_one_line(tmp_path: Path, shard: str, message:
     with pytest.raises(ConfigError) as info:
         planned(tmp_path, f"[[shard]]\n{name}\n{shard}\n")
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_count_slots_makes_one_group_per_slot_or_per_file_when_fewer(tmp_path: Path):
+    shard = """
+        [[shard]]
+        name = "t-{index}"
+        count = "slots"
+        split = ["tests/*.py"]
+        command = "pytest {files}"
+        """
+    (tmp_path / "Dockerfile.test").write_text("FROM scratch\n")
+    (tmp_path / "shards.toml").write_text(textwrap.dedent(shard))
+    config = load(cwd=tmp_path)
+    assert len(expand(config, FILES, {}, slots=3)) == 3
+    assert [s.files for s in expand(config, FILES, {}, slots=8)] == [(f,) for f in FILES]
+    with pytest.raises(ConfigError, match='"slots" needs a split'):
+        planned(tmp_path, '[[shard]]\nname = "t-{index}"\ncount = "slots"\ncommand = "x"\n')
+    with pytest.raises(ConfigError, match="would all be named"):
+        planned(tmp_path, '[[shard]]\nname = "t"\ncount = "slots"\nsplit = ["tests/*.py"]\n'
+                          'command = "pytest {files}"\n')
