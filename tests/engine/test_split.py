@@ -132,3 +132,25 @@ def test_failed_reruns_a_split_shard_with_the_files_it_had(project):
 
     assert again.returncode == 1
     assert {s["name"]: s["options"]["files"] for s in project.report()["shards"]} == had
+
+
+@pytest.mark.parametrize("family", ["xunit1", "xunit2"])  # with a file attribute, without
+def test_file_times_are_learned_from_the_junit_pytest_writes_in_the_container(
+    project, python_base, family
+):
+    project.write("Dockerfile.test", DOCKERFILE)
+    sleeps = {"suite/test_long.py": 1.5, "suite/test_a.py": 0.05, "suite/test_b.py": 0.05}
+    for name, seconds in sleeps.items():
+        project.write(name, f"import time\n\ndef test_it():\n    time.sleep({seconds})\n")
+    project.write("shards.toml", shards_toml(project, SHARDS.replace("count = 3", "count = 1")
+                                             .replace("--junitxml", f"-o junit_family={family}"
+                                                      " --junitxml"), base=python_base))
+
+    result = project.shardrun("run", "--plain", timeout=300)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    learned = json.loads((project.root / ".shardrun" / "timings.json").read_text())["files"]
+    assert set(learned) == set(sleeps)
+    # From the test cases, not the shard's duration shared out evenly (equal estimates).
+    assert learned["suite/test_long.py"] >= 1.5
+    assert learned["suite/test_long.py"] > 5 * learned["suite/test_a.py"]
