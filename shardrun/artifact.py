@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from shardrun import layers
+from shardrun import blob_names, layers
 from shardrun.cache_files import exclusive, no_room, temp_file
 from shardrun.engine.api import Engine, content_tag
 from shardrun.errors import InfraError
@@ -64,6 +64,7 @@ def ensure(engine: Engine, image_id: str, cache_dir: Path) -> Artifact:
         if path.exists():
             if verify(path, image_id):
                 os.utime(path)  # mtime = last use: pruning and `shardrun workers` rely on it
+                blob_names.learn(cache_dir, layers.compressed_blobs(path))
                 return Artifact(image_id, path, path.stat().st_size, reused=True)
             path.unlink()
         needed = _room_for_save(engine, image_id, cache_dir)
@@ -73,6 +74,7 @@ def ensure(engine: Engine, image_id: str, cache_dir: Path) -> Artifact:
                 raise InfraError(f"the saved tarball of {image_id[:19]} is incomplete; run again")
             tmp.publish()
         size = path.stat().st_size
+        blob_names.learn(cache_dir, layers.compressed_blobs(path))
     prune(cache_dir, keep=path)
     return Artifact(image_id, path, size, reused=False, seconds=time.monotonic() - started)
 

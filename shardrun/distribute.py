@@ -17,14 +17,13 @@ import json
 import os
 import shutil
 import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from shardrun import layers, oci_layout
+from shardrun import blob_names, layers, oci_layout
 from shardrun.artifact import Artifact, OnDemand, save_stream, tarball_path
 from shardrun.cache_files import exclusive, no_room, temp_file
 from shardrun.engine.api import ENGINE_FAILURES, Engine, content_tag
@@ -206,7 +205,7 @@ def thin_from_save(image: OnDemand, skip: int) -> tuple[Path, set[str]] | None:
     cut = set(diff_ids[:skip])
     if cut & set(diff_ids[skip:]):
         return None
-    cut |= _blobs_of(image.cache_dir, diff_ids[:skip])
+    cut |= blob_names.known(image.cache_dir, diff_ids[:skip])
     path = _thin_path(tarball_path(image.cache_dir, image.image_id), skip)
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(path):
@@ -220,7 +219,7 @@ def thin_from_save(image: OnDemand, skip: int) -> tuple[Path, set[str]] | None:
             layers.is_complete,
         )
         if omit is not None:
-            _learn_blobs(image.cache_dir, layers.compressed_blobs(path))
+            blob_names.learn(image.cache_dir, layers.compressed_blobs(path))
     return (path, omit) if omit is not None else None
 
 
@@ -229,7 +228,7 @@ def oci_from_save(image: OnDemand, skip: int) -> Thin | None:
     the full tarball if it is saved, else from the save stream. None if the image's layers
     are not named by their diff IDs. Raises DiskFull if the disk fills up."""
     held = image.diff_ids()[:skip]
-    omit = set(held) | _blobs_of(image.cache_dir, held)
+    omit = set(held) | blob_names.known(image.cache_dir, held)
     path = tarball_path(image.cache_dir, image.image_id).with_suffix(f".oci{skip}.tar")
     thin = Thin(path, omit, oci=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -247,38 +246,8 @@ def oci_from_save(image: OnDemand, skip: int) -> Thin | None:
 
         if _write_cut(image, path, "an OCI layout", write, oci_layout.is_complete) is None:
             return None
-        _learn_blobs(image.cache_dir, oci_layout.compressed_blobs(path))
+        blob_names.learn(image.cache_dir, oci_layout.compressed_blobs(path))
     return thin
-
-
-# A layer BuildKit built on a containerd-store engine is saved as a gzip blob, whose
-# digest is not its diff ID: a thin tarball could not tell that a worker holds it, and
-# would send it again after every change above it. Each cut notes, for the next one,
-# which blob each such layer is saved as (.shardrun/cache/blobs.json).
-_blobs_lock = threading.Lock()
-
-
-def _blobs_of(cache_dir: Path, diff_ids: list[str]) -> set[str]:
-    known = _read_blobs(cache_dir)
-    return {known[d] for d in diff_ids if d in known}
-
-
-def _learn_blobs(cache_dir: Path, found: dict[str, str]) -> None:
-    if not found:
-        return
-    with _blobs_lock, exclusive(cache_dir / "blobs.json"):
-        known = _read_blobs(cache_dir)
-        if found.items() <= known.items():
-            return
-        write_atomic(cache_dir / "blobs.json", json.dumps({**known, **found}, indent=1))
-
-
-def _read_blobs(cache_dir: Path) -> dict[str, str]:
-    try:
-        known = json.loads((cache_dir / "blobs.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return known if isinstance(known, dict) else {}
 
 
 def _write_cut(image: OnDemand, path: Path, what: str,
