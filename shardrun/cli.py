@@ -486,7 +486,8 @@ def repro(
     recorded = "--fresh" if fresh else repro_mod.find_recorded(
         cfg.root / ".shardrun", name, run_id)
     if isinstance(recorded, repro_mod.Recorded):
-        target, image_ref, engine_worker = _recorded_image(recorded, worker)
+        target = recorded.shard
+        image_ref, engine_worker = _recorded_image(recorded, worker)
         if image_ref is None:
             print(f"shardrun: the image of run {recorded.run_id} ({recorded.image_id[:19]}) is "
                   f"gone from {engine_worker.name}; building from the current sources",
@@ -514,10 +515,8 @@ def repro(
 
 
 def _recorded_image(recorded, worker: str | None):
-    """The recorded shard, what the chosen engine knows its image by (None: gone), and
-    that engine: `worker` (a name from the run, a context or a URL), else the current one."""
-    from anyio import run as anyio_run
-
+    """What the chosen engine knows the recorded image by (None: gone), and that engine:
+    `worker` (a name from the run, a context or a URL), else the current one."""
     from shardrun import config as config_mod
     from shardrun import workflow
     from shardrun.engine import resolve
@@ -525,16 +524,8 @@ def _recorded_image(recorded, worker: str | None):
     url = recorded.worker_url if worker and worker == recorded.worker else None
     spec = config_mod.parse_worker_option(url or worker or "default")
     endpoint = resolve(spec.context or spec.host)
-
-    async def connect():
-        from anyio import to_thread
-
-        return await to_thread.run_sync(workflow.connect_and_reap, spec, endpoint,
-                                        worker or endpoint.name)
-
-    engine_worker = anyio_run(connect)
-    ref = engine_worker.engine.find_image(recorded.image_id, None)
-    return recorded.shard, ref, engine_worker
+    engine_worker = workflow.connect_and_reap(spec, endpoint, worker or endpoint.name)
+    return engine_worker.engine.find_image(recorded.image_id, None), engine_worker
 
 
 def _build_for_repro(cfg):

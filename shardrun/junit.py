@@ -8,6 +8,7 @@ pytest-rerunfailures write it. Pure: files in, XML text out.
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
@@ -88,9 +89,11 @@ def attempt_files(result: ShardResult) -> list[str | None]:
     return [*files, str(last)]
 
 
+@functools.lru_cache(maxsize=4096)
 def flaky_and_cases(result: ShardResult) -> tuple[list[Case], dict[tuple[str, str], Case]] | None:
     """The last attempt's cases and, by case, the earlier failure of each flaky one; None
-    when the shard left no readable JUnit file."""
+    when the shard left no readable JUnit file. Read once per result: every report, the
+    summary and the annotations ask (callers must not change what it returns)."""
     files = attempt_files(result)
     cases = read_cases(files[-1]) if files else None
     if cases is None:

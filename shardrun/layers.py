@@ -157,12 +157,14 @@ def compressed_blobs(tarball: Path) -> dict[str, str]:
             config = json.load(tar.extractfile(entry["Config"]))
     except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError):
         return {}
-    return _pairs(config.get("rootfs", {}).get("diff_ids", []),
+    return compressed_pairs(config.get("rootfs", {}).get("diff_ids", []),
                   ["sha256:" + posixpath.basename(p) for p in entry.get("Layers", [])
                    if p.startswith("blobs/sha256/")])
 
 
-def _pairs(diff_ids: list[str], blobs: list[str]) -> dict[str, str]:
+def compressed_pairs(diff_ids: list[str], blobs: list[str]) -> dict[str, str]:
+    """diff ID -> blob digest, in layer order, where the two differ (a compressed blob);
+    nothing when the lists disagree on the layers."""
     if len(diff_ids) != len(blobs):
         return {}
     return {d: b for d, b in zip(diff_ids, blobs, strict=True) if d != b}

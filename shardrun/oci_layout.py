@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from shardrun.engine.api import content_tag
-from shardrun.layers import NotStreamable, chunk_reader, copy_hashing, resolve_link
+from shardrun.layers import (
+    NotStreamable,
+    chunk_reader,
+    compressed_pairs,
+    copy_hashing,
+    resolve_link,
+)
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -179,11 +185,8 @@ def compressed_blobs(path) -> dict[str, str]:
             config = json.load(tar.extractfile(_blob_name(manifest["config"]["digest"])))
     except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError):
         return {}
-    blobs = [layer["digest"] for layer in manifest.get("layers", [])]
-    diff_ids = config.get("rootfs", {}).get("diff_ids", [])
-    if len(blobs) != len(diff_ids):
-        return {}
-    return {d: b for d, b in zip(diff_ids, blobs, strict=True) if d != b}
+    return compressed_pairs(config.get("rootfs", {}).get("diff_ids", []),
+                            [layer["digest"] for layer in manifest.get("layers", [])])
 
 
 def qualified(tag: str) -> str:

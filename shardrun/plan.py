@@ -36,11 +36,8 @@ def expand(config: Config, context_files: Sequence[str] | None = None,
     for spec in config.shards:
         merged = _merge(config.defaults, spec.options)
         _check_merged(spec, merged)
-        total = spec.count or 1
-        if spec.per_slot:
-            total = max(1, min(slots, len(_matched(spec, context_files))
-                               if context_files is not None else slots))
-        groups = _split(spec, merged, total, context_files, file_times or {})
+        groups = _split(spec, merged, context_files, file_times or {}, max(slots, 1))
+        total = len(groups) if groups is not None else spec.count or 1
         for index in range(1, total + 1):
             shard = _instantiate(spec.name, merged, index, total)
             if groups is not None:
@@ -64,9 +61,10 @@ def _matched(spec: ShardSpec, context_files: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(matched))
 
 
-def _split(spec: ShardSpec, merged: RunOptions, total: int,
-           context_files: Sequence[str] | None,
-           file_times: Mapping[str, float]) -> list[list[str]] | None:
+def _split(spec: ShardSpec, merged: RunOptions, context_files: Sequence[str] | None,
+           file_times: Mapping[str, float], slots: int) -> list[list[str]] | None:
+    """The shard's groups of files (None without `split`): `count` of them, or one per
+    slot (per file, when fewer)."""
     where = spec.where or f'shard "{spec.name}"'
     uses = split.mentions_files(merged.command) or split.mentions_files(merged.entrypoint)
     if not spec.split:
@@ -77,9 +75,12 @@ def _split(spec: ShardSpec, merged: RunOptions, total: int,
     if not uses:
         _fail(where, "split, but no {files} in its command or entrypoint",
               'put {files} where the files go, e.g. command = "pytest -q {files}"')
+    total = slots if spec.per_slot else spec.count or 1
     if context_files is None:
         return [[] for _ in range(total)]  # not asked for (e.g. `shardrun list` of names)
     files = _matched(spec, context_files)
+    if spec.per_slot:
+        total = min(total, len(files))
     if len(files) < total:
         _fail(f"{where}.count", f"{total} groups of {len(files)} files",
               f"lower count to at most {len(files)}")
