@@ -18,7 +18,7 @@ from common import busybox
 
 from shardrun.engine.api import ContainerRequest
 from shardrun.engine.docker_engine import DockerEngine
-from shardrun.plan import Shard
+from shardrun.model.shard import Shard
 
 PHASES = ("create", "attach", "start", "wait", "remove")
 

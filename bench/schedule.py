@@ -40,7 +40,7 @@ from common import (
     worker_hosts,
 )
 
-from shardrun.schedule import lower_bound
+from shardrun.run.schedule import lower_bound
 
 PROJECT = "shardrun-bench-schedule"
 # random.Random(1).choices(range(1, 9), weights=[4, 4, 3, 3, 2, 2, 1, 1], k=24): mostly

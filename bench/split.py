@@ -48,7 +48,7 @@ from pathlib import Path
 
 from common import LOCAL, cleanup, interleaved, latest_report, load_note, project
 
-from shardrun import split
+from shardrun.plan import split
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "shardrun-bench-split"

@@ -1,3 +1,3 @@
-from shardrun.cli import main
+from shardrun.cli.app import main
 
 main()

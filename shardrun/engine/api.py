@@ -18,21 +18,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
-from shardrun.errors import EngineRefused, TransportError
-from shardrun.plan import Shard
+from shardrun.model.errors import EngineRefused, TransportError
+from shardrun.model.shard import Shard
 
 ENGINE_FAILURES = (TransportError, EngineRefused)
-
-
-# Every tarball shardrun sends names its image with this tag (RepoTags of a docker archive,
-# the name annotations of an OCI layout). On the containerd image store an image's ID is
-# its manifest's digest, not its config's, so the build engine's ID finds nothing there:
-# the tag, named after that ID, does, on either store.
-CONTENT_REPO = "shardrun/image"
-
-
-def content_tag(image_id: str) -> str:
-    return f"{CONTENT_REPO}:{image_id.removeprefix('sha256:')}"
 
 
 @dataclass(frozen=True)

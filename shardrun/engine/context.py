@@ -9,14 +9,12 @@ import os
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
 from docker.api.build import process_dockerfile
 from docker.utils import build as docker_build
-
-STATE_DIR = ".shardrun"
-
 
 def read_dockerignore(context: Path) -> list[str]:
     path = context / ".dockerignore"
@@ -26,27 +24,29 @@ def read_dockerignore(context: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def context_files(context: Path, dockerfile_path: Path) -> list[str]:
+def context_files(context: Path, dockerfile_path: Path, exclude: Sequence[str] = ()) -> list[str]:
     """The files the build context sends (after .dockerignore), as relative paths with /,
-    in name order: what a `split` shares out."""
+    in name order: what a `split` shares out. `exclude`: patterns the context never
+    sends, whatever .dockerignore says (shardrun's state folder)."""
     root = str(context)
     dockerfile = process_dockerfile(str(dockerfile_path), root)
-    excludes = [*read_dockerignore(context), STATE_DIR]
+    excludes = [*read_dockerignore(context), *exclude]
     found = docker_build.exclude_paths(root, excludes, dockerfile=dockerfile[0])
     return sorted(p.replace(os.sep, "/") for p in found if os.path.isfile(os.path.join(root, p)))
 
 
-def context_archive(context: Path, dockerfile_path: Path) -> tuple[IO[bytes], str]:
+def context_archive(context: Path, dockerfile_path: Path,
+                    exclude: Sequence[str] = ()) -> tuple[IO[bytes], str]:
     """The build context as a tar in a temporary file, and the Dockerfile's name in it.
 
     BuildKit sniffs the body's first bytes and reads a PAX tar (Python's default, which
     docker-py writes) as a Dockerfile, so we write GNU format with integer mtimes; no
     gzip, which costs more CPU than it saves on a local socket. The engine does not apply
-    `.dockerignore` for us, and shardrun's own state never belongs in an image.
+    `.dockerignore` for us; `exclude` as for `context_files`.
     """
     root = str(context)
     dockerfile = process_dockerfile(str(dockerfile_path), root)
-    excludes = [*read_dockerignore(context), STATE_DIR]
+    excludes = [*read_dockerignore(context), *exclude]
     files = sorted(docker_build.exclude_paths(root, excludes, dockerfile=dockerfile[0]))
     archive = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller, who closes it
     with tarfile.open(fileobj=archive, mode="w", format=tarfile.GNU_FORMAT) as tar:

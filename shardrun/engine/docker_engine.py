@@ -20,16 +20,11 @@ import docker
 import requests
 from docker.models.containers import _create_container_args
 
-from shardrun.engine.api import (
-    ContainerInfo,
-    ContainerRequest,
-    EngineFacts,
-    OutputStream,
-    content_tag,
-)
-from shardrun.errors import EngineRefused, TransportError
-from shardrun.plan import Shard
-from shardrun.run_options import OPTIONS
+from shardrun.engine.api import ContainerInfo, ContainerRequest, EngineFacts, OutputStream
+from shardrun.model.image_ref import content_tag
+from shardrun.model.errors import EngineRefused, TransportError
+from shardrun.model.shard import Shard
+from shardrun.model.options import OPTIONS
 
 _READ = 1 << 18  # bytes per read of an attach stream: many frames at once
 

@@ -61,5 +61,5 @@ def test_a_failed_or_timed_out_shards_files_land_on_the_host_and_a_passing_ones_
     assert len(shards["big"]["artifacts"]) == 1
     assert shards["big"]["artifacts_note"].startswith("artifacts-max left out 1 files: /big/")
     assert "artifacts-max left out 1 files" in result.stdout
-    schema = json.loads((Path(shardrun.__file__).parent / "report.schema.json").read_text())
+    schema = json.loads((Path(shardrun.__file__).parent / "report" / "schema.json").read_text())
     jsonschema.validate(report, schema)  # a real run's report, as documented

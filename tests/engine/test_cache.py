@@ -14,10 +14,11 @@ from pathlib import Path
 
 import docker
 
-from shardrun import artifact, distribute, layers
+from shardrun.distribute import tarball as artifact, deliver as distribute, layers
 from shardrun.engine.docker_engine import DockerEngine
 from tests.engine.conftest import BUSYBOX_IMAGE, shards_toml
 from tests.tmpfs import tmpfs
+from shardrun.model.image_ref import held_chain_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 # The CLI of this checkout, not whichever shardrun is installed.
@@ -95,7 +96,7 @@ def thin_for_local_engine(project, docker_client) -> tuple[str, Path, Path, set[
     docker_client.images.remove(image_id, force=True)
     saved = layers.read_saved(tarball)
     base = docker_client.images.get(BUSYBOX_IMAGE).attrs["RootFS"]["Layers"]
-    skip = layers.held_prefix(saved.diff_ids, layers.held_chain_ids([base]))
+    skip = layers.held_prefix(saved.diff_ids, held_chain_ids([base]))
     assert skip == 1
     thin = tarball.with_name(f"{tarball.stem}.thin{skip}.tar")
     return image_id, tarball, thin, layers.omitted_files(saved, skip)

@@ -20,8 +20,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from shardrun import oci_layout
-from shardrun.engine.api import content_tag
+from shardrun.distribute import oci_layout
+from shardrun.model.image_ref import content_tag
 from tests.engine.conftest import (
     LABEL_PROJECT,
     ensure_busybox,

@@ -14,9 +14,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from shardrun import layers
+from shardrun.distribute import layers
 from tests.engine.conftest import LABEL_PROJECT, hosts_script, shards_toml, wait_for_running
 from tests.engine.test_cache import with_manifest
+from shardrun.model.image_ref import held_chain_ids
 
 UNREACHABLE = "tcp://198.18.0.2:2999"  # w1's address, a port nothing listens on
 
@@ -279,7 +280,7 @@ def test_a_refused_thin_load_falls_back_to_full_and_is_remembered(project, hosts
     # one that omits layers.
     w1 = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"])
     saved = layers.read_saved(tarball)
-    held = layers.held_chain_ids(i.attrs["RootFS"]["Layers"] for i in w1.images.list(all=True))
+    held = held_chain_ids(i.attrs["RootFS"]["Layers"] for i in w1.images.list(all=True))
     skip = layers.held_prefix(saved.diff_ids, held)
     assert skip >= 1  # w1 holds the busybox base
     whole = project.root / "whole.tar"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.config import Config, load
+from shardrun.config.spec import Config
+from shardrun.config.load import load
 
 
 def _config_with_builder(tmp_path: Path, builder: str | None) -> Config:
@@ -23,7 +24,7 @@ def _config_with_builder(tmp_path: Path, builder: str | None) -> Config:
 def test_the_builder_is_a_worker_by_name_or_an_engine_url_or_the_current_context(
     tmp_path: Path, monkeypatch
 ):
-    from shardrun.workflow import builder_endpoint
+    from shardrun.run.connect import builder_endpoint
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/current.sock")
     spec, endpoint, name = builder_endpoint(_config_with_builder(tmp_path, "big"))
@@ -42,8 +43,8 @@ def test_the_builder_is_a_worker_by_name_or_an_engine_url_or_the_current_context
 def test_a_containerd_store_builder_before_28_is_refused_before_anything_is_sent(
     version: str, containerd_store: bool, refused: bool
 ):
-    from shardrun.build import check_builder
-    from shardrun.errors import BuildError
+    from shardrun.image.build import check_builder
+    from shardrun.model.errors import BuildError
 
     if refused:
         with pytest.raises(BuildError, match=r"^the builder w3 \(Docker .*28\.0.*--builder"):

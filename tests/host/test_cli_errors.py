@@ -108,8 +108,8 @@ def test_pyproject_tool_table_is_used_without_shards_toml(proj):
 
 
 def test_expected_errors_inside_task_groups_are_shown_alone():
-    from shardrun.cli import _unwrap
-    from shardrun.errors import BuildError, InfraError
+    from shardrun.cli.errors import _unwrap
+    from shardrun.model.errors import BuildError, InfraError
 
     first, second = InfraError("engine a"), InfraError("engine b")
     assert _unwrap(ExceptionGroup("x", [ExceptionGroup("y", [first]), second])) is first

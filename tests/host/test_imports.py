@@ -86,7 +86,7 @@ def test_list_imports_config_and_plan_only(tmp_path, proj):
     assert done.stdout.split()[::2] == ["unit-1", "unit-2"]
     assert {"shardrun.config", "shardrun.plan"} <= modules
     assert top_level(modules, HEAVY | {"rich"}) == set()
-    engine_side = {"shardrun.engine", "shardrun.workflow", "shardrun.execute", "shardrun.ui"}
+    engine_side = {"shardrun.engine", "shardrun.run", "shardrun.ui"}
     assert top_level(modules, engine_side) == set()
 
 
@@ -97,7 +97,7 @@ def test_run_over_unix_and_tcp_leaves_the_ssh_stack_out(tmp_path, proj):
     )
 
     assert "cannot reach the Docker engine" in done.stderr, done.stderr
-    assert {"docker", "shardrun.workflow", "shardrun.execute", "shardrun.engine"} <= modules
+    assert {"docker", "shardrun.run.workflow", "shardrun.run.execute", "shardrun.engine"} <= modules
     assert top_level(modules, SSH_STACK) == set()
 
 
@@ -108,14 +108,15 @@ def test_run_with_an_ssh_worker_loads_the_ssh_stack(tmp_path, proj):
     assert SSH_STACK <= modules
 
 
-# In one interpreter, the way the CLI sets it up (cli.main): docker without its SSH
+# In one interpreter, the way the CLI sets it up (cli.app.main): docker without its SSH
 # transport, then an ssh:// endpoint resolved after the engine layer was imported.
 SSH_LATE = r"""
 import sys
-sys.modules["docker.transport.sshconn"] = None  # as cli.main does
-from shardrun import engine, execute, workflow  # everything a run imports
+sys.modules["docker.transport.sshconn"] = None  # as cli.app.main does
+from shardrun.engine import endpoints as engine  # everything a run imports
+from shardrun.run import execute, workflow
 from shardrun.engine.docker_engine import translated
-from shardrun.errors import TransportError
+from shardrun.model.errors import TransportError
 assert "paramiko" not in sys.modules
 
 import docker

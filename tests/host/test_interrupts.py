@@ -10,7 +10,8 @@ import textwrap
 
 SCRIPT = textwrap.dedent("""
     import sys, anyio
-    from shardrun import cli, ui
+    from shardrun.run.drive import drive
+    from shardrun.ui.plain import PlainView
 
     async def work(emit, interrupt):
         print("working", flush=True)
@@ -20,7 +21,7 @@ SCRIPT = textwrap.dedent("""
             await anyio.sleep(60)  # a cleanup that takes long: a worker slow to answer
 
     try:
-        anyio.run(cli._drive, ui.PlainView(sys.stdout), work, "containers of run R may be left")
+        anyio.run(drive, PlainView(sys.stdout), work, "containers of run R may be left")
     finally:
         print("cleanup finished", flush=True)
 """)

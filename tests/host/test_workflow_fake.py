@@ -18,13 +18,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from shardrun import config as config_mod
-from shardrun import engine, plan, workflow
-from shardrun import report as report_mod
-from shardrun.engine.api import content_tag
-from shardrun.engine.fake import FakeEngine, FakeImage
-from shardrun.errors import EngineRefused, TransportError
-from shardrun.events import (
+from shardrun.config import load as config_mod
+from shardrun.plan import expand as plan
+from shardrun.run import workflow
+from shardrun.model.image_ref import content_tag
+from tests.fakes.engine import FakeEngine, FakeImage
+from shardrun.model.errors import EngineRefused, TransportError
+from shardrun.ui.events import (
     Event,
     ShardFinished,
     ShardOutput,
@@ -33,9 +33,12 @@ from shardrun.events import (
     WorkerLost,
     WorkerTransfer,
 )
-from shardrun.report import RunSummary
-from shardrun.results import ShardResult, Status
-from shardrun.workers import Worker
+from shardrun.report.summary import RunSummary
+from shardrun.model.results import ShardResult, Status
+from shardrun.run.workers import Worker
+from shardrun.engine.endpoints import Endpoint
+from shardrun.report.summary import lost_line
+from shardrun.run.request import RunRequest
 
 PROJECT = "proj"
 IMAGE = FakeImage.make(b"base layer", b"test layer", labels={"shardrun.project": PROJECT})
@@ -56,7 +59,7 @@ def _watchdogs() -> list[int]:
                 command = f.read()
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == os.getpid() and b"shardrun.watchdog" in command:
+        if ppid == os.getpid() and b"shardrun.cleanup.watchdog" in command:
             found.append(int(entry))
     return found
 
@@ -90,7 +93,7 @@ def fakes():
 
 def worker(fake: FakeEngine, slots: int = 1) -> Worker:
     return Worker(
-        name=fake.name, endpoint=engine.Endpoint(fake.name, f"tcp://{fake.name}.test:2375"),
+        name=fake.name, endpoint=Endpoint(fake.name, f"tcp://{fake.name}.test:2375"),
         engine=fake, slots=slots, cpus=fake.cpus, version=fake.version, target=UNREACHABLE,
     )
 
@@ -124,7 +127,7 @@ def run(
     (tmp_path / "Dockerfile.test").write_text("FROM scratch\n")
     config = config_mod.parse({"project": PROJECT, "shard": shards}, tmp_path / "shards.toml",
                               cwd=tmp_path)
-    request = workflow.RunRequest(config, tuple(plan.expand(config)), secrets=secrets or {})
+    request = RunRequest(config, tuple(plan.expand(config)), secrets=secrets or {})
     build_worker = worker(builder) if builder else workers[0]
     prepared = workflow.Prepared(IMAGE.id, build_worker, workers, unreachable=())
     events: list[Event] = []
@@ -428,5 +431,5 @@ def test_a_run_that_loses_a_required_worker_exits_4_though_every_shard_passed(
 
     assert out.table() == [("x", Status.PASS, "a"), ("y", Status.PASS, "a")]
     assert out.summary.lost_required == ("b",) and out.summary.exit_code == 4
-    assert report_mod.lost_line(out.summary).startswith(
+    assert lost_line(out.summary).startswith(
         "1 of 2 workers lost: b (required): could not get the image there")

@@ -1,0 +1,78 @@
+"""The one error handler: expected errors are one line and their exit code, an interrupt is
+130, anything else is an internal error whose traceback goes to a crash log."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn, ParamSpec, TypeVar
+
+import typer
+
+from shardrun.model.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Interrupted, ShardrunError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, code: int) -> NoReturn:
+    print(f"shardrun: error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        debug = kwargs.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except BaseException as exc:
+            exc = _unwrap(exc)
+            if debug:
+                traceback.print_exception(exc)
+            if isinstance(exc, ShardrunError):
+                fail(str(exc), exc.exit_code)
+            if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+                print("shardrun: interrupted", file=sys.stderr)
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+            if isinstance(exc, typer.Exit):
+                raise exc from None
+            log = _write_crash_log(exc)
+            fail(f"internal error: {exc!r}; the traceback is in {log}; please report it",
+                 EXIT_INTERNAL)
+
+    return wrapper
+
+
+def _write_crash_log(exc: BaseException) -> str:
+    """Keep the traceback of an unexpected error where the user can attach it to a report."""
+    path = Path(tempfile.gettempdir()) / f"shardrun-crash-{os.getpid()}.log"
+    with open(path, "w") as out:
+        traceback.print_exception(exc, file=out)
+    return str(path)
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """anyio task groups wrap what their tasks raise; the user needs the error itself.
+
+    Several expected errors at once (two engines unreachable, say) show the first.
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves = _leaves(exc)
+    expected = [e for e in leaves if isinstance(e, (ShardrunError, KeyboardInterrupt, Interrupted))]
+    return expected[0] if len(expected) == len(leaves) else exc
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out

@@ -1,0 +1,106 @@
+"""`shardrun runs`, `show` and `clean`: past runs, and tidying up after them."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from shardrun.cli.errors import handles_errors
+from shardrun.cli.options import (
+    ConfigOpt,
+    DebugOpt,
+    WorkerOpt,
+    complete_runs_and_shards,
+    complete_shards,
+)
+from shardrun.model.errors import ConfigError
+
+
+@handles_errors
+def runs(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    """List past runs, newest first: ID, when, image, counts, exit code."""
+    from shardrun.config.load import load
+    from shardrun.report.history import past_runs
+    from shardrun.state.layout import state_dir
+
+    rows = past_runs(state_dir(load(config).root))
+    if not rows:
+        print("no runs recorded yet; `shardrun run` makes one")
+        return
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.started)) if row.started else "?"
+        image = row.image.removeprefix("sha256:")[:12] or "-"
+        code = "-" if row.exit_code is None else row.exit_code
+        print(f"{row.run_id}  {when}  image {image}  exit {code}  {row.counts}")
+
+
+@handles_errors
+def show(
+    run_or_shard: Annotated[str | None, typer.Argument(
+        metavar="[RUN]", autocompletion=complete_runs_and_shards)] = None,
+    shard: Annotated[str | None, typer.Argument(metavar="[SHARD]",
+                                                autocompletion=complete_shards)] = None,
+    config: ConfigOpt = None, debug: DebugOpt = False,
+) -> None:
+    """Print a run's summary again (default: the latest), or one shard's log."""
+    from shardrun.config.load import load
+    from shardrun.report.history import load as load_run
+    from shardrun.report.history import resolve_show, shard_log
+    from shardrun.state import layout
+
+    state = layout.state_dir(load(config).root)
+    run_id, shard_name = resolve_show(state, run_or_shard, shard)
+    past = load_run(state, run_id)
+    if shard_name:
+        log = shard_log(past, shard_name)
+        try:
+            with open(log, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer)
+        except OSError as exc:
+            raise ConfigError(f"{log}: {exc.strerror}; the run's folder may have been "
+                              "cleaned") from None
+        return
+    summary_md = layout.run_dir(state, past.run_id) / "summary.md"
+    try:
+        print(summary_md.read_text(), end="")
+    except OSError:
+        raise ConfigError(f"{summary_md} is missing; `shardrun runs` lists the runs") from None
+
+
+@handles_errors
+def clean(
+    older_than: Annotated[
+        str, typer.Option("--older-than", metavar="AGE", help="Remove runs and cache files "
+                          "unused for this long (e.g. 7d, 12h).")
+    ] = "7d",
+    containers: Annotated[
+        bool, typer.Option("--containers", help="Also remove every container with shardrun's "
+                           "labels on the workers, of any project and in any state.")
+    ] = False,
+    config: ConfigOpt = None, worker: WorkerOpt = None, debug: DebugOpt = False,
+) -> None:
+    """Remove old runs and unused cache files, and the containers kept by --keep-failed."""
+    import anyio
+
+    from shardrun.config.load import load
+    from shardrun.config.workers import chosen, parse_worker_option
+    from shardrun.model.values import parse_duration
+    from shardrun.run.connect import resolve_workers
+    from shardrun.run.inventory import remove_containers
+    from shardrun.state.clean import clean_files
+    from shardrun.state.layout import state_dir
+
+    cfg = load(config)
+    age = parse_duration(older_than, "--older-than")
+    done = clean_files(state_dir(cfg.root), age)
+    print(f"removed {done.runs} runs and {done.cache_files} cache files "
+          f"({done.freed / 1e6:.1f} MB)")
+    specs = chosen(cfg, [parse_worker_option(w) for w in worker or ()])
+    for name, count, error in anyio.run(remove_containers, resolve_workers(specs),
+                                        not containers):
+        what = "containers with shardrun's labels" if containers else "kept containers"
+        print(f"{name}: {error}" if error else f"{name}: removed {count} {what}")

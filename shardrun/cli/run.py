@@ -1,0 +1,160 @@
+"""`shardrun run`, `build` and `list`: the main job, the image alone, and the plan."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shardrun.cli.errors import handles_errors
+from shardrun.cli.options import (
+    BuildArgOpt,
+    BuilderOpt,
+    ConfigOpt,
+    DebugOpt,
+    PlainOpt,
+    ShardOpt,
+    WorkerOpt,
+    run_option,
+)
+
+
+@handles_errors
+def run(
+    config: ConfigOpt = None,
+    shard: ShardOpt = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, metavar="N", help="At most N containers at once; "
+                     "also the slots of a worker that declares none (default: its CPU count)."),
+    ] = None,
+    retries: Annotated[
+        int, typer.Option(min=0, metavar="N",
+                          help="Run a failed or timed-out shard again up to N times.")
+    ] = 0,
+    build_arg: BuildArgOpt = None,
+    builder: BuilderOpt = None,
+    worker: WorkerOpt = None,
+    require_all_workers: Annotated[
+        bool, typer.Option("--require-all-workers", help="Exit 4 if any worker is lost or "
+                           "unreachable (as `required = true` does for one [[worker]]).")
+    ] = False,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Run only the shards that failed, timed out or "
+                           "errored in the latest run (or --run).")
+    ] = False,
+    run_id: Annotated[str | None, run_option("The run --failed reads.")] = None,
+    keep_failed: Annotated[
+        bool, typer.Option("--keep-failed", help="Leave the stopped containers of failed "
+                           "shards, to look inside; `shardrun clean` removes them.")
+    ] = False,
+    junit_out: Annotated[
+        Path | None, typer.Option("--junit", metavar="PATH", help="Also write junit.xml here.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", metavar="PATH", help="Also write report.json here.")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", metavar="PATH", help="Also write report.html here.")
+    ] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Once a shard fails its tests, start no "
+                           "queued shard (they are SKIPPED); running ones finish.")
+    ] = False,
+    plain: PlainOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Build the image once, run the shards, print a summary; exit 0 if all passed."""
+    from shardrun.config.load import load, with_overrides
+    from shardrun.config.workers import chosen, parse_worker_option
+    from shardrun.plan.make import planned
+    from shardrun.plan.rerun import only_failed
+    from shardrun.report.github import github_annotations
+    from shardrun.report.write import REPORTS, copy_report
+    from shardrun.run import workflow
+    from shardrun.run.drive import run_under
+    from shardrun.run.request import RunRequest, read_secrets
+    from shardrun.ui.console import pick_view
+    from shardrun.ui.summary import print_summary
+
+    cfg = with_overrides(load(config), build_arg or (), builder)
+    shards = tuple(planned(cfg, shard))
+    replan = None
+    if failed or run_id:
+        past, shards = only_failed(cfg, shards, run_id)
+        if not shards:
+            print(f"shardrun: run {past} had no failed shards; nothing to run")
+            raise typer.Exit(0)
+    elif any(spec.per_slot for spec in cfg.shards):  # count = "slots": once slots are known
+        replan = functools.partial(planned, cfg, shard)
+    given = tuple(parse_worker_option(w) for w in worker or ())
+    request = RunRequest(
+        config=cfg, shards=shards, workers=chosen(cfg, given, require_all_workers),
+        jobs=jobs, retries=retries, fail_fast=fail_fast, keep_failed=keep_failed,
+        replan=replan, secrets=read_secrets(shards, os.environ),
+    )
+    view, console = pick_view(plain)
+    leftovers = (f"containers labelled shardrun.run={request.run_id} may be left on the "
+                 "workers; its watchdog, or the next shardrun command there, removes them")
+    summary = run_under(view, functools.partial(workflow.run, request), leftovers)
+    reports = [request.run_dir / name for name in REPORTS]
+    for name, wanted in (("junit.xml", junit_out), ("report.json", json_out),
+                         ("report.html", html_out)):
+        if wanted is not None:
+            reports.append(copy_report(request.run_dir / name, wanted))
+    print_summary(console, summary, reports)
+    if os.environ.get("GITHUB_ACTIONS") == "true" and (notes := github_annotations(summary)):
+        print("\n".join(notes), flush=True)
+    if summary.interrupted:
+        print("shardrun: interrupted", file=sys.stderr)
+    raise typer.Exit(summary.exit_code)
+
+
+@handles_errors
+def build(
+    config: ConfigOpt = None,
+    build_arg: BuildArgOpt = None,
+    builder: BuilderOpt = None,
+    plain: PlainOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Build the image and save its tarball; print the image ID and the tarball path."""
+    from shardrun.config.load import load, with_overrides
+    from shardrun.run import workflow
+    from shardrun.run.connect import connect_builder
+    from shardrun.run.drive import run_under, unless_interrupted
+    from shardrun.state.layout import state_dir
+    from shardrun.ui.console import pick_view
+
+    cfg = with_overrides(load(config), build_arg or (), builder)
+    workflow.make_state_dirs(state_dir(cfg.root))
+
+    async def work(emit, interrupt):
+        async def stages():
+            engine = await connect_builder(cfg)
+            image_id = await workflow.build_image(cfg, engine, emit)
+            return image_id, await workflow.save_artifact(cfg, engine, image_id, emit)
+
+        return await unless_interrupted(interrupt, stages)
+
+    image_id, saved = run_under(pick_view(plain)[0], work)
+    print(image_id)
+    print(saved.path)
+
+
+@handles_errors
+def list_shards(config: ConfigOpt = None, shard: ShardOpt = None, debug: DebugOpt = False) -> None:
+    """Print the expanded shards, in the order they would start, with their commands."""
+    from shardrun.config.load import load
+    from shardrun.plan import listing, timings
+    from shardrun.plan.make import planned
+
+    cfg = load(config)
+    slots = os.cpu_count() or 1
+    shards = planned(cfg, shard, slots)
+    for line in listing.lines(shards, timings.load_files(cfg.timings_path), slots):
+        print(line)

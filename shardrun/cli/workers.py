@@ -1,0 +1,31 @@
+"""`shardrun workers`: every worker, whether it answers, and whether it has the image."""
+
+from __future__ import annotations
+
+import typer
+
+from shardrun.cli.errors import handles_errors
+from shardrun.cli.options import ConfigOpt, DebugOpt, WorkerOpt
+
+
+@handles_errors
+def workers(config: ConfigOpt = None, worker: WorkerOpt = None, debug: DebugOpt = False) -> None:
+    """List every worker: reachable or not, engine version, CPUs, slots, has the image."""
+    import anyio
+
+    from shardrun.config.load import load
+    from shardrun.config.workers import chosen, parse_worker_option
+    from shardrun.distribute.tarball import latest_image_id
+    from shardrun.run.connect import resolve_workers
+    from shardrun.run.inventory import survey
+    from shardrun.state.layout import state_dir
+    from shardrun.ui.console import table_console
+    from shardrun.ui.summary import workers_table
+
+    cfg = load(config)
+    image_id = latest_image_id(state_dir(cfg.root))
+    specs = chosen(cfg, [parse_worker_option(w) for w in worker or ()])
+    rows = anyio.run(survey, resolve_workers(specs), image_id)  # may load the SSH transport
+    table_console().print(workers_table(rows, image_id))
+    if not any(row.reachable for row in rows):
+        raise typer.Exit(4)

@@ -1,0 +1,1 @@
+"""Stage 4, distribute: the image onto each worker, sending only what it lacks (tarballs, thin tarballs, OCI layouts)."""

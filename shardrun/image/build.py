@@ -1,0 +1,134 @@
+"""Build the test image once with BuildKit, through the Engine API.
+
+The docker CLI here has no buildx plugin and docker-py's `APIClient.build` has no BuildKit
+switch, so we POST the context ourselves to `/build?version=2` (design.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from shardrun.image import buildkit_trace
+from shardrun.config.spec import ImageSpec
+from shardrun.engine.api import Engine, EngineFacts
+from shardrun.engine.context import context_archive
+from shardrun.state import layout
+from shardrun.model.errors import BuildError, ConfigError, EngineRefused
+from shardrun.ui.events import BuildFinished, BuildLog, BuildStarted, BuildStep, Emit
+
+# Without a BuildKit session (which only the CLI can open) these features fail deep in the
+# build with "no active session"; we say so up front.
+_SESSION_ONLY = ("--mount=type=secret", "--mount=type=ssh")
+
+
+def _check_session_features(spec: ImageSpec) -> None:
+    text = spec.dockerfile.read_text(errors="replace")
+    for feature in _SESSION_ONLY:
+        if feature in text:
+            raise ConfigError(
+                f"{spec.dockerfile}: uses {feature}, which needs a BuildKit session that "
+                "the Engine API build cannot open; use a build arg or a COPY instead"
+            )
+
+
+def _params(spec: ImageSpec, dockerfile_name: str, labels: dict[str, str]) -> dict:
+    params = {
+        "version": "2",
+        "dockerfile": dockerfile_name,
+        "rm": "1",
+        "forcerm": "1",
+        "labels": json.dumps(labels),
+    }
+    if spec.tag:
+        params["t"] = spec.tag
+    if spec.target:
+        params["target"] = spec.target
+    if spec.build_args:
+        params["buildargs"] = json.dumps(dict(spec.build_args))
+    return params
+
+
+# moby/moby#47717: with the containerd image store, BuildKit fetches a context sent as the
+# request body from a URL it cannot resolve, until 28.0 (moby/moby#49178).
+_TAR_CONTEXT_FIXED = (28, 0)
+
+
+def check_builder(name: str, version: str, containerd_store: bool) -> None:
+    """BuildError, before anything is sent, for an engine that cannot build from a
+    context sent over the API."""
+    if containerd_store and EngineFacts(version, 1).major_minor < _TAR_CONTEXT_FIXED:
+        raise BuildError(
+            f"the builder {name} (Docker {version}) uses the containerd image store, whose "
+            "builds from a context sent over the API fail before Docker 28.0 "
+            "(moby/moby#47717); upgrade that engine to 28.0 or later, turn its "
+            "containerd-snapshotter feature off, or build on another engine with "
+            "--builder NAME or [image] builder"
+        )
+
+
+def build(engine: Engine, spec: ImageSpec, emit: Emit, labels: dict[str, str]) -> str:
+    """Build `spec`, emitting build events, and return the image ID. Blocking."""
+    _check_session_features(spec)
+    started = time.time()
+    emit(BuildStarted(dockerfile=str(spec.dockerfile), context=str(spec.context)))
+    progress = buildkit_trace.Progress()
+    image_id = None
+    body, dockerfile_name = context_archive(spec.context, spec.dockerfile, exclude=(layout.NAME,))
+    with body:
+        params = _params(spec, dockerfile_name, labels)
+        try:
+            for message in engine.build(body, params):
+                image_id = _handle(message, progress, emit) or image_id
+        except EngineRefused as exc:  # the engine said no; a transport error stays exit 4
+            raise BuildError(str(exc)) from exc
+    if image_id is None:
+        raise BuildError("the build stream ended without an image ID")
+    steps = [v for v in progress.vertexes.values() if _is_dockerfile_step(v.name)]
+    emit(
+        BuildFinished(
+            image_id=image_id,
+            duration=time.time() - started,
+            cached_steps=sum(v.cached for v in steps),
+            total_steps=len(steps),
+        )
+    )
+    return image_id
+
+
+_STEP = re.compile(r"^\[[^\]]*\d+/\d+\] (?!FROM )")
+
+
+def _is_dockerfile_step(name: str) -> bool:
+    """A Dockerfile instruction that can come from the cache ("[2/3] RUN ..."), not FROM,
+    the context transfer or the export, which BuildKit never reports as cached."""
+    return bool(_STEP.match(name))
+
+
+def _handle(message: dict, progress: buildkit_trace.Progress, emit: Emit) -> str | None:
+    if "errorDetail" in message or "error" in message:
+        raise BuildError(_failure(message, progress))
+    if message.get("id") == "moby.image.id":
+        return message["aux"]["ID"]
+    if message.get("id") == "moby.buildkit.trace":
+        changes, lines = progress.update(buildkit_trace.decode(message["aux"]))
+        for change in changes:
+            emit(BuildStep(digest=change.digest, name=change.name, state=change.state,
+                           error=change.error or None))
+        for name, line in lines:
+            emit(BuildLog(name=name, line=line))
+    return None
+
+
+def _failure(message: dict, progress: buildkit_trace.Progress) -> str:
+    error = (message.get("errorDetail") or {}).get("message") or message.get("error", "")
+    failed = [v for v in progress.vertexes.values() if v.error]
+    if not failed:
+        return f"build failed: {error.strip()}"
+    step = failed[-1]
+    tail = progress.tail(step.digest, 20)
+    text = f"build failed at step {step.name}: {step.error.strip() or error.strip()}"
+    if tail:
+        text += "\n" + "\n".join(f"  | {line}" for line in tail)
+    return text

@@ -1,0 +1,1 @@
+"""Stage 2, plan: the config expanded into shards, split groups, times, reruns (pure but for reading files)."""

@@ -1,0 +1,79 @@
+"""Shard durations from earlier runs, which the next plan uses to start the longest first."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+from shardrun.plan import split
+from shardrun.model.results import ShardResult, Status
+from shardrun.state.files import write_atomic
+
+_SMOOTHING = 0.5  # weight of the newest duration: recent runs matter, one outlier less
+
+
+def load(path: Path) -> dict[str, float]:
+    """Recorded durations; a missing or unreadable file is an empty history, not an error."""
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): float(v) for k, v in data.get("durations", {}).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def update(old: Mapping[str, float], results: Iterable[ShardResult]) -> dict[str, float]:
+    """Blend in the durations of shards that ran to a verdict (PASS or FAIL)."""
+    new = dict(old)
+    for result in results:
+        if result.status not in (Status.PASS, Status.FAIL) or result.duration is None:
+            continue
+        previous = new.get(result.name)
+        duration = result.duration
+        new[result.name] = round(
+            duration if previous is None else _SMOOTHING * duration + (1 - _SMOOTHING) * previous,
+            3,
+        )
+    return new
+
+
+def load_files(path: Path) -> dict[str, float]:
+    """Recorded seconds per file of a `split` (see split.py)."""
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): float(v) for k, v in data.get("files", {}).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def update_files(old: Mapping[str, float], results: Iterable[ShardResult],
+                 files_of: Mapping[str, Sequence[str]], exists: Callable[[str], bool],
+                 measured: Callable[[ShardResult, Sequence[str]], Mapping[str, float] | None]
+                 = lambda result, files: None,
+                 ) -> dict[str, float]:
+    """Blend in per-file seconds of the split shards that ran to a verdict: measured ones
+    (from their JUnit files), else their duration spread over their files by the current
+    estimates. Files this run did not run keep their times; files gone are dropped."""
+    new = {f: t for f, t in old.items() if exists(f)}
+    for result in results:
+        files = files_of.get(result.name)
+        if not files or result.status not in (Status.PASS, Status.FAIL) or not result.duration:
+            continue
+        seconds = measured(result, files) or split.spread(result.duration, files, new)
+        for name in files:
+            if name in seconds:
+                previous = new.get(name)
+                value = seconds[name] if previous is None else (
+                    _SMOOTHING * seconds[name] + (1 - _SMOOTHING) * previous)
+                new[name] = round(value, 3)
+    return new
+
+
+def save(path: Path, durations: Mapping[str, float],
+         files: Mapping[str, float] | None = None) -> None:
+    data = {"durations": dict(sorted(durations.items()))}
+    if files is None:
+        files = load_files(path)  # kept as they were
+    if files:
+        data["files"] = dict(sorted(files.items()))
+    write_atomic(path, json.dumps(data, indent=2))

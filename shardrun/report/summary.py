@@ -1,0 +1,112 @@
+"""The one model every report reads: a run's summary, its workers, and the lines and rows
+that the terminal, Markdown, JUnit and HTML reports share."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shardrun.model.results import EXIT_INFRA, ShardResult, Status, exit_code
+from shardrun.model.shard import Shard
+from shardrun.report import junit
+from shardrun.report.junit import xml_safe
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    name: str
+    url: str
+    slots: int
+    lost: str = ""  # why it was lost (or unreachable at the start); "" if it served
+    load: str = ""  # how the image got there: "none", "thin" or "full"
+    sent: int = 0  # bytes of tarball sent to it
+    full_size: int = 0
+    load_seconds: float = 0.0
+    required: bool = False  # its loss fails the run (exit 4)
+    load_started: float | None = None  # wall clock, when getting the image there began
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    project: str
+    image_id: str | None
+    started: float
+    finished: float
+    results: tuple[ShardResult, ...]
+    interrupted: bool = False
+    workers: tuple[WorkerReport, ...] = ()
+    error: str = ""  # what stopped the run early (a full disk), if anything did
+    # The shards as planned (options merged, placeholders filled), for repro to rerun.
+    shards: tuple[Shard, ...] = ()
+    # Phases before the shards, as report.json's "phases" gives them (see Phases).
+    build: Mapping[str, Any] | None = None
+    save: Mapping[str, Any] | None = None
+
+    @property
+    def lost_workers(self) -> tuple[str, ...]:
+        return tuple(w.name for w in self.workers if w.lost)
+
+    @property
+    def exit_code(self) -> int:
+        if (self.error or self.lost_required) and not self.interrupted:
+            return EXIT_INFRA
+        return exit_code(list(self.results), self.interrupted)
+
+    @property
+    def lost_required(self) -> tuple[str, ...]:
+        return tuple(w.name for w in self.workers if w.lost and w.required)
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(r.status for r in self.results)
+
+
+def lost_line(summary: RunSummary) -> str:
+    """How many workers were lost and why, for the end of the summary; "" if none was.
+    A lost worker is never silent: the run may pass without it, but it says so."""
+    lost = [w for w in summary.workers if w.lost]
+    if not lost:
+        return ""
+    count = f"{len(lost)} of {len(summary.workers)} workers"
+    why = "; ".join(f"{w.name}{' (required)' if w.required else ''}: {_short(w.lost)}"
+                    for w in lost)
+    return f"{count} lost: {why}"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def totals_line(summary: RunSummary) -> str:
+    counts = summary.counts
+    parts = [f"{counts[s]} {s.value.lower()}" for s in Status if counts[s]]
+    if flaky := junit.flaky_count(summary.results):
+        parts.append(f"{flaky} flaky test{'s' * (flaky != 1)}")
+    wall = summary.finished - summary.started
+    return f"{len(summary.results)} shards: {', '.join(parts) or 'none run'} in {wall:.1f}s"
+
+
+def summary_rows(results: Sequence[ShardResult]) -> list[tuple[str, ...]]:
+    """Rows of the end-of-run table: shard, status, duration, exit code, where, log."""
+    rows = []
+    for r in results:
+        duration = f"{r.duration:.1f}s" if r.duration is not None else "-"
+        code = "-" if r.exit_code is None else str(r.exit_code)
+        where = f"{r.worker}/{r.slot}" if r.worker else "-"
+        rows.append((r.name, r.status.value, duration, code, where, r.log_path or r.detail))
+    return rows
+
+
+def log_tail(log_path: str | None, lines: int = 50) -> str:
+    """The last `lines` of a shard's log, safe for XML and HTML text ("" if none)."""
+    if not log_path:
+        return ""
+    try:
+        text = Path(log_path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return xml_safe("\n".join(text.splitlines()[-lines:]))

@@ -1,0 +1,64 @@
+"""Every worker at once, outside a run: `shardrun workers` surveys them (reachable, engine
+version, CPUs, slots, whether each has the image), `clean` removes the kept containers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shardrun.cleanup import reap
+from shardrun.run import workers
+from shardrun.config.spec import WorkerSpec
+from shardrun.engine.api import ENGINE_FAILURES
+from shardrun.engine.endpoints import Endpoint
+from shardrun.model.errors import InfraError
+from shardrun.run.connect import Resolved, connect_and_reap
+from shardrun.run.fanout import in_threads
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    name: str
+    url: str
+    reachable: bool
+    error: str = ""
+    version: str = ""
+    cpus: int = 0
+    slots: int = 0
+    has_image: bool | None = None  # None: no image built yet, or unreachable
+
+
+def _probe(spec: WorkerSpec, endpoint: Endpoint, name: str, image_id: str | None) -> WorkerRow:
+    try:
+        worker = connect_and_reap(spec, endpoint, name)  # like every command, reap first
+    except InfraError as exc:
+        return WorkerRow(name, endpoint.url, reachable=False, error=str(exc))
+    try:
+        # By ID or by content tag: on the containerd image store the ID is another.
+        has = worker.engine.find_image(image_id, None) is not None if image_id else None
+    finally:
+        worker.engine.close()
+    return WorkerRow(name, endpoint.url, True, "", worker.version, worker.cpus, worker.slots, has)
+
+
+async def survey(resolved: list[Resolved], image_id: str | None) -> list[WorkerRow]:
+    return await in_threads(resolved, lambda item: _probe(*item, image_id))
+
+
+async def remove_containers(resolved: list[Resolved], kept_only: bool) -> list[tuple[str, int, str]]:
+    """On every worker at once, the kept containers (or, not `kept_only`, every container
+    with shardrun's labels). (worker, how many, error) per worker."""
+
+    def one(item: Resolved) -> tuple[str, int, str]:
+        spec, endpoint, name = item
+        try:
+            worker = workers.connect(spec, endpoint, name)
+        except InfraError as exc:
+            return name, 0, str(exc)
+        try:
+            return name, reap.remove_all(worker.engine, kept_only), ""
+        except ENGINE_FAILURES as exc:
+            return name, 0, str(exc)
+        finally:
+            worker.engine.close()
+
+    return await in_threads(resolved, one)

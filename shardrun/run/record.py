@@ -1,0 +1,110 @@
+"""The end of a run: its summary from the queue's results, then everything it leaves on
+disk (reports, timings, runs/latest). Also `Phases`, which notes when the build and the
+save happened, for report.json."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shardrun.model.results import Status
+from shardrun.plan import timings
+from shardrun.report import junit
+from shardrun.report.summary import RunSummary, WorkerReport
+from shardrun.report.write import write
+from shardrun.run.request import RunRequest
+from shardrun.run.schedule import ShardQueue
+from shardrun.run.workers import Worker
+from shardrun.state import layout
+from shardrun.ui.events import ArtifactReady, BuildFinished, BuildStarted, Emit, Event
+
+
+class Phases:
+    """Passes events on, noting when the build and the save happened, for report.json."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.build: dict | None = None
+        self.save: dict | None = None
+        self._build_started: float | None = None
+
+    def __call__(self, event: Event) -> None:
+        now = time.time()
+        if isinstance(event, BuildStarted):
+            self._build_started = now
+        elif isinstance(event, BuildFinished):
+            self.build = {"started": self._build_started or now - event.duration,
+                          "finished": now, "cached_steps": event.cached_steps,
+                          "total_steps": event.total_steps}
+        elif isinstance(event, ArtifactReady):
+            self.save = {"started": now - event.seconds, "finished": now,
+                         "bytes": event.size, "reused": event.reused}
+        self.emit(event)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How far a run got: what it built and where, and why shards without a result have
+    none (`why`)."""
+
+    started: float
+    why: str
+    interrupted: bool
+    image_id: str | None = None
+    workers: tuple[Worker, ...] = ()
+    unreachable: tuple[tuple[str, str, bool], ...] = ()  # (worker, why, required)
+    error: str = ""
+
+
+def summarize(request: RunRequest, queue: ShardQueue, ending: Ending,
+              phases: Phases | None) -> RunSummary:
+    """The run's summary: a shard without a result was CANCELLED, for `ending.why`."""
+    queue.abandon(Status.CANCELLED, ending.why)
+    return RunSummary(
+        run_id=request.run_id, project=request.config.project, image_id=ending.image_id,
+        started=ending.started, finished=time.time(), results=tuple(queue.results()),
+        interrupted=ending.interrupted, error=ending.error, shards=request.shards,
+        build=phases.build if phases else None, save=phases.save if phases else None,
+        workers=tuple(_worker_report(w) for w in ending.workers)
+        + tuple(WorkerReport(name, "", 0, lost=why, required=required)
+                for name, why, required in ending.unreachable),
+    )
+
+
+def _worker_report(worker: Worker) -> WorkerReport:
+    d = worker.delivery
+    return WorkerReport(
+        name=worker.name, url=worker.endpoint.url, slots=worker.slots, lost=worker.lost,
+        load=d.mode if d else "", sent=d.sent if d else 0,
+        full_size=d.full_size if d else 0, load_seconds=d.seconds if d else 0.0,
+        required=worker.required, load_started=d.started if d else None,
+    )
+
+
+def make_run_dir(request: RunRequest) -> Path:
+    path = request.run_dir
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def record(request: RunRequest, summary: RunSummary) -> None:
+    """The run's reports, the times the next plan uses, and runs/latest."""
+    path = request.config.timings_path
+    files_of = {s.name: s.files for s in request.shards if s.files}
+    context = request.config.image.context
+    files = None
+    if files_of:
+        files = timings.update_files(timings.load_files(path), summary.results, files_of,
+                                     lambda name: (context / name).is_file(),
+                                     junit.file_seconds)
+    timings.save(path, timings.update(timings.load(path), summary.results), files)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    run_dir = make_run_dir(request)
+    write(summary, run_dir, Path(step_summary) if step_summary else None)
+    latest = layout.latest_link(request.state_dir)
+    with contextlib.suppress(OSError):  # a convenience only
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(run_dir.name)

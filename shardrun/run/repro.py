@@ -1,0 +1,185 @@
+"""`shardrun repro SHARD`: one shard as a plain `docker run` the developer can rerun.
+
+The shard is found as it ran (report.json records its options and image), the command is
+printed, then run attached to the terminal through the docker CLI (docker_run.py), so a
+failing shard can be reproduced, and poked at with `--shell`, exactly as it ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shardrun.cleanup import owner, reap
+from shardrun.cleanup.watchdog import Watchdog
+from shardrun.config.spec import Config
+from shardrun.config.workers import parse_worker_option
+from shardrun.engine.endpoints import resolve
+from shardrun.model.errors import EXIT_INTERRUPTED, ConfigError
+from shardrun.model.shard import Shard, from_json
+from shardrun.plan.expand import expand, for_worker
+from shardrun.report import history
+from shardrun.run.connect import connect_and_reap
+from shardrun.run.docker_run import docker_run_argv, printable, run_attached
+from shardrun.run.request import new_run_id, read_secrets
+from shardrun.run.workers import Worker
+from shardrun.state import layout
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A shard as it ran in a past run: its options, and the image of that run."""
+
+    run_id: str
+    shard: Shard
+    image_id: str
+    worker: str | None  # the worker's name in that run
+    worker_url: str | None
+
+
+def find_recorded(state_dir: Path, name: str, run_id: str | None) -> Recorded | str:
+    """The shard as it ran in run `run_id`, or in the latest run where it ran; else why
+    not, in words for a one-line note."""
+    if run_id is not None:
+        candidates = [run_id]
+    else:
+        runs = layout.runs(state_dir)
+        if not runs.is_dir():
+            return f"{name} has not run yet"
+        # Run IDs start with their time: newest first.
+        candidates = sorted((p.name for p in runs.iterdir()
+                             if p.name != layout.LATEST and (p / "report.json").is_file()),
+                            reverse=True)
+    for candidate in candidates:
+        try:
+            past = history.load(state_dir, candidate)
+        except ConfigError:
+            if run_id is not None:
+                raise
+            continue
+        entry = past.shard(name)
+        if entry is None:
+            continue
+        image_id, options = past.report.get("image_id"), entry.get("options")
+        if not image_id or not isinstance(options, dict):
+            return f"run {candidate} did not record {name}'s options (an older shardrun)"
+        try:
+            shard = from_json(options)
+        except ValueError:
+            return f"run {candidate}'s record of {name} cannot be read"
+        urls = {w.get("name"): w.get("url") for w in past.report.get("workers", [])}
+        return Recorded(candidate, shard, image_id, entry.get("worker"),
+                        urls.get(entry.get("worker")))
+    where = f"run {run_id}" if run_id else "any recorded run"
+    return f"{name} did not run in {where}"
+
+
+def pick(shards: Sequence[Shard], name: str) -> Shard:
+    """The one shard called `name`; a near miss names the closest ones."""
+    for shard in shards:
+        if shard.name == name:
+            return shard
+    import difflib
+
+    close = difflib.get_close_matches(name, [s.name for s in shards], n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise ConfigError(f'repro "{name}": no such shard; {hint}shardrun list shows the names')
+
+
+@dataclass(frozen=True)
+class ReproRequest:
+    config: Config
+    name: str  # the shard, as `shardrun list` names it
+    run_id: str | None = None  # reproduce it as it ran there; None: its latest run
+    fresh: bool = False  # build from the current sources instead of the image that ran
+    print_only: bool = False  # print the `docker run` line, run nothing
+    shell: bool = False  # sh in the shard's container instead of its command
+    worker: str | None = None  # a worker name from the run, a docker context or a URL
+
+
+# Builds the image for a repro through the CLI's quiet view: (the builder, the image ID).
+BuildForRepro = Callable[[Config], tuple[Worker, str]]
+
+
+def reproduce(request: ReproRequest, build_image: BuildForRepro) -> int:
+    """Run one shard again, exactly as it ran (its image, command, env, mounts), attached
+    to this terminal: its exit code. Without a record of it, or once its image is gone,
+    the image is built from the current sources and the shard taken from the config."""
+    cfg = request.config
+    recorded = "--fresh" if request.fresh else find_recorded(
+        layout.state_dir(cfg.root), request.name, request.run_id)
+    if isinstance(recorded, Recorded):
+        image_ref, engine_worker = _recorded_image(recorded, request.worker)
+        if image_ref is not None:
+            print(f"shardrun: {request.name} as it ran in run {recorded.run_id} "
+                  f"(image {recorded.image_id[:19]}, on {engine_worker.name})", file=sys.stderr)
+            return _run(cfg, recorded.shard, engine_worker, image_ref, request)
+        print(f"shardrun: the image of run {recorded.run_id} ({recorded.image_id[:19]}) is "
+              f"gone from {engine_worker.name}; building from the current sources",
+              file=sys.stderr)
+        engine_worker.engine.close()
+    elif recorded != "--fresh":
+        print(f"shardrun: {recorded}; building from the current sources", file=sys.stderr)
+    target = pick(expand(cfg), request.name)
+    if not request.print_only:
+        read_secrets((target,), os.environ)  # a usage error: before the build
+    if request.worker:
+        cfg = dataclasses.replace(cfg, image=dataclasses.replace(cfg.image,
+                                                                 builder=request.worker))
+    engine_worker, image_ref = build_image(cfg)
+    return _run(cfg, target, engine_worker, image_ref, request)
+
+
+def _recorded_image(recorded: Recorded, worker: str | None) -> tuple[str | None, Worker]:
+    """What the chosen engine knows the recorded image by (None: gone), and that engine:
+    `worker` (a name from the run, a context or a URL), else the current one."""
+    url = recorded.worker_url if worker and worker == recorded.worker else None
+    spec = parse_worker_option(url or worker or "default")
+    endpoint = resolve(spec.context or spec.host)
+    engine_worker = connect_and_reap(spec, endpoint, worker or endpoint.name)
+    return engine_worker.engine.find_image(recorded.image_id, None), engine_worker
+
+
+def _run(cfg: Config, target: Shard, engine_worker: Worker, image_ref: str,
+         request: ReproRequest) -> int:
+    """Print the `docker run` line; unless `print_only`, run it attached and return the
+    shard's exit code (130 if interrupted)."""
+    run_id = f"repro-{new_run_id()}"
+    labels = {owner.LABEL_PROJECT: cfg.project, owner.LABEL_SHARD: target.name,
+              owner.LABEL_RUN: run_id}
+    host = engine_worker.endpoint.url
+    if request.print_only:  # a line for a shell later: no owner (this process), no terminal
+        argv = docker_run_argv(for_worker(target, ()), image_ref, labels, host=host,
+                               shell=request.shell)
+        print(printable(argv))
+        engine_worker.engine.close()
+        return 0
+    secrets = read_secrets((target,), os.environ)
+    docker_cli = shutil.which("docker")
+    if docker_cli is None:
+        raise ConfigError("repro runs the shard with the docker CLI, which is not on PATH; "
+                          "install it, or use `shardrun run --shard NAME`")
+    labels |= {**owner.me().labels(), **owner.deadline_label(target.timeout)}
+    argv = docker_run_argv(
+        for_worker(target, ()), image_ref, labels, host=host,
+        interactive=sys.stdin.isatty() and sys.stdout.isatty(), shell=request.shell,
+    )
+    print(f"$ {printable(argv)}", file=sys.stderr, flush=True)
+    watchdog = Watchdog(run_id, [engine_worker.target])
+    engine = engine_worker.engine
+    code = run_attached([docker_cli, *argv[1:]], cfg.root, {**os.environ, **secrets},
+                        lambda: reap.remove_run(engine, run_id))
+    reap.remove_run(engine, run_id)  # `--rm` misses a container whose CLI was killed
+    watchdog.release()
+    if code is None:
+        print("shardrun: interrupted; the container was removed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not request.shell:
+        verdict = "passed" if code == 0 else f"failed (exit {code})"
+        print(f"shardrun: {target.name} {verdict}", file=sys.stderr)
+    return code

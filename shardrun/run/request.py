@@ -1,0 +1,64 @@
+"""What a run is asked to do: one frozen request, built by the CLI, read by every stage."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shardrun.config.spec import Config, WorkerSpec
+from shardrun.config.workers import chosen
+from shardrun.model.errors import ConfigError
+from shardrun.model.shard import Shard
+from shardrun.state import layout
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    config: Config
+    shards: tuple[Shard, ...]  # selected and in the order to start them
+    jobs: int | None = None  # at most this many containers at once, over all workers
+    retries: int = 0
+    workers: tuple[WorkerSpec, ...] = ()  # config.workers.chosen(); () is the config's
+    fail_fast: bool = False  # after a shard fails its tests, no queued shard starts
+    keep_failed: bool = False  # failed shards' stopped containers stay, for a look inside
+    # The plan again for the run's slot count, once the workers are connected (a split
+    # with count = "slots"); None: `shards` stands.
+    replan: Callable[[int], list[Shard]] | None = field(default=None, repr=False)
+    # The values of the shards' secret-env names, from this process's environment. Never
+    # written anywhere by shardrun: kept out of repr, reports and messages.
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+    run_id: str = field(default_factory=new_run_id)
+
+    @property
+    def state_dir(self) -> Path:
+        return layout.state_dir(self.config.root)
+
+    @property
+    def worker_specs(self) -> tuple[WorkerSpec, ...]:
+        return self.workers or chosen(self.config)
+
+    @property
+    def run_dir(self) -> Path:
+        return layout.run_dir(self.state_dir, self.run_id)
+
+
+def read_secrets(shards: tuple[Shard, ...], environ: Mapping[str, str]) -> dict[str, str]:
+    """The values of every `secret-env` name the shards use, from `environ`."""
+    values: dict[str, str] = {}
+    for shard in shards:
+        for name in shard.secret_env:
+            if name not in environ:
+                raise ConfigError(
+                    f'shard "{shard.name}": secret-env {name} is not set in this environment; '
+                    f"export {name} before running shardrun (its value is passed to the "
+                    "container only, never written or printed)"
+                )
+            values[name] = environ[name]
+    return values

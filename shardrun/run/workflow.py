@@ -1,0 +1,204 @@
+"""The run, stage by stage: resolve workers → build → save → distribute + run → record.
+
+Each stage is a verb that takes the previous stage's result. Stages emit events for the
+front end and never print.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import anyio
+from anyio import to_thread
+
+from shardrun.cleanup.owner import LABEL_PROJECT
+from shardrun.cleanup.watchdog import Watchdog
+from shardrun.config.spec import Config
+from shardrun.distribute import tarball
+from shardrun.distribute.deliver import ThinRefusals
+from shardrun.distribute.tarball import Artifact
+from shardrun.engine.api import ENGINE_FAILURES
+from shardrun.image import build
+from shardrun.report.summary import RunSummary
+from shardrun.run import execute, schedule, stages
+from shardrun.run.connect import (
+    builder_endpoint,
+    connect_builder,
+    connect_workers,
+    resolve_workers,
+)
+from shardrun.run.drive import cancelled_by
+from shardrun.run.fanout import on_each
+from shardrun.run.record import Ending, Phases, make_run_dir, record, summarize
+from shardrun.run.request import RunRequest
+from shardrun.run.workers import Worker
+from shardrun.state import files, layout
+from shardrun.ui.events import ArtifactReady, Emit, RunPlanned, ShardRequeued
+
+@dataclass(frozen=True)
+class Prepared:
+    image_id: str
+    builder: Worker
+    workers: list[Worker]
+    unreachable: tuple[tuple[str, str, bool], ...]  # (worker, why, required)
+
+
+def make_state_dirs(state_dir: Path) -> None:
+    """.shardrun/ holds logs that may show what a test saw: only its owner may read it.
+    Temp files of runners that died mid-write (SIGKILL during a save) go here too."""
+    for path in (state_dir, layout.cache(state_dir), layout.runs(state_dir)):
+        path.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(state_dir, 0o700)  # made by an older version with the umask's mode
+    files.sweep_stale_temp(state_dir)
+
+
+async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
+    # Abandoned on Ctrl-C: closing the stream is what cancels a BuildKit build.
+    image_id = await to_thread.run_sync(
+        build.build, builder.engine, config.image, emit, {LABEL_PROJECT: config.project},
+        abandon_on_cancel=True,
+    )
+    tarball.record_latest(layout.state_dir(config.root), image_id)
+    return image_id
+
+
+def _announce(emit: Emit):
+    return lambda saved: emit(
+        ArtifactReady(path=_rel(saved.path), size=saved.size, reused=saved.reused,
+                      seconds=saved.seconds)
+    )
+
+
+async def save_artifact(config: Config, builder: Worker, image_id: str, emit: Emit) -> Artifact:
+    """Save (or reuse) the tarball now: `shardrun build` does, for later runs and loads."""
+    cache = layout.cache(layout.state_dir(config.root))
+    saved = await to_thread.run_sync(
+        tarball.ensure, builder.engine, image_id, cache, abandon_on_cancel=True
+    )
+    _announce(emit)(saved)
+    return saved
+
+
+async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Prepared | None:
+    """Build once while connecting to the workers; None if interrupted."""
+    resolved = resolve_workers(request.worker_specs, request.shards)
+    make_state_dirs(request.state_dir)  # only once the config is known to be good
+    async with cancelled_by(interrupt):
+        found: list = []
+
+        async def connect_all() -> None:
+            found.extend(await connect_workers(resolved, emit, request.jobs,
+                                               reaped=builder_url))
+
+        builder_url = builder_endpoint(request.config)[1].url
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(connect_all)
+            builder = await connect_builder(request.config)
+            image_id = await build_image(request.config, builder, emit)
+        workers, unreachable = found
+        return Prepared(image_id, builder, workers, unreachable)
+    return None
+
+
+def _rel(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+    return str(path)
+
+
+async def run(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> RunSummary:
+    """The whole run. An interrupt at any stage still returns a summary, recorded with
+    the run marked interrupted, once everything the run started is gone."""
+    started = time.time()
+    phases = Phases(emit)
+    prepared = await prepare(request, phases, interrupt)
+    if prepared is None:  # interrupted while building or connecting: nothing ran
+        ending = Ending(started, "the run was interrupted before it started", interrupted=True)
+        summary = summarize(request, schedule.ShardQueue(request.shards), ending, phases)
+        record(request, summary)
+        return summary
+    if request.replan is not None:
+        slots = sum(w.slots for w in prepared.workers)
+        request = replace(request, shards=tuple(request.replan(min(slots, request.jobs or slots))))
+    return await run_shards(request, prepared, phases, interrupt, started)
+
+
+async def run_shards(
+    request: RunRequest, prepared: Prepared, emit: Emit, interrupt: anyio.Event,
+    started: float | None = None,
+) -> RunSummary:
+    """Get the image onto each worker and run every shard on the workers' slots.
+
+    A worker starts taking shards as soon as it holds the image; a load that no shard
+    needs any more (every shard finished elsewhere) is abandoned. Interrupted runs still
+    return a summary (with CANCELLED shards) after every container is removed. A full
+    disk on this machine stops the run (DiskFull, raised after the cleanup). `emit` may
+    be the run's `Phases`: its build and save times then go into the report.
+    """
+    workers, image_id = prepared.workers, prepared.image_id
+    started = started or time.time()
+    run_dir = make_run_dir(request)
+    emit(RunPlanned(run_id=request.run_id, shards=tuple(s.name for s in request.shards),
+                    run_dir=_rel(run_dir)))
+    for worker in workers:
+        worker.start_run()
+    queue = schedule.ShardQueue(request.shards, retries=request.retries,
+                                fail_fast=request.fail_fast)
+    lost = stages.LostWorkers(emit)
+    stop = anyio.CancelScope()
+    distribution = stages.Distribution(
+        tarball.OnDemand(prepared.builder.engine, image_id, layout.cache(request.state_dir),
+                         _announce(emit)),
+        ThinRefusals(layout.workers_file(request.state_dir)), emit,
+        request.config.project, lost, stop,
+    )
+    watchdog = Watchdog(request.run_id, [w.target for w in workers])
+    try:
+        async with cancelled_by(interrupt), anyio.create_task_group() as cleanup:
+            runner = stages.ShardRunner(request.run_id, request.config.project, run_dir,
+                                        request.secrets, emit, cleanup, request.keep_failed)
+            with stop:
+                async with anyio.create_task_group() as background:
+                    for worker in workers:
+                        background.start_soon(distribution.deliver, worker)
+                        background.start_soon(worker.watch, lost.mark)
+                    await schedule.run_queue(
+                        queue, workers, runner,
+                        on_lost=lambda w, why: lost.announce(w, f"lost while running: {why}"),
+                        on_requeue=lambda s, why: emit(ShardRequeued(name=s.name, reason=why)),
+                        limit=request.jobs,
+                    )
+                    # Heartbeats, and loads that no shard waits for any more.
+                    background.cancel_scope.cancel()
+    finally:
+        # Shielded: on Ctrl-C and on any failure, every container of the run is removed.
+        with anyio.CancelScope(shield=True):
+            await _reap(workers, request.run_id)
+            watchdog.release()
+            stopped = distribution.stopped
+            ending = Ending(
+                started, f"the run stopped: {stopped}" if stopped else "the run was interrupted",
+                interrupted=interrupt.is_set() or (not queue.finished and not stopped),
+                image_id=image_id, workers=tuple(workers), unreachable=prepared.unreachable,
+                error=str(stopped) if stopped else "",
+            )
+            summary = summarize(request, queue, ending, emit if isinstance(emit, Phases) else None)
+            record(request, summary)
+    if distribution.stopped:
+        raise distribution.stopped
+    return summary
+
+
+async def _reap(workers: list[Worker], run_id: str) -> None:
+    async def one(worker: Worker) -> None:
+        with anyio.move_on_after(30):
+            try:
+                await execute.reap(worker.engine, run_id, worker.limiter)
+            except ENGINE_FAILURES:
+                pass  # an unreachable worker's containers die with it; nothing to reach
+
+    await on_each(workers, one)

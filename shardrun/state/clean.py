@@ -1,0 +1,53 @@
+"""`shardrun clean`'s files: run folders and cache files not used for a while."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shardrun.state import layout
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    runs: int
+    cache_files: int
+    freed: int  # bytes
+
+
+def clean_files(state_dir: Path, older_than: float, now: float | None = None) -> Cleaned:
+    """Remove run folders and cache files not touched for `older_than` seconds. The latest
+    run and the most recently used image tarball stay, whatever their age."""
+    cutoff = (now or time.time()) - older_than
+    runs, removed, freed = 0, 0, 0
+    runs_dir, cache, link = layout.runs(state_dir), layout.cache(state_dir), layout.latest_link(state_dir)
+    latest = link.readlink().name if link.is_symlink() else None
+    for folder in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
+        if folder.is_symlink() or not folder.is_dir() or folder.name == latest:
+            continue
+        if _newest_mtime(folder) < cutoff:
+            freed += _size(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+            runs += 1
+    tarballs = sorted((p for p in cache.glob("*.tar")) if cache.is_dir() else [],
+                      key=lambda p: p.stat().st_mtime, reverse=True)
+    newest_full = next((p for p in tarballs if layout.is_full_tarball(p)), None)
+    for path in tarballs:
+        if path != newest_full and path.stat().st_mtime < cutoff:
+            with contextlib.suppress(FileNotFoundError):
+                freed += path.stat().st_size
+                path.unlink()
+                removed += 1
+    return Cleaned(runs, removed, freed)
+
+
+def _newest_mtime(folder: Path) -> float:
+    return max((p.stat().st_mtime for p in folder.rglob("*") if p.is_file()),
+               default=folder.stat().st_mtime)
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

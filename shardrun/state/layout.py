@@ -1,0 +1,126 @@
+"""The layout of `.shardrun/`, the project's state folder: the one module that names its
+files. Every other module asks here, so a writer and the sweep that removes what a killed
+writer left behind cannot drift apart.
+
+```
+.shardrun/
+  image-id                     the latest build's image ID (for `shardrun workers`)
+  timings.json                 recorded shard and file times (unless `timings = "..."`)
+  workers.json                 workers that refused a thin tarball
+  runs/<run-id>/               a run's logs, reports and artifacts; runs/latest links the newest
+  cache/<id>.tar               an image's full tarball (docker save)
+  cache/<id>.thin<N>.tar       a docker archive without the lowest N layers
+  cache/<id>.oci<N>.tar        an OCI layout without the lowest N layers (containerd store)
+  cache/blobs.json             which blob each built layer was saved as
+  cache/.<name>.lock           a cache file's writer lock (flock)
+  cache/.<name>.<pid>.<hex>.tmp  a file being written, renamed into place when whole
+```
+
+Pure: names only, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+NAME = ".shardrun"
+RUNS = "runs"
+LATEST = "latest"  # runs/latest -> the newest run's folder
+
+
+def state_dir(project_root: Path) -> Path:
+    return project_root / NAME
+
+
+# ---- top-level files ------------------------------------------------------------------
+
+
+def timings(state: Path) -> Path:
+    return state / "timings.json"
+
+
+def workers_file(state: Path) -> Path:
+    return state / "workers.json"
+
+
+def latest_image(state: Path) -> Path:
+    return state / "image-id"
+
+
+# ---- runs -----------------------------------------------------------------------------
+
+
+def runs(state: Path) -> Path:
+    return state / RUNS
+
+
+def run_dir(state: Path, run_id: str) -> Path:
+    return state / RUNS / run_id
+
+
+def latest_link(state: Path) -> Path:
+    return state / RUNS / LATEST
+
+
+def report_json(state: Path, run_id: str) -> Path:
+    return run_dir(state, run_id) / "report.json"
+
+
+# ---- the cache --------------------------------------------------------------------------
+
+
+def cache(state: Path) -> Path:
+    return state / "cache"
+
+
+def _hex(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")
+
+
+def tarball(cache_dir: Path, image_id: str) -> Path:
+    return cache_dir / f"{_hex(image_id)}.tar"
+
+
+def thin_tarball(cache_dir: Path, image_id: str, skip: int) -> Path:
+    return cache_dir / f"{_hex(image_id)}.thin{skip}.tar"
+
+
+def oci_layout(cache_dir: Path, image_id: str, skip: int) -> Path:
+    return cache_dir / f"{_hex(image_id)}.oci{skip}.tar"
+
+
+def blob_names(cache_dir: Path) -> Path:
+    return cache_dir / "blobs.json"
+
+
+# Every tarball the cache holds: <id>.tar, <id>.thin<N>.tar, <id>.oci<N>.tar.
+CACHED_TARBALL = re.compile(r"(?P<id>[0-9a-f]{64})(\.(?P<kind>thin|oci)(?P<skip>\d+))?\.tar")
+
+
+def is_full_tarball(path: Path) -> bool:
+    match = CACHED_TARBALL.fullmatch(path.name)
+    return bool(match) and match["kind"] is None  # type: ignore[index]
+
+
+def lock(final: Path) -> Path:
+    """The lock file of the cache file `final`."""
+    return final.with_name(f".{final.stem}.lock")
+
+
+# Lock files of every cache file that has a writer: tarballs of all three kinds, blobs.json.
+LOCK = re.compile(r"\.(?:[0-9a-f]{64}(?:\.(?:thin|oci)\d+)?|blobs)\.lock")
+
+
+def temp(final: Path, pid: int, token: str) -> Path:
+    """Where `final` is written before it is renamed into place: the writer's pid in the
+    name lets a later command tell a dead writer's leftover from a live one's file."""
+    return final.with_name(f".{final.name}.{pid}.{token}.tmp")
+
+
+TEMP = (
+    re.compile(r"\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp"),
+    re.compile(r"\.[0-9a-f]{64}\.tar\.(?P<pid>\d+)\.tmp"),  # before 0.1: .<id>.tar.<pid>.tmp
+)
+# Before 0.1, thin tarballs were written through mkstemp(".<name>.", ".tmp"): no pid to ask.
+OLD_THIN_TEMP = re.compile(r"\.[0-9a-f]{64}\.thin\d+\.tar\.[a-z0-9_]{8}\.tmp")

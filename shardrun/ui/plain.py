@@ -1,0 +1,98 @@
+"""Timestamped plain lines, for CI and pipes: one line per event, no escape codes."""
+
+from __future__ import annotations
+
+import time
+from typing import Self, TextIO
+
+from shardrun.model.results import Status
+from shardrun.ui import events as ev
+
+STATUS_STYLE = {
+    "PASS": "green",
+    "FAIL": "red",
+    "TIMEOUT": "red",
+    "ERROR": "magenta",
+    "CANCELLED": "yellow",
+    "NOT RUN": "yellow",
+    "SKIPPED": "yellow",
+    "running": "cyan",
+    "queued": "dim",
+}
+
+
+def short_id(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+
+
+def size_text(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def plain_line(event: ev.Event) -> str | None:
+    """The plain-mode line for an event, or None for events only the live view shows."""
+    match event:
+        case ev.BuildStarted():
+            return f"build    {event.dockerfile}"
+        case ev.BuildStep(state="error"):
+            return f"error    {event.name}: {event.error}"
+        case ev.BuildStep():
+            return f"{event.state:<8} {event.name}"
+        case ev.BuildLog():
+            return f"  |      {event.line}"
+        case ev.BuildFinished():
+            cached = event.total_steps and f" ({event.cached_steps}/{event.total_steps} steps cached)"
+            return f"built    {short_id(event.image_id)} in {event.duration:.1f}s{cached or ''}"
+        case ev.ArtifactReady():
+            how = "reused" if event.reused else "saved"
+            return f"image    {event.path} ({size_text(event.size)}, {how})"
+        case ev.WorkerReady():
+            return f"worker   {event.worker}: {event.slots} slots {event.detail}".rstrip()
+        case ev.WorkerTransfer() if event.sent == event.total:
+            return f"loaded   {event.worker}: {event.mode}, {size_text(event.sent)} sent"
+        case ev.WorkerLost():
+            return f"LOST     {event.worker}: {event.reason}"
+        case ev.RunPlanned():
+            return f"run      {event.run_id}: {len(event.shards)} shards, logs in {event.run_dir}"
+        case ev.ShardStarted():
+            return f"start    {event.name} on {event.worker}/{event.slot}"
+        case ev.ShardFinished():
+            r = event.result
+            took = f" in {r.duration:.1f}s" if r.duration is not None else ""
+            code = f" (exit {r.exit_code})" if r.status is Status.FAIL else ""
+            detail = f": {r.detail}" if r.detail and r.status is not Status.FAIL else ""
+            return f"{r.status.value:<8} {r.name}{took}{code}{detail}"
+        case ev.ShardRequeued():
+            return f"requeue  {event.name}: {event.reason}"
+    return None
+
+
+class PlainView:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.out.flush()
+
+    def handle(self, event: ev.Event) -> None:
+        line = plain_line(event)
+        if line is not None:
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+            print(f"{stamp} {line}", file=self.out, flush=True)
+
+
+class QuietView(PlainView):
+    """For `repro`: only the build's verdict, so the shard's own output stands out."""
+
+    def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.BuildFinished) or (
+            isinstance(event, ev.BuildStep) and event.state == "error"
+        ):
+            super().handle(event)

@@ -1,0 +1,111 @@
+"""The end of a command in the terminal: the summary table and its notes, the workers table."""
+
+from __future__ import annotations
+
+import os
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from shardrun.model.results import Status
+from shardrun.report import junit
+from shardrun.report.summary import RunSummary, lost_line, summary_rows, totals_line
+from shardrun.ui.plain import STATUS_STYLE, short_id, size_text
+
+
+def workers_table(rows, image_id: str | None) -> Table:
+    image = short_id(image_id) if image_id else "none built yet"
+    table = Table(title=f"workers (image {image})", title_justify="left")
+    for column in ("worker", "url", "status", "engine", "CPUs", "slots", "has image"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        if not row.reachable:
+            table.add_row(row.name, row.url, Text("unreachable", style="red"), row.error,
+                          "", "", "")
+            continue
+        has = {True: "yes", False: "no", None: "-"}[row.has_image]
+        table.add_row(row.name, row.url, Text("ok", style="green"), row.version,
+                      str(row.cpus), str(row.slots), has)
+    return table
+
+
+def worker_lines(summary: RunSummary) -> list[str]:
+    """One line per worker: how the image got there, how many shards it ran, or LOST."""
+    ran: dict[str, int] = {}
+    for result in summary.results:
+        if result.worker:
+            ran[result.worker] = ran.get(result.worker, 0) + 1
+    lines = []
+    for w in summary.workers:
+        if w.lost:
+            lines.append(f"worker {w.name}: LOST ({w.lost})")
+            continue
+        load = {"none": "image already there", "thin": "thin load", "full": "full load"}
+        how = load.get(w.load, "no image")
+        if w.load in ("thin", "full"):
+            how += f" {size_text(w.sent)} of {size_text(w.full_size)} in {w.load_seconds:.1f}s"
+        lines.append(f"worker {w.name}: {w.slots} slots, {how}, ran {ran.get(w.name, 0)} shards")
+    return lines
+
+
+def kept_lines(summary: RunSummary) -> list[str]:
+    """Each kept container, and the commands to look inside it (a stopped container takes
+    no exec: commit it, then run a shell in the copy)."""
+    urls = {w.name: w.url for w in summary.workers}
+    lines = []
+    for r in summary.results:
+        if r.kept:
+            docker = f"docker --host {urls.get(r.worker or '', '')}"
+            image = f"shardrun-kept:{r.name}"
+            lines.append(f"kept {r.name}: container {r.kept} on {r.worker}; look inside with: "
+                         f"{docker} commit {r.kept} {image} && "
+                         f"{docker} run --rm -it --entrypoint sh {image}")
+    return lines
+
+
+def failing_case_lines(summary: RunSummary) -> list[str]:
+    """The failing test cases of each failed shard that wrote JUnit (10 at most each)."""
+    lines = []
+    for r in summary.results:
+        if r.status in (Status.FAIL, Status.TIMEOUT):
+            shown, total = junit.failing_cases(r)
+            if shown:
+                more = f" (and {total - len(shown)} more)" if total > len(shown) else ""
+                lines.append(f"failing in {r.name}: {', '.join(shown)}{more}")
+    return lines
+
+
+def artifact_lines(summary: RunSummary) -> list[str]:
+    """Where each shard's copied files are, and what was not copied."""
+    lines = []
+    for r in summary.results:
+        if r.artifacts:
+            folder = os.path.commonpath([os.path.dirname(p) for p in r.artifacts])
+            lines.append(f"artifacts of {r.name}: {len(r.artifacts)} files in {folder}")
+        if r.artifacts_note:
+            lines.append(f"artifacts of {r.name}: {r.artifacts_note}")
+    return lines
+
+
+def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
+    table = Table(title=f"shardrun {summary.run_id}", title_justify="left")
+    for column in ("shard", "status", "duration", "exit", "worker", "log"):
+        table.add_column(column, overflow="fold")
+    for row in summary_rows(list(summary.results)):
+        table.add_row(*row[:1], Text(row[1], style=STATUS_STYLE.get(row[1], "")), *row[2:])
+    console.print(table)
+    if len(summary.workers) > 1 or summary.lost_workers:
+        for line in worker_lines(summary):
+            console.print(line, highlight=False)
+    # Not wrapped: these hold paths and commands to copy.
+    for line in artifact_lines(summary) + failing_case_lines(summary) + kept_lines(summary):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    verdict = ("[green]passed[/]" if summary.exit_code == 0
+               else "[yellow]interrupted[/]" if summary.interrupted else "[red]failed[/]")
+    lost = lost_line(summary)
+    console.print(f"{totals_line(summary)}: {verdict} (exit {summary.exit_code})"
+                  + (f"; {escape(lost)}" if lost else ""), highlight=False)
+    for path in reports:
+        console.print(f"report: {path}", highlight=False)

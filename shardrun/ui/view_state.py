@@ -1,0 +1,81 @@
+"""What the front ends show, folded from events. Pure: both views render from this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shardrun.ui import events as ev
+from shardrun.model.results import ShardResult
+
+
+@dataclass
+class ShardView:
+    name: str
+    state: str = "queued"  # queued, running, or a Status value once finished
+    worker: str = ""
+    slot: int = 0
+    started: float | None = None
+    finished: float | None = None
+    last_line: str = ""
+    result: ShardResult | None = None
+
+
+@dataclass
+class WorkerView:
+    name: str
+    slots: int = 0
+    sent: int = 0
+    total: int = 0
+    mode: str = ""
+    lost: str = ""
+
+
+@dataclass
+class ViewState:
+    build_step: str = ""
+    build_started: float | None = None
+    build_done: ev.BuildFinished | None = None
+    artifact: ev.ArtifactReady | None = None
+    run_id: str = ""
+    shards: dict[str, ShardView] = field(default_factory=dict)
+    workers: dict[str, WorkerView] = field(default_factory=dict)
+
+    def apply(self, event: ev.Event) -> None:
+        match event:
+            case ev.BuildStarted():
+                self.build_started = event.at
+            case ev.BuildStep(state="started"):
+                self.build_step = event.name
+            case ev.BuildFinished():
+                self.build_done = event
+            case ev.ArtifactReady():
+                self.artifact = event
+            case ev.WorkerReady():
+                self._worker(event.worker).slots = event.slots
+            case ev.WorkerTransfer():
+                worker = self._worker(event.worker)
+                worker.sent, worker.total, worker.mode = event.sent, event.total, event.mode
+            case ev.WorkerLost():
+                self._worker(event.worker).lost = event.reason
+            case ev.RunPlanned():
+                self.run_id = event.run_id
+                self.shards = {name: ShardView(name) for name in event.shards}
+            case ev.ShardStarted():
+                shard = self.shards.setdefault(event.name, ShardView(event.name))
+                shard.state, shard.worker, shard.slot = "running", event.worker, event.slot
+                shard.started, shard.finished, shard.last_line = event.at, None, ""
+            case ev.ShardOutput() if event.name in self.shards and event.line:
+                self.shards[event.name].last_line = event.line
+            case ev.ShardFinished():
+                shard = self.shards.setdefault(event.result.name, ShardView(event.result.name))
+                shard.state, shard.result = event.result.status.value, event.result
+                shard.finished = event.at
+            case ev.ShardRequeued() if event.name in self.shards:
+                self.shards[event.name] = ShardView(event.name)  # a fresh row for the retry
+
+    def _worker(self, name: str) -> WorkerView:
+        return self.workers.setdefault(name, WorkerView(name))
+
+    @property
+    def finished_count(self) -> int:
+        return sum(s.result is not None for s in self.shards.values())

@@ -1,0 +1,93 @@
+"""shardrun.timings: the durations history and the atomic writer reports share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shardrun.plan import timings
+from shardrun.model.results import ShardResult, Status
+
+
+def result(name: str, status: Status, duration: float | None) -> ShardResult:
+    return ShardResult(
+        name=name, status=status, exit_code=0, started=None if duration is None else 1000.0,
+        finished=None if duration is None else 1000.0 + duration, worker="local", slot=1,
+        log_path=None,
+    )
+
+
+def test_load_of_a_missing_file_is_empty(tmp_path: Path):
+    assert timings.load(tmp_path / "nope" / "timings.json") == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{not json",
+        "[1, 2]",
+        '{"durations": null}',
+        '{"durations": {"unit": "slow"}}',
+        '{"durations": {"unit": null}}',
+        '{"durations": [1]}',
+    ],
+)
+def test_load_of_a_corrupt_file_is_empty(tmp_path: Path, text: str):
+    path = tmp_path / "timings.json"
+    path.write_text(text)
+    assert timings.load(path) == {}
+
+
+def test_update_records_a_first_duration_and_blends_later_ones_half_and_half():
+    old = {"unit": 10.0, "other": 3.0}
+    new = timings.update(old, [result("unit", Status.PASS, 20.0), result("lint", Status.FAIL, 4.2)])
+    assert new == {"unit": 15.0, "other": 3.0, "lint": 4.2}
+    assert old == {"unit": 10.0, "other": 3.0}  # the input is not modified
+
+
+def test_update_rounds_to_milliseconds():
+    assert timings.update({}, [result("unit", Status.PASS, 1.23456)]) == {"unit": 1.235}
+
+
+@pytest.mark.parametrize(
+    ("status", "duration"),
+    [
+        (Status.TIMEOUT, 99.0),  # killed: its real duration is unknown
+        (Status.ERROR, 0.5),  # never ran its tests
+        (Status.CANCELLED, 2.0),
+        (Status.NOT_RUN, None),
+        (Status.PASS, None),  # no times recorded
+    ],
+)
+def test_update_ignores_shards_without_a_verdict_or_duration(status, duration):
+    assert timings.update({"unit": 10.0}, [result("unit", status, duration)]) == {"unit": 10.0}
+
+
+def test_save_then_load_round_trips(tmp_path: Path):
+    path = tmp_path / "state" / "timings.json"  # the folder is created
+    timings.save(path, {"b": 2.5, "a": 1.0})
+    assert timings.load(path) == {"a": 1.0, "b": 2.5}
+    assert list(json.loads(path.read_text())["durations"]) == ["a", "b"]  # stable diffs
+
+
+def test_split_files_learn_their_times_keep_the_others_and_drop_the_gone(tmp_path):
+    from shardrun.plan import timings as t
+
+    old = {"a.py": 2.0, "b.py": 2.0, "kept.py": 5.0, "gone.py": 1.0}
+    ran = ShardResult(name="g-1", status=Status.PASS, exit_code=0, started=0.0,
+                      finished=6.0, worker="w", slot=1, log_path=None)
+    new = t.update_files(old, [ran], {"g-1": ("a.py", "b.py")},
+                         exists=lambda name: name != "gone.py")
+    # No JUnit: 6 s spread by the estimates (2:2), blended half and half with the record.
+    assert new == {"a.py": 2.5, "b.py": 2.5, "kept.py": 5.0}
+    measured = t.update_files({}, [ran], {"g-1": ("a.py", "b.py")}, exists=lambda n: True,
+                              measured=lambda result, files: {"a.py": 5.0, "b.py": 1.0})
+    assert measured == {"a.py": 5.0, "b.py": 1.0}
+    path = tmp_path / "timings.json"
+    t.save(path, {"g-1": 6.0}, new)
+    assert t.load_files(path) == new and t.load(path) == {"g-1": 6.0}
+    t.save(path, {"g-1": 7.0})  # a save without files keeps them
+    assert t.load_files(path) == new

@@ -1,0 +1,64 @@
+"""shardrun.history: past runs read back from their report.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shardrun.report import history
+from shardrun.model.errors import ConfigError
+
+
+def write_run(state: Path, run_id: str, statuses: dict[str, str], latest: bool = True) -> None:
+    folder = state / "runs" / run_id
+    folder.mkdir(parents=True)
+    shards = [{"name": n, "status": s, "worker": None if s == "NOT RUN" else "local"}
+              for n, s in statuses.items()]
+    (folder / "report.json").write_text(json.dumps({"run_id": run_id, "shards": shards}))
+    if latest:
+        link = state / "runs" / "latest"
+        link.unlink(missing_ok=True)
+        link.symlink_to(run_id)
+
+
+def test_the_failed_shards_of_the_latest_run_or_of_a_named_one(tmp_path: Path):
+    write_run(tmp_path, "r1", {"a": "FAIL", "b": "PASS"})
+    write_run(tmp_path, "r2", {"a": "PASS", "b": "TIMEOUT", "c": "ERROR", "d": "NOT RUN",
+                               "e": "CANCELLED"})
+    assert history.load(tmp_path).failed_names() == {"b", "c"}
+    assert history.load(tmp_path, "r1").failed_names() == {"a"}
+    assert history.load(tmp_path).shard("d") is None  # it never ran
+    assert history.load(tmp_path).shard("a")["status"] == "PASS"
+
+
+@pytest.mark.parametrize("run_id, message", [
+    (None, "no earlier run in"), ("r9", "no run r9 in"), ("../etc", "is not a run ID"),
+])
+def test_a_missing_run_is_one_line(tmp_path: Path, run_id, message):
+    if run_id == "r9":
+        write_run(tmp_path, "r1", {"a": "FAIL"})
+    with pytest.raises(ConfigError, match=message) as info:
+        history.load(tmp_path, run_id)
+    assert "\n" not in str(info.value)
+
+
+def test_a_damaged_report_is_one_line_naming_it(tmp_path: Path):
+    write_run(tmp_path, "r1", {"a": "FAIL"})
+    (tmp_path / "runs" / "r1" / "report.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"runs/r1/report.json cannot be read"):
+        history.load(tmp_path)
+
+
+def test_a_planned_shard_survives_its_json_record(tmp_path: Path):
+    from shardrun.model.shard import Volume
+    from shardrun.model.shard import Shard, from_json, to_json
+
+    shard = Shard(name="s-2", command=("pytest", "-k", "x y"), env={"A": "1"},
+                  volumes=(Volume("/src", "/src", read_only=True), Volume("cache", "/c")),
+                  workdir="/src", shm_size=1024, security_opt=("seccomp=unconfined",),
+                  timeout=60.0, secret_env=("TOKEN",), artifacts=("/out",), junit="/j.xml")
+    assert from_json(json.loads(json.dumps(to_json(shard)))) == shard
+    with pytest.raises(ValueError, match="not a recorded shard"):
+        from_json({"command": ["x"]})
