@@ -1,4 +1,4 @@
-"""Who started a container, and whether that runner is gone (design.md: faults).
+"""Who started a container, and whether that runner is gone (README: "Guarantees").
 
 Every container carries its runner's host, boot, pid and process start time, and, when
 its shard has a timeout, a deadline. A container is an orphan when its runner is known
@@ -39,8 +39,12 @@ class Owner:
     started: str
 
     def labels(self) -> dict[str, str]:
-        return {LABEL_HOST: self.host, LABEL_BOOT: self.boot, LABEL_PID: str(self.pid),
-                LABEL_STARTED: self.started}
+        return {
+            LABEL_HOST: self.host,
+            LABEL_BOOT: self.boot,
+            LABEL_PID: str(self.pid),
+            LABEL_STARTED: self.started,
+        }
 
 
 @cache
@@ -90,8 +94,9 @@ def deadline_label(timeout: float | None, now: float | None = None) -> dict[str,
     return {LABEL_DEADLINE: f"{(now or time.time()) + timeout + DEADLINE_MARGIN:.0f}"}
 
 
-def is_orphan(labels: Mapping[str, str], state: str, now: float | None = None,
-              owner: Owner | None = None) -> bool:
+def is_orphan(
+    labels: Mapping[str, str], state: str, now: float | None = None, owner: Owner | None = None
+) -> bool:
     """True if nobody will remove this container: its runner is dead or its time is up.
 
     Containers of runners on other hosts (or from before a reboot of a host with the same

@@ -31,15 +31,20 @@ class Watchdog:
     def __init__(self, run_id: str, workers: list[str]) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "shardrun.cleanup.watchdog", run_id, *workers],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
         )
 
     def release(self) -> None:
         """The runner cleaned up itself: the watchdog exits without touching anything."""
+        stdin = self._proc.stdin
+        assert stdin is not None  # started with stdin=PIPE
         try:
-            self._proc.stdin.write(_DONE)
-            self._proc.stdin.close()
+            stdin.write(_DONE)
+            stdin.close()
         except OSError:
             pass  # it is gone already; nothing is left for it to do
 
@@ -47,8 +52,8 @@ class Watchdog:
 def _reap(run_id: str, workers: list[str]) -> None:
     import threading
 
-    from shardrun.engine import endpoints
     from shardrun.cleanup import reap
+    from shardrun.engine import endpoints
 
     def one(worker: str) -> None:
         # A worker it cannot reach has nothing it could remove.

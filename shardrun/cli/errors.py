@@ -45,8 +45,10 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
             if isinstance(exc, typer.Exit):
                 raise exc from None
             log = _write_crash_log(exc)
-            fail(f"internal error: {exc!r}; the traceback is in {log}; please report it",
-                 EXIT_INTERNAL)
+            fail(
+                f"internal error: {exc!r}; the traceback is in {log}; please report it",
+                EXIT_INTERNAL,
+            )
 
     return wrapper
 

@@ -43,25 +43,40 @@ def complete_runs_and_shards(ctx: typer.Context, incomplete: str) -> list[str]:
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", metavar="PATH",
-                 help="shards.toml, or a pyproject.toml with [tool.shardrun]."),
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="shards.toml, or a pyproject.toml with [tool.shardrun].",
+    ),
 ]
 ShardOpt = Annotated[
     list[str] | None,
-    typer.Option("--shard", "-s", metavar="NAME",
-                 help="Only shards matching this name or glob (repeatable).",
-                 autocompletion=complete_shards),
+    typer.Option(
+        "--shard",
+        "-s",
+        metavar="NAME",
+        help="Only shards matching this name or glob (repeatable).",
+        autocompletion=complete_shards,
+    ),
 ]
 BuildArgOpt = Annotated[
     list[str] | None,
-    typer.Option("--build-arg", metavar="KEY=VALUE",
-                 help="KEY=VALUE, overriding [image] build-args (repeatable)."),
+    typer.Option(
+        "--build-arg",
+        metavar="KEY=VALUE",
+        help="KEY=VALUE, overriding [image] build-args (repeatable).",
+    ),
 ]
 BuilderOpt = Annotated[
     str | None,
-    typer.Option("--builder", metavar="WORKER", help="The engine that builds: a [[worker]] name, "
-                 "a docker context or an engine URL (default: [image] builder, else the current "
-                 "context)."),
+    typer.Option(
+        "--builder",
+        metavar="WORKER",
+        help="The engine that builds: a [[worker]] name, "
+        "a docker context or an engine URL (default: [image] builder, else the current "
+        "context).",
+    ),
 ]
 PlainOpt = Annotated[
     bool, typer.Option("--plain", help="Timestamped plain lines instead of the live view.")
@@ -70,13 +85,15 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of erro
 WorkerOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--worker", "-w", metavar="WORKER",
+        "--worker",
+        "-w",
+        metavar="WORKER",
         help="A docker context or engine URL (ssh://, tcp://, unix://), optionally *SLOTS; "
         "repeatable; replaces the [[worker]] tables. 'default' is the current context.",
     ),
 ]
 
 
-def run_option(help: str) -> object:  # noqa: A002 - typer's own keyword
+def run_option(help: str) -> object:
     """`--run RUN_ID`, which several commands take with their own help."""
     return typer.Option("--run", metavar="RUN_ID", help=help, autocompletion=complete_runs)

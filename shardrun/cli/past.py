@@ -40,11 +40,14 @@ def runs(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
 
 @handles_errors
 def show(
-    run_or_shard: Annotated[str | None, typer.Argument(
-        metavar="[RUN]", autocompletion=complete_runs_and_shards)] = None,
-    shard: Annotated[str | None, typer.Argument(metavar="[SHARD]",
-                                                autocompletion=complete_shards)] = None,
-    config: ConfigOpt = None, debug: DebugOpt = False,
+    run_or_shard: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", autocompletion=complete_runs_and_shards)
+    ] = None,
+    shard: Annotated[
+        str | None, typer.Argument(metavar="[SHARD]", autocompletion=complete_shards)
+    ] = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Print a run's summary again (default: the latest), or one shard's log."""
     from shardrun.config.load import load
@@ -61,8 +64,9 @@ def show(
             with open(log, "rb") as f:
                 shutil.copyfileobj(f, sys.stdout.buffer)
         except OSError as exc:
-            raise ConfigError(f"{log}: {exc.strerror}; the run's folder may have been "
-                              "cleaned") from None
+            raise ConfigError(
+                f"{log}: {exc.strerror}; the run's folder may have been cleaned"
+            ) from None
         return
     summary_md = layout.run_dir(state, past.run_id) / "summary.md"
     try:
@@ -74,14 +78,24 @@ def show(
 @handles_errors
 def clean(
     older_than: Annotated[
-        str, typer.Option("--older-than", metavar="AGE", help="Remove runs and cache files "
-                          "unused for this long (e.g. 7d, 12h).")
+        str,
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="Remove runs and cache files unused for this long (e.g. 7d, 12h).",
+        ),
     ] = "7d",
     containers: Annotated[
-        bool, typer.Option("--containers", help="Also remove every container with shardrun's "
-                           "labels on the workers, of any project and in any state.")
+        bool,
+        typer.Option(
+            "--containers",
+            help="Also remove every container with shardrun's "
+            "labels on the workers, of any project and in any state.",
+        ),
     ] = False,
-    config: ConfigOpt = None, worker: WorkerOpt = None, debug: DebugOpt = False,
+    config: ConfigOpt = None,
+    worker: WorkerOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Remove old runs and unused cache files, and the containers kept by --keep-failed."""
     import anyio
@@ -97,10 +111,10 @@ def clean(
     cfg = load(config)
     age = parse_duration(older_than, "--older-than")
     done = clean_files(state_dir(cfg.root), age)
-    print(f"removed {done.runs} runs and {done.cache_files} cache files "
-          f"({done.freed / 1e6:.1f} MB)")
+    print(
+        f"removed {done.runs} runs and {done.cache_files} cache files ({done.freed / 1e6:.1f} MB)"
+    )
     specs = chosen(cfg, [parse_worker_option(w) for w in worker or ()])
-    for name, count, error in anyio.run(remove_containers, resolve_workers(specs),
-                                        not containers):
+    for name, count, error in anyio.run(remove_containers, resolve_workers(specs), not containers):
         what = "containers with shardrun's labels" if containers else "kept containers"
         print(f"{name}: {error}" if error else f"{name}: removed {count} {what}")

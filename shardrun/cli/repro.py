@@ -21,25 +21,39 @@ from shardrun.cli.options import (
 @handles_errors
 def repro(
     name: Annotated[
-        str, typer.Argument(metavar="SHARD", help="The shard to run, as `shardrun list` names it.",
-                            autocompletion=complete_shards)
+        str,
+        typer.Argument(
+            metavar="SHARD",
+            help="The shard to run, as `shardrun list` names it.",
+            autocompletion=complete_shards,
+        ),
     ],
     shell: Annotated[
         bool, typer.Option("--shell", help="Start sh in the shard's container instead.")
     ] = False,
-    run_id: Annotated[str | None, run_option(
-        "Reproduce the shard as it ran in this run (default: the latest run where it ran).")
+    run_id: Annotated[
+        str | None,
+        run_option(
+            "Reproduce the shard as it ran in this run (default: the latest run where it ran)."
+        ),
     ] = None,
     fresh: Annotated[
-        bool, typer.Option("--fresh", help="Build from the current sources instead of using "
-                           "the image that ran.")
+        bool,
+        typer.Option(
+            "--fresh", help="Build from the current sources instead of using the image that ran."
+        ),
     ] = False,
     print_only: Annotated[
         bool, typer.Option("--print", help="Print the `docker run` command line and run nothing.")
     ] = False,
     worker: Annotated[
-        str | None, typer.Option("--worker", "-w", metavar="WORKER", help="Run it on this "
-                                 "worker: a name from the run, a docker context or a URL.")
+        str | None,
+        typer.Option(
+            "--worker",
+            "-w",
+            metavar="WORKER",
+            help="Run it on this worker: a name from the run, a docker context or a URL.",
+        ),
     ] = None,
     config: ConfigOpt = None,
     build_arg: BuildArgOpt = None,
@@ -52,8 +66,13 @@ def repro(
     from shardrun.run.repro import ReproRequest, reproduce
 
     request = ReproRequest(
-        config=with_overrides(load(config), build_arg or (), builder), name=name,
-        run_id=run_id, fresh=fresh, print_only=print_only, shell=shell, worker=worker,
+        config=with_overrides(load(config), build_arg or (), builder),
+        name=name,
+        run_id=run_id,
+        fresh=fresh,
+        print_only=print_only,
+        shell=shell,
+        worker=worker,
     )
     raise typer.Exit(reproduce(request, _build_quietly))
 

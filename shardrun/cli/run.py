@@ -29,28 +29,48 @@ def run(
     shard: ShardOpt = None,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", min=1, metavar="N", help="At most N containers at once; "
-                     "also the slots of a worker that declares none (default: its CPU count)."),
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            metavar="N",
+            help="At most N containers at once; "
+            "also the slots of a worker that declares none (default: its CPU count).",
+        ),
     ] = None,
     retries: Annotated[
-        int, typer.Option(min=0, metavar="N",
-                          help="Run a failed or timed-out shard again up to N times.")
+        int,
+        typer.Option(
+            min=0, metavar="N", help="Run a failed or timed-out shard again up to N times."
+        ),
     ] = 0,
     build_arg: BuildArgOpt = None,
     builder: BuilderOpt = None,
     worker: WorkerOpt = None,
     require_all_workers: Annotated[
-        bool, typer.Option("--require-all-workers", help="Exit 4 if any worker is lost or "
-                           "unreachable (as `required = true` does for one [[worker]]).")
+        bool,
+        typer.Option(
+            "--require-all-workers",
+            help="Exit 4 if any worker is lost or "
+            "unreachable (as `required = true` does for one [[worker]]).",
+        ),
     ] = False,
     failed: Annotated[
-        bool, typer.Option("--failed", help="Run only the shards that failed, timed out or "
-                           "errored in the latest run (or --run).")
+        bool,
+        typer.Option(
+            "--failed",
+            help="Run only the shards that failed, timed out or "
+            "errored in the latest run (or --run).",
+        ),
     ] = False,
     run_id: Annotated[str | None, run_option("The run --failed reads.")] = None,
     keep_failed: Annotated[
-        bool, typer.Option("--keep-failed", help="Leave the stopped containers of failed "
-                           "shards, to look inside; `shardrun clean` removes them.")
+        bool,
+        typer.Option(
+            "--keep-failed",
+            help="Leave the stopped containers of failed "
+            "shards, to look inside; `shardrun clean` removes them.",
+        ),
     ] = False,
     junit_out: Annotated[
         Path | None, typer.Option("--junit", metavar="PATH", help="Also write junit.xml here.")
@@ -62,8 +82,12 @@ def run(
         Path | None, typer.Option("--html", metavar="PATH", help="Also write report.html here.")
     ] = None,
     fail_fast: Annotated[
-        bool, typer.Option("--fail-fast", help="Once a shard fails its tests, start no "
-                           "queued shard (they are SKIPPED); running ones finish.")
+        bool,
+        typer.Option(
+            "--fail-fast",
+            help="Once a shard fails its tests, start no "
+            "queued shard (they are SKIPPED); running ones finish.",
+        ),
     ] = False,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
@@ -93,17 +117,28 @@ def run(
         replan = functools.partial(planned, cfg, shard)
     given = tuple(parse_worker_option(w) for w in worker or ())
     request = RunRequest(
-        config=cfg, shards=shards, workers=chosen(cfg, given, require_all_workers),
-        jobs=jobs, retries=retries, fail_fast=fail_fast, keep_failed=keep_failed,
-        replan=replan, secrets=read_secrets(shards, os.environ),
+        config=cfg,
+        shards=shards,
+        workers=chosen(cfg, given, require_all_workers),
+        jobs=jobs,
+        retries=retries,
+        fail_fast=fail_fast,
+        keep_failed=keep_failed,
+        replan=replan,
+        secrets=read_secrets(shards, os.environ),
     )
     view, console = pick_view(plain)
-    leftovers = (f"containers labelled shardrun.run={request.run_id} may be left on the "
-                 "workers; its watchdog, or the next shardrun command there, removes them")
+    leftovers = (
+        f"containers labelled shardrun.run={request.run_id} may be left on the "
+        "workers; its watchdog, or the next shardrun command there, removes them"
+    )
     summary = run_under(view, functools.partial(workflow.run, request), leftovers)
     reports = [request.run_dir / name for name in REPORTS]
-    for name, wanted in (("junit.xml", junit_out), ("report.json", json_out),
-                         ("report.html", html_out)):
+    for name, wanted in (
+        ("junit.xml", junit_out),
+        ("report.json", json_out),
+        ("report.html", html_out),
+    ):
         if wanted is not None:
             reports.append(copy_report(request.run_dir / name, wanted))
     print_summary(console, summary, reports)

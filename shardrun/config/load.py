@@ -14,12 +14,22 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from shardrun.model.errors import ConfigError
 from shardrun.config.spec import Config, ImageSpec, ShardSpec
 from shardrun.config.workers import parse_workers
+from shardrun.model.errors import ConfigError
 from shardrun.model.shard import RunOptions, fill
-from shardrun.model.values import as_array_of_tables, as_positive, as_str, as_str_list, as_str_map, as_table, check_keys, fail, join, unique
-
+from shardrun.model.values import (
+    as_array_of_tables,
+    as_positive,
+    as_str,
+    as_str_list,
+    as_str_map,
+    as_table,
+    check_keys,
+    fail,
+    join,
+    unique,
+)
 
 # ---- loading -------------------------------------------------------------------------
 
@@ -32,10 +42,11 @@ def load(path: Path | None = None, cwd: Path | None = None) -> Config:
         path = cwd / path
         data = _read(path, cwd)
         if path.name == "pyproject.toml":
-            data = _tool_table(data)
-            if data is None:
+            table = _tool_table(data)
+            if table is None:
                 where = f"{_display(path, cwd)}: tool.shardrun"
                 fail(where, "no such table", "add [tool.shardrun], or use shards.toml")
+            data = table
     return parse(data, path, cwd=cwd)
 
 
@@ -94,8 +105,14 @@ def parse(data: Mapping, path: Path, *, cwd: Path | None = None) -> Config:
     project = as_str(data["project"], join(top, "project")) if "project" in data else root.name
     timings_file = None
     if "timings" in data:
-        timings_file = Path(os.path.normpath(root / as_str(
-            data["timings"], join(top, "timings"), example='"ci/shardrun-timings.json"')))
+        timings_file = Path(
+            os.path.normpath(
+                root
+                / as_str(
+                    data["timings"], join(top, "timings"), example='"ci/shardrun-timings.json"'
+                )
+            )
+        )
     return Config(
         path=path,
         root=root,
@@ -110,15 +127,15 @@ def parse(data: Mapping, path: Path, *, cwd: Path | None = None) -> Config:
 
 def _image(table: Any, where: str, root: Path) -> ImageSpec:
     table = as_table(table, where)
-    check_keys(table, ("dockerfile", "context", "target", "build-args", "tag", "builder"),
-                where)
-    dockerfile = root / as_str(table.get("dockerfile", "Dockerfile.test"), join(where, "dockerfile"))
+    check_keys(table, ("dockerfile", "context", "target", "build-args", "tag", "builder"), where)
+    dockerfile = root / as_str(
+        table.get("dockerfile", "Dockerfile.test"), join(where, "dockerfile")
+    )
     context = root / as_str(table.get("context", "."), join(where, "context"))
     dockerfile, context = Path(os.path.normpath(dockerfile)), Path(os.path.normpath(context))
     _check_path(dockerfile, Path.is_file, "does not exist", join(where, "dockerfile"))
     _check_path(context, Path.is_dir, "is not a folder", join(where, "context"))
-    opt = {k: as_str(table[k], join(where, k)) for k in ("target", "tag", "builder")
-           if k in table}
+    opt = {k: as_str(table[k], join(where, k)) for k in ("target", "tag", "builder") if k in table}
     build_args = as_str_map(table.get("build-args", {}), join(where, "build-args"))
     return ImageSpec(dockerfile, context, build_args=build_args, **opt)
 
@@ -185,11 +202,17 @@ def _shard(table: Any, where: str, root: Path) -> ShardSpec:
     per_slot = table.get("count") == "slots"
     if per_slot:
         if "split" not in table:
-            fail(join(named, "count"), '"slots" needs a split',
-                  'add split = ["tests/**/test_*.py"], or give a number')
+            fail(
+                join(named, "count"),
+                '"slots" needs a split',
+                'add split = ["tests/**/test_*.py"], or give a number',
+            )
         if "{index}" not in name:
-            fail(join(named, "count"), f'one shard per slot would all be named "{name}"',
-                  f'put {{index}} in the name, e.g. name = "{name}-{{index}}"')
+            fail(
+                join(named, "count"),
+                f'one shard per slot would all be named "{name}"',
+                f'put {{index}} in the name, e.g. name = "{name}-{{index}}"',
+            )
     elif "count" in table:
         count = as_positive(table["count"], join(named, "count"), int, most=_MAX_COUNT)
     if count and count > 1 and "{index}" not in name:
@@ -203,8 +226,11 @@ def _shard(table: Any, where: str, root: Path) -> ShardSpec:
         fail(join(named, "split"), "is empty", 'list globs, e.g. split = ["tests/**/test_*.py"]')
     for i, glob in enumerate(globs, 1):
         if not glob or glob.startswith("/") or ".." in glob.split("/"):
-            fail(f"{join(named, 'split')}[{i}]", f'"{glob}" is not a path in the build context',
-                  'write globs relative to the context, e.g. "tests/**/test_*.py"')
+            fail(
+                f"{join(named, 'split')}[{i}]",
+                f'"{glob}" is not a path in the build context',
+                'write globs relative to the context, e.g. "tests/**/test_*.py"',
+            )
     return ShardSpec(name, count, options, where=named, split=globs, per_slot=per_slot)
 
 
@@ -217,10 +243,9 @@ def _check_name_length(name: str, total: int, where: str) -> None:
         fail(where, what, "shorten it: each shard's name is also its log file's name")
 
 
-
-
-def with_overrides(config: Config, build_args: Sequence[str] = (),
-                   builder: str | None = None) -> Config:
+def with_overrides(
+    config: Config, build_args: Sequence[str] = (), builder: str | None = None
+) -> Config:
     """The config with the command line's `--build-arg KEY=VALUE`s and `--builder`."""
     if builder:
         config = replace(config, image=replace(config.image, builder=builder))

@@ -67,5 +67,3 @@ class Config:
         """Recorded shard and file times: .shardrun/timings.json, or the file the config
         names, so CI can cache or commit it."""
         return self.timings_file or layout.timings(layout.state_dir(self.root))
-
-

@@ -22,13 +22,13 @@ from shardrun.model.values import (
     unique,
 )
 
-
 # The current docker context, as `docker` itself would use.
 DEFAULT = WorkerSpec(name=None, context="default", host=None, slots=None)
 
 
-def chosen(config: Config, given: Sequence[WorkerSpec] = (),
-           require_all: bool = False) -> tuple[WorkerSpec, ...]:
+def chosen(
+    config: Config, given: Sequence[WorkerSpec] = (), require_all: bool = False
+) -> tuple[WorkerSpec, ...]:
     """The workers of a command: `--worker`'s (`given`), else the config's, else the current
     context; with `require_all`, losing any of them fails the run."""
     specs = tuple(given) or config.workers or (DEFAULT,)
@@ -56,8 +56,9 @@ def _worker(table: Any, where: str, root: Path) -> WorkerSpec:
     slots = as_positive(table["slots"], join(where, "slots"), int) if "slots" in table else None
     volumes = parse_volumes(table.get("volumes", []), join(where, "volumes"), root)
     required = as_bool(table["required"], join(where, "required")) if "required" in table else False
-    return WorkerSpec(got.get("name"), got.get("context"), got.get("host"), slots, volumes,
-                      required)
+    return WorkerSpec(
+        got.get("name"), got.get("context"), got.get("host"), slots, volumes, required
+    )
 
 
 def parse_worker_option(value: str) -> WorkerSpec:
@@ -90,5 +91,3 @@ def _check_host(host: str, where: str) -> None:
     if not ok:
         fix = "use unix:///PATH, tcp://HOST:PORT or ssh://user@HOST[:PORT]"
         fail(where, f'"{host}" is not a docker host URL', fix)
-
-

@@ -14,8 +14,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from shardrun.state.files import exclusive
 from shardrun.plan.timings import write_atomic
+from shardrun.state.files import exclusive
 
 _lock = threading.Lock()
 

@@ -25,12 +25,12 @@ from typing import BinaryIO
 
 from shardrun.distribute import blob_names, layers, oci_layout
 from shardrun.distribute.tarball import Artifact, OnDemand, save_stream, tarball_path
-from shardrun.state.files import exclusive, no_room, temp_file
 from shardrun.engine.api import ENGINE_FAILURES, Engine
-from shardrun.model.image_ref import content_tag, held_chain_ids
 from shardrun.model.errors import EngineRefused, InfraError
-from shardrun.ui.events import Emit, WorkerTransfer
+from shardrun.model.image_ref import content_tag, held_chain_ids
 from shardrun.plan.timings import write_atomic
+from shardrun.state.files import exclusive, no_room, temp_file
+from shardrun.ui.events import Emit, WorkerTransfer
 
 _CHUNK = 1 << 20
 _PROGRESS_EVERY = 0.2  # seconds between transfer events per worker
@@ -214,9 +214,12 @@ def thin_from_save(image: OnDemand, skip: int) -> tuple[Path, set[str]] | None:
         if omit is not None:
             return path, omit
         omit = _write_cut(
-            image, path, "a thin tarball",
+            image,
+            path,
+            "a thin tarball",
             lambda out: layers.write_thin_from_stream(
-                save_stream(image.engine, image.image_id, _CHUNK), cut, out),
+                save_stream(image.engine, image.image_id, _CHUNK), cut, out
+            ),
             layers.is_complete,
         )
         if omit is not None:
@@ -251,9 +254,13 @@ def oci_from_save(image: OnDemand, skip: int) -> Thin | None:
     return thin
 
 
-def _write_cut(image: OnDemand, path: Path, what: str,
-               write: Callable[[BinaryIO], set[str]],
-               is_complete: Callable[[Path, str, set[str]], bool]) -> set[str] | None:
+def _write_cut(
+    image: OnDemand,
+    path: Path,
+    what: str,
+    write: Callable[[BinaryIO], set[str]],
+    is_complete: Callable[[Path, str, set[str]], bool],
+) -> set[str] | None:
     """Write `path` through a temp file: `write(out)` gives what it left out, or raises
     NotStreamable (None is returned). InfraError if the result is not whole (the stream
     ended early); DiskFull if the disk fills up."""
@@ -284,8 +291,8 @@ def _whole_thin(path: Path, image_id: str, skip: int) -> set[str] | None:
     """The names a cached thin tarball leaves out, if it is whole; else None."""
     try:
         with tarfile.open(path) as tar:
-            [entry] = json.load(tar.extractfile("manifest.json"))
-    except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError):
+            entry = layers.read_manifest(tar).entry
+    except layers.UNREADABLE:
         return None
     omit = set(entry.get("Layers", [])[:skip])
     return omit if layers.is_complete(path, image_id, omit) else None

@@ -2,7 +2,7 @@
 
 `docker load` skips reading a layer file whose chain ID the engine already holds, so a
 tarball may leave out the `layer.tar` of a lower prefix of layers the worker has, as long
-as the config and every `Layers` entry of `manifest.json` stay (design.md, "Thin loads").
+as the config and every `Layers` entry of `manifest.json` stay (README: "Many workers").
 """
 
 from __future__ import annotations
@@ -32,16 +32,44 @@ class SavedImage:
     links: dict[str, str]  # member -> the member it links to (save dedupes equal layers)
 
 
+# What reading a damaged or foreign archive raises: callers take any of them as "not one".
+UNREADABLE = (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The one image of a `docker save` archive: its manifest.json entry and its config."""
+
+    entry: dict  # Config, Layers (the layer files, bottom first), RepoTags
+    config: bytes  # as saved: its sha256 is the image ID on a graph-driver engine
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return list(json.loads(self.config)["rootfs"]["diff_ids"])
+
+
+def read_manifest(tar: tarfile.TarFile) -> Manifest:
+    """The archive's one image; one of UNREADABLE if it holds not exactly one, or lacks
+    its manifest or config."""
+    [entry] = json.load(member_file(tar, "manifest.json"))
+    return Manifest(entry, member_file(tar, entry["Config"]).read())
+
+
+def member_file(tar: tarfile.TarFile, name: str | tarfile.TarInfo) -> BinaryIO:
+    """A file of the archive; KeyError if it has none of that name (or not a file)."""
+    found = tar.extractfile(name)
+    if found is None:
+        raise KeyError(f"{name} is not a file in the archive")
+    return found  # type: ignore[return-value]  # an IO[bytes] reader, as BinaryIO needs
+
+
 def read_saved(tarball: Path) -> SavedImage:
     with tarfile.open(tarball) as tar:
-        [entry] = json.load(tar.extractfile("manifest.json"))
-        config = json.load(tar.extractfile(entry["Config"]))
-        links = {
-            m.name: resolve_link(m) for m in tar.getmembers() if m.issym() or m.islnk()
-        }
+        manifest = read_manifest(tar)
+        links = {m.name: resolve_link(m) for m in tar.getmembers() if m.issym() or m.islnk()}
     return SavedImage(
-        layer_paths=tuple(entry["Layers"]),
-        diff_ids=tuple(config["rootfs"]["diff_ids"]),
+        layer_paths=tuple(manifest.entry["Layers"]),
+        diff_ids=tuple(manifest.diff_ids),
         links=links,
     )
 
@@ -82,9 +110,10 @@ def write_thin(tarball: Path, omit: set[str], dest: Path) -> None:
 def write_thin_to(tarball: Path, omit: set[str], out: BinaryIO) -> None:
     """write_thin into an open file: the cache writes through the one descriptor it made,
     so a temp file removed at exit is never created again by a late writer."""
-    with tarfile.open(tarball) as src, tarfile.open(
-        fileobj=out, mode="w", format=tarfile.GNU_FORMAT
-    ) as thin:
+    with (
+        tarfile.open(tarball) as src,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as thin,
+    ):
         for member in src:
             if member.name in omit:
                 continue
@@ -112,14 +141,11 @@ def is_complete(tarball: Path, image_id: str, omit: AbstractSet[str] = frozenset
     try:
         with tarfile.open(tarball) as tar:
             names = set(tar.getnames())
-            manifest = json.load(tar.extractfile("manifest.json"))
-            if len(manifest) != 1:
-                return False
-            entry = manifest[0]
-            config = tar.extractfile(entry["Config"]).read()
-    except (OSError, tarfile.TarError, KeyError, ValueError, AttributeError, TypeError):
+            manifest = read_manifest(tar)
+    except UNREADABLE:
         return False
-    digest = hashlib.sha256(config).hexdigest()
+    entry = manifest.entry
+    digest = hashlib.sha256(manifest.config).hexdigest()
     if f"sha256:{digest}" != image_id and digest not in entry["Config"]:
         return False
     if content_tag(image_id) not in (entry.get("RepoTags") or []):
@@ -133,13 +159,18 @@ def compressed_blobs(tarball: Path) -> dict[str, str]:
     digest, and layers BuildKit built there are gzip blobs, not their diff IDs."""
     try:
         with tarfile.open(tarball) as tar:
-            [entry] = json.load(tar.extractfile("manifest.json"))
-            config = json.load(tar.extractfile(entry["Config"]))
-    except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError):
+            manifest = read_manifest(tar)
+        diff_ids = manifest.diff_ids
+    except UNREADABLE:
         return {}
-    return compressed_pairs(config.get("rootfs", {}).get("diff_ids", []),
-                  ["sha256:" + posixpath.basename(p) for p in entry.get("Layers", [])
-                   if p.startswith("blobs/sha256/")])
+    return compressed_pairs(
+        diff_ids,
+        [
+            "sha256:" + posixpath.basename(p)
+            for p in manifest.entry.get("Layers", [])
+            if p.startswith("blobs/sha256/")
+        ],
+    )
 
 
 def compressed_pairs(diff_ids: list[str], blobs: list[str]) -> dict[str, str]:
@@ -157,8 +188,9 @@ class NotStreamable(Exception):
     thin tarball from the full one, or loads the full one."""
 
 
-def write_thin_from_stream(chunks: Iterable[bytes], omit_diff_ids: AbstractSet[str],
-                           out: BinaryIO) -> set[str]:
+def write_thin_from_stream(
+    chunks: Iterable[bytes], omit_diff_ids: AbstractSet[str], out: BinaryIO
+) -> set[str]:
     """A thin tarball straight from a `docker save` stream into `out` (seekable): each
     member is copied as it comes, and a layer file whose content digest (its diff ID) is
     in `omit_diff_ids` is cut back out of `out` once read. The full tarball is never kept:
@@ -177,7 +209,7 @@ def write_thin_from_stream(chunks: Iterable[bytes], omit_diff_ids: AbstractSet[s
                 links[member.name] = resolve_link(member)
             if not member.isfile():
                 continue
-            digest = copy_hashing(src.extractfile(member), out) if member.size else None
+            digest = copy_hashing(member_file(src, member), out) if member.size else None
             out.write(tarfile.NUL * (-member.size % tarfile.BLOCKSIZE))
             # By content, whatever the name: <id>/layer.tar, or blobs/sha256/<digest>.
             if digest is not None and f"sha256:{digest}" in omit_diff_ids:

@@ -3,7 +3,7 @@
 That store refuses a docker archive that leaves out layers it holds, but takes an OCI
 layout (`oci-layout`, `index.json`, `blobs/sha256/...`) holding only the missing layer
 blobs, when the manifest names every layer by its uncompressed digest (its diff ID) and
-the store already has the blobs it leaves out (design.md, "Engine facts"). Pure: the
+the store already has the blobs it leaves out (README: "Many workers"). Pure: the
 stream comes from the build engine, the file goes to `Engine.load`.
 """
 
@@ -18,14 +18,15 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from shardrun.model.image_ref import content_tag
 from shardrun.distribute.layers import (
     NotStreamable,
     chunk_reader,
     compressed_pairs,
     copy_hashing,
+    member_file,
     resolve_link,
 )
+from shardrun.model.image_ref import content_tag
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -50,8 +51,9 @@ class Layout:
     omitted: frozenset[str]
 
 
-def write_from_save(chunks: Iterable[bytes], omit: AbstractSet[str], tag: str,
-                    out: BinaryIO) -> Layout:
+def write_from_save(
+    chunks: Iterable[bytes], omit: AbstractSet[str], tag: str, out: BinaryIO
+) -> Layout:
     """Write into `out` (seekable) an OCI layout of the image in the save stream `chunks`,
     without the layer blobs whose digest is in `omit` (diff IDs: a plain layer's digest),
     its index naming the image `tag`.
@@ -68,15 +70,14 @@ def write_from_save(chunks: Iterable[bytes], omit: AbstractSet[str], tag: str,
     links: dict[str, str] = {}
     manifest_json = b""
     written: set[str] = set()
-    with tarfile.open(fileobj=chunk_reader(chunks), mode="r|",
-                      bufsize=1 << 20) as src:
+    with tarfile.open(fileobj=chunk_reader(chunks), mode="r|", bufsize=1 << 20) as src:
         for member in src:
             if member.issym() or member.islnk():
                 links[member.name] = resolve_link(member)
                 continue
             if not member.isfile():
                 continue
-            data = src.extractfile(member)
+            data = member_file(src, member)
             if member.name == "manifest.json":
                 manifest_json = data.read()
                 continue
@@ -112,9 +113,17 @@ def write_from_save(chunks: Iterable[bytes], omit: AbstractSet[str], tag: str,
     return _finish(out, manifest_json, blobs, sizes, small, omit, written, gzipped, tag)
 
 
-def _finish(out: BinaryIO, manifest_json: bytes, blobs: dict[str, str],
-            sizes: dict[str, int], small: dict[str, bytes], omit: AbstractSet[str],
-            written: set[str], gzipped: set[str], tag: str) -> Layout:
+def _finish(
+    out: BinaryIO,
+    manifest_json: bytes,
+    blobs: dict[str, str],
+    sizes: dict[str, int],
+    small: dict[str, bytes],
+    omit: AbstractSet[str],
+    written: set[str],
+    gzipped: set[str],
+    tag: str,
+) -> Layout:
     try:
         [entry] = json.loads(manifest_json)
         config_digest = blobs[entry["Config"]]
@@ -131,24 +140,37 @@ def _finish(out: BinaryIO, manifest_json: bytes, blobs: dict[str, str],
     missing = [d for d in layer_digests if d not in written and d not in omit]
     if missing or config_digest not in written:
         raise NotStreamable("the save stream lacks a blob its manifest names")
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": {"mediaType": CONFIG, "digest": config_digest,
-                   "size": sizes[config_digest]},
-        "layers": [{"mediaType": GZIP_LAYER if d in gzipped else LAYER, "digest": d,
-                    "size": sizes[d]} for d in layer_digests],
-    }, separators=(",", ":")).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": CONFIG, "digest": config_digest, "size": sizes[config_digest]},
+            "layers": [
+                {"mediaType": GZIP_LAYER if d in gzipped else LAYER, "digest": d, "size": sizes[d]}
+                for d in layer_digests
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()
     manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-    index = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": MANIFEST, "digest": manifest_digest, "size": len(manifest),
-            "annotations": {NAME_ANNOTATION: qualified(tag),
-                            REF_ANNOTATION: tag.rpartition(":")[2]},
-        }],
-    }, separators=(",", ":")).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": MANIFEST,
+                    "digest": manifest_digest,
+                    "size": len(manifest),
+                    "annotations": {
+                        NAME_ANNOTATION: qualified(tag),
+                        REF_ANNOTATION: tag.rpartition(":")[2],
+                    },
+                }
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()
     _add(out, _blob_name(manifest_digest), manifest)
     _add(out, "index.json", index)
     _add(out, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
@@ -163,16 +185,17 @@ def is_complete(path, image_id: str, omit: AbstractSet[str]) -> bool:
     try:
         with tarfile.open(path) as tar:
             names = set(tar.getnames())
-            index = json.load(tar.extractfile("index.json"))
+            index = json.load(member_file(tar, "index.json"))
             [described] = index["manifests"]
-            manifest = json.load(tar.extractfile(_blob_name(described["digest"])))
+            manifest = json.load(member_file(tar, _blob_name(described["digest"])))
     except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError):
         return False
     name = (described.get("annotations") or {}).get(NAME_ANNOTATION)
     if name != qualified(content_tag(image_id)):
         return False
     wanted = [manifest.get("config", {}).get("digest", "")] + [
-        layer["digest"] for layer in manifest.get("layers", []) if layer["digest"] not in omit]
+        layer["digest"] for layer in manifest.get("layers", []) if layer["digest"] not in omit
+    ]
     return "oci-layout" in names and all(_blob_name(d) in names for d in wanted)
 
 
@@ -180,13 +203,15 @@ def compressed_blobs(path) -> dict[str, str]:
     """diff ID -> blob digest of the layers this layout names by a compressed blob."""
     try:
         with tarfile.open(path) as tar:
-            [described] = json.load(tar.extractfile("index.json"))["manifests"]
-            manifest = json.load(tar.extractfile(_blob_name(described["digest"])))
-            config = json.load(tar.extractfile(_blob_name(manifest["config"]["digest"])))
+            [described] = json.load(member_file(tar, "index.json"))["manifests"]
+            manifest = json.load(member_file(tar, _blob_name(described["digest"])))
+            config = json.load(member_file(tar, _blob_name(manifest["config"]["digest"])))
     except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError):
         return {}
-    return compressed_pairs(config.get("rootfs", {}).get("diff_ids", []),
-                            [layer["digest"] for layer in manifest.get("layers", [])])
+    return compressed_pairs(
+        config.get("rootfs", {}).get("diff_ids", []),
+        [layer["digest"] for layer in manifest.get("layers", [])],
+    )
 
 
 def qualified(tag: str) -> str:

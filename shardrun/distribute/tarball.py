@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from shardrun.distribute import blob_names, layers
-from shardrun.state.files import exclusive, no_room, temp_file
 from shardrun.engine.api import Engine
-from shardrun.model.image_ref import content_tag
 from shardrun.model.errors import InfraError
+from shardrun.model.image_ref import content_tag
 from shardrun.plan.timings import write_atomic
+from shardrun.state.files import exclusive, no_room, temp_file
 
 _CHUNK = 1 << 20
 _KEEP = 3  # images kept in the cache: the current one and a couple to fall back on
@@ -126,8 +126,9 @@ class OnDemand:
     only worker) writes no tarball at all. Thread-safe: workers are served by threads.
     """
 
-    def __init__(self, engine: Engine, image_id: str, cache_dir: Path,
-                 on_ready: Callable[[Artifact], None]) -> None:
+    def __init__(
+        self, engine: Engine, image_id: str, cache_dir: Path, on_ready: Callable[[Artifact], None]
+    ) -> None:
         self.engine, self.image_id, self.cache_dir = engine, image_id, cache_dir
         self.on_ready = on_ready
         self._lock = threading.Lock()

@@ -16,6 +16,7 @@ from typing import IO
 from docker.api.build import process_dockerfile
 from docker.utils import build as docker_build
 
+
 def read_dockerignore(context: Path) -> list[str]:
     path = context / ".dockerignore"
     if not path.is_file():
@@ -35,8 +36,9 @@ def context_files(context: Path, dockerfile_path: Path, exclude: Sequence[str] =
     return sorted(p.replace(os.sep, "/") for p in found if os.path.isfile(os.path.join(root, p)))
 
 
-def context_archive(context: Path, dockerfile_path: Path,
-                    exclude: Sequence[str] = ()) -> tuple[IO[bytes], str]:
+def context_archive(
+    context: Path, dockerfile_path: Path, exclude: Sequence[str] = ()
+) -> tuple[IO[bytes], str]:
     """The build context as a tar in a temporary file, and the Dockerfile's name in it.
 
     BuildKit sniffs the body's first bytes and reads a PAX tar (Python's default, which

@@ -21,10 +21,10 @@ import requests
 from docker.models.containers import _create_container_args
 
 from shardrun.engine.api import ContainerInfo, ContainerRequest, EngineFacts, OutputStream
-from shardrun.model.image_ref import content_tag
 from shardrun.model.errors import EngineRefused, TransportError
-from shardrun.model.shard import Shard
+from shardrun.model.image_ref import content_tag
 from shardrun.model.options import OPTIONS
+from shardrun.model.shard import Shard
 
 _READ = 1 << 18  # bytes per read of an attach stream: many frames at once
 
@@ -54,8 +54,13 @@ def translated(what: str, answered_is_refused: bool = False) -> Iterator[None]:
         refused = answered_is_refused or 400 <= status < 500
         kind = EngineRefused if refused else TransportError
         raise kind(f"{what}: {_explain(exc)}") from exc
-    except (docker.errors.DockerException, requests.exceptions.RequestException,
-            ConnectionError, TimeoutError, *_ssh_errors()) as exc:
+    except (
+        docker.errors.DockerException,
+        requests.exceptions.RequestException,
+        ConnectionError,
+        TimeoutError,
+        *_ssh_errors(),
+    ) as exc:
         raise TransportError(f"{what}: {_explain(exc)}") from exc
     except OSError as exc:
         # A socket error that is not a ConnectionError (EPIPE on some paths, ENOTCONN).
@@ -91,9 +96,11 @@ class DockerEngine:
     def facts(self) -> EngineFacts:
         with translated("reading the engine's facts"):
             info = self.client.info()
-        return EngineFacts(version=str(info.get("ServerVersion", "?")),
-                           cpus=int(info.get("NCPU") or 1),
-                           containerd_store=_uses_containerd_store(info))
+        return EngineFacts(
+            version=str(info.get("ServerVersion", "?")),
+            cpus=int(info.get("NCPU") or 1),
+            containerd_store=_uses_containerd_store(info),
+        )
 
     def ping(self, timeout: float) -> bool:
         try:
@@ -106,8 +113,11 @@ class DockerEngine:
     def build(self, context: IO[bytes], params: Mapping[str, str]) -> Iterator[dict]:
         with translated("the engine refused the build"):
             response = self.api._post(
-                self.api._url("/build"), params=dict(params), data=context,
-                headers={"Content-Type": "application/x-tar"}, stream=True,
+                self.api._url("/build"),
+                params=dict(params),
+                data=context,
+                headers={"Content-Type": "application/x-tar"},
+                stream=True,
                 timeout=None,  # a quiet RUN step can take longer than any read timeout
             )
             self.api._raise_for_status(response)
@@ -170,7 +180,9 @@ class DockerEngine:
     def load(self, chunks: Iterable[bytes]) -> None:
         with translated("loading the image", answered_is_refused=True):
             response = self.api._post(  # not load_image(): it does not raise on HTTP errors
-                self.api._url("/images/load"), data=chunks, params={"quiet": "1"},
+                self.api._url("/images/load"),
+                data=chunks,
+                params={"quiet": "1"},
                 stream=True,
                 timeout=None,  # a big image can take longer than any read timeout to load
             )
@@ -184,8 +196,7 @@ class DockerEngine:
     # ---- containers -------------------------------------------------------------------
 
     def create(self, request: ContainerRequest) -> str:
-        options = container_options(request.shard, request.image, request.labels,
-                                    request.secrets)
+        options = container_options(request.shard, request.image, request.labels, request.secrets)
         args = _create_container_args({**options, "version": self.api._version})
         # The low-level call: the high-level create inspects the new container, a round
         # trip on every shard's critical path that tells us nothing.
@@ -200,7 +211,8 @@ class DockerEngine:
                 # answers the upgrade, so nothing printed after the start is missed, and a
                 # replay of the log file would repeat what the live stream then sends.
                 params={"logs": 0, "stdout": 1, "stderr": 1, "stream": 1},
-                headers={"Connection": "Upgrade", "Upgrade": "tcp"}, stream=True,
+                headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+                stream=True,
             )
             sock = self.api._get_raw_response_socket(response)  # raises for an error status
             self.api._disable_socket_timeout(sock)  # a quiet shard may print nothing for hours
@@ -246,9 +258,15 @@ class DockerEngine:
     def containers(self, label: str) -> list[ContainerInfo]:
         with translated("listing containers"):
             found = self.api.containers(all=True, filters={"label": label})
-        return [ContainerInfo(c["Id"], c.get("State", ""), dict(c.get("Labels") or {}),
-                              (c.get("Names") or [""])[0].lstrip("/"))
-                for c in found]
+        return [
+            ContainerInfo(
+                c["Id"],
+                c.get("State", ""),
+                dict(c.get("Labels") or {}),
+                (c.get("Names") or [""])[0].lstrip("/"),
+            )
+            for c in found
+        ]
 
     def rename(self, container_id: str, name: str) -> None:
         with translated("could not rename the container"):

@@ -16,8 +16,8 @@ from docker.errors import ContextNotFound, TLSParameterError
 from docker.tls import TLSConfig
 
 from shardrun.engine.docker_engine import DockerEngine
-from shardrun.model.errors import ConfigError, InfraError
 from shardrun.lazy_ssh import SSH_TRANSPORT
+from shardrun.model.errors import ConfigError, InfraError
 
 URL_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://", "http://", "https://")
 
@@ -29,6 +29,7 @@ _EXTRA_CONNECTIONS = 8
 # ssh client therefore reuses one pool of at most SSH_CALLS connections and makes at most
 # SSH_CALLS calls at once (workers.py); a worker opens one SSH connection per slot.
 SSH_CALLS = 5
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -109,8 +110,9 @@ def _short_name(url: str) -> str:
     return rest.rsplit("/", 1)[-1] if url.startswith("unix://") else rest
 
 
-def connect(endpoint: Endpoint, concurrency: int = 4, timeout: int = 120,
-            call_timeout: int | None = None) -> DockerEngine:
+def connect(
+    endpoint: Endpoint, concurrency: int = 4, timeout: int = 120, call_timeout: int | None = None
+) -> DockerEngine:
     """An engine whose pool fits `concurrency` containers; raises InfraError if unreachable.
 
     `timeout` bounds the first answer (an unreachable host fails that fast); later calls
@@ -163,7 +165,7 @@ def _share_one_ssh_pool(client: docker.DockerClient) -> None:
     until sshd refuses more ("no more sessions"). The pool never looks at the URL.
     """
     adapter = getattr(client.api, "_custom_adapter", None)
-    if getattr(adapter, "ssh_client", None) is None:
+    if adapter is None or getattr(adapter, "ssh_client", None) is None:
         return
     get_connection = adapter.get_connection
     adapter.get_connection = lambda url, proxies=None: get_connection("ssh://shared", proxies)

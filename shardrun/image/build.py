@@ -1,7 +1,7 @@
 """Build the test image once with BuildKit, through the Engine API.
 
 The docker CLI here has no buildx plugin and docker-py's `APIClient.build` has no BuildKit
-switch, so we POST the context ourselves to `/build?version=2` (design.md).
+switch, so we POST the context ourselves to `/build?version=2` (README: "Libraries, and why").
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import json
 import re
 import time
 
-from shardrun.image import buildkit_trace
 from shardrun.config.spec import ImageSpec
 from shardrun.engine.api import Engine, EngineFacts
 from shardrun.engine.context import context_archive
-from shardrun.state import layout
+from shardrun.image import buildkit_trace
 from shardrun.model.errors import BuildError, ConfigError, EngineRefused
+from shardrun.state import layout
 from shardrun.ui.events import BuildFinished, BuildLog, BuildStarted, BuildStep, Emit
 
 # Without a BuildKit session (which only the CLI can open) these features fail deep in the
@@ -114,8 +114,14 @@ def _handle(message: dict, progress: buildkit_trace.Progress, emit: Emit) -> str
     if message.get("id") == "moby.buildkit.trace":
         changes, lines = progress.update(buildkit_trace.decode(message["aux"]))
         for change in changes:
-            emit(BuildStep(digest=change.digest, name=change.name, state=change.state,
-                           error=change.error or None))
+            emit(
+                BuildStep(
+                    digest=change.digest,
+                    name=change.name,
+                    state=change.state,
+                    error=change.error or None,
+                )
+            )
         for name, line in lines:
             emit(BuildLog(name=name, line=line))
     return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 _VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
 
@@ -26,7 +27,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
+def _fields(buf: bytes) -> Iterator[tuple[int, Any]]:  # int or bytes, as the schema says
     """Yield (field number, value): ints for varints, bytes for everything else."""
     pos = 0
     while pos < len(buf):

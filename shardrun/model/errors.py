@@ -10,7 +10,7 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 
-class Interrupted(Exception):  # noqa: N818 - a signal, not an error
+class Interrupted(Exception):
     """Ctrl-C or SIGTERM stopped a command that has no summary to return (exit 130)."""
 
 

@@ -72,7 +72,9 @@ def _container_paths(raw: Any, where: str, root: Path) -> tuple[str, ...]:
 def _artifacts_when(raw: Any, where: str, root: Path) -> str:
     value = as_str(raw, where, example='"failure"')
     if value not in ("failure", "always"):
-        fail(where, f'"{value}" is not a choice', 'use "failure" (FAIL, TIMEOUT, ERROR) or "always"')
+        fail(
+            where, f'"{value}" is not a choice', 'use "failure" (FAIL, TIMEOUT, ERROR) or "always"'
+        )
     return value
 
 
@@ -222,28 +224,61 @@ class RunOption:
 # In the order of `docker run`'s flags, then its arguments after the image, as repro has
 # always printed them: --entrypoint last before the image, its arguments before the command.
 OPTIONS: tuple[RunOption, ...] = (
-    RunOption("env", _rootless(as_str_map), merge=_by_key, fill=_values_filled,
-              create=_environment, flags=_env_flags),
+    RunOption(
+        "env",
+        _rootless(as_str_map),
+        merge=_by_key,
+        fill=_values_filled,
+        create=_environment,
+        flags=_env_flags,
+    ),
     # `--env NAME` with no value: the docker CLI reads it from its own environment, so the
     # secret never appears in an argv.
-    RunOption("secret_env", _rootless(parse_env_names), merge=_added,
-              create=_secret_environment, flags=_flag_each("--env")),
-    RunOption("volumes", parse_volumes, merge=_by_target,
-              create=_volume_list, flags=_flag_each("--volume", _volume_spec)),
+    RunOption(
+        "secret_env",
+        _rootless(parse_env_names),
+        merge=_added,
+        create=_secret_environment,
+        flags=_flag_each("--env"),
+    ),
+    RunOption(
+        "volumes",
+        parse_volumes,
+        merge=_by_target,
+        create=_volume_list,
+        flags=_flag_each("--volume", _volume_spec),
+    ),
     RunOption("workdir", _workdir, create=_keyword("working_dir"), flags=_flag("--workdir")),
     RunOption("user", _user, create=_keyword("user"), flags=_flag("--user")),
-    RunOption("shm_size", _rootless(parse_size),
-              create=_keyword("shm_size"), flags=_flag("--shm-size")),
+    RunOption(
+        "shm_size", _rootless(parse_size), create=_keyword("shm_size"), flags=_flag("--shm-size")
+    ),
     RunOption("network", _network, create=_keyword("network_mode"), flags=_flag("--network")),
     RunOption("cpus", _cpus, create=_keyword("nano_cpus", _nano_cpus), flags=_flag("--cpus")),
-    RunOption("memory", _rootless(parse_size),
-              create=_keyword("mem_limit"), flags=_flag("--memory")),
-    RunOption("security_opt", _rootless(as_str_list),
-              create=_keyword("security_opt", _list_or_none), flags=_flag_each("--security-opt")),
-    RunOption("entrypoint", _rootless(parse_argv), fill=_each_filled,
-              create=_keyword("entrypoint", list), flags=_entrypoint_flag, args=_entrypoint_args),
-    RunOption("command", _rootless(parse_argv), fill=_each_filled,
-              create=_keyword("command", list), args=_command_args),
+    RunOption(
+        "memory", _rootless(parse_size), create=_keyword("mem_limit"), flags=_flag("--memory")
+    ),
+    RunOption(
+        "security_opt",
+        _rootless(as_str_list),
+        create=_keyword("security_opt", _list_or_none),
+        flags=_flag_each("--security-opt"),
+    ),
+    RunOption(
+        "entrypoint",
+        _rootless(parse_argv),
+        fill=_each_filled,
+        create=_keyword("entrypoint", list),
+        flags=_entrypoint_flag,
+        args=_entrypoint_args,
+    ),
+    RunOption(
+        "command",
+        _rootless(parse_argv),
+        fill=_each_filled,
+        create=_keyword("command", list),
+        args=_command_args,
+    ),
     # shardrun's own deadline: docker has no such container option.
     RunOption("timeout", _rootless(parse_duration)),
     # Only permits a socket volume (plan.py checks); nothing to pass on.

@@ -44,7 +44,7 @@ class RunOptions:
     secret_env: tuple[str, ...] = ()
     # None means false; kept apart so a shard's false can override a default's true.
     docker_socket: bool | None = None
-    # Paths (globs allowed) in the container, copied out after it exits (see artifacts.py).
+    # Paths (globs allowed) in the container, copied out after it exits (run/collect.py).
     artifacts: tuple[str, ...] = ()
     artifacts_when: str | None = None  # "failure" (None: the default) or "always"
     artifacts_max: int | None = None  # bytes per shard; None: ARTIFACTS_MAX
@@ -75,8 +75,9 @@ def to_json(shard: Shard) -> dict:
     for f in fields(RunOptions):
         value = getattr(shard, f.name)
         if f.name == "volumes":
-            value = [{"source": v.source, "target": v.target, "read_only": v.read_only}
-                     for v in value]
+            value = [
+                {"source": v.source, "target": v.target, "read_only": v.read_only} for v in value
+            ]
         elif isinstance(value, tuple):
             value = list(value)
         elif f.name == "env":
@@ -94,8 +95,7 @@ def from_json(data: dict) -> Shard:
                 continue  # an option newer than the record: its default
             value = data[f.name]
             if f.name == "volumes":
-                value = tuple(Volume(v["source"], v["target"], bool(v["read_only"]))
-                              for v in value)
+                value = tuple(Volume(v["source"], v["target"], bool(v["read_only"])) for v in value)
             elif isinstance(value, list):
                 value = tuple(str(item) for item in value)
             values[f.name] = value

@@ -16,7 +16,6 @@ from typing import Any, NoReturn
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Volume, frozen_map
 
-
 # Moby's RestrictedNamePattern for volume names.
 _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
@@ -172,11 +171,12 @@ def as_positive(
     whole = kind is int
     if isinstance(value, bool) or not isinstance(value, kind):  # bool is an int in Python
         type_error(value, where, "a whole number" if whole else "a number", "4")
-    if not value > 0:  # nan too
+    number: Any = value  # an int or a float: the check above made sure
+    if not number > 0:  # nan too
         fail(where, f"{value} is not positive", f"use a number {'>= 1' if whole else '> 0'}")
     # Compared, not math.isfinite(): that raises on an int beyond a double, and tomllib
     # reads integers of any length.
-    if most is not None and value > most:  # inf too
+    if most is not None and number > most:  # inf too
         fail(where, f"{value} is too large", f"use a number up to {most}")
     return value
 

@@ -7,16 +7,20 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from shardrun.plan import split
 from shardrun.config.spec import Config, ShardSpec
-from shardrun.model.shard import RunOptions, Shard, Volume, fill
-from shardrun.model.values import fail
 from shardrun.model.errors import ConfigError
 from shardrun.model.options import OPTIONS
+from shardrun.model.shard import RunOptions, Shard, Volume, fill
+from shardrun.model.values import fail
+from shardrun.plan import split
 
 
-def expand(config: Config, context_files: Sequence[str] | None = None,
-           file_times: Mapping[str, float] | None = None, slots: int = 1) -> list[Shard]:
+def expand(
+    config: Config,
+    context_files: Sequence[str] | None = None,
+    file_times: Mapping[str, float] | None = None,
+    slots: int = 1,
+) -> list[Shard]:
     """Every [[shard]] in file order; `count = N` gives N shards with {index} 1..N.
 
     A shard with `split` gets a group of the build context's files (`context_files`,
@@ -34,9 +38,12 @@ def expand(config: Config, context_files: Sequence[str] | None = None,
             shard = _instantiate(spec.name, merged, index, total)
             if groups is not None:
                 files = tuple(groups[index - 1])
-                shard = replace(shard, files=files,
-                                command=split.expand_files(shard.command, files),
-                                entrypoint=split.expand_files(shard.entrypoint, files))
+                shard = replace(
+                    shard,
+                    files=files,
+                    command=split.expand_files(shard.command, files),
+                    entrypoint=split.expand_files(shard.entrypoint, files),
+                )
             shards.append(shard)
     return shards
 
@@ -47,26 +54,40 @@ def _matched(spec: ShardSpec, context_files: Sequence[str]) -> list[str]:
     for glob in spec.split:
         found = split.match(context_files, glob)
         if not found:
-            fail(f"{where}.split", f'"{glob}" matches no file in the build context',
-                  "fix the glob (it is relative to the context, after .dockerignore)")
+            fail(
+                f"{where}.split",
+                f'"{glob}" matches no file in the build context',
+                "fix the glob (it is relative to the context, after .dockerignore)",
+            )
         matched.extend(found)
     return list(dict.fromkeys(matched))
 
 
-def _split(spec: ShardSpec, merged: RunOptions, context_files: Sequence[str] | None,
-           file_times: Mapping[str, float], slots: int) -> list[list[str]] | None:
+def _split(
+    spec: ShardSpec,
+    merged: RunOptions,
+    context_files: Sequence[str] | None,
+    file_times: Mapping[str, float],
+    slots: int,
+) -> list[list[str]] | None:
     """The shard's groups of files (None without `split`): `count` of them, or one per
     slot (per file, when fewer)."""
     where = spec.where or f'shard "{spec.name}"'
     uses = split.mentions_files(merged.command) or split.mentions_files(merged.entrypoint)
     if not spec.split:
         if uses:
-            fail(where, "{files} in its command, but no split",
-                  'add split = ["tests/**/test_*.py"] (the files to share out)')
+            fail(
+                where,
+                "{files} in its command, but no split",
+                'add split = ["tests/**/test_*.py"] (the files to share out)',
+            )
         return None
     if not uses:
-        fail(where, "split, but no {files} in its command or entrypoint",
-              'put {files} where the files go, e.g. command = "pytest -q {files}"')
+        fail(
+            where,
+            "split, but no {files} in its command or entrypoint",
+            'put {files} where the files go, e.g. command = "pytest -q {files}"',
+        )
     total = slots if spec.per_slot else spec.count or 1
     if context_files is None:
         return [[] for _ in range(total)]  # not asked for (e.g. `shardrun list` of names)
@@ -74,8 +95,11 @@ def _split(spec: ShardSpec, merged: RunOptions, context_files: Sequence[str] | N
     if spec.per_slot:
         total = min(total, len(files))
     if len(files) < total:
-        fail(f"{where}.count", f"{total} groups of {len(files)} files",
-              f"lower count to at most {len(files)}")
+        fail(
+            f"{where}.count",
+            f"{total} groups of {len(files)} files",
+            f"lower count to at most {len(files)}",
+        )
     return split.groups(files, total, file_times)
 
 
@@ -163,7 +187,9 @@ def for_worker(shard: Shard, worker_volumes: Sequence[Volume]) -> Shard:
     return replace(shard, volumes=volumes)
 
 
-def check_remote_binds(shards: Sequence[Shard], workers: Sequence[tuple[str, bool, Sequence[Volume]]]) -> None:
+def check_remote_binds(
+    shards: Sequence[Shard], workers: Sequence[tuple[str, bool, Sequence[Volume]]]
+) -> None:
     """A host path means nothing on a remote worker unless that worker declares the mount.
 
     `workers` holds (name, is_remote, volumes). Any shard may run on any worker, so every

@@ -17,8 +17,9 @@ def lines(shards: Sequence[Shard], file_times: Mapping[str, float], slots: int) 
     for s in shards:
         if s.files:  # a split group: its files, not the long command line
             expected = sum(split.estimates(s.files, file_times).values())
-            shown = " ".join(s.files[:3]) + (f" ... ({len(s.files)} files)"
-                                             if len(s.files) > 3 else "")
+            shown = " ".join(s.files[:3]) + (
+                f" ... ({len(s.files)} files)" if len(s.files) > 3 else ""
+            )
             out.append(f"{s.name:<{width}}  ~{expected:.1f}s  {shown}")
             continue
         command = shlex.join(s.command) if s.command is not None else "(image CMD)"
@@ -27,6 +28,8 @@ def lines(shards: Sequence[Shard], file_times: Mapping[str, float], slots: int) 
     if groups:
         every = [f for group in groups for f in group]
         span = split.makespan(groups, split.estimates(every, file_times), slots)
-        out.append(f"split: {len(every)} files in {len(groups)} groups, expected makespan "
-                   f"~{span:.1f}s on {slots} slots (this machine's CPUs)")
+        out.append(
+            f"split: {len(every)} files in {len(groups)} groups, expected makespan "
+            f"~{span:.1f}s on {slots} slots (this machine's CPUs)"
+        )
     return out

@@ -20,8 +20,7 @@ def planned(config: Config, patterns: Sequence[str] | None = None, slots: int = 
         # docker-py's .dockerignore rules: imported only when a split needs them.
         from shardrun.engine.context import context_files
 
-        files = context_files(config.image.context, config.image.dockerfile,
-                              exclude=(layout.NAME,))
+        files = context_files(config.image.context, config.image.dockerfile, exclude=(layout.NAME,))
         file_times = timings.load_files(path)
     selected = select(expand(config, files, file_times, slots), patterns or [])
     return order(selected, timings.load(path))

@@ -39,8 +39,7 @@ def groups(files: Sequence[str], count: int, known: Mapping[str, float]) -> list
     return [sorted(group) for group in placed]
 
 
-def makespan(placed: Sequence[Sequence[str]], expected: Mapping[str, float],
-             slots: int) -> float:
+def makespan(placed: Sequence[Sequence[str]], expected: Mapping[str, float], slots: int) -> float:
     """The expected wall time of the groups on `slots` slots, longest group first."""
     durations = sorted((sum(expected[f] for f in group) for group in placed), reverse=True)
     ends = [0.0] * max(slots, 1)
@@ -65,7 +64,7 @@ def expand_files(argv: Sequence[str] | None, files: Sequence[str]) -> tuple[str,
 
 
 def mentions_files(argv: Sequence[str] | None) -> bool:
-    return bool(argv) and any(FILES in word for word in argv)
+    return argv is not None and any(FILES in word for word in argv)
 
 
 def spread(duration: float, files: Sequence[str], known: Mapping[str, float]) -> dict[str, float]:

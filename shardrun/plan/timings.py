@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from shardrun.plan import split
 from shardrun.model.results import ShardResult, Status
+from shardrun.plan import split
 from shardrun.state.files import write_atomic
 
 _SMOOTHING = 0.5  # weight of the newest duration: recent runs matter, one outlier less
@@ -46,11 +46,15 @@ def load_files(path: Path) -> dict[str, float]:
         return {}
 
 
-def update_files(old: Mapping[str, float], results: Iterable[ShardResult],
-                 files_of: Mapping[str, Sequence[str]], exists: Callable[[str], bool],
-                 measured: Callable[[ShardResult, Sequence[str]], Mapping[str, float] | None]
-                 = lambda result, files: None,
-                 ) -> dict[str, float]:
+def update_files(
+    old: Mapping[str, float],
+    results: Iterable[ShardResult],
+    files_of: Mapping[str, Sequence[str]],
+    exists: Callable[[str], bool],
+    measured: Callable[
+        [ShardResult, Sequence[str]], Mapping[str, float] | None
+    ] = lambda result, files: None,
+) -> dict[str, float]:
     """Blend in per-file seconds of the split shards that ran to a verdict: measured ones
     (from their JUnit files), else their duration spread over their files by the current
     estimates. Files this run did not run keep their times; files gone are dropped."""
@@ -63,14 +67,18 @@ def update_files(old: Mapping[str, float], results: Iterable[ShardResult],
         for name in files:
             if name in seconds:
                 previous = new.get(name)
-                value = seconds[name] if previous is None else (
-                    _SMOOTHING * seconds[name] + (1 - _SMOOTHING) * previous)
+                value = (
+                    seconds[name]
+                    if previous is None
+                    else (_SMOOTHING * seconds[name] + (1 - _SMOOTHING) * previous)
+                )
                 new[name] = round(value, 3)
     return new
 
 
-def save(path: Path, durations: Mapping[str, float],
-         files: Mapping[str, float] | None = None) -> None:
+def save(
+    path: Path, durations: Mapping[str, float], files: Mapping[str, float] | None = None
+) -> None:
     data = {"durations": dict(sorted(durations.items()))}
     if files is None:
         files = load_files(path)  # kept as they were

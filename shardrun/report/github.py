@@ -21,12 +21,15 @@ def github_annotations(summary: RunSummary, tail_lines: int = 30) -> list[str]:
         failing = [c for c in found[0] if c.failed] if found else []
         for case in failing:
             title = f"{result.name}: {case.classname}::{case.name}"
-            lines.append(f"::error title={_gh_property(title)}::"
-                         f"{_gh_data(case.message or case.outcome)}")
+            lines.append(
+                f"::error title={_gh_property(title)}::{_gh_data(case.message or case.outcome)}"
+            )
         if not failing:
             why = result.detail or f"exit code {result.exit_code}"
-            lines.append(f"::error title={_gh_property(f'shard {result.name} {result.status.value}')}"
-                         f"::{_gh_data(why)}")
+            lines.append(
+                f"::error title={_gh_property(f'shard {result.name} {result.status.value}')}"
+                f"::{_gh_data(why)}"
+            )
     return lines
 
 

@@ -79,8 +79,15 @@ def past_runs(state_dir: Path) -> list[RunRow]:
         for shard in shards:
             statuses[shard.get("status", "?")] = statuses.get(shard.get("status", "?"), 0) + 1
         counts = ", ".join(f"{n} {s.lower()}" for s, n in statuses.items()) or "none run"
-        rows.append(RunRow(folder.name, report.get("started"), report.get("image_id") or "",
-                           counts, report.get("exit_code")))
+        rows.append(
+            RunRow(
+                folder.name,
+                report.get("started"),
+                report.get("image_id") or "",
+                counts,
+                report.get("exit_code"),
+            )
+        )
     return rows
 
 

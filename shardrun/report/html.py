@@ -18,7 +18,6 @@ from shardrun.model.results import ShardResult, Status
 from shardrun.report import junit
 from shardrun.report.summary import RunSummary, log_tail, lost_line, totals_line
 
-
 COLOURS = {
     Status.PASS: "#2e7d32",
     Status.FAIL: "#c62828",
@@ -52,10 +51,12 @@ def to_html(summary: RunSummary, run_dir: Path) -> str:
         f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{title}</title>",
         f"<style>{_STYLE}</style></head><body><h2>{title}</h2>",
         f"<p>{html.escape(_verdict(summary))}</p>",
-        "<h3>Timeline</h3>", _timeline(summary),
+        "<h3>Timeline</h3>",
+        _timeline(summary),
         f"<h3>Not passed ({len(not_passed)})</h3>",
         *(_failed(r, run_dir) for r in _worst_first(not_passed)),
-        "<h3>Every shard</h3>", _table(summary.results),
+        "<h3>Every shard</h3>",
+        _table(summary.results),
         "</body></html>\n",
     ]
     return "\n".join(parts)
@@ -79,17 +80,23 @@ def _timeline(summary: RunSummary) -> str:
     def bar(kind: str, name: str, begin: float, end: float, colour: str, tip: str) -> str:
         left = 100 * (begin - start) / span
         width = max(100 * (end - begin) / span, 0.2)
-        return (f'<div class="bar" data-kind="{kind}" style="left:{left:.2f}%;width:{width:.2f}%;'
-                f'background:{colour}" title="{html.escape(tip)}">{html.escape(name)}</div>')
+        return (
+            f'<div class="bar" data-kind="{kind}" style="left:{left:.2f}%;width:{width:.2f}%;'
+            f'background:{colour}" title="{html.escape(tip)}">{html.escape(name)}</div>'
+        )
 
     def row(label: str, bars: str) -> str:
-        return (f'<div class="row"><div class="label">{html.escape(label)}</div>'
-                f'<div class="lane">{bars}</div></div>')
+        return (
+            f'<div class="row"><div class="label">{html.escape(label)}</div>'
+            f'<div class="lane">{bars}</div></div>'
+        )
 
     rows = []
     if b := summary.build:
-        tip = f"build: {b['finished'] - b['started']:.1f}s, {b['cached_steps']}/" \
-              f"{b['total_steps']} steps cached"
+        tip = (
+            f"build: {b['finished'] - b['started']:.1f}s, {b['cached_steps']}/"
+            f"{b['total_steps']} steps cached"
+        )
         rows.append(row("build", bar("build", "build", b["started"], b["finished"], _PHASE, tip)))
     if s := summary.save:
         tip = f"save: {s['bytes'] / 1e6:.1f} MB{' (reused)' if s['reused'] else ''}"
@@ -97,9 +104,19 @@ def _timeline(summary: RunSummary) -> str:
     for w in summary.workers:
         if w.load and w.load_started is not None:
             tip = f"{w.name}: {w.load} load, {w.sent / 1e6:.2f} MB in {w.load_seconds:.2f}s"
-            rows.append(row(f"image to {w.name}", bar(
-                "distribution", w.load, w.load_started, w.load_started + w.load_seconds,
-                _PHASE, tip)))
+            rows.append(
+                row(
+                    f"image to {w.name}",
+                    bar(
+                        "distribution",
+                        w.load,
+                        w.load_started,
+                        w.load_started + w.load_seconds,
+                        _PHASE,
+                        tip,
+                    ),
+                )
+            )
     rows.append('<div class="gap"></div>')
     lanes: dict[tuple[str, int], list[ShardResult]] = defaultdict(list)
     for r in summary.results:
@@ -107,18 +124,31 @@ def _timeline(summary: RunSummary) -> str:
             lanes[(r.worker or "?", r.slot or 0)].append(r)
     for (worker, slot), results in sorted(lanes.items()):
         bars = "".join(
-            bar("shard", r.name, r.started, r.finished, COLOURS.get(r.status, "#999"),
+            bar(
+                "shard",
+                r.name,
+                r.started or 0.0,  # the lanes hold only shards with both
+                r.finished or 0.0,
+                COLOURS.get(r.status, "#999"),
                 f"{r.name}: {r.status.value} in {r.duration:.1f}s"
                 + ("" if r.exit_code is None else f", exit {r.exit_code}")
-                + (f", attempt {r.attempt}" if r.attempt > 1 else ""))
-            for r in results)
+                + (f", attempt {r.attempt}" if r.attempt > 1 else ""),
+            )
+            for r in results
+        )
         rows.append(row(f"{worker}/{slot}", bars))
     return "\n".join(rows)
 
 
 def _worst_first(results: list[ShardResult]) -> list[ShardResult]:
-    order = [Status.FAIL, Status.TIMEOUT, Status.ERROR, Status.NOT_RUN, Status.CANCELLED,
-             Status.SKIPPED]
+    order = [
+        Status.FAIL,
+        Status.TIMEOUT,
+        Status.ERROR,
+        Status.NOT_RUN,
+        Status.CANCELLED,
+        Status.SKIPPED,
+    ]
     return sorted(results, key=lambda r: order.index(r.status) if r.status in order else 99)
 
 
@@ -127,8 +157,10 @@ def _failed(result: ShardResult, run_dir: Path) -> str:
     head = f"{result.name}: {result.status.value}"
     if result.exit_code is not None:
         head += f", exit {result.exit_code}"
-    opening = (f'<div class="shard" data-shard="{html.escape(result.name)}" '
-               f'style="border-color:{colour}"><h4>{html.escape(head)}</h4>')
+    opening = (
+        f'<div class="shard" data-shard="{html.escape(result.name)}" '
+        f'style="border-color:{colour}"><h4>{html.escape(head)}</h4>'
+    )
     parts = [opening]
     if result.detail:
         parts.append(f"<p>{html.escape(result.detail)}</p>")
@@ -168,6 +200,9 @@ def _table(results) -> str:
         f"<tr><td>{html.escape(r.name)}</td><td style='color:{COLOURS.get(r.status, '#999')}'>"
         f"{r.status.value}</td><td>{'' if r.duration is None else f'{r.duration:.1f}s'}</td>"
         f"<td>{html.escape(f'{r.worker}/{r.slot}' if r.worker else '')}</td></tr>"
-        for r in results)
-    return ("<table><tr><th>shard</th><th>status</th><th>duration</th><th>worker</th></tr>"
-            f"{rows}</table>")
+        for r in results
+    )
+    return (
+        "<table><tr><th>shard</th><th>status</th><th>duration</th><th>worker</th></tr>"
+        f"{rows}</table>"
+    )

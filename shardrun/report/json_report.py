@@ -9,7 +9,6 @@ from shardrun.model.shard import to_json as shard_json
 from shardrun.report import junit
 from shardrun.report.summary import RunSummary
 
-
 SCHEMA = "https://shardrun.dev/schemas/report-1.json"  # its file: shardrun/report/schema.json
 
 
@@ -27,10 +26,21 @@ def to_json(summary: RunSummary) -> dict:
         "error": summary.error,
         "lost_workers": list(summary.lost_workers),
         "lost_required_workers": list(summary.lost_required),
-        "phases": {"build": summary.build, "save": summary.save,
-                   "distribution": [{"worker": w.name, "mode": w.load, "sent": w.sent,
-                                     "started": w.load_started, "seconds": w.load_seconds}
-                                    for w in summary.workers if w.load]},
+        "phases": {
+            "build": summary.build,
+            "save": summary.save,
+            "distribution": [
+                {
+                    "worker": w.name,
+                    "mode": w.load,
+                    "sent": w.sent,
+                    "started": w.load_started,
+                    "seconds": w.load_seconds,
+                }
+                for w in summary.workers
+                if w.load
+            ],
+        },
         "flaky": junit.flaky_count(summary.results),
         "workers": [dataclasses.asdict(w) for w in summary.workers],
         "shards": [
@@ -65,5 +75,14 @@ def _cases_json(result: ShardResult) -> list[dict] | None:
     if found is None:
         return None
     cases, flaky = found
-    return [{"classname": c.classname, "name": c.name, "time": c.time, "outcome": c.outcome,
-             "message": c.message, "flaky": c.key in flaky} for c in cases]
+    return [
+        {
+            "classname": c.classname,
+            "name": c.name,
+            "time": c.time,
+            "outcome": c.outcome,
+            "message": c.message,
+            "flaky": c.key in flaky,
+        }
+        for c in cases
+    ]

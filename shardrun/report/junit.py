@@ -69,8 +69,17 @@ def read_cases(path: str | Path | None) -> list[Case] | None:
             seconds = float(node.get("time") or 0)
         except ValueError:
             seconds = 0.0
-        cases.append(Case(node.get("classname", ""), node.get("name", ""), seconds, outcome,
-                          message, text, node.get("file", "")))
+        cases.append(
+            Case(
+                node.get("classname", ""),
+                node.get("name", ""),
+                seconds,
+                outcome,
+                message,
+                text,
+                node.get("file", ""),
+            )
+        )
     return cases
 
 
@@ -141,8 +150,7 @@ def failing_cases(result: ShardResult, limit: int = 10) -> tuple[list[str], int]
     found = flaky_and_cases(result)
     if found is None:
         return [], 0
-    failing = [f"{c.classname}::{c.name}" if c.classname else c.name
-               for c in found[0] if c.failed]
+    failing = [f"{c.classname}::{c.name}" if c.classname else c.name for c in found[0] if c.failed]
     return failing[:limit], len(failing)
 
 
@@ -150,8 +158,9 @@ def flaky_count(results: Sequence[ShardResult]) -> int:
     return sum(len(found[1]) for r in results if (found := flaky_and_cases(r)) is not None)
 
 
-def to_xml(project: str, results: Sequence[ShardResult], wall: float,
-           tail: Callable[[str | None], str]) -> str:
+def to_xml(
+    project: str, results: Sequence[ShardResult], wall: float, tail: Callable[[str | None], str]
+) -> str:
     """The run's JUnit XML; `tail(log_path)` gives a failing shard's log tail."""
     root = ET.Element("testsuites", name=project, time=f"{wall:.3f}")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -189,8 +198,13 @@ def _suite(result: ShardResult, tail: Callable[[str | None], str]) -> ET.Element
 
 
 def _case(suite: ET.Element, shard: str, case: Case, flaky: Case | None) -> None:
-    node = ET.SubElement(suite, "testcase", classname=case.classname or shard,
-                         name=case.name, time=f"{case.time:.3f}")
+    node = ET.SubElement(
+        suite,
+        "testcase",
+        classname=case.classname or shard,
+        name=case.name,
+        time=f"{case.time:.3f}",
+    )
     if case.outcome != "passed":
         child = ET.SubElement(node, case.outcome, message=xml_safe(case.message))
         child.text = xml_safe(case.text) or None
@@ -201,8 +215,13 @@ def _case(suite: ET.Element, shard: str, case: Case, flaky: Case | None) -> None
 
 def _shard_case(suite: ET.Element, result: ShardResult, tail: Callable[[str | None], str]) -> None:
     """The shard as one testcase: its status, and a failing one's log tail."""
-    case = ET.SubElement(suite, "testcase", classname=result.name, name=result.name,
-                         time=f"{result.duration or 0:.3f}")
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=result.name,
+        name=result.name,
+        time=f"{result.duration or 0:.3f}",
+    )
     if result.status is Status.PASS:
         return
     if result.status is Status.SKIPPED:

@@ -31,8 +31,16 @@ def to_markdown(summary: RunSummary, tail_lines: int = 30) -> str:
         tail = log_tail(result.log_path, tail_lines).replace(FENCE, "'''")
         if tail:
             summary_line = f"{html.escape(result.name)}: {result.status.value}, last lines"
-            lines += ["", f"<details><summary>{summary_line}</summary>", "", FENCE, tail,
-                      FENCE, "", "</details>"]
+            lines += [
+                "",
+                f"<details><summary>{summary_line}</summary>",
+                "",
+                FENCE,
+                tail,
+                FENCE,
+                "",
+                "</details>",
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -72,8 +72,9 @@ def lost_line(summary: RunSummary) -> str:
     if not lost:
         return ""
     count = f"{len(lost)} of {len(summary.workers)} workers"
-    why = "; ".join(f"{w.name}{' (required)' if w.required else ''}: {_short(w.lost)}"
-                    for w in lost)
+    why = "; ".join(
+        f"{w.name}{' (required)' if w.required else ''}: {_short(w.lost)}" for w in lost
+    )
     return f"{count} lost: {why}"
 
 
@@ -92,7 +93,7 @@ def totals_line(summary: RunSummary) -> str:
 
 def summary_rows(results: Sequence[ShardResult]) -> list[tuple[str, ...]]:
     """Rows of the end-of-run table: shard, status, duration, exit code, where, log."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for r in results:
         duration = f"{r.duration:.1f}s" if r.duration is not None else "-"
         code = "-" if r.exit_code is None else str(r.exit_code)

@@ -17,8 +17,9 @@ from shardrun.state.files import write_atomic
 def to_junit(summary: RunSummary) -> str:
     """A testsuite per shard: the cases of the shard's own JUnit file, or one testcase for
     the shard, whose failure carries the log tail so CI shows it inline."""
-    return junit.to_xml(summary.project, summary.results, summary.finished - summary.started,
-                        log_tail)
+    return junit.to_xml(
+        summary.project, summary.results, summary.finished - summary.started, log_tail
+    )
 
 
 REPORTS = ("report.json", "junit.xml", "summary.md", "report.html")
@@ -36,8 +37,6 @@ def write(summary: RunSummary, run_dir: Path, step_summary: Path | None = None) 
         with open(step_summary, "a", encoding="utf-8") as out:  # CI collects, never replaces
             out.write(markdown)
     return paths
-
-
 
 
 def copy_report(made: Path, wanted: Path) -> Path:

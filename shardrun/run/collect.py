@@ -17,11 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from shardrun.distribute.layers import chunk_reader, member_file
 from shardrun.engine.api import Engine
 from shardrun.model.errors import EngineRefused
-from shardrun.distribute.layers import chunk_reader
-from shardrun.model.shard import Shard
 from shardrun.model.results import FAILED, Status
+from shardrun.model.shard import Shard
 
 ARTIFACTS_MAX = 200 * 1024 * 1024  # bytes a shard's artifacts may take, unless it says
 _WANTED = {"failure": FAILED}
@@ -54,8 +54,9 @@ def wanted(shard: Shard, status: Status) -> bool:
     return bool(shard.artifacts) and (when == "always" or status in _WANTED[when])
 
 
-def collect(engine: Engine, container_id: str, shard: Shard, status: Status,
-            dest: Path) -> Collected:
+def collect(
+    engine: Engine, container_id: str, shard: Shard, status: Status, dest: Path
+) -> Collected:
     """Copy the shard's artifacts (if `wanted`) and its JUnit file into `dest`. Blocking.
     A path missing in the container is reported; engine failures propagate."""
     files: list[str] = []
@@ -67,8 +68,15 @@ def collect(engine: Engine, container_id: str, shard: Shard, status: Status,
             base = _fixed_prefix(pattern)
             try:
                 chunks = engine.copy_out(container_id, base, _CHUNK)
-                found = _extract(chunks, posixpath.dirname(base), pattern,
-                                 dest / "artifacts", budget, files, left_out)
+                found = _extract(
+                    chunks,
+                    posixpath.dirname(base),
+                    pattern,
+                    dest / "artifacts",
+                    budget,
+                    files,
+                    left_out,
+                )
             except EngineRefused:
                 found = False  # not there: the engine answers 404
             if not found:
@@ -76,8 +84,9 @@ def collect(engine: Engine, container_id: str, shard: Shard, status: Status,
     junit = None
     if shard.junit:
         try:
-            junit = _copy_file(engine.copy_out(container_id, shard.junit, _CHUNK),
-                               dest / "junit.xml")
+            junit = _copy_file(
+                engine.copy_out(container_id, shard.junit, _CHUNK), dest / "junit.xml"
+            )
         except EngineRefused:
             junit = None
     return Collected(tuple(files), tuple(left_out), tuple(missing), junit)
@@ -101,11 +110,19 @@ def _matches(path: str, pattern: str) -> bool:
     want = pattern.rstrip("/").split("/")
     have = path.split("/")
     return len(have) >= len(want) and all(
-        fnmatch.fnmatchcase(h, w) for h, w in zip(have, want, strict=False))
+        fnmatch.fnmatchcase(h, w) for h, w in zip(have, want, strict=False)
+    )
 
 
-def _extract(chunks: Iterable[bytes], parent: str, pattern: str, root: Path,
-             budget: list[int], files: list[str], left_out: list[str]) -> bool:
+def _extract(
+    chunks: Iterable[bytes],
+    parent: str,
+    pattern: str,
+    root: Path,
+    budget: list[int],
+    files: list[str],
+    left_out: list[str],
+) -> bool:
     """Write the archive's matching regular files under `root` by container path; True if
     anything matched. `budget[0]` is what the shard may still write."""
     matched = False
@@ -123,7 +140,7 @@ def _extract(chunks: Iterable[bytes], parent: str, pattern: str, root: Path,
             target = root / path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(target, "wb") as out:
-                shutil.copyfileobj(tar.extractfile(member), out, _CHUNK)
+                shutil.copyfileobj(member_file(tar, member), out, _CHUNK)
             budget[0] -= member.size
             files.append(str(target))
     return matched
@@ -137,6 +154,6 @@ def _copy_file(chunks: Iterable[bytes], target: Path) -> str | None:
             if member.isfile():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with open(target, "wb") as out:
-                    shutil.copyfileobj(tar.extractfile(member), out, _CHUNK)
+                    shutil.copyfileobj(member_file(tar, member), out, _CHUNK)
                 return str(target)
     return None

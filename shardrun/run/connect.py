@@ -32,8 +32,13 @@ def resolve_workers(specs: Sequence[WorkerSpec], shards: Sequence[Shard] = ()) -
     return resolved
 
 
-def connect_and_reap(spec: WorkerSpec, endpoint: Endpoint, name: str,
-                     default_slots: int | None = None, reap_orphans: bool = True) -> Worker:
+def connect_and_reap(
+    spec: WorkerSpec,
+    endpoint: Endpoint,
+    name: str,
+    default_slots: int | None = None,
+    reap_orphans: bool = True,
+) -> Worker:
     """Connect; like every engine a command uses, it is first rid of orphaned containers
     (once per engine: the build engine is usually a worker too)."""
     worker = workers_mod.connect(spec, endpoint, name, default_slots)
@@ -53,8 +58,12 @@ def builder_endpoint(config: Config) -> Resolved:
     for spec in config.workers:
         if spec.name == name:
             return spec, resolve(spec.context or spec.host), name
-    spec = WorkerSpec(name=None, context=None if "://" in name else name,
-                      host=name if "://" in name else None, slots=None)
+    spec = WorkerSpec(
+        name=None,
+        context=None if "://" in name else name,
+        host=name if "://" in name else None,
+        slots=None,
+    )
     endpoint = resolve(name)
     return spec, endpoint, endpoint.name
 
@@ -62,14 +71,18 @@ def builder_endpoint(config: Config) -> Resolved:
 async def connect_builder(config: Config) -> Worker:
     """Connect to the builder and check it can build from a context sent over the API."""
     spec, endpoint, name = builder_endpoint(config)
-    builder = await to_thread.run_sync(connect_and_reap, spec, endpoint, name,
-                                       abandon_on_cancel=True)
+    builder = await to_thread.run_sync(
+        connect_and_reap, spec, endpoint, name, abandon_on_cancel=True
+    )
     build.check_builder(builder.name, builder.version, builder.containerd_store)
     return builder
 
 
 async def connect_workers(
-    resolved: list[Resolved], emit: Emit, jobs: int | None = None, reaped: str = "",
+    resolved: list[Resolved],
+    emit: Emit,
+    jobs: int | None = None,
+    reaped: str = "",
 ) -> tuple[list[Worker], tuple[tuple[str, str, bool], ...]]:
     """Connect to every worker at once, removing orphans there unless it is the engine at
     `reaped` (the builder's); an unreachable one is reported and skipped."""
@@ -81,15 +94,22 @@ async def connect_workers(
         except InfraError as exc:
             emit(WorkerLost(worker=name, reason=f"unreachable, skipped: {exc}"))
             return exc
-        emit(WorkerReady(worker=name, slots=worker.slots,
-                         detail=f"(docker {worker.version}, {worker.cpus} CPUs, {endpoint.url})"))
+        emit(
+            WorkerReady(
+                worker=name,
+                slots=worker.slots,
+                detail=f"(docker {worker.version}, {worker.cpus} CPUs, {endpoint.url})",
+            )
+        )
         return worker
 
     outcomes = await in_threads(resolved, one)
     connected = [w for w in outcomes if isinstance(w, Worker)]
-    failed = tuple((name, str(out), spec.required)
-                   for (spec, _, name), out in zip(resolved, outcomes, strict=True)
-                   if isinstance(out, InfraError))
+    failed = tuple(
+        (name, str(out), spec.required)
+        for (spec, _, name), out in zip(resolved, outcomes, strict=True)
+        if isinstance(out, InfraError)
+    )
     if not connected:
         reasons = "; ".join(why for _, why, _ in failed)
         raise InfraError(f"no worker is reachable: {reasons}")

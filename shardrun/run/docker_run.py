@@ -39,8 +39,9 @@ def printable(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
-def run_attached(argv: Sequence[str], cwd, env: Mapping[str, str],
-                 remove_container: Callable[[], None]) -> int | None:
+def run_attached(
+    argv: Sequence[str], cwd, env: Mapping[str, str], remove_container: Callable[[], object]
+) -> int | None:
     """Run the docker CLI attached to this terminal; its exit code, or None if shardrun
     was interrupted (SIGINT or SIGTERM) first.
 

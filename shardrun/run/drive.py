@@ -49,8 +49,9 @@ async def unless_interrupted(interrupt: anyio.Event, work: Callable[[], Awaitabl
     raise Interrupted
 
 
-async def drive(view: View, work: Callable[[Emit, anyio.Event], Awaitable[T]],
-                leftovers: str = "") -> T:
+async def drive(
+    view: View, work: Callable[[Emit, anyio.Event], Awaitable[T]], leftovers: str = ""
+) -> T:
     """Run `work` with an event stream into `view`, and Ctrl-C / SIGTERM as an interrupt.
 
     The first signal asks `work` to stop and clean up; a second says cleanup is under
@@ -72,8 +73,12 @@ async def drive(view: View, work: Callable[[Emit, anyio.Event], Awaitable[T]],
                 if count == 1:
                     interrupt.set()
                 elif count == 2:
-                    print("shardrun: still cleaning up (removing what this run started); "
-                          "interrupt once more to exit at once", file=sys.stderr, flush=True)
+                    print(
+                        "shardrun: still cleaning up (removing what this run started); "
+                        "interrupt once more to exit at once",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 else:
                     left = f": {leftovers}" if leftovers else ""
                     print(f"shardrun: exiting without cleaning up{left}", file=sys.stderr)
@@ -92,8 +97,9 @@ async def drive(view: View, work: Callable[[Emit, anyio.Event], Awaitable[T]],
     raise AssertionError("unreachable: the task group returns or raises")
 
 
-def run_under(view: View, work: Callable[[Emit, anyio.Event], Awaitable[T]],
-              leftovers: str = "") -> T:
+def run_under(
+    view: View, work: Callable[[Emit, anyio.Event], Awaitable[T]], leftovers: str = ""
+) -> T:
     """`drive` in a new event loop, with `view` open for the duration."""
     with view:
         return anyio.run(drive, view, work, leftovers)

@@ -10,21 +10,21 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 from anyio import to_thread
 from anyio.abc import TaskGroup
 
-from shardrun.run import collect, streams
 from shardrun.cleanup import reap as reap_mod
 from shardrun.engine.api import ENGINE_FAILURES, ContainerRequest, Engine, OutputStream
 from shardrun.model.errors import TransportError
-from shardrun.ui.events import Emit, ShardOutput
-from shardrun.run.masking import Masker
-from shardrun.model.shard import Shard
 from shardrun.model.results import ShardResult, Status
+from shardrun.model.shard import Shard
+from shardrun.run import collect, streams
+from shardrun.run.masking import Masker
+from shardrun.ui.events import Emit, ShardOutput
 
 _OUTPUT_EVERY = 0.25  # seconds between last-line updates sent to the UI per shard
 _KILL_GRACE = 10.0  # seconds a killed container gets to report its exit before we move on
@@ -92,7 +92,7 @@ class _LogSink:
                 self.last_line = text
                 break
             end = start - 1
-        self._partial = data[data.rfind(b"\n") + 1:][-_LINE_MAX:]
+        self._partial = data[data.rfind(b"\n") + 1 :][-_LINE_MAX:]
         now = time.monotonic()
         if now - self._last_sent >= _OUTPUT_EVERY:
             self._last_sent = now
@@ -100,14 +100,27 @@ class _LogSink:
 
 
 def not_started(
-    shard: Shard, worker: str, slot: int, log_path: Path, why: str, attempt: int = 1,
+    shard: Shard,
+    worker: str,
+    slot: int,
+    log_path: Path,
+    why: str,
+    attempt: int = 1,
     worker_fault: bool = False,
 ) -> ShardResult:
     """The ERROR result of a shard whose container could not even be created."""
     now = time.time()
     return ShardResult(
-        name=shard.name, status=Status.ERROR, exit_code=None, started=now, finished=now,
-        worker=worker, slot=slot, log_path=str(log_path), detail=why, attempt=attempt,
+        name=shard.name,
+        status=Status.ERROR,
+        exit_code=None,
+        started=now,
+        finished=now,
+        worker=worker,
+        slot=slot,
+        log_path=str(log_path),
+        detail=why,
+        attempt=attempt,
         worker_fault=worker_fault,
     )
 
@@ -125,18 +138,23 @@ class _Outcome:
         return cls(Status.ERROR, None, str(exc), worker_fault=isinstance(exc, TransportError))
 
 
+@dataclass(frozen=True)
+class ShardJob:
+    """One attempt at one shard on one slot: what to create, where, and what to keep."""
+
+    shard: Shard  # as it runs on this worker (its volumes replaced: plan.for_worker)
+    place: Placement
+    image: str  # what to create the container from: an image ID or content tag
+    labels: Mapping[str, str] = field(hash=False)
+    log_path: Path
+    attempt: int = 1
+    # The values of its secret-env names: to the engine and nowhere else.
+    secrets: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
+    keep_failed: bool = False  # a FAIL or TIMEOUT keeps its stopped container
+
+
 async def run_shard(
-    shard: Shard,
-    place: Placement,
-    image_id: str,
-    labels: Mapping[str, str],
-    log_path: Path,
-    emit: Emit,
-    limiter: anyio.CapacityLimiter,
-    attempt: int = 1,
-    cleanup: TaskGroup | None = None,
-    secrets: Mapping[str, str] | None = None,
-    keep_failed: bool = False,
+    job: ShardJob, emit: Emit, limiter: anyio.CapacityLimiter, cleanup: TaskGroup | None = None
 ) -> ShardResult:
     """Run one shard to an outcome. Only cancellation propagates; failures are results.
 
@@ -146,15 +164,24 @@ async def run_shard(
     takes its next shard at once; the caller's final reap by label still covers an
     interrupt.
     """
+    shard, place, image_id, log_path = job.shard, job.place, job.image, job.log_path
+    attempt, secrets, keep_failed = job.attempt, job.secrets, job.keep_failed
     engine = place.engine
-    masker = Masker((secrets or {}).values())
-    request = ContainerRequest(image_id, shard, labels, secrets or {})
+    masker = Masker(secrets.values())
+    request = ContainerRequest(image_id, shard, job.labels, secrets)
     try:
         container_id = await to_thread.run_sync(engine.create, request, limiter=limiter)
     except ENGINE_FAILURES as exc:
         outcome = _Outcome.failed(exc)
-        return not_started(shard, place.worker, place.slot, log_path,
-                           masker.mask_text(outcome.detail), attempt, outcome.worker_fault)
+        return not_started(
+            shard,
+            place.worker,
+            place.slot,
+            log_path,
+            masker.mask_text(outcome.detail),
+            attempt,
+            outcome.worker_fault,
+        )
     sink = _LogSink(log_path, shard.name, emit, masker)
     started = time.time()
     try:
@@ -173,11 +200,22 @@ async def run_shard(
     elif kept is None:
         await remove(engine, container_id, limiter)
     return ShardResult(
-        name=shard.name, status=outcome.status, exit_code=outcome.code, started=started,
-        finished=finished, worker=place.worker, slot=place.slot, log_path=str(log_path),
-        detail=masker.mask_text(outcome.detail), attempt=attempt,
-        worker_fault=outcome.worker_fault, artifacts=collected.files,
-        artifacts_note=collected.note, junit=collected.junit, image=image_id, kept=kept,
+        name=shard.name,
+        status=outcome.status,
+        exit_code=outcome.code,
+        started=started,
+        finished=finished,
+        worker=place.worker,
+        slot=place.slot,
+        log_path=str(log_path),
+        detail=masker.mask_text(outcome.detail),
+        attempt=attempt,
+        worker_fault=outcome.worker_fault,
+        artifacts=collected.files,
+        artifacts_note=collected.note,
+        junit=collected.junit,
+        image=image_id,
+        kept=kept,
     )
 
 
@@ -192,8 +230,9 @@ async def _keep(engine: Engine, container_id: str, shard: str, limiter) -> str |
     return name
 
 
-async def _collect(engine: Engine, container_id: str, shard: Shard, outcome: _Outcome,
-                   log_path: Path, limiter) -> collect.Collected:
+async def _collect(
+    engine: Engine, container_id: str, shard: Shard, outcome: _Outcome, log_path: Path, limiter
+) -> collect.Collected:
     """The shard's artifacts and JUnit file, copied out after it exited (or was killed at
     its timeout) and before it is removed: into <run>/<shard>[.<attempt>]/. Nothing when
     its worker failed it: the container may be out of reach."""
@@ -201,8 +240,9 @@ async def _collect(engine: Engine, container_id: str, shard: Shard, outcome: _Ou
         return collect.Collected()
     dest = log_path.with_suffix("")
     try:
-        return await to_thread.run_sync(collect.collect, engine, container_id, shard,
-                                        outcome.status, dest, limiter=limiter)
+        return await to_thread.run_sync(
+            collect.collect, engine, container_id, shard, outcome.status, dest, limiter=limiter
+        )
     except TransportError as exc:
         return collect.Collected(missing=(f"(copying failed: {exc})",))
 
@@ -261,16 +301,19 @@ async def _wait(engine: Engine, container_id: str, timeout: float | None, limite
     """
     with anyio.move_on_after(timeout):
         try:
-            code = await to_thread.run_sync(engine.wait, container_id, limiter=limiter,
-                                            abandon_on_cancel=True)
+            code = await to_thread.run_sync(
+                engine.wait, container_id, limiter=limiter, abandon_on_cancel=True
+            )
         except ENGINE_FAILURES as exc:
             return _Outcome.failed(exc)
         return _Outcome(Status.PASS if code == 0 else Status.FAIL, code)
     # Shielded and bounded; the engine may be gone.
-    with (anyio.CancelScope(shield=True), anyio.move_on_after(_KILL_GRACE),
-          contextlib.suppress(*ENGINE_FAILURES)):
-        await to_thread.run_sync(engine.kill, container_id, limiter=limiter,
-                                     abandon_on_cancel=True)
+    with (
+        anyio.CancelScope(shield=True),
+        anyio.move_on_after(_KILL_GRACE),
+        contextlib.suppress(*ENGINE_FAILURES),
+    ):
+        await to_thread.run_sync(engine.kill, container_id, limiter=limiter, abandon_on_cancel=True)
     return _Outcome(Status.TIMEOUT, None, f"killed after the {timeout:g}s timeout")
 
 
@@ -279,8 +322,9 @@ async def remove(engine: Engine, container_id: str, limiter) -> None:
     reap by label is the backstop. Bounded: an unreachable worker must not hold up the
     end of the run."""
     with anyio.move_on_after(_REMOVE_WITHIN), contextlib.suppress(*ENGINE_FAILURES):
-        await to_thread.run_sync(engine.remove, container_id, limiter=limiter,
-                                 abandon_on_cancel=True)
+        await to_thread.run_sync(
+            engine.remove, container_id, limiter=limiter, abandon_on_cancel=True
+        )
 
 
 async def reap(engine: Engine, run_id: str, limiter) -> int:

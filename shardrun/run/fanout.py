@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
 from typing import TypeVar
 
 import anyio
@@ -30,4 +29,8 @@ async def in_threads(items: Sequence[T], call: Callable[[T], R]) -> list[R]:
     """`on_each` for a blocking call, each in a thread. A thread is abandoned on
     cancellation: a call to a host cut off from the network has no timeout of its own,
     and an interrupt must not wait for it."""
-    return await on_each(items, partial(to_thread.run_sync, call, abandon_on_cancel=True))
+
+    async def one(item: T) -> R:
+        return await to_thread.run_sync(call, item, abandon_on_cancel=True)
+
+    return await on_each(items, one)

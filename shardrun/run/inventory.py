@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shardrun.cleanup import reap
-from shardrun.run import workers
 from shardrun.config.spec import WorkerSpec
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.engine.endpoints import Endpoint
 from shardrun.model.errors import InfraError
+from shardrun.run import workers
 from shardrun.run.connect import Resolved, connect_and_reap
 from shardrun.run.fanout import in_threads
 
@@ -44,7 +44,9 @@ async def survey(resolved: list[Resolved], image_id: str | None) -> list[WorkerR
     return await in_threads(resolved, lambda item: _probe(*item, image_id))
 
 
-async def remove_containers(resolved: list[Resolved], kept_only: bool) -> list[tuple[str, int, str]]:
+async def remove_containers(
+    resolved: list[Resolved], kept_only: bool
+) -> list[tuple[str, int, str]]:
     """On every worker at once, the kept containers (or, not `kept_only`, every container
     with shardrun's labels). (worker, how many, error) per worker."""
 

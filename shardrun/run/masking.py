@@ -55,7 +55,8 @@ class Masker:
         data = self._held + chunk if self._held else chunk
         open_starts = self._open_starts(data)
         hold = open_starts[0] if open_starts else len(data)
-        out, pos = [], 0
+        out: list[bytes] = []
+        pos = 0
         for match in self._pattern.finditer(data):
             # A match at or after `hold` is undecided: a longer secret, or one starting
             # earlier, may still complete it with the next read.
@@ -73,7 +74,7 @@ class Masker:
     def flush(self) -> bytes:
         """The rest of the stream, masked, once it has ended."""
         held, self._held = self._held, b""
-        return self._pattern.sub(_MARK, held) if held else b""
+        return self._pattern.sub(_MARK, held) if held and self._pattern else held
 
     def mask_text(self, text: str) -> str:
         """`text` with every secret replaced by `***`, for whole strings."""

@@ -36,12 +36,19 @@ class Phases:
         if isinstance(event, BuildStarted):
             self._build_started = now
         elif isinstance(event, BuildFinished):
-            self.build = {"started": self._build_started or now - event.duration,
-                          "finished": now, "cached_steps": event.cached_steps,
-                          "total_steps": event.total_steps}
+            self.build = {
+                "started": self._build_started or now - event.duration,
+                "finished": now,
+                "cached_steps": event.cached_steps,
+                "total_steps": event.total_steps,
+            }
         elif isinstance(event, ArtifactReady):
-            self.save = {"started": now - event.seconds, "finished": now,
-                         "bytes": event.size, "reused": event.reused}
+            self.save = {
+                "started": now - event.seconds,
+                "finished": now,
+                "bytes": event.size,
+                "reused": event.reused,
+            }
         self.emit(event)
 
 
@@ -59,28 +66,44 @@ class Ending:
     error: str = ""
 
 
-def summarize(request: RunRequest, queue: ShardQueue, ending: Ending,
-              phases: Phases | None) -> RunSummary:
+def summarize(
+    request: RunRequest, queue: ShardQueue, ending: Ending, phases: Phases | None
+) -> RunSummary:
     """The run's summary: a shard without a result was CANCELLED, for `ending.why`."""
     queue.abandon(Status.CANCELLED, ending.why)
     return RunSummary(
-        run_id=request.run_id, project=request.config.project, image_id=ending.image_id,
-        started=ending.started, finished=time.time(), results=tuple(queue.results()),
-        interrupted=ending.interrupted, error=ending.error, shards=request.shards,
-        build=phases.build if phases else None, save=phases.save if phases else None,
+        run_id=request.run_id,
+        project=request.config.project,
+        image_id=ending.image_id,
+        started=ending.started,
+        finished=time.time(),
+        results=tuple(queue.results()),
+        interrupted=ending.interrupted,
+        error=ending.error,
+        shards=request.shards,
+        build=phases.build if phases else None,
+        save=phases.save if phases else None,
         workers=tuple(_worker_report(w) for w in ending.workers)
-        + tuple(WorkerReport(name, "", 0, lost=why, required=required)
-                for name, why, required in ending.unreachable),
+        + tuple(
+            WorkerReport(name, "", 0, lost=why, required=required)
+            for name, why, required in ending.unreachable
+        ),
     )
 
 
 def _worker_report(worker: Worker) -> WorkerReport:
     d = worker.delivery
     return WorkerReport(
-        name=worker.name, url=worker.endpoint.url, slots=worker.slots, lost=worker.lost,
-        load=d.mode if d else "", sent=d.sent if d else 0,
-        full_size=d.full_size if d else 0, load_seconds=d.seconds if d else 0.0,
-        required=worker.required, load_started=d.started if d else None,
+        name=worker.name,
+        url=worker.endpoint.url,
+        slots=worker.slots,
+        lost=worker.lost,
+        load=d.mode if d else "",
+        sent=d.sent if d else 0,
+        full_size=d.full_size if d else 0,
+        load_seconds=d.seconds if d else 0.0,
+        required=worker.required,
+        load_started=d.started if d else None,
     )
 
 
@@ -97,9 +120,13 @@ def record(request: RunRequest, summary: RunSummary) -> None:
     context = request.config.image.context
     files = None
     if files_of:
-        files = timings.update_files(timings.load_files(path), summary.results, files_of,
-                                     lambda name: (context / name).is_file(),
-                                     junit.file_seconds)
+        files = timings.update_files(
+            timings.load_files(path),
+            summary.results,
+            files_of,
+            lambda name: (context / name).is_file(),
+            junit.file_seconds,
+        )
     timings.save(path, timings.update(timings.load(path), summary.results), files)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     run_dir = make_run_dir(request)

@@ -52,9 +52,14 @@ def find_recorded(state_dir: Path, name: str, run_id: str | None) -> Recorded | 
         if not runs.is_dir():
             return f"{name} has not run yet"
         # Run IDs start with their time: newest first.
-        candidates = sorted((p.name for p in runs.iterdir()
-                             if p.name != layout.LATEST and (p / "report.json").is_file()),
-                            reverse=True)
+        candidates = sorted(
+            (
+                p.name
+                for p in runs.iterdir()
+                if p.name != layout.LATEST and (p / "report.json").is_file()
+            ),
+            reverse=True,
+        )
     for candidate in candidates:
         try:
             past = history.load(state_dir, candidate)
@@ -73,8 +78,9 @@ def find_recorded(state_dir: Path, name: str, run_id: str | None) -> Recorded | 
         except ValueError:
             return f"run {candidate}'s record of {name} cannot be read"
         urls = {w.get("name"): w.get("url") for w in past.report.get("workers", [])}
-        return Recorded(candidate, shard, image_id, entry.get("worker"),
-                        urls.get(entry.get("worker")))
+        return Recorded(
+            candidate, shard, image_id, entry.get("worker"), urls.get(entry.get("worker"))
+        )
     where = f"run {run_id}" if run_id else "any recorded run"
     return f"{name} did not run in {where}"
 
@@ -111,17 +117,25 @@ def reproduce(request: ReproRequest, build_image: BuildForRepro) -> int:
     to this terminal: its exit code. Without a record of it, or once its image is gone,
     the image is built from the current sources and the shard taken from the config."""
     cfg = request.config
-    recorded = "--fresh" if request.fresh else find_recorded(
-        layout.state_dir(cfg.root), request.name, request.run_id)
+    recorded = (
+        "--fresh"
+        if request.fresh
+        else find_recorded(layout.state_dir(cfg.root), request.name, request.run_id)
+    )
     if isinstance(recorded, Recorded):
         image_ref, engine_worker = _recorded_image(recorded, request.worker)
         if image_ref is not None:
-            print(f"shardrun: {request.name} as it ran in run {recorded.run_id} "
-                  f"(image {recorded.image_id[:19]}, on {engine_worker.name})", file=sys.stderr)
+            print(
+                f"shardrun: {request.name} as it ran in run {recorded.run_id} "
+                f"(image {recorded.image_id[:19]}, on {engine_worker.name})",
+                file=sys.stderr,
+            )
             return _run(cfg, recorded.shard, engine_worker, image_ref, request)
-        print(f"shardrun: the image of run {recorded.run_id} ({recorded.image_id[:19]}) is "
-              f"gone from {engine_worker.name}; building from the current sources",
-              file=sys.stderr)
+        print(
+            f"shardrun: the image of run {recorded.run_id} ({recorded.image_id[:19]}) is "
+            f"gone from {engine_worker.name}; building from the current sources",
+            file=sys.stderr,
+        )
         engine_worker.engine.close()
     elif recorded != "--fresh":
         print(f"shardrun: {recorded}; building from the current sources", file=sys.stderr)
@@ -129,8 +143,7 @@ def reproduce(request: ReproRequest, build_image: BuildForRepro) -> int:
     if not request.print_only:
         read_secrets((target,), os.environ)  # a usage error: before the build
     if request.worker:
-        cfg = dataclasses.replace(cfg, image=dataclasses.replace(cfg.image,
-                                                                 builder=request.worker))
+        cfg = dataclasses.replace(cfg, image=dataclasses.replace(cfg.image, builder=request.worker))
     engine_worker, image_ref = build_image(cfg)
     return _run(cfg, target, engine_worker, image_ref, request)
 
@@ -145,35 +158,50 @@ def _recorded_image(recorded: Recorded, worker: str | None) -> tuple[str | None,
     return engine_worker.engine.find_image(recorded.image_id, None), engine_worker
 
 
-def _run(cfg: Config, target: Shard, engine_worker: Worker, image_ref: str,
-         request: ReproRequest) -> int:
+def _run(
+    cfg: Config, target: Shard, engine_worker: Worker, image_ref: str, request: ReproRequest
+) -> int:
     """Print the `docker run` line; unless `print_only`, run it attached and return the
     shard's exit code (130 if interrupted)."""
     run_id = f"repro-{new_run_id()}"
-    labels = {owner.LABEL_PROJECT: cfg.project, owner.LABEL_SHARD: target.name,
-              owner.LABEL_RUN: run_id}
+    labels = {
+        owner.LABEL_PROJECT: cfg.project,
+        owner.LABEL_SHARD: target.name,
+        owner.LABEL_RUN: run_id,
+    }
     host = engine_worker.endpoint.url
     if request.print_only:  # a line for a shell later: no owner (this process), no terminal
-        argv = docker_run_argv(for_worker(target, ()), image_ref, labels, host=host,
-                               shell=request.shell)
+        argv = docker_run_argv(
+            for_worker(target, ()), image_ref, labels, host=host, shell=request.shell
+        )
         print(printable(argv))
         engine_worker.engine.close()
         return 0
     secrets = read_secrets((target,), os.environ)
     docker_cli = shutil.which("docker")
     if docker_cli is None:
-        raise ConfigError("repro runs the shard with the docker CLI, which is not on PATH; "
-                          "install it, or use `shardrun run --shard NAME`")
+        raise ConfigError(
+            "repro runs the shard with the docker CLI, which is not on PATH; "
+            "install it, or use `shardrun run --shard NAME`"
+        )
     labels |= {**owner.me().labels(), **owner.deadline_label(target.timeout)}
     argv = docker_run_argv(
-        for_worker(target, ()), image_ref, labels, host=host,
-        interactive=sys.stdin.isatty() and sys.stdout.isatty(), shell=request.shell,
+        for_worker(target, ()),
+        image_ref,
+        labels,
+        host=host,
+        interactive=sys.stdin.isatty() and sys.stdout.isatty(),
+        shell=request.shell,
     )
     print(f"$ {printable(argv)}", file=sys.stderr, flush=True)
     watchdog = Watchdog(run_id, [engine_worker.target])
     engine = engine_worker.engine
-    code = run_attached([docker_cli, *argv[1:]], cfg.root, {**os.environ, **secrets},
-                        lambda: reap.remove_run(engine, run_id))
+    code = run_attached(
+        [docker_cli, *argv[1:]],
+        cfg.root,
+        {**os.environ, **secrets},
+        lambda: reap.remove_run(engine, run_id),
+    )
     reap.remove_run(engine, run_id)  # `--rm` misses a container whose CLI was killed
     watchdog.release()
     if code is None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import anyio
 
-from shardrun.model.shard import Shard
 from shardrun.model.results import FAILED, ShardResult, Status
+from shardrun.model.shard import Shard
 
 
 class Slots(Protocol):
@@ -53,8 +53,13 @@ class ShardQueue:
     `requeue_lost` times), because nothing was learned about the shard itself.
     """
 
-    def __init__(self, shards: Sequence[Shard], retries: int = 0, requeue_lost: int = 1,
-                 fail_fast: bool = False):
+    def __init__(
+        self,
+        shards: Sequence[Shard],
+        retries: int = 0,
+        requeue_lost: int = 1,
+        fail_fast: bool = False,
+    ):
         self._order = [s.name for s in shards]
         self._pending = [_Entry(s) for s in shards]
         self._running: dict[str, _Entry] = {}
@@ -85,7 +90,8 @@ class ShardQueue:
             # Its tests failed (an ERROR is the infrastructure's): nothing queued starts.
             for waiting in self._pending:
                 self._results[waiting.shard.name] = _unrun(
-                    waiting, Status.SKIPPED, f"--fail-fast: {result.name} failed first")
+                    waiting, Status.SKIPPED, f"--fail-fast: {result.name} failed first"
+                )
             self._pending.clear()
         return False
 
@@ -122,8 +128,16 @@ class ShardQueue:
 
 def _unrun(entry: _Entry, status: Status, detail: str) -> ShardResult:
     return ShardResult(
-        name=entry.shard.name, status=status, exit_code=None, started=None, finished=None,
-        worker=None, slot=None, log_path=None, detail=detail, attempt=entry.attempt,
+        name=entry.shard.name,
+        status=status,
+        exit_code=None,
+        started=None,
+        finished=None,
+        worker=None,
+        slot=None,
+        log_path=None,
+        detail=detail,
+        attempt=entry.attempt,
     )
 
 
@@ -147,16 +161,15 @@ class _Changed:
         await self._event.wait()
 
 
-RunOne = Callable[[Shard, Slots, int, int], Awaitable[ShardResult]]
-OnLost = Callable[[Slots, str], None]
+W = TypeVar("W", bound=Slots)  # the caller's worker type, handed back to its callbacks
 OnRequeue = Callable[[Shard, str], None]
 
 
 async def run_queue(
     queue: ShardQueue,
-    workers: Sequence[Slots],
-    run_one: RunOne,
-    on_lost: OnLost = lambda worker, reason: None,
+    workers: Sequence[W],
+    run_one: Callable[[Shard, W, int, int], Awaitable[ShardResult]],
+    on_lost: Callable[[W, str], None] = lambda worker, reason: None,
     on_requeue: OnRequeue = lambda shard, reason: None,
     limit: int | None = None,
 ) -> list[ShardResult]:
@@ -193,7 +206,7 @@ async def run_queue(
             tg.start_soon(until_done)
         return ready
 
-    async def slot_loop(worker: Slots, slot: int) -> None:
+    async def slot_loop(worker: W, slot: int) -> None:
         if await ready_or_done(worker):
             await take_shards(worker, slot)
         live[worker.name] -= 1
@@ -202,7 +215,7 @@ async def run_queue(
             queue.abandon(Status.NOT_RUN, "no worker was left to run it")
         changed.notify()
 
-    async def take_shards(worker: Slots, slot: int) -> None:
+    async def take_shards(worker: W, slot: int) -> None:
         while not worker.lost:
             if not queue.has_pending:
                 if queue.finished:

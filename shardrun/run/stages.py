@@ -12,17 +12,17 @@ import anyio
 from anyio import to_thread
 from anyio.abc import TaskGroup
 
-from shardrun.distribute import deliver as distribute
-from shardrun.run import execute
 from shardrun.cleanup import owner
-from shardrun.plan import expand as plan
+from shardrun.distribute import deliver as distribute
 from shardrun.distribute.tarball import OnDemand
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.model.errors import DiskFull, InfraError
-from shardrun.ui.events import Emit, ShardFinished, ShardStarted, WorkerLost
-from shardrun.model.shard import Shard
 from shardrun.model.results import ShardResult
+from shardrun.model.shard import Shard
+from shardrun.plan.expand import for_worker
+from shardrun.run import execute
 from shardrun.run.workers import Worker
+from shardrun.ui.events import Emit, ShardFinished, ShardStarted, WorkerLost
 
 
 class LostWorkers:
@@ -44,8 +44,15 @@ class Distribution:
     """Gets the image onto each worker (in a task of its own). A full disk on this machine is not the worker's fault: it stops the whole run
     through `stop`, and `stopped` says why."""
 
-    def __init__(self, image: OnDemand, refusals: distribute.ThinRefusals, emit: Emit,
-                 project: str, lost: LostWorkers, stop: anyio.CancelScope) -> None:
+    def __init__(
+        self,
+        image: OnDemand,
+        refusals: distribute.ThinRefusals,
+        emit: Emit,
+        project: str,
+        lost: LostWorkers,
+        stop: anyio.CancelScope,
+    ) -> None:
         self.image, self.refusals, self.emit, self.project = image, refusals, emit, project
         self.lost, self.stop = lost, stop
         self.stopped: DiskFull | None = None
@@ -55,7 +62,10 @@ class Distribution:
         with worker.unless_lost():
             try:
                 worker.delivery = await to_thread.run_sync(
-                    self._deliver, worker, limiter=worker.limiter, abandon_on_cancel=True,
+                    self._deliver,
+                    worker,
+                    limiter=worker.limiter,
+                    abandon_on_cancel=True,
                 )
             except DiskFull as exc:
                 self.stopped = self.stopped or exc
@@ -65,9 +75,16 @@ class Distribution:
         worker.set_ready(worker.delivery is not None and not worker.lost)
 
     def _deliver(self, worker: Worker) -> distribute.Delivery:
-        return distribute.deliver(worker.engine, worker.name, worker.endpoint.url,
-                                  self.image, self.refusals, self.emit, self.project,
-                                  worker.containerd_store)
+        return distribute.deliver(
+            worker.engine,
+            worker.name,
+            worker.endpoint.url,
+            self.image,
+            self.refusals,
+            self.emit,
+            self.project,
+            worker.containerd_store,
+        )
 
 
 class ShardRunner:
@@ -75,34 +92,50 @@ class ShardRunner:
     deadline), its log file, its slot's engine connection, and a scope that a lost worker
     cancels. Exited containers are removed in `cleanup`, off the slot's critical path."""
 
-    def __init__(self, run_id: str, project: str, run_dir: Path,
-                 secrets: Mapping[str, str], emit: Emit, cleanup: TaskGroup,
-                 keep_failed: bool = False) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        project: str,
+        run_dir: Path,
+        secrets: Mapping[str, str],
+        emit: Emit,
+        cleanup: TaskGroup,
+        keep_failed: bool = False,
+    ) -> None:
         self.run_dir, self.secrets, self.keep_failed = run_dir, secrets, keep_failed
         self.emit, self.cleanup = emit, cleanup
-        self.labels = {owner.LABEL_RUN: run_id, owner.LABEL_PROJECT: project,
-                       **owner.me().labels()}
+        self.labels = {owner.LABEL_RUN: run_id, owner.LABEL_PROJECT: project, **owner.me().labels()}
 
-    async def __call__(self, shard: Shard, worker: Worker, slot: int,
-                       attempt: int) -> ShardResult:
+    async def __call__(self, shard: Shard, worker: Worker, slot: int, attempt: int) -> ShardResult:
         self.emit(ShardStarted(name=shard.name, worker=worker.name, slot=slot))
-        labels = {**self.labels, owner.LABEL_SHARD: shard.name,
-                  **owner.deadline_label(shard.timeout)}
+        labels = {
+            **self.labels,
+            owner.LABEL_SHARD: shard.name,
+            **owner.deadline_label(shard.timeout),
+        }
         suffix = f".{attempt}" if attempt > 1 else ""
         log = self.run_dir / f"{shard.name}{suffix}.log"
         try:
             connection, limiter = await worker.slot_engine(slot)
         except InfraError as exc:
-            result = execute.not_started(shard, worker.name, slot, log, str(exc), attempt,
-                                         worker_fault=True)
+            result = execute.not_started(
+                shard, worker.name, slot, log, str(exc), attempt, worker_fault=True
+            )
         else:
+            # The scheduler gives a worker shards only once it holds the image.
+            assert worker.delivery is not None
             with worker.unless_lost() as scope:
-                result = await execute.run_shard(
-                    plan.for_worker(shard, worker.volumes),
-                    execute.Placement(connection, worker.name, slot), worker.delivery.ref, labels,
-                    log, self.emit, limiter, attempt, self.cleanup, self.secrets,
+                job = execute.ShardJob(
+                    for_worker(shard, worker.volumes),
+                    execute.Placement(connection, worker.name, slot),
+                    worker.delivery.ref,
+                    labels,
+                    log,
+                    attempt,
+                    self.secrets,
                     self.keep_failed,
                 )
+                result = await execute.run_shard(job, self.emit, limiter, self.cleanup)
             if scope.cancelled_caught:
                 result = execute.not_started(shard, worker.name, slot, log, worker.lost, attempt)
         self.emit(ShardFinished(result=result))

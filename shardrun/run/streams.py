@@ -38,7 +38,7 @@ class Demux:
             if end - at - _HEADER.size < size:
                 break
             start = at + _HEADER.size
-            out.append(bytes(buffer[start:start + size]))
+            out.append(bytes(buffer[start : start + size]))
             at = start + size
         del buffer[:at]
         return b"".join(out)

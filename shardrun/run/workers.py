@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio import to_thread
 
+from shardrun.config.spec import WorkerSpec
 from shardrun.engine import endpoints
 from shardrun.engine.api import Engine
 from shardrun.engine.endpoints import SSH_CALLS, Endpoint
-from shardrun.model.shard import Volume
-from shardrun.config.spec import WorkerSpec
 from shardrun.model.errors import ConfigError
+from shardrun.model.shard import Volume
 
 if TYPE_CHECKING:  # distribute imports this module's neighbours; the type is all we need
     from shardrun.distribute.deliver import Delivery
@@ -27,6 +27,7 @@ _CONNECT_TIMEOUT = 15  # seconds for the first answer; an unreachable host fails
 # have their socket timeout lifted by docker-py. A call to a host cut off from the network
 # fails after this long, and a shard cancelled by a lost worker waits out its create.
 _CALL_TIMEOUT = 60
+
 
 @dataclass
 class Worker:
@@ -54,15 +55,14 @@ class Worker:
 
     def start_run(self) -> None:
         """Prepare the per-run primitives; called in the event loop."""
-        self.limiter = anyio.CapacityLimiter(
-            SSH_CALLS if self.over_ssh else 4 * self.slots + 8
-        )
+        self.limiter = anyio.CapacityLimiter(SSH_CALLS if self.over_ssh else 4 * self.slots + 8)
         self._ready = anyio.Event()
         self._slot_engines = {}
 
     async def slot_engine(self, slot: int) -> tuple[Engine, anyio.CapacityLimiter]:
         """The engine connection and call limiter a slot uses. Over ssh each slot has its
         own SSH connection, since one carries only 10 sessions (sshd's MaxSessions)."""
+        assert self.limiter is not None, "start_run() first"
         if not self.over_ssh:
             return self.engine, self.limiter
         if slot not in self._slot_engines:
@@ -73,10 +73,12 @@ class Worker:
         return self._slot_engines[slot]
 
     def set_ready(self, ok: bool) -> None:
+        assert self._ready is not None, "start_run() first"
         self._ok = ok
         self._ready.set()
 
     async def wait_ready(self) -> bool:
+        assert self._ready is not None, "start_run() first"
         await self._ready.wait()
         return self._ok
 
@@ -119,8 +121,10 @@ class Worker:
             return False
 
         with anyio.CancelScope(shield=True):
-            return await to_thread.run_sync(self.engine.ping, _PING_TIMEOUT,
-                                            abandon_on_cancel=True)
+            alive = await to_thread.run_sync(
+                self.engine.ping, _PING_TIMEOUT, abandon_on_cancel=True
+            )
+        return alive
 
 
 def resolve(specs: tuple[WorkerSpec, ...]) -> list[tuple[WorkerSpec, Endpoint, str]]:
@@ -153,8 +157,9 @@ def connect(
 
     Slots: the worker's own `slots`, else `default_slots` (`--jobs`), else its CPU count.
     """
-    connection = endpoints.connect(endpoint, concurrency=spec.slots or 64,
-                                timeout=_CONNECT_TIMEOUT, call_timeout=_CALL_TIMEOUT)
+    connection = endpoints.connect(
+        endpoint, concurrency=spec.slots or 64, timeout=_CONNECT_TIMEOUT, call_timeout=_CALL_TIMEOUT
+    )
     facts = connection.facts()
     return Worker(
         name=name,

@@ -39,6 +39,7 @@ from shardrun.run.workers import Worker
 from shardrun.state import files, layout
 from shardrun.ui.events import ArtifactReady, Emit, RunPlanned, ShardRequeued
 
+
 @dataclass(frozen=True)
 class Prepared:
     image_id: str
@@ -59,7 +60,11 @@ def make_state_dirs(state_dir: Path) -> None:
 async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
     # Abandoned on Ctrl-C: closing the stream is what cancels a BuildKit build.
     image_id = await to_thread.run_sync(
-        build.build, builder.engine, config.image, emit, {LABEL_PROJECT: config.project},
+        build.build,
+        builder.engine,
+        config.image,
+        emit,
+        {LABEL_PROJECT: config.project},
         abandon_on_cancel=True,
     )
     tarball.record_latest(layout.state_dir(config.root), image_id)
@@ -68,8 +73,9 @@ async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
 
 def _announce(emit: Emit):
     return lambda saved: emit(
-        ArtifactReady(path=_rel(saved.path), size=saved.size, reused=saved.reused,
-                      seconds=saved.seconds)
+        ArtifactReady(
+            path=_rel(saved.path), size=saved.size, reused=saved.reused, seconds=saved.seconds
+        )
     )
 
 
@@ -91,8 +97,7 @@ async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Pr
         found: list = []
 
         async def connect_all() -> None:
-            found.extend(await connect_workers(resolved, emit, request.jobs,
-                                               reaped=builder_url))
+            found.extend(await connect_workers(resolved, emit, request.jobs, reaped=builder_url))
 
         builder_url = builder_endpoint(request.config)[1].url
         async with anyio.create_task_group() as tg:
@@ -128,7 +133,10 @@ async def run(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> RunSum
 
 
 async def run_shards(
-    request: RunRequest, prepared: Prepared, emit: Emit, interrupt: anyio.Event,
+    request: RunRequest,
+    prepared: Prepared,
+    emit: Emit,
+    interrupt: anyio.Event,
     started: float | None = None,
 ) -> RunSummary:
     """Get the image onto each worker and run every shard on the workers' slots.
@@ -142,32 +150,51 @@ async def run_shards(
     workers, image_id = prepared.workers, prepared.image_id
     started = started or time.time()
     run_dir = make_run_dir(request)
-    emit(RunPlanned(run_id=request.run_id, shards=tuple(s.name for s in request.shards),
-                    run_dir=_rel(run_dir)))
+    emit(
+        RunPlanned(
+            run_id=request.run_id,
+            shards=tuple(s.name for s in request.shards),
+            run_dir=_rel(run_dir),
+        )
+    )
     for worker in workers:
         worker.start_run()
-    queue = schedule.ShardQueue(request.shards, retries=request.retries,
-                                fail_fast=request.fail_fast)
+    queue = schedule.ShardQueue(
+        request.shards, retries=request.retries, fail_fast=request.fail_fast
+    )
     lost = stages.LostWorkers(emit)
     stop = anyio.CancelScope()
     distribution = stages.Distribution(
-        tarball.OnDemand(prepared.builder.engine, image_id, layout.cache(request.state_dir),
-                         _announce(emit)),
-        ThinRefusals(layout.workers_file(request.state_dir)), emit,
-        request.config.project, lost, stop,
+        tarball.OnDemand(
+            prepared.builder.engine, image_id, layout.cache(request.state_dir), _announce(emit)
+        ),
+        ThinRefusals(layout.workers_file(request.state_dir)),
+        emit,
+        request.config.project,
+        lost,
+        stop,
     )
     watchdog = Watchdog(request.run_id, [w.target for w in workers])
     try:
         async with cancelled_by(interrupt), anyio.create_task_group() as cleanup:
-            runner = stages.ShardRunner(request.run_id, request.config.project, run_dir,
-                                        request.secrets, emit, cleanup, request.keep_failed)
+            runner = stages.ShardRunner(
+                request.run_id,
+                request.config.project,
+                run_dir,
+                request.secrets,
+                emit,
+                cleanup,
+                request.keep_failed,
+            )
             with stop:
                 async with anyio.create_task_group() as background:
                     for worker in workers:
                         background.start_soon(distribution.deliver, worker)
                         background.start_soon(worker.watch, lost.mark)
                     await schedule.run_queue(
-                        queue, workers, runner,
+                        queue,
+                        workers,
+                        runner,
                         on_lost=lambda w, why: lost.announce(w, f"lost while running: {why}"),
                         on_requeue=lambda s, why: emit(ShardRequeued(name=s.name, reason=why)),
                         limit=request.jobs,
@@ -181,9 +208,12 @@ async def run_shards(
             watchdog.release()
             stopped = distribution.stopped
             ending = Ending(
-                started, f"the run stopped: {stopped}" if stopped else "the run was interrupted",
+                started,
+                f"the run stopped: {stopped}" if stopped else "the run was interrupted",
                 interrupted=interrupt.is_set() or (not queue.finished and not stopped),
-                image_id=image_id, workers=tuple(workers), unreachable=prepared.unreachable,
+                image_id=image_id,
+                workers=tuple(workers),
+                unreachable=prepared.unreachable,
                 error=str(stopped) if stopped else "",
             )
             summary = summarize(request, queue, ending, emit if isinstance(emit, Phases) else None)

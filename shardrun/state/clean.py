@@ -23,7 +23,11 @@ def clean_files(state_dir: Path, older_than: float, now: float | None = None) ->
     run and the most recently used image tarball stay, whatever their age."""
     cutoff = (now or time.time()) - older_than
     runs, removed, freed = 0, 0, 0
-    runs_dir, cache, link = layout.runs(state_dir), layout.cache(state_dir), layout.latest_link(state_dir)
+    runs_dir, cache, link = (
+        layout.runs(state_dir),
+        layout.cache(state_dir),
+        layout.latest_link(state_dir),
+    )
     latest = link.readlink().name if link.is_symlink() else None
     for folder in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
         if folder.is_symlink() or not folder.is_dir() or folder.name == latest:
@@ -32,8 +36,11 @@ def clean_files(state_dir: Path, older_than: float, now: float | None = None) ->
             freed += _size(folder)
             shutil.rmtree(folder, ignore_errors=True)
             runs += 1
-    tarballs = sorted((p for p in cache.glob("*.tar")) if cache.is_dir() else [],
-                      key=lambda p: p.stat().st_mtime, reverse=True)
+    tarballs = sorted(
+        (p for p in cache.glob("*.tar")) if cache.is_dir() else [],
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     newest_full = next((p for p in tarballs if layout.is_full_tarball(p)), None)
     for path in tarballs:
         if path != newest_full and path.stat().st_mtime < cutoff:
@@ -45,8 +52,10 @@ def clean_files(state_dir: Path, older_than: float, now: float | None = None) ->
 
 
 def _newest_mtime(folder: Path) -> float:
-    return max((p.stat().st_mtime for p in folder.rglob("*") if p.is_file()),
-               default=folder.stat().st_mtime)
+    return max(
+        (p.stat().st_mtime for p in folder.rglob("*") if p.is_file()),
+        default=folder.stat().st_mtime,
+    )
 
 
 def _size(folder: Path) -> int:

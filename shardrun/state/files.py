@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from shardrun.cleanup import owner
-from shardrun.state import layout
 from shardrun.model.errors import DiskFull
+from shardrun.state import layout
 
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 _OLD_TEMP_AGE = 3600.0  # seconds: an old-style temp file this old has long lost its writer
@@ -194,6 +194,7 @@ def exclusive(final: Path) -> Iterator[None]:
     """
     lock = layout.lock(final)
     fd = _acquire(lock, blocking=True)
+    assert fd is not None  # a blocking acquire returns only once it holds the lock
     try:
         yield
     finally:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from anyio.abc import ObjectSendStream
+    from anyio.streams.memory import MemoryObjectSendStream
 
     from shardrun.model.results import ShardResult
 
@@ -129,7 +129,7 @@ class Emitter:
     loop so the stream's single consumer never sees concurrent sends.
     """
 
-    def __init__(self, send: ObjectSendStream[Event]) -> None:
+    def __init__(self, send: MemoryObjectSendStream[Event]) -> None:
         self._send = send
         self._loop_thread = threading.get_ident()
 

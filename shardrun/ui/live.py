@@ -20,7 +20,6 @@ from shardrun.ui.plain import STATUS_STYLE, short_id, size_text
 from shardrun.ui.view_state import ShardView, ViewState
 
 
-
 def render(state: ViewState, now: float, height: int | None = None) -> RenderableType:
     """One frame of the live view, at most `height` lines tall when one is given.
 
@@ -56,8 +55,9 @@ def _collapsed(shards: list[ShardView], now: float, room: int) -> list[Renderabl
     Old failures go first, then running rows beyond the room (one line says how many).
     """
     running = sorted((s for s in shards if s.state == "running"), key=lambda s: s.started or 0.0)
-    failed = sorted((s for s in shards if s.state in FAILED),
-                    key=lambda s: s.finished or 0.0, reverse=True)  # stable: ties keep order
+    failed = sorted(
+        (s for s in shards if s.state in FAILED), key=lambda s: s.finished or 0.0, reverse=True
+    )  # stable: ties keep order
     parts: list[RenderableType] = [_one_line(_totals(shards))]
     room -= 1  # the totals line
     if len(running) <= room - 1:  # all running rows and the table's header fit
@@ -76,7 +76,8 @@ def _totals(shards: list[ShardView]) -> str:
     count = Counter("failed" if s.state in FAILED else s.state for s in shards)
     rare = "".join(
         f", {count[s.value]} {s.value.lower()}"
-        for s in (Status.CANCELLED, Status.NOT_RUN, Status.SKIPPED) if count[s.value]
+        for s in (Status.CANCELLED, Status.NOT_RUN, Status.SKIPPED)
+        if count[s.value]
     )
     return (
         f"{len(shards)} shard{'s' * (len(shards) != 1)}: {count['PASS']} passed, "
@@ -154,7 +155,9 @@ class LiveView:
         self.console = console
         self.state = ViewState()
         self._live = Live(
-            console=console, refresh_per_second=8, transient=False,
+            console=console,
+            refresh_per_second=8,
+            transient=False,
             # The height is read per refresh: the terminal can be resized mid-run.
             get_renderable=lambda: render(self.state, time.time(), self.console.size.height),
         )

@@ -25,7 +25,7 @@ def short_id(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
 
 
-def size_text(n: int) -> str:
+def size_text(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -45,7 +45,9 @@ def plain_line(event: ev.Event) -> str | None:
         case ev.BuildLog():
             return f"  |      {event.line}"
         case ev.BuildFinished():
-            cached = event.total_steps and f" ({event.cached_steps}/{event.total_steps} steps cached)"
+            cached = (
+                event.total_steps and f" ({event.cached_steps}/{event.total_steps} steps cached)"
+            )
             return f"built    {short_id(event.image_id)} in {event.duration:.1f}s{cached or ''}"
         case ev.ArtifactReady():
             how = "reused" if event.reused else "saved"

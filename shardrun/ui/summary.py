@@ -22,12 +22,20 @@ def workers_table(rows, image_id: str | None) -> Table:
         table.add_column(column, overflow="fold")
     for row in rows:
         if not row.reachable:
-            table.add_row(row.name, row.url, Text("unreachable", style="red"), row.error,
-                          "", "", "")
+            table.add_row(
+                row.name, row.url, Text("unreachable", style="red"), row.error, "", "", ""
+            )
             continue
         has = {True: "yes", False: "no", None: "-"}[row.has_image]
-        table.add_row(row.name, row.url, Text("ok", style="green"), row.version,
-                      str(row.cpus), str(row.slots), has)
+        table.add_row(
+            row.name,
+            row.url,
+            Text("ok", style="green"),
+            row.version,
+            str(row.cpus),
+            str(row.slots),
+            has,
+        )
     return table
 
 
@@ -59,9 +67,11 @@ def kept_lines(summary: RunSummary) -> list[str]:
         if r.kept:
             docker = f"docker --host {urls.get(r.worker or '', '')}"
             image = f"shardrun-kept:{r.name}"
-            lines.append(f"kept {r.name}: container {r.kept} on {r.worker}; look inside with: "
-                         f"{docker} commit {r.kept} {image} && "
-                         f"{docker} run --rm -it --entrypoint sh {image}")
+            lines.append(
+                f"kept {r.name}: container {r.kept} on {r.worker}; look inside with: "
+                f"{docker} commit {r.kept} {image} && "
+                f"{docker} run --rm -it --entrypoint sh {image}"
+            )
     return lines
 
 
@@ -102,10 +112,18 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     # Not wrapped: these hold paths and commands to copy.
     for line in artifact_lines(summary) + failing_case_lines(summary) + kept_lines(summary):
         console.print(line, highlight=False, soft_wrap=True, markup=False)
-    verdict = ("[green]passed[/]" if summary.exit_code == 0
-               else "[yellow]interrupted[/]" if summary.interrupted else "[red]failed[/]")
+    verdict = (
+        "[green]passed[/]"
+        if summary.exit_code == 0
+        else "[yellow]interrupted[/]"
+        if summary.interrupted
+        else "[red]failed[/]"
+    )
     lost = lost_line(summary)
-    console.print(f"{totals_line(summary)}: {verdict} (exit {summary.exit_code})"
-                  + (f"; {escape(lost)}" if lost else ""), highlight=False)
+    console.print(
+        f"{totals_line(summary)}: {verdict} (exit {summary.exit_code})"
+        + (f"; {escape(lost)}" if lost else ""),
+        highlight=False,
+    )
     for path in reports:
         console.print(f"report: {path}", highlight=False)

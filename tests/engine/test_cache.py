@@ -14,11 +14,13 @@ from pathlib import Path
 
 import docker
 
-from shardrun.distribute import tarball as artifact, deliver as distribute, layers
+from shardrun.distribute import deliver as distribute
+from shardrun.distribute import layers
+from shardrun.distribute import tarball as artifact
 from shardrun.engine.docker_engine import DockerEngine
+from shardrun.model.image_ref import held_chain_ids
 from tests.engine.conftest import BUSYBOX_IMAGE, shards_toml
 from tests.tmpfs import tmpfs
-from shardrun.model.image_ref import held_chain_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 # The CLI of this checkout, not whichever shardrun is installed.

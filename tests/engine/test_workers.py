@@ -15,9 +15,9 @@ import docker
 import pytest
 
 from shardrun.distribute import layers
+from shardrun.model.image_ref import held_chain_ids
 from tests.engine.conftest import LABEL_PROJECT, hosts_script, shards_toml, wait_for_running
 from tests.engine.test_cache import with_manifest
-from shardrun.model.image_ref import held_chain_ids
 
 UNREACHABLE = "tcp://198.18.0.2:2999"  # w1's address, a port nothing listens on
 

@@ -39,10 +39,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from shardrun.cleanup.owner import LABEL_PROJECT
+from shardrun.distribute.layers import read_manifest
 from shardrun.engine.api import ContainerInfo, ContainerRequest, Engine, EngineFacts, OutputStream
 from shardrun.model.errors import EngineRefused, TransportError
 from shardrun.model.image_ref import chain_ids
-from shardrun.cleanup.owner import LABEL_PROJECT
 
 _METHODS = frozenset(
     name for name in vars(Engine) if not name.startswith("_") and callable(vars(Engine)[name])
@@ -126,9 +127,8 @@ def _read_tarball(data: bytes, held: Mapping[str, bytes],
     try:
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             names = set(tar.getnames())
-            [entry] = json.load(tar.extractfile("manifest.json"))
-            config = tar.extractfile(entry["Config"]).read()
-            diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+            manifest = read_manifest(tar)
+            entry, config, diff_ids = manifest.entry, manifest.config, manifest.diff_ids
             files = {p: tar.extractfile(p).read() for p in entry["Layers"] if p in names}
             tags = list(entry.get("RepoTags") or [])
     except (tarfile.TarError, KeyError, ValueError, TypeError, AttributeError) as exc:

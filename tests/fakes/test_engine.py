@@ -12,12 +12,12 @@ import anyio
 import pytest
 
 from shardrun.distribute import layers
-from shardrun.run import streams, workers
 from shardrun.engine.api import ContainerRequest, Engine
-from shardrun.model.image_ref import content_tag
-from tests.fakes.engine import KILLED, FakeEngine, FakeImage, frame
 from shardrun.model.errors import EngineRefused, TransportError
+from shardrun.model.image_ref import content_tag
 from shardrun.model.shard import Shard
+from shardrun.run import streams, workers
+from tests.fakes.engine import KILLED, FakeEngine, FakeImage, frame
 
 IMAGE = FakeImage.make(b"base", b"tests", labels={"shardrun.project": "proj"})
 

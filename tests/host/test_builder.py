@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.config.spec import Config
 from shardrun.config.load import load
+from shardrun.config.spec import Config
 
 
 def _config_with_builder(tmp_path: Path, builder: str | None) -> Config:

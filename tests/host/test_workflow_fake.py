@@ -19,11 +19,15 @@ import anyio
 import pytest
 
 from shardrun.config import load as config_mod
-from shardrun.plan import expand as plan
-from shardrun.run import workflow
-from shardrun.model.image_ref import content_tag
-from tests.fakes.engine import FakeEngine, FakeImage
+from shardrun.engine.endpoints import Endpoint
 from shardrun.model.errors import EngineRefused, TransportError
+from shardrun.model.image_ref import content_tag
+from shardrun.model.results import ShardResult, Status
+from shardrun.plan import expand as plan
+from shardrun.report.summary import RunSummary, lost_line
+from shardrun.run import workflow
+from shardrun.run.request import RunRequest
+from shardrun.run.workers import Worker
 from shardrun.ui.events import (
     Event,
     ShardFinished,
@@ -33,12 +37,7 @@ from shardrun.ui.events import (
     WorkerLost,
     WorkerTransfer,
 )
-from shardrun.report.summary import RunSummary
-from shardrun.model.results import ShardResult, Status
-from shardrun.run.workers import Worker
-from shardrun.engine.endpoints import Endpoint
-from shardrun.report.summary import lost_line
-from shardrun.run.request import RunRequest
+from tests.fakes.engine import FakeEngine, FakeImage
 
 PROJECT = "proj"
 IMAGE = FakeImage.make(b"base layer", b"test layer", labels={"shardrun.project": PROJECT})

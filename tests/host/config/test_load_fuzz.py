@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from shardrun.config import load as config
-from shardrun.plan import expand as plan
-from shardrun.model.errors import ConfigError
 from shardrun.config.spec import Config
+from shardrun.model.errors import ConfigError
 from shardrun.model.shard import RunOptions, Shard
+from shardrun.plan import expand as plan
 
 FUZZ = settings(
     max_examples=500,

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from shardrun.distribute import layers
-from shardrun.distribute.tarball import Artifact, prune
-from shardrun.state.files import discard_temp_files, exclusive, sweep_stale_temp, temp_file
 from shardrun.distribute.deliver import ThinRefusals, thin_tarball
+from shardrun.distribute.tarball import Artifact, prune
 from shardrun.model.errors import DiskFull
+from shardrun.state.files import discard_temp_files, exclusive, sweep_stale_temp, temp_file
 from tests.tmpfs import tmpfs
 from tests.unit.distribute.test_layers import (
     ID1,

@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 
 from shardrun.report import write as report
+from shardrun.report.json_report import to_json
 from shardrun.report.summary import RunSummary
 from tests.unit.report.test_write import mixed  # noqa: F401 - the fixture
-from shardrun.report.json_report import to_json
 
 
 def test_report_json_round_trips_and_validates_against_its_schema(mixed: RunSummary):  # noqa: F811

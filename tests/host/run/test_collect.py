@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.run import collect
 from shardrun.engine.api import ContainerRequest
-from tests.fakes.engine import FakeEngine
-from shardrun.model.shard import Shard
 from shardrun.model.results import Status
+from shardrun.model.shard import Shard
+from shardrun.run import collect
+from tests.fakes.engine import FakeEngine
 
 FILES = {
     "/out/report.txt": b"report",

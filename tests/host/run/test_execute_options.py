@@ -10,12 +10,11 @@ from dataclasses import replace
 
 import pytest
 
-from shardrun.model.shard import Volume
-from shardrun.engine.docker_engine import container_options
 from shardrun.cleanup.owner import LABEL_PROJECT, LABEL_RUN, LABEL_SHARD
-from shardrun.model.shard import Shard
-from shardrun.run.docker_run import docker_run_argv
+from shardrun.engine.docker_engine import container_options
 from shardrun.model.options import OPTIONS
+from shardrun.model.shard import Shard, Volume
+from shardrun.run.docker_run import docker_run_argv
 
 LABELS = {LABEL_RUN: "r1", LABEL_SHARD: "unit-1", LABEL_PROJECT: "demo"}
 

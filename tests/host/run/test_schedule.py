@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import anyio
 
-from shardrun.model.shard import Shard
 from shardrun.model.results import ShardResult, Status
+from shardrun.model.shard import Shard
 from shardrun.run.schedule import ShardQueue, run_queue
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from docker.tls import TLSConfig
 
-from shardrun.engine import endpoints as engine
-from shardrun.run import workers
 from shardrun.config.spec import WorkerSpec
-from shardrun.model.errors import ConfigError
+from shardrun.engine import endpoints as engine
 from shardrun.engine.endpoints import Endpoint
+from shardrun.model.errors import ConfigError
+from shardrun.run import workers
 
 
 class ContextStore:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.model.shard import Volume
 from shardrun.config.load import load
-from shardrun.model.values import parse_duration, parse_size
 from shardrun.model.errors import ConfigError
+from shardrun.model.shard import Volume
+from shardrun.model.values import parse_duration, parse_size
 
 MINIMAL = '[[shard]]\nname = "unit"\ncommand = "pytest -q"\n'
 

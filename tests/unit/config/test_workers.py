@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.config.spec import Config, WorkerSpec
-from shardrun.model.shard import Volume
 from shardrun.config.load import load
+from shardrun.config.spec import Config, WorkerSpec
 from shardrun.config.workers import parse_worker_option
 from shardrun.model.errors import ConfigError
-from shardrun.model.shard import Shard
+from shardrun.model.shard import Shard, Volume
 from shardrun.plan.expand import check_remote_binds, for_worker
 
 # ---- --worker VALUE[*SLOTS] ----------------------------------------------------------

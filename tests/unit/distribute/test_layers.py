@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.model.image_ref import content_tag
 from shardrun.distribute.layers import (
     NotStreamable,
     SavedImage,
@@ -29,7 +28,7 @@ from shardrun.distribute.layers import (
     write_thin_from_stream,
     write_thin_to,
 )
-from shardrun.model.image_ref import chain_ids, held_chain_ids
+from shardrun.model.image_ref import chain_ids, content_tag, held_chain_ids
 
 
 def sha(text: str) -> str:

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from shardrun.config import load as config
-from shardrun.model.shard import RunOptions, Volume
 from shardrun.config.load import load
-from shardrun.model.shard import Shard
+from shardrun.model.options import BY_KEY, OPTIONS
+from shardrun.model.shard import RunOptions, Shard, Volume
 from shardrun.plan.expand import expand
 from shardrun.run.docker_run import docker_run_argv
-from shardrun.model.options import BY_KEY, OPTIONS
 
 # For each option: a value as shards.toml writes it, and what shard 2 of 3 gets from it.
 # Placeholders are in the samples of the options that fill them in.

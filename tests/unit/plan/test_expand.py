@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.config.spec import Config
-from shardrun.model.shard import Volume
 from shardrun.config.load import load
+from shardrun.config.spec import Config
 from shardrun.model.errors import ConfigError
-from shardrun.model.shard import Shard
-from shardrun.plan.expand import expand
-from shardrun.plan.expand import order, select
+from shardrun.model.shard import Shard, Volume
+from shardrun.plan.expand import expand, order, select
 
 
 def config_of(tmp_path: Path, text: str) -> Config:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.plan import timings
 from shardrun.model.results import ShardResult, Status
+from shardrun.plan import timings
 
 
 def result(name: str, status: Status, duration: float | None) -> ShardResult:

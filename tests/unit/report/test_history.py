@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.report import history
 from shardrun.model.errors import ConfigError
+from shardrun.report import history
 
 
 def write_run(state: Path, run_id: str, statuses: dict[str, str], latest: bool = True) -> None:
@@ -52,8 +52,7 @@ def test_a_damaged_report_is_one_line_naming_it(tmp_path: Path):
 
 
 def test_a_planned_shard_survives_its_json_record(tmp_path: Path):
-    from shardrun.model.shard import Volume
-    from shardrun.model.shard import Shard, from_json, to_json
+    from shardrun.model.shard import Shard, Volume, from_json, to_json
 
     shard = Shard(name="s-2", command=("pytest", "-k", "x y"), env={"A": "1"},
                   volumes=(Volume("/src", "/src", read_only=True), Volume("cache", "/c")),

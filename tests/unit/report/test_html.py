@@ -6,9 +6,9 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+from shardrun.model.results import ShardResult, Status
 from shardrun.report.html import to_html
 from shardrun.report.summary import RunSummary, WorkerReport
-from shardrun.model.results import ShardResult, Status
 
 
 def shard(name, status, worker, slot, started, finished, code=0, log=None, artifacts=()):

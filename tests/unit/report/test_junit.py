@@ -6,8 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from shardrun.report import junit
 from shardrun.model.results import ShardResult, Status
+from shardrun.report import junit
 
 PYTEST_XML = """<?xml version="1.0"?>
 <testsuites><testsuite name="pytest" tests="3">

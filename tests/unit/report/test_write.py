@@ -10,14 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.report import write as report
-from shardrun.report.summary import RunSummary
 from shardrun.model.results import ShardResult, Status
-from shardrun.report.json_report import to_json
+from shardrun.report import write as report
 from shardrun.report.github import github_annotations
-from shardrun.report.json_report import SCHEMA
+from shardrun.report.json_report import SCHEMA, to_json
 from shardrun.report.markdown import to_markdown
-from shardrun.report.summary import WorkerReport, lost_line, summary_rows, totals_line
+from shardrun.report.summary import RunSummary, WorkerReport, lost_line, summary_rows, totals_line
 
 
 def result(name: str, status: Status, **kw) -> ShardResult:

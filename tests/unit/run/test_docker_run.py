@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shardrun.model.shard import Volume
 from shardrun.model.errors import ConfigError
-from shardrun.model.shard import Shard
+from shardrun.model.shard import Shard, Volume
 from shardrun.run.docker_run import docker_run_argv, printable
 from shardrun.run.repro import pick
 

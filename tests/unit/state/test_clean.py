@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from shardrun.state import clean as housekeeping
 from shardrun.report.history import past_runs, resolve_show
+from shardrun.state import clean as housekeeping
 
 DAY = 86400.0
 
