@@ -8,6 +8,9 @@ requests, anyio and rich (tests/host/test_imports.py).
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from shardrun.cli import past, repro, run, workers
@@ -41,6 +44,11 @@ def main() -> None:
 
 
 def _exit(code: int) -> None:
-    from shardrun.state.files import exit_now
-
-    exit_now(code)
+    """Exit at once (state.files.exit_now), without importing the state folder's writer
+    when this process never did: then it wrote no temp file to remove."""
+    files = sys.modules.get("shardrun.state.files")
+    if files is not None:
+        files.exit_now(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
