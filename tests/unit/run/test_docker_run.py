@@ -7,7 +7,7 @@ import pytest
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Shard, Volume
 from shardrun.run.docker_run import docker_run_argv, printable
-from shardrun.run.repro import pick
+from shardrun.run.recorded import pick
 
 LABELS = {"shardrun.project": "demo", "shardrun.shard": "unit-2"}
 
