@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
+import os
 import time
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, BinaryIO
 
 import typer
 
@@ -18,6 +18,10 @@ from shardrun.cli.options import (
     complete_shards,
 )
 from shardrun.model.errors import ConfigError
+
+_PIECE = 1 << 16  # bytes of a log line shown at most as one line
+
+_PIECE = 1 << 16  # bytes of a log line shown at most as one line
 
 
 @handles_errors
@@ -58,21 +62,37 @@ def show(
     state = layout.state_dir(load(config).root)
     run_id, shard_name = resolve_show(state, run_or_shard, shard)
     past = load_run(state, run_id)
-    if shard_name:
-        log = shard_log(past, shard_name)
-        try:
-            with open(log, "rb") as f:
-                shutil.copyfileobj(f, sys.stdout.buffer)
-        except OSError as exc:
-            raise ConfigError(
-                f"{log}: {exc.strerror}; the run's folder may have been cleaned"
-            ) from None
-        return
-    summary_md = layout.run_dir(state, past.run_id) / "summary.md"
+    path = (
+        shard_log(past, shard_name)
+        if shard_name
+        else layout.run_dir(state, past.run_id) / "summary.md"
+    )
     try:
-        print(summary_md.read_text(), end="")
-    except OSError:
-        raise ConfigError(f"{summary_md} is missing; `shardrun runs` lists the runs") from None
+        with open(path, "rb") as f:
+            _echo(f)
+    except OSError as exc:
+        if shard_name:
+            raise ConfigError(
+                f"{path}: {exc.strerror}; the run's folder may have been cleaned"
+            ) from None
+        raise ConfigError(f"{path} is missing; `shardrun runs` lists the runs") from None
+
+
+def _echo(log: BinaryIO) -> None:
+    """A log (or a summary holding log tails) as a test wrote it, but shown as data: each
+    line with its unprintable characters spelled out, and on GitHub Actions fenced so that
+    no line of it runs as a workflow command. Read in bounded pieces: a line can be huge."""
+    from shardrun.model.text import visible_lines
+    from shardrun.report.github import fenced
+
+    pieces = iter(lambda: log.readline(_PIECE), b"")
+    lines: Iterator[str] = (
+        line for piece in pieces for line in visible_lines(piece.decode(errors="replace"))
+    )
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        lines = fenced(lines)
+    for line in lines:
+        print(line)
 
 
 @handles_errors

@@ -242,9 +242,21 @@ class DockerEngine:
             pass  # it exited between the deadline and the kill (409), or is gone (404)
 
     def copy_out(self, container_id: str, path: str, chunk_size: int) -> Iterator[bytes]:
+        # Not get_archive(): its stream cannot be closed, and a reader that stops early
+        # (a file over the cap) must end the transfer, or the daemon sends all of it.
         with translated(f"copying {path[:100]} out of the container"):
-            stream, _ = self.api.get_archive(container_id, path, chunk_size=chunk_size)
-            yield from stream
+            response = self.api._get(
+                self.api._url("/containers/{0}/archive", container_id),
+                params={"path": path},
+                stream=True,
+            )
+            try:
+                self.api._raise_for_status(response)
+                # As get_archive does: a big file can take longer than the call timeout.
+                self.api._disable_socket_timeout(self.api._get_raw_response_socket(response))
+                yield from response.iter_content(chunk_size, False)
+            finally:
+                response.close()
 
     def remove(self, container_id: str) -> None:
         try:

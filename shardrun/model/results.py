@@ -35,6 +35,8 @@ class ShardResult:
     worker_fault: bool = False
     artifacts: tuple[str, ...] = ()  # host paths of the files copied out of its container
     artifacts_note: str = ""  # what artifacts-max left out, or which paths were missing
+    # Each artifact not copied, "container path: why" (a link, over the cap, ...).
+    artifacts_left_out: tuple[str, ...] = ()
     junit: str | None = None  # host path of the shard's own JUnit file, if it wrote one
     image: str | None = None  # what its container was created from: an image ID or tag
     kept: str | None = None  # the name of its stopped container, kept by --keep-failed

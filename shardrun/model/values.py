@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Volume, frozen_map
+from shardrun.model.text import one_line
 
 # Moby's RestrictedNamePattern for volume names.
 _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
@@ -243,15 +244,6 @@ def describe(value: Any) -> str:
 def type_error(value: Any, where: str, expected: str, example: str) -> NoReturn:
     got = f"expected {expected}, got {describe(value)}"
     fail(where, got, f"write e.g. {leaf(where)} = {example}")
-
-
-def one_line(text: str) -> str:
-    """`text` with line breaks and other unprintable characters escaped as in Python.
-
-    Keys and values are quoted as written, and a TOML string may hold any of them: a
-    "\\n" in a volume spec must not split the message, nor forge a second line in a log.
-    """
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def fail(where: str, what: str, fix: str) -> NoReturn:

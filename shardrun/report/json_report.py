@@ -58,6 +58,7 @@ def to_json(summary: RunSummary) -> dict:
                 "detail": r.detail,
                 "artifacts": list(r.artifacts),
                 "artifacts_note": r.artifacts_note,
+                "artifacts_left_out": list(r.artifacts_left_out),
                 "junit": r.junit,
                 "image": r.image,
                 "options": planned.get(r.name),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 from shardrun.model.results import Status
+from shardrun.model.text import one_line, visible_lines
 from shardrun.report.summary import RunSummary, log_tail, lost_line, summary_rows, totals_line
 
 
@@ -28,7 +29,10 @@ def to_markdown(summary: RunSummary, tail_lines: int = 30) -> str:
     for result in summary.results:
         if result.status is Status.PASS:
             continue
-        tail = log_tail(result.log_path, tail_lines).replace(FENCE, "'''")
+        # Line for line, unprintable characters spelled out: `shardrun show` prints this
+        # to a terminal, and the test wrote it.
+        tail = "\n".join(visible_lines(log_tail(result.log_path, tail_lines)))
+        tail = tail.replace(FENCE, "'''")
         if tail:
             summary_line = f"{html.escape(result.name)}: {result.status.value}, last lines"
             lines += [
@@ -48,4 +52,4 @@ FENCE = "`" * 3
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return one_line(text.replace("|", "\\|").replace("\n", " "))

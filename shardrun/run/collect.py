@@ -1,29 +1,40 @@
-"""Files copied out of a shard's container after it exits: its artifacts and its JUnit file.
+"""Files copied out of a shard's container after it exits: its JUnit file and its artifacts.
 
 The engine hands a path out as a tar stream (`GET /containers/{id}/archive`), which is
 read member by member and written to disk as it comes, never whole in memory. Members
-keep their container paths under the shard's `artifacts/` folder. Only regular files and
-folders are written: a link could point anywhere on the host. A shard's artifacts stop
-at its `artifacts-max`; what did not fit is listed, not silently dropped.
+keep their container paths under the shard's `artifacts/` folder.
+
+All of it was written by the code under test, so every cost is bounded: the JUnit file
+and the artifacts share the shard's `artifacts-max`; a file that does not fit is not read
+(the archive is closed there: a 20 GB sparse file costs nothing); the whole collection
+has COLLECT_WITHIN seconds. Only regular files are written (a link could point anywhere
+on the host); everything left out is listed with its reason. With secrets set, files
+pass through the masker on their way to the disk.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import posixpath
-import shutil
 import tarfile
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from shardrun.distribute.layers import chunk_reader, member_file
 from shardrun.engine.api import Engine
 from shardrun.model.errors import EngineRefused
 from shardrun.model.results import FAILED, Status
 from shardrun.model.shard import Shard
+from shardrun.model.text import one_line
+from shardrun.run.junit_intake import JUNIT_MAX, take_in
+from shardrun.run.masking import Masker
 
 ARTIFACTS_MAX = 200 * 1024 * 1024  # bytes a shard's artifacts may take, unless it says
+COLLECT_WITHIN = 60.0  # seconds for all of a shard's files
+LEFT_OUT_LISTED = 1000  # entries of `left_out` kept; the count covers the rest
 _WANTED = {"failure": FAILED}
 _GLOB = set("*?[")
 _CHUNK = 1 << 20
@@ -32,20 +43,26 @@ _CHUNK = 1 << 20
 @dataclass(frozen=True)
 class Collected:
     files: tuple[str, ...] = ()  # host paths of the artifacts written
-    left_out: tuple[str, ...] = ()  # container paths (and sizes) the cap left out
+    # "container path: why", for what was not copied (links, FIFOs, devices, over the cap,
+    # past the time limit); at most LEFT_OUT_LISTED of them, `left_out_count` all.
+    left_out: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()  # artifact paths that matched nothing in the container
-    junit: str | None = None  # host path of the shard's JUnit file, if it wrote one
+    junit: str | None = None  # host path of the shard's JUnit file (rewritten), if any
+    junit_note: str = ""  # what of the JUnit file was not kept
+    left_out_count: int = 0
 
     @property
     def note(self) -> str:
         """One line for the summary when something was not copied; "" otherwise."""
         parts = []
-        if self.left_out:
-            shown = ", ".join(self.left_out[:5]) + (" ..." if len(self.left_out) > 5 else "")
-            parts.append(f"artifacts-max left out {len(self.left_out)} files: {shown}")
+        if self.left_out_count:
+            shown = ", ".join(self.left_out[:3]) + (" ..." if self.left_out_count > 3 else "")
+            parts.append(f"{self.left_out_count} artifacts left out: {shown}")
         if self.missing:
             parts.append(f"no such artifact: {', '.join(self.missing)}")
-        return "; ".join(parts)
+        if self.junit_note:
+            parts.append(self.junit_note)
+        return one_line("; ".join(parts))
 
 
 def wanted(shard: Shard, status: Status) -> bool:
@@ -54,42 +71,110 @@ def wanted(shard: Shard, status: Status) -> bool:
     return bool(shard.artifacts) and (when == "always" or status in _WANTED[when])
 
 
+class _TimeUp(Exception):
+    pass
+
+
+class _Budget:
+    """What the shard may still write, and until when."""
+
+    def __init__(self, size: int, seconds: float) -> None:
+        self.left = size
+        self.deadline = time.monotonic() + seconds
+        self.left_out: list[str] = []
+        self.left_out_count = 0
+
+    def leave_out(self, path: str, why: str) -> None:
+        self.left_out_count += 1
+        if len(self.left_out) < LEFT_OUT_LISTED:
+            self.left_out.append(f"{path}: {why}")
+
+    def timed(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if time.monotonic() > self.deadline:
+                raise _TimeUp
+            yield chunk
+
+
 def collect(
-    engine: Engine, container_id: str, shard: Shard, status: Status, dest: Path
+    engine: Engine,
+    container_id: str,
+    shard: Shard,
+    status: Status,
+    dest: Path,
+    secrets: Iterable[str] = (),
 ) -> Collected:
-    """Copy the shard's artifacts (if `wanted`) and its JUnit file into `dest`. Blocking.
+    """Copy the shard's JUnit file and (if `wanted`) its artifacts into `dest`. Blocking.
     A path missing in the container is reported; engine failures propagate."""
+    budget = _Budget(shard.artifacts_max or ARTIFACTS_MAX, COLLECT_WITHIN)
+    secrets = tuple(secrets)
+    junit, junit_note = None, ""
+    if shard.junit:  # first: the reports need it more than any artifact
+        junit, junit_note = _junit(engine, container_id, shard.junit, dest, budget, secrets)
     files: list[str] = []
-    left_out: list[str] = []
     missing: list[str] = []
     if wanted(shard, status):
-        budget = [shard.artifacts_max or ARTIFACTS_MAX]
         for pattern in shard.artifacts:
             base = _fixed_prefix(pattern)
             try:
-                chunks = engine.copy_out(container_id, base, _CHUNK)
                 found = _extract(
-                    chunks,
+                    engine.copy_out(container_id, base, _CHUNK),
                     posixpath.dirname(base),
                     pattern,
                     dest / "artifacts",
                     budget,
                     files,
-                    left_out,
+                    secrets,
                 )
             except EngineRefused:
                 found = False  # not there: the engine answers 404
+            except _TimeUp:
+                budget.leave_out(pattern, f"not read: past the {COLLECT_WITHIN:.0f}s limit")
+                break
             if not found:
                 missing.append(pattern)
-    junit = None
-    if shard.junit:
-        try:
-            junit = _copy_file(
-                engine.copy_out(container_id, shard.junit, _CHUNK), dest / "junit.xml"
-            )
-        except EngineRefused:
-            junit = None
-    return Collected(tuple(files), tuple(left_out), tuple(missing), junit)
+    return Collected(
+        tuple(files),
+        tuple(budget.left_out),
+        tuple(missing),
+        junit,
+        junit_note,
+        budget.left_out_count,
+    )
+
+
+def _junit(
+    engine: Engine,
+    container_id: str,
+    path: str,
+    dest: Path,
+    budget: _Budget,
+    secrets: tuple[str, ...],
+) -> tuple[str | None, str]:
+    chunks = engine.copy_out(container_id, path, _CHUNK)
+    try:
+        with _archive(budget.timed(chunks)) as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                limit = min(JUNIT_MAX, budget.left)
+                intake = take_in(
+                    member_file(tar, member),
+                    member.size,
+                    dest / "junit.xml",
+                    Masker(secrets),
+                    limit,
+                )
+                if intake.path is not None:
+                    budget.left -= member.size
+                return intake.path, intake.note
+    except EngineRefused:
+        return None, ""
+    except _TimeUp:
+        return None, f"JUnit file not read: past the {COLLECT_WITHIN:.0f}s limit"
+    finally:
+        _close(chunks)
+    return None, ""
 
 
 def _fixed_prefix(pattern: str) -> str:
@@ -114,46 +199,76 @@ def _matches(path: str, pattern: str) -> bool:
     )
 
 
+def _kind(member: tarfile.TarInfo) -> str | None:
+    """Why a member that is not a regular file is not copied; None for a folder."""
+    if member.isdir():
+        return None
+    if member.issym():
+        return "a symbolic link"
+    if member.islnk():
+        return "a hard link"
+    if member.isfifo():
+        return "a FIFO"
+    if member.ischr() or member.isblk():
+        return "a device"
+    return "not a regular file"
+
+
 def _extract(
-    chunks: Iterable[bytes],
+    chunks: Iterator[bytes],
     parent: str,
     pattern: str,
     root: Path,
-    budget: list[int],
+    budget: _Budget,
     files: list[str],
-    left_out: list[str],
+    secrets: tuple[str, ...],
 ) -> bool:
     """Write the archive's matching regular files under `root` by container path; True if
-    anything matched. `budget[0]` is what the shard may still write."""
+    anything matched. A file over what is left of the budget ends the read of this
+    archive: skipping it would mean reading it."""
     matched = False
-    with tarfile.open(fileobj=chunk_reader(chunks), mode="r|", bufsize=_CHUNK) as tar:
-        for member in tar:
-            path = posixpath.normpath(posixpath.join(parent, member.name))
-            if not path.startswith("/") or not _matches(path, pattern):
-                continue
-            matched = True
-            if not member.isfile():
-                continue  # folders come with their files; links and devices never
-            if member.size > budget[0]:
-                left_out.append(f"{path} ({member.size} bytes)")
-                continue
-            target = root / path.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as out:
-                shutil.copyfileobj(member_file(tar, member), out, _CHUNK)
-            budget[0] -= member.size
-            files.append(str(target))
+    try:
+        with _archive(budget.timed(chunks)) as tar:
+            for member in tar:
+                path = posixpath.normpath(posixpath.join(parent, member.name))
+                if not path.startswith("/") or not _matches(path, pattern):
+                    continue
+                matched = True
+                if not member.isfile():
+                    if (why := _kind(member)) is not None:
+                        budget.leave_out(path, why)
+                    continue
+                if member.size > budget.left:
+                    budget.leave_out(
+                        path,
+                        f"{member.size} bytes, over artifacts-max "
+                        f"(and what follows it in {pattern}: not read)",
+                    )
+                    break
+                target = root / path.lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "wb") as out:
+                    _copy(member_file(tar, member), out, Masker(secrets))
+                budget.left -= member.size
+                files.append(str(target))
+    finally:
+        _close(chunks)
     return matched
 
 
-def _copy_file(chunks: Iterable[bytes], target: Path) -> str | None:
-    """The first regular file of the archive (a file's archive holds just it) to
-    `target`; None if there is none."""
-    with tarfile.open(fileobj=chunk_reader(chunks), mode="r|", bufsize=_CHUNK) as tar:
-        for member in tar:
-            if member.isfile():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with open(target, "wb") as out:
-                    shutil.copyfileobj(member_file(tar, member), out, _CHUNK)
-                return str(target)
-    return None
+def _copy(src: BinaryIO, out: BinaryIO, masker: Masker) -> None:
+    while block := src.read(_CHUNK):
+        out.write(masker.feed(block) if masker else block)
+    if masker:
+        out.write(masker.flush())
+
+
+def _archive(chunks: Iterable[bytes]) -> tarfile.TarFile:
+    return tarfile.open(fileobj=chunk_reader(chunks), mode="r|", bufsize=_CHUNK)
+
+
+def _close(chunks: Iterable[bytes]) -> None:
+    # Ends the engine's archive stream: what was not read is never sent.
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()

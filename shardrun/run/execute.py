@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from shardrun.engine.api import ENGINE_FAILURES, ContainerRequest, Engine, Outpu
 from shardrun.model.errors import TransportError
 from shardrun.model.results import ShardResult, Status
 from shardrun.model.shard import Shard
+from shardrun.model.text import one_line
 from shardrun.run import collect, streams
 from shardrun.run.masking import Masker
 from shardrun.ui.events import Emit, ShardOutput
@@ -48,8 +49,11 @@ class _LogSink:
     file, the live view or a report, even when a read splits it in two.
     """
 
-    def __init__(self, path: Path, shard: str, emit: Emit, masker: Masker) -> None:
-        self.path, self.shard, self.emit, self.masker = path, shard, emit, masker
+    def __init__(self, path: Path, shard: str, emit: Emit, secrets: Iterable[str]) -> None:
+        self.path, self.shard, self.emit = path, shard, emit
+        # One masker per stream, each before the two are merged: a secret printed half on
+        # stdout and half on stderr, with anything between, is still one secret to each.
+        self._maskers = {1: Masker(secrets), 2: Masker(secrets)}
         self._partial = b""
         self._last_sent = 0.0
         self._stopped = False
@@ -65,14 +69,21 @@ class _LogSink:
             with open(self.path, "ab") as out:
                 try:
                     for block in streams.blocks(stream.read):
-                        self._write(out, self.masker.feed(demux.feed(block)))
+                        self._write(out, self._masked(demux, block))
                 finally:
-                    self._write(out, self.masker.flush())
+                    self._write(out, b"".join(m.flush() for m in self._maskers.values()))
         finally:
             stream.close()
         if self._partial:
-            self.last_line = self._partial.decode(errors="replace").strip() or self.last_line
+            partial = one_line(self._partial.decode(errors="replace").strip())
+            self.last_line = partial or self.last_line
         self.emit(ShardOutput(name=self.shard, line=self.last_line))
+
+    def _masked(self, demux: streams.Demux, block: bytes) -> bytes:
+        if not self._maskers[1]:  # no secrets: nothing to hold back or hide
+            return demux.feed(block)
+        maskers = self._maskers
+        return b"".join(maskers.get(n, maskers[1]).feed(p) for n, p in demux.frames(block))
 
     def _write(self, out, data: bytes) -> None:
         if data and not self._stopped:
@@ -87,7 +98,8 @@ class _LogSink:
         end = data.rfind(b"\n")
         while end > 0:
             start = data.rfind(b"\n", 0, end) + 1
-            text = data[start:end].decode(errors="replace").strip()
+            # One line: the live view and its events show it, and a test wrote it.
+            text = one_line(data[start:end].decode(errors="replace").strip())
             if text:
                 self.last_line = text
                 break
@@ -182,7 +194,7 @@ async def run_shard(
             attempt,
             outcome.worker_fault,
         )
-    sink = _LogSink(log_path, shard.name, emit, masker)
+    sink = _LogSink(log_path, shard.name, emit, secrets.values())
     started = time.time()
     try:
         outcome, started = await _supervise(engine, container_id, shard, sink, limiter)
@@ -191,7 +203,7 @@ async def run_shard(
             await remove(engine, container_id, limiter)
         raise
     finished = time.time()
-    collected = await _collect(engine, container_id, shard, outcome, log_path, limiter)
+    collected = await _collect(engine, container_id, job, outcome, limiter)
     kept = None
     if keep_failed and outcome.status in (Status.FAIL, Status.TIMEOUT):
         kept = await _keep(engine, container_id, shard.name, limiter)
@@ -212,7 +224,8 @@ async def run_shard(
         attempt=attempt,
         worker_fault=outcome.worker_fault,
         artifacts=collected.files,
-        artifacts_note=collected.note,
+        artifacts_note=masker.mask_text(collected.note),
+        artifacts_left_out=tuple(masker.mask_text(item) for item in collected.left_out),
         junit=collected.junit,
         image=image_id,
         kept=kept,
@@ -231,17 +244,25 @@ async def _keep(engine: Engine, container_id: str, shard: str, limiter) -> str |
 
 
 async def _collect(
-    engine: Engine, container_id: str, shard: Shard, outcome: _Outcome, log_path: Path, limiter
+    engine: Engine, container_id: str, job: ShardJob, outcome: _Outcome, limiter
 ) -> collect.Collected:
     """The shard's artifacts and JUnit file, copied out after it exited (or was killed at
-    its timeout) and before it is removed: into <run>/<shard>[.<attempt>]/. Nothing when
-    its worker failed it: the container may be out of reach."""
+    its timeout) and before it is removed: into <run>/<shard>[.<attempt>]/, masked. Nothing
+    when its worker failed it: the container may be out of reach."""
+    shard = job.shard
     if outcome.worker_fault or not (collect.wanted(shard, outcome.status) or shard.junit):
         return collect.Collected()
-    dest = log_path.with_suffix("")
+    dest = job.log_path.with_suffix("")
     try:
         return await to_thread.run_sync(
-            collect.collect, engine, container_id, shard, outcome.status, dest, limiter=limiter
+            collect.collect,
+            engine,
+            container_id,
+            shard,
+            outcome.status,
+            dest,
+            tuple(job.secrets.values()),
+            limiter=limiter,
         )
     except TransportError as exc:
         return collect.Collected(missing=(f"(copying failed: {exc})",))

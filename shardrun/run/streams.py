@@ -28,20 +28,25 @@ class Demux:
     def feed(self, block: bytes) -> bytes:
         """All complete payloads in `block` (and what was left of the last one), joined:
         stdout and stderr in the order the engine sent them."""
+        return b"".join(payload for _, payload in self.frames(block))
+
+    def frames(self, block: bytes) -> list[tuple[int, bytes]]:
+        """(stream, payload) of every complete frame in `block` (and what was left of the
+        last one), in the order the engine sent them: 1 is stdout, 2 stderr."""
         buffer = self._buffer
         buffer += block
         out = []
         at = 0
         end = len(buffer)
         while end - at >= _HEADER.size:
-            _, size = _HEADER.unpack_from(buffer, at)
+            number, size = _HEADER.unpack_from(buffer, at)
             if end - at - _HEADER.size < size:
                 break
             start = at + _HEADER.size
-            out.append(bytes(buffer[start : start + size]))
+            out.append((number, bytes(buffer[start : start + size])))
             at = start + size
         del buffer[:at]
-        return b"".join(out)
+        return out
 
     @property
     def pending(self) -> int:

@@ -6,6 +6,7 @@ import time
 from typing import Self, TextIO
 
 from shardrun.model.results import Status
+from shardrun.model.text import one_line
 from shardrun.ui import events as ev
 
 STATUS_STYLE = {
@@ -87,7 +88,8 @@ class PlainView:
         line = plain_line(event)
         if line is not None:
             stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
-            print(f"{stamp} {line}", file=self.out, flush=True)
+            # One line, no escape codes: details and paths can hold what a test wrote.
+            print(f"{stamp} {one_line(line)}", file=self.out, flush=True)
 
 
 class QuietView(PlainView):

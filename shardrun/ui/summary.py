@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shardrun.model.results import Status
+from shardrun.model.text import one_line
 from shardrun.report import junit
 from shardrun.report.summary import RunSummary, lost_line, summary_rows, totals_line
 from shardrun.ui.plain import STATUS_STYLE, short_id, size_text
@@ -104,14 +105,16 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     for column in ("shard", "status", "duration", "exit", "worker", "log"):
         table.add_column(column, overflow="fold")
     for row in summary_rows(list(summary.results)):
-        table.add_row(*row[:1], Text(row[1], style=STATUS_STYLE.get(row[1], "")), *row[2:])
+        name, status, *rest = (one_line(cell) for cell in row)
+        table.add_row(name, Text(status, style=STATUS_STYLE.get(status, "")), *rest)
     console.print(table)
     if len(summary.workers) > 1 or summary.lost_workers:
         for line in worker_lines(summary):
             console.print(line, highlight=False)
     # Not wrapped: these hold paths and commands to copy.
+    # One line each: file names and test case names are what a test chose.
     for line in artifact_lines(summary) + failing_case_lines(summary) + kept_lines(summary):
-        console.print(line, highlight=False, soft_wrap=True, markup=False)
+        console.print(one_line(line), highlight=False, soft_wrap=True, markup=False)
     verdict = (
         "[green]passed[/]"
         if summary.exit_code == 0
@@ -122,7 +125,7 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     lost = lost_line(summary)
     console.print(
         f"{totals_line(summary)}: {verdict} (exit {summary.exit_code})"
-        + (f"; {escape(lost)}" if lost else ""),
+        + (f"; {escape(one_line(lost))}" if lost else ""),
         highlight=False,
     )
     for path in reports:
