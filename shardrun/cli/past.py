@@ -109,32 +109,62 @@ def clean(
         bool,
         typer.Option(
             "--containers",
-            help="Also remove every container with shardrun's "
-            "labels on the workers, of any project and in any state.",
+            help="Also remove the containers with shardrun's labels, of any project, whose "
+            "runner is gone (a live run's or repro's stay).",
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="With --containers: live runs' containers too, and kept ones however young.",
         ),
     ] = False,
     config: ConfigOpt = None,
     worker: WorkerOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Remove old runs and unused cache files, and the containers kept by --keep-failed."""
+    """Remove old runs and unused cache files, the containers kept by --keep-failed, and
+    the content tags of images no remaining run used. A live run is never touched."""
+    import time
+
     import anyio
 
     from shardrun.config.load import load
     from shardrun.config.workers import chosen, parse_worker_option
     from shardrun.model.values import parse_duration
+    from shardrun.report.history import used_images
     from shardrun.run.connect import resolve_workers
-    from shardrun.run.inventory import remove_containers
+    from shardrun.run.inventory import CleanRequest, clean_workers
     from shardrun.state.clean import clean_files
     from shardrun.state.layout import state_dir
 
     cfg = load(config)
     age = parse_duration(older_than, "--older-than")
-    done = clean_files(state_dir(cfg.root), age)
+    state = state_dir(cfg.root)
+    done = clean_files(state, age)
     print(
         f"removed {done.runs} runs and {done.cache_files} cache files ({done.freed / 1e6:.1f} MB)"
     )
+    request = CleanRequest(
+        every=containers,
+        force=force,
+        kept_before=time.time() - age,
+        project=cfg.project,
+        used_tags=frozenset(used_images(state)),
+    )
     specs = chosen(cfg, [parse_worker_option(w) for w in worker or ()])
-    for name, count, error in anyio.run(remove_containers, resolve_workers(specs), not containers):
+    for row in anyio.run(clean_workers, resolve_workers(specs), request):
+        if row.error:
+            print(f"{row.worker}: {row.error}")
+            continue
         what = "containers with shardrun's labels" if containers else "kept containers"
-        print(f"{name}: {error}" if error else f"{name}: removed {count} {what}")
+        spared = (
+            f" ({row.swept.spared} left: their run is live, or kept recently; --force removes them)"
+            if row.swept.spared
+            else ""
+        )
+        print(
+            f"{row.worker}: removed {row.swept.removed} {what}{spared}, {row.tags} unused "
+            f"image tags ({row.freed / 1e6:.1f} MB)"
+        )

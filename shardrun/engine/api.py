@@ -46,6 +46,14 @@ class ContainerInfo:
     state: str  # created, running, exited, dead, ...
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     name: str = ""
+    created: float = 0.0  # epoch seconds
+
+
+@dataclass(frozen=True)
+class TaggedImage:
+    tag: str  # a content tag, shardrun/image:<build ID>
+    image_id: str  # the engine's own ID of the image it names
+    size: int  # bytes
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,10 @@ class Engine(Protocol):
         ...
 
     def tag(self, image_id: str, tag: str) -> None: ...
+
+    def content_tags(self, project: str) -> list[TaggedImage]:
+        """The content tags on this engine of the project's images (by their label)."""
+        ...
 
     def untag(self, tag: str) -> None:
         """Remove the tag (and its image, if nothing else names it); gone is fine."""

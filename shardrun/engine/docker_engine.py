@@ -20,9 +20,15 @@ import docker
 import requests
 from docker.models.containers import _create_container_args
 
-from shardrun.engine.api import ContainerInfo, ContainerRequest, EngineFacts, OutputStream
+from shardrun.engine.api import (
+    ContainerInfo,
+    ContainerRequest,
+    EngineFacts,
+    OutputStream,
+    TaggedImage,
+)
 from shardrun.model.errors import EngineRefused, TransportError
-from shardrun.model.image_ref import content_tag
+from shardrun.model.image_ref import CONTENT_REPO, content_tag
 from shardrun.model.options import OPTIONS
 from shardrun.model.shard import Shard
 
@@ -276,8 +282,20 @@ class DockerEngine:
                 c.get("State", ""),
                 dict(c.get("Labels") or {}),
                 (c.get("Names") or [""])[0].lstrip("/"),
+                float(c.get("Created") or 0),
             )
             for c in found
+        ]
+
+    def content_tags(self, project: str) -> list[TaggedImage]:
+        filters = {"label": f"shardrun.project={project}", "reference": f"{CONTENT_REPO}:*"}
+        with translated("listing images"):
+            found = self.api.images(filters=filters)
+        return [
+            TaggedImage(tag, image["Id"], int(image.get("Size") or 0))
+            for image in found
+            for tag in image.get("RepoTags") or []
+            if tag.startswith((f"{CONTENT_REPO}:", f"docker.io/{CONTENT_REPO}:"))
         ]
 
     def rename(self, container_id: str, name: str) -> None:

@@ -64,6 +64,9 @@ _MAX_SIZE = 2**63  # sizes are int64 bytes in the Engine API
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)(?:([kmgt])(i?b)?|b)?", re.IGNORECASE)
 
 
+MAX_DURATION = 365 * 86400.0  # seconds
+
+
 def parse_duration(value: Any, where: str) -> float:
     fix = 'use e.g. "90s", "30m", "1h30m" or a number of seconds'
     text = value.strip().lower() if isinstance(value, str) else ""
@@ -76,6 +79,8 @@ def parse_duration(value: Any, where: str) -> float:
         fail(where, f"{describe(value)} is not a duration", fix)
     if not (math.isfinite(seconds) and seconds > 0):
         fail(where, f"{describe(value)} is not a positive duration", fix)
+    if seconds > MAX_DURATION:  # a slip (a missing unit, extra zeros), not a real wait
+        fail(where, f"{describe(value)} is longer than a year", "use at most 365d")
     return seconds
 
 

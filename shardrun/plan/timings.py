@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -15,11 +16,7 @@ _SMOOTHING = 0.5  # weight of the newest duration: recent runs matter, one outli
 
 def load(path: Path) -> dict[str, float]:
     """Recorded durations; a missing or unreadable file is an empty history, not an error."""
-    try:
-        data = json.loads(path.read_text())
-        return {str(k): float(v) for k, v in data.get("durations", {}).items()}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return {}
+    return _section(path, "durations")
 
 
 def update(old: Mapping[str, float], results: Iterable[ShardResult]) -> dict[str, float]:
@@ -39,11 +36,23 @@ def update(old: Mapping[str, float], results: Iterable[ShardResult]) -> dict[str
 
 def load_files(path: Path) -> dict[str, float]:
     """Recorded seconds per file of a `split` (see split.py)."""
+    return _section(path, "files")
+
+
+def _section(path: Path, key: str) -> dict[str, float]:
+    """The names and seconds of one section; whatever is not a finite, non-negative number
+    of seconds (a damaged or hand-edited file) is left out, as if never recorded."""
     try:
-        data = json.loads(path.read_text())
-        return {str(k): float(v) for k, v in data.get("files", {}).items()}
-    except (OSError, ValueError, AttributeError, TypeError):
+        section = json.loads(path.read_text()).get(key, {})
+        items = section.items()
+    except (OSError, ValueError, AttributeError):
         return {}
+    return {str(name): float(seconds) for name, seconds in items if _is_seconds(seconds)}
+
+
+def _is_seconds(value: object) -> bool:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value >= 0  # type: ignore[arg-type, operator]
 
 
 def update_files(

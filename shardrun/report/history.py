@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shardrun.model.errors import ConfigError
+from shardrun.model.image_ref import CONTENT_REPO, content_tag
 from shardrun.model.results import FAILED
 from shardrun.state import layout
 
@@ -49,9 +50,71 @@ def load(state_dir: Path, run_id: str | None = None) -> PastRun:
         raise ConfigError(f"no run {run_id} in {runs}; `shardrun runs` lists them") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path} cannot be read ({exc}); pick another run with --run") from None
-    if not isinstance(report, dict) or not isinstance(report.get("shards"), list):
+    if not is_report(report):
         raise ConfigError(f"{path} is not a shardrun report; pick another run with --run")
     return PastRun(run_id, report)
+
+
+def read_report(path: Path) -> dict[str, Any] | None:
+    """A run's report.json, or None if it is missing, unreadable or not a report."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return report if is_report(report) else None
+
+
+def is_report(data: Any) -> bool:
+    """Whether `data` has the shape of report.json in every field shardrun reads back
+    (report.schema.json has the whole of it): a report is data written to disk, and a
+    damaged or hand-edited one must be a missing run, never a crash."""
+    if not isinstance(data, dict):
+        return False
+    top = (
+        _is(data.get("started"), (int, float))
+        and _is(data.get("image_id"), str)
+        and _is(data.get("exit_code"), int)
+        and isinstance(data.get("workers", []), list)
+        and all(
+            isinstance(w, dict) and _is(w.get("name"), str) and _is(w.get("url"), str)
+            for w in data.get("workers", [])
+        )
+    )
+    shards = data.get("shards")
+    return top and isinstance(shards, list) and all(_is_shard(s) for s in shards)
+
+
+def _is_shard(entry: Any) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("name"), str)
+        and all(_is(entry.get(key), str) for key in ("status", "worker", "log", "image"))
+        and _is(entry.get("options"), dict)
+    )
+
+
+def _is(value: Any, kind: type | tuple[type, ...]) -> bool:
+    """None, or a value of `kind` (a bool is no number here)."""
+    return value is None or (isinstance(value, kind) and not isinstance(value, bool))
+
+
+def run_ids(state_dir: Path) -> list[str]:
+    """The runs that have a report, newest first (run IDs start with their time); a
+    folder that cannot be read is left out."""
+    try:
+        folders = list(layout.runs(state_dir).iterdir())
+    except OSError:
+        return []
+    return sorted(
+        (f.name for f in folders if f.name != layout.LATEST and _has_report(f)), reverse=True
+    )
+
+
+def _has_report(folder: Path) -> bool:
+    try:
+        return not folder.is_symlink() and (folder / "report.json").is_file()
+    except OSError:  # a folder we may not enter
+        return False
 
 
 @dataclass(frozen=True)
@@ -64,24 +127,20 @@ class RunRow:
 
 
 def past_runs(state_dir: Path) -> list[RunRow]:
-    """Every recorded run, newest first; a folder without a readable report is skipped."""
-    runs = layout.runs(state_dir)
+    """Every recorded run, newest first; a run without a readable report is left out."""
     rows = []
-    for folder in sorted(runs.iterdir() if runs.is_dir() else [], reverse=True):
-        if folder.name == layout.LATEST or folder.is_symlink():
-            continue
-        try:
-            report = json.loads((folder / "report.json").read_text())
-            shards = report["shards"]
-        except (OSError, ValueError, KeyError, TypeError):
+    for run_id in run_ids(state_dir):
+        report = read_report(layout.report_json(state_dir, run_id))
+        if report is None:
             continue
         statuses: dict[str, int] = {}
-        for shard in shards:
-            statuses[shard.get("status", "?")] = statuses.get(shard.get("status", "?"), 0) + 1
+        for shard in report["shards"]:
+            status = shard.get("status") or "?"
+            statuses[status] = statuses.get(status, 0) + 1
         counts = ", ".join(f"{n} {s.lower()}" for s, n in statuses.items()) or "none run"
         rows.append(
             RunRow(
-                folder.name,
+                run_id,
                 report.get("started"),
                 report.get("image_id") or "",
                 counts,
@@ -96,7 +155,7 @@ def resolve_show(state_dir: Path, first: str | None, second: str | None) -> tupl
     that ID, else a shard of the latest run."""
     if first and second:
         return first, second
-    if first and layout.report_json(state_dir, first).is_file():
+    if first and first in run_ids(state_dir):
         return first, None
     latest = load(state_dir).run_id
     return latest, first
@@ -110,3 +169,18 @@ def shard_log(past: PastRun, shard: str) -> Path:
             return Path(entry["log"])
     names = ", ".join(s.get("name", "?") for s in past.report.get("shards", [])[:8])
     raise ConfigError(f'run {past.run_id} has no shard "{shard}"; its shards: {names}')
+
+
+def used_images(state_dir: Path) -> set[str]:
+    """The content tags of the images the remaining runs ran, and of the latest build."""
+    ids = set()
+    for run_id in run_ids(state_dir):
+        report = read_report(layout.report_json(state_dir, run_id))
+        if report is not None:
+            ids.add(report.get("image_id") or "")
+            ids.update(shard.get("image") or "" for shard in report["shards"])
+    try:
+        ids.add(layout.latest_image(state_dir).read_text().strip())
+    except OSError:
+        pass
+    return {i if i.startswith(CONTENT_REPO) else content_tag(i) for i in ids if i}

@@ -129,7 +129,7 @@ def collect(
             except EngineRefused:
                 found = False  # not there: the engine answers 404
             except _TimeUp:
-                budget.leave_out(pattern, f"not read: past the {COLLECT_WITHIN:.0f}s limit")
+                budget.leave_out(pattern, f"not read: past the {COLLECT_WITHIN:g}s limit")
                 break
             if not found:
                 missing.append(pattern)
@@ -171,7 +171,7 @@ def _junit(
     except EngineRefused:
         return None, ""
     except _TimeUp:
-        return None, f"JUnit file not read: past the {COLLECT_WITHIN:.0f}s limit"
+        return None, f"JUnit file not read: past the {COLLECT_WITHIN:g}s limit"
     finally:
         _close(chunks)
     return None, ""

@@ -3,7 +3,7 @@ version, CPUs, slots, whether each has the image), `clean` removes the kept cont
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shardrun.cleanup import reap
 from shardrun.config.spec import WorkerSpec
@@ -44,22 +44,43 @@ async def survey(resolved: list[Resolved], image_id: str | None) -> list[WorkerR
     return await in_threads(resolved, lambda item: _probe(*item, image_id))
 
 
-async def remove_containers(
-    resolved: list[Resolved], kept_only: bool
-) -> list[tuple[str, int, str]]:
-    """On every worker at once, the kept containers (or, not `kept_only`, every container
-    with shardrun's labels). (worker, how many, error) per worker."""
+@dataclass(frozen=True)
+class CleanRequest:
+    every: bool  # --containers: not only the kept ones
+    force: bool  # --force: live runs' containers too
+    kept_before: float  # kept containers made before this (epoch seconds) go
+    project: str
+    used_tags: frozenset[str]  # content tags the remaining runs name: they stay
 
-    def one(item: Resolved) -> tuple[str, int, str]:
+
+@dataclass(frozen=True)
+class CleanRow:
+    worker: str
+    swept: reap.Swept = field(default_factory=reap.Swept)
+    tags: int = 0  # content tags removed
+    freed: int = 0  # bytes of the images that went with them
+    error: str = ""
+
+
+async def clean_workers(resolved: list[Resolved], request: CleanRequest) -> list[CleanRow]:
+    """`shardrun clean` on every worker at once: containers, then unused content tags."""
+
+    def one(item: Resolved) -> CleanRow:
         spec, endpoint, name = item
         try:
             worker = workers.connect(spec, endpoint, name)
         except InfraError as exc:
-            return name, 0, str(exc)
+            return CleanRow(name, error=str(exc))
         try:
-            return name, reap.remove_all(worker.engine, kept_only), ""
+            swept = reap.remove_for_clean(
+                worker.engine, request.every, request.force, request.kept_before
+            )
+            tags, freed = reap.remove_unused_tags(
+                worker.engine, request.project, set(request.used_tags)
+            )
+            return CleanRow(name, swept, tags, freed)
         except ENGINE_FAILURES as exc:
-            return name, 0, str(exc)
+            return CleanRow(name, error=str(exc))
         finally:
             worker.engine.close()
 

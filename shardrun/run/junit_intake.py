@@ -29,6 +29,7 @@ MAX_NAME = 500  # characters of a name, classname or file
 MAX_MESSAGE = 1_000  # characters of a failure's message
 MAX_TEXTS = 4 * 1024 * 1024  # characters of failure texts kept in all; then messages only
 MAX_TEXT = 16 * 1024  # characters of one failure text
+_SECRET_MAX = 4096  # characters: longer secrets than this are not expected
 _FEED = 4 << 20  # bytes given to the parser at once: few feeds, so few rescans of a token
 _BAD = ("failure", "error", "skipped")
 
@@ -138,8 +139,9 @@ class _Writer:
         )
 
     def _clean(self, value: str, most: int) -> str:
-        # Masked before it is cut: a cut through a secret would leave a part of it.
-        text = xml_safe(self.masker.mask_text(value))
+        # Masked before it is cut, since a cut through a secret would leave a part of it;
+        # but cut roughly first, so that a huge value is not copied whole by each step.
+        text = xml_safe(self.masker.mask_text(value[: most + _SECRET_MAX]))
         if len(text) > most:
             self.cut = True
             return text[:most] + "…"

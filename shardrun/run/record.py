@@ -5,11 +5,13 @@ save happened, for report.json."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from shardrun.cleanup import owner
 from shardrun.model.results import Status
 from shardrun.plan import timings
 from shardrun.report import junit
@@ -19,6 +21,7 @@ from shardrun.run.request import RunRequest
 from shardrun.run.schedule import ShardQueue
 from shardrun.run.workers import Worker
 from shardrun.state import layout
+from shardrun.state.files import write_atomic
 from shardrun.ui.events import ArtifactReady, BuildFinished, BuildStarted, Emit, Event
 
 
@@ -108,8 +111,12 @@ def _worker_report(worker: Worker) -> WorkerReport:
 
 
 def make_run_dir(request: RunRequest) -> Path:
+    """The run's folder, marked with its runner until `record` is done with it."""
     path = request.run_dir
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    marker = layout.run_owner(request.state_dir, request.run_id)
+    if not marker.exists():
+        write_atomic(marker, json.dumps(owner.me().labels()))
     return path
 
 
@@ -135,3 +142,4 @@ def record(request: RunRequest, summary: RunSummary) -> None:
     with contextlib.suppress(OSError):  # a convenience only
         latest.unlink(missing_ok=True)
         latest.symlink_to(run_dir.name)
+    layout.run_owner(request.state_dir, request.run_id).unlink(missing_ok=True)

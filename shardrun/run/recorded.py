@@ -12,7 +12,6 @@ from pathlib import Path
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Shard, from_json
 from shardrun.report import history
-from shardrun.state import layout
 
 
 @dataclass(frozen=True)
@@ -32,18 +31,9 @@ def find_recorded(state_dir: Path, name: str, run_id: str | None) -> Recorded | 
     if run_id is not None:
         candidates = [run_id]
     else:
-        runs = layout.runs(state_dir)
-        if not runs.is_dir():
+        candidates = history.run_ids(state_dir)
+        if not candidates:
             return f"{name} has not run yet"
-        # Run IDs start with their time: newest first.
-        candidates = sorted(
-            (
-                p.name
-                for p in runs.iterdir()
-                if p.name != layout.LATEST and (p / "report.json").is_file()
-            ),
-            reverse=True,
-        )
     for candidate in candidates:
         try:
             past = history.load(state_dir, candidate)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from shardrun.cleanup import owner
 from shardrun.state import layout
 
 
@@ -32,6 +34,8 @@ def clean_files(state_dir: Path, older_than: float, now: float | None = None) ->
     for folder in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
         if folder.is_symlink() or not folder.is_dir() or folder.name == latest:
             continue
+        if _live(layout.run_owner(state_dir, folder.name)):
+            continue  # a run still writing there: its report would point at nothing
         if _newest_mtime(folder) < cutoff:
             freed += _size(folder)
             shutil.rmtree(folder, ignore_errors=True)
@@ -49,6 +53,20 @@ def clean_files(state_dir: Path, older_than: float, now: float | None = None) ->
                 path.unlink()
                 removed += 1
     return Cleaned(runs, removed, freed)
+
+
+def _live(marker: Path) -> bool:
+    """Whether the run that marked its folder may still be writing it: unless its runner
+    is provably gone (this host, and that process dead), it is taken to live."""
+    try:
+        labels = json.loads(marker.read_text())
+    except FileNotFoundError:
+        return False  # finished: the marker goes once the reports are written
+    except (OSError, ValueError):
+        return True  # unreadable: nothing proves it dead
+    if not isinstance(labels, dict):
+        return True
+    return not owner.is_orphan({str(k): str(v) for k, v in labels.items()}, "running")
 
 
 def _newest_mtime(folder: Path) -> float:

@@ -8,6 +8,7 @@ writer left behind cannot drift apart.
   timings.json                 recorded shard and file times (unless `timings = "..."`)
   workers.json                 workers that refused a thin tarball
   runs/<run-id>/               a run's logs, reports and artifacts; runs/latest links the newest
+  runs/<run-id>/owner.json     the live runner of that run (gone once it has finished)
   cache/<id>.tar               an image's full tarball (docker save)
   cache/<id>.thin<N>.tar       a docker archive without the lowest N layers
   cache/<id>.oci<N>.tar        an OCI layout without the lowest N layers (containerd store)
@@ -61,6 +62,11 @@ def run_dir(state: Path, run_id: str) -> Path:
 
 def latest_link(state: Path) -> Path:
     return state / RUNS / LATEST
+
+
+def run_owner(state: Path, run_id: str) -> Path:
+    """Who is writing the run's folder (owner labels), while it runs: `clean` leaves it."""
+    return run_dir(state, run_id) / "owner.json"
 
 
 def report_json(state: Path, run_id: str) -> Path:

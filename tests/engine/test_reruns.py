@@ -90,11 +90,15 @@ def test_keep_failed_leaves_the_failed_container_until_clean_removes_it(project,
         in result.stdout
     assert f"commit {report['b']} shardrun-kept:b && " in result.stdout
 
-    # Later commands' orphan sweeps leave them; `clean` removes them.
+    # Later commands' orphan sweeps leave them; `clean` leaves them while they are younger
+    # than --older-than (the summary just named them), then removes them.
     again = project.shardrun("run", "--plain", "--shard", "a")
     assert again.returncode == 0
     assert len(docker_client.containers.list(all=True, filters=label)) == 2
-    cleaned = project.shardrun("clean")
+    young = project.shardrun("clean")
+    assert young.returncode == 0, young.stderr
+    assert "local: removed 0 kept containers (2 left" in young.stdout
+    cleaned = project.shardrun("clean", "--older-than", "1ms")
     assert cleaned.returncode == 0, cleaned.stderr
     assert "local: removed 2 kept containers" in cleaned.stdout
     assert docker_client.containers.list(all=True, filters=label) == []

@@ -41,9 +41,16 @@ from typing import IO, Any
 
 from shardrun.cleanup.owner import LABEL_PROJECT
 from shardrun.distribute.layers import read_manifest
-from shardrun.engine.api import ContainerInfo, ContainerRequest, Engine, EngineFacts, OutputStream
+from shardrun.engine.api import (
+    ContainerInfo,
+    ContainerRequest,
+    Engine,
+    EngineFacts,
+    OutputStream,
+    TaggedImage,
+)
 from shardrun.model.errors import EngineRefused, TransportError
-from shardrun.model.image_ref import chain_ids
+from shardrun.model.image_ref import CONTENT_REPO, chain_ids
 
 _METHODS = frozenset(
     name for name in vars(Engine) if not name.startswith("_") and callable(vars(Engine)[name])
@@ -191,6 +198,7 @@ class FakeContainer:
     killed: bool = False
     started_at: float | None = None
     ends_at: float | None = None
+    created: float = field(default_factory=time.time)
 
     @property
     def shard(self) -> str:
@@ -434,6 +442,14 @@ class FakeEngine:
         self._enter("image_diff_ids", image_id)
         return self._image(image_id).diff_ids
 
+    def content_tags(self, project: str) -> list[TaggedImage]:
+        self._enter("content_tags", project)
+        with self._cond:
+            return [TaggedImage(tag, image_id, len(b"".join(self.images[image_id].layers)))
+                    for tag, image_id in self.tags.items()
+                    if tag.startswith(f"{CONTENT_REPO}:") and image_id in self.images
+                    and self.images[image_id].labels.get(LABEL_PROJECT) == project]
+
     def image_layers(self, project: str | None) -> list[list[str]]:
         self._enter("image_layers", project)
         with self._cond:
@@ -584,7 +600,7 @@ class FakeEngine:
         with self._cond:
             self._refresh()
             return [
-                ContainerInfo(c.id, c.state, dict(c.labels), c.name)
+                ContainerInfo(c.id, c.state, dict(c.labels), c.name, c.created)
                 for c in self.present.values()
                 if key in c.labels and (not has_value or c.labels[key] == value)
             ]

@@ -5,6 +5,7 @@ These fail before any engine is contacted, so they need no Docker.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -116,3 +117,51 @@ def test_expected_errors_inside_task_groups_are_shown_alone():
     assert _unwrap(BuildError("b")).args == ("b",)
     mixed = ExceptionGroup("x", [first, ValueError("bug")])
     assert _unwrap(mixed) is mixed  # an unexpected error keeps its whole story
+
+
+DAMAGED = {
+    "a non-object shard": {"run_id": "r1", "shards": [1, {"name": "a", "status": "FAIL"}]},
+    "shards not a list": {"run_id": "r1", "shards": "abc"},
+    "a shard without a name": {"run_id": "r1", "shards": [{"status": "FAIL"}]},
+    "a started that is no time": {"run_id": "r1", "started": "noon", "shards": []},
+    "workers not tables": {"run_id": "r1", "shards": [], "workers": ["w"]},
+    "an image that is no name": {"run_id": "r1", "shards": [{"name": "a", "image": 5}]},
+}
+
+
+def _damaged_run(proj, report) -> None:
+    (proj / "shards.toml").write_text(GOOD_SHARD)
+    folder = proj / ".shardrun" / "runs" / "r1"
+    folder.mkdir(parents=True)
+    (folder / "report.json").write_text(json.dumps(report))
+    (proj / ".shardrun" / "runs" / "latest").symlink_to("r1")
+
+
+@pytest.mark.parametrize("report", DAMAGED.values(), ids=DAMAGED.keys())
+def test_a_damaged_report_is_a_missing_run_or_one_line_never_an_internal_error(proj, report):
+    _damaged_run(proj, report)
+
+    listed = shardrun(proj, "runs")
+    assert listed.returncode == 0, listed.stderr
+    assert "r1" not in listed.stdout  # not a run shardrun can read back
+    for args in (("run", "--failed"), ("show",), ("repro", "a", "--run", "r1", "--print")):
+        done = shardrun(proj, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.count("\n") == 1 and "is not a shardrun report" in done.stderr
+
+
+def test_a_timings_file_of_the_wrong_shape_is_no_history(proj):
+    (proj / "shards.toml").write_text(GOOD_SHARD + GOOD_SHARD.replace('"a"', '"b"'))
+    (proj / ".shardrun").mkdir()
+    for damaged in ('{"durations": [1, 2]}', '{"durations": {"a": "NaN", "b": 1e999}}', "[]"):
+        (proj / ".shardrun" / "timings.json").write_text(damaged)
+        listed = shardrun(proj, "list")
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.split()[::2] == ["a", "b"]
+
+
+def test_a_duration_of_more_than_a_year_is_a_config_error(proj):
+    (proj / "shards.toml").write_text(GOOD_SHARD + 'timeout = "99999999999999999999h"\n')
+    done = shardrun(proj, "list")
+    assert done.returncode == 2
+    assert 'shard[1] ("a").timeout: "99999999999999999999h" is longer than a year' in done.stderr

@@ -3,6 +3,8 @@ shard's container, where it lands, and what the size cap leaves out."""
 
 from __future__ import annotations
 
+import tarfile
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -105,3 +107,31 @@ def _tar(members: dict[str, bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
+
+
+class _SlowEngine:
+    """An engine whose archive stream trickles: one small block a second, forever."""
+
+    closed = False
+
+    def copy_out(self, container_id, path, chunk_size):
+        member = tarfile.TarInfo("out/slow.bin")
+        member.size = 1 << 30
+        yield member.tobuf()
+        try:
+            while True:
+                time.sleep(0.05)
+                yield b"\0" * 512
+        finally:
+            _SlowEngine.closed = True
+
+
+def test_collection_stops_at_its_time_limit_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(collect, "COLLECT_WITHIN", 0.3)
+    shard = Shard(name="s", artifacts=("/out",), artifacts_max=2 << 30)
+    started = time.monotonic()
+    got = collect.collect(_SlowEngine(), "c", shard, Status.FAIL, tmp_path)
+
+    assert time.monotonic() - started < 5
+    assert got.left_out == ("/out: not read: past the 0.3s limit",)
+    assert _SlowEngine.closed  # the engine's stream was ended, not left to run on
