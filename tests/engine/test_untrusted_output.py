@@ -156,9 +156,9 @@ def _run_measured(project, *args: str) -> tuple[subprocess.CompletedProcess, flo
 
 
 HUGE = r"""
-# JUnit files that cost seconds and gigabytes to read whole: a 200 MB attribute, and a
-# file of 2 GB that is all holes; then one within the limit with a 15 MB attribute and
-# 200,000 cases.
+# JUnit files that cost seconds and gigabytes to read whole: a 200 MB attribute, a
+# million cases (54 MB), and a file of 2 GB that is all holes; then one within the limit,
+# with a 15 MB attribute and 200,000 cases.
 mode=$1
 case $mode in
 attr)
@@ -166,6 +166,10 @@ attr)
     head -c 200000000 /dev/zero | tr '\0' a
     printf '"/></testcase></testsuite>'; } > /tmp/j.xml ;;
 sparse) truncate -s 2G /tmp/j.xml ;;
+million)
+  { printf '<testsuite>'
+    seq 1 1000000 | sed 's/.*/<testcase classname="c" name="n&" time="0.001"\/>/'
+    printf '</testsuite>'; } > /tmp/j.xml ;;
 within)
   { printf '<testsuite><testcase name="a"><failure message="'
     head -c 15000000 /dev/zero | tr '\0' a
@@ -187,7 +191,7 @@ network = "none"
 junit = "/tmp/j.xml"
 timeout = "2m"
 command = ["sh", "/s/huge.sh", "{mode}"]
-""" for mode in ("attr", "sparse", "within"))
+""" for mode in ("attr", "sparse", "million", "within"))
     _project(project, {"huge.sh": HUGE}, shards)
     started = time.monotonic()
     result, rss_mb = _run_measured(project, "run", "--plain", "--jobs", "1")
@@ -196,7 +200,7 @@ command = ["sh", "/s/huge.sh", "{mode}"]
     assert result.returncode == 1, result.stdout + result.stderr
     run = project.report()
     shards = {s["name"]: s for s in run["shards"]}
-    for name in ("attr", "sparse"):
+    for name in ("attr", "sparse", "million"):
         assert shards[name]["test_cases"] is None
         assert "not read: over the 32 MB limit" in shards[name]["artifacts_note"]
     within = shards["within"]
