@@ -14,8 +14,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from shardrun.plan.timings import write_atomic
-from shardrun.state.files import exclusive
+from shardrun.state import layout
+from shardrun.state.files import exclusive, write_atomic
 
 _lock = threading.Lock()
 
@@ -30,16 +30,16 @@ def learn(cache_dir: Path, found: Mapping[str, str]) -> None:
     """Note diff ID -> blob digest pairs (those of compressed layers)."""
     if not found:
         return
-    with _lock, exclusive(cache_dir / "blobs.json"):
+    with _lock, exclusive(layout.blob_names(cache_dir)):
         noted = _read(cache_dir)
         if found.items() <= noted.items():
             return
-        write_atomic(cache_dir / "blobs.json", json.dumps({**noted, **found}, indent=1))
+        write_atomic(layout.blob_names(cache_dir), json.dumps({**noted, **found}, indent=1))
 
 
 def _read(cache_dir: Path) -> dict[str, str]:
     try:
-        noted = json.loads((cache_dir / "blobs.json").read_text())
+        noted = json.loads(layout.blob_names(cache_dir).read_text())
     except (OSError, ValueError):
         return {}
     return noted if isinstance(noted, dict) else {}

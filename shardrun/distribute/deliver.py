@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from shardrun.distribute import blob_names, layers, oci_layout
-from shardrun.distribute.tarball import Artifact, OnDemand, save_stream, tarball_path
+from shardrun.distribute.tarball import Artifact, OnDemand, save_stream
 from shardrun.engine.api import ENGINE_FAILURES, Engine
 from shardrun.model.errors import EngineRefused, InfraError
 from shardrun.model.image_ref import content_tag, held_chain_ids
-from shardrun.plan.timings import write_atomic
-from shardrun.state.files import exclusive, no_room, temp_file
+from shardrun.state import layout
+from shardrun.state.files import exclusive, no_room, temp_file, write_atomic
 from shardrun.ui.events import Emit, WorkerTransfer
 
 _CHUNK = 1 << 20
@@ -78,7 +78,7 @@ def _layers_held(engine: Engine, diff_ids: list[str], project: str) -> int:
 def thin_tarball(artifact: Artifact, omit: set[str], skip: int) -> Path:
     """The cached thin tarball of `artifact` without its `skip` bottom layer files, written
     unless a whole one is there. Raises DiskFull if the disk fills up while writing it."""
-    path = _thin_path(artifact.path, skip)
+    path = layout.thin_tarball(artifact.path, skip)
     # Workers are served by threads, and other runs of the project share the cache: one
     # writes the tarball, the others wait for it and reuse it.
     with exclusive(path):
@@ -89,10 +89,6 @@ def thin_tarball(artifact: Artifact, omit: set[str], skip: int) -> Path:
             layers.write_thin_to(artifact.path, omit, tmp.file)
             tmp.publish()
     return path
-
-
-def _thin_path(full: Path, skip: int) -> Path:
-    return full.with_name(f"{full.stem}.thin{skip}.tar")
 
 
 def _keep_if_whole(thin: Thin, sent: os.stat_result, image_id: str) -> bool:
@@ -207,7 +203,7 @@ def thin_from_save(image: OnDemand, skip: int) -> tuple[Path, set[str]] | None:
     if cut & set(diff_ids[skip:]):
         return None
     cut |= blob_names.known(image.cache_dir, diff_ids[:skip])
-    path = _thin_path(tarball_path(image.cache_dir, image.image_id), skip)
+    path = layout.thin_tarball(layout.tarball(image.cache_dir, image.image_id), skip)
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(path):
         omit = _whole_thin(path, image.image_id, skip)
@@ -233,7 +229,7 @@ def oci_from_save(image: OnDemand, skip: int) -> Thin | None:
     are not named by their diff IDs. Raises DiskFull if the disk fills up."""
     held = image.diff_ids()[:skip]
     omit = set(held) | blob_names.known(image.cache_dir, held)
-    path = tarball_path(image.cache_dir, image.image_id).with_suffix(f".oci{skip}.tar")
+    path = layout.oci_layout(image.cache_dir, image.image_id, skip)
     thin = Thin(path, omit, oci=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(path):

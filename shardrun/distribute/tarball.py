@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import threading
 import time
@@ -23,13 +22,11 @@ from shardrun.distribute import blob_names, layers
 from shardrun.engine.api import Engine
 from shardrun.model.errors import InfraError
 from shardrun.model.image_ref import content_tag
-from shardrun.plan.timings import write_atomic
-from shardrun.state.files import exclusive, no_room, temp_file
+from shardrun.state import layout
+from shardrun.state.files import exclusive, no_room, temp_file, write_atomic
 
 _CHUNK = 1 << 20
 _KEEP = 3  # images kept in the cache: the current one and a couple to fall back on
-# <id>.tar, and the thin ones: <id>.thin<N>.tar (docker archive), <id>.oci<N>.tar
-_CACHED = re.compile(r"(?P<id>[0-9a-f]{64})(\.(thin|oci)\d+)?\.tar")
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ class Artifact:
 
 
 def tarball_path(cache_dir: Path, image_id: str) -> Path:
-    return cache_dir / f"{image_id.removeprefix('sha256:')}.tar"
+    return layout.tarball(cache_dir, image_id)
 
 
 def verify(path: Path, image_id: str) -> bool:
@@ -109,12 +106,12 @@ def _save(engine: Engine, image_id: str, out: BinaryIO) -> None:
 
 def record_latest(state_dir: Path, image_id: str) -> None:
     """Remember the image of the latest build, for `shardrun workers`."""
-    write_atomic(state_dir / "image-id", image_id + "\n")
+    write_atomic(layout.latest_image(state_dir), image_id + "\n")
 
 
 def latest_image_id(state_dir: Path) -> str | None:
     try:
-        return (state_dir / "image-id").read_text().strip() or None
+        return layout.latest_image(state_dir).read_text().strip() or None
     except OSError:
         return None
 
@@ -178,7 +175,7 @@ def prune(cache_dir: Path, keep: Path) -> None:
     others = [p.stem for p in _full_tarballs(cache_dir) if p.stem != keep.stem]
     keep_ids = {keep.stem, *others[: _KEEP - 1]}
     for path in cache_dir.iterdir():
-        match = _CACHED.fullmatch(path.name)
+        match = layout.CACHED_TARBALL.fullmatch(path.name)
         if match and match["id"] not in keep_ids:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -188,8 +185,7 @@ def _full_tarballs(cache_dir: Path) -> list[Path]:
     """Full tarballs, newest use first (thin ones are named <id>.thin<N>.tar)."""
     used: list[tuple[float, Path]] = []
     for path in cache_dir.iterdir():
-        match = _CACHED.fullmatch(path.name)
-        if match and path.name == f"{match['id']}.tar":
+        if layout.is_full_tarball(path):
             with contextlib.suppress(FileNotFoundError):  # another run's prune got it first
                 used.append((path.stat().st_mtime, path))
     return [path for _, path in sorted(used, reverse=True)]

@@ -88,8 +88,9 @@ def tarball(cache_dir: Path, image_id: str) -> Path:
     return cache_dir / f"{_hex(image_id)}.tar"
 
 
-def thin_tarball(cache_dir: Path, image_id: str, skip: int) -> Path:
-    return cache_dir / f"{_hex(image_id)}.thin{skip}.tar"
+def thin_tarball(full: Path, skip: int) -> Path:
+    """The thin tarball cut from the full tarball `full`, without its `skip` bottom layers."""
+    return full.with_name(f"{full.stem}.thin{skip}.tar")
 
 
 def oci_layout(cache_dir: Path, image_id: str, skip: int) -> Path:
