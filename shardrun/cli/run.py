@@ -89,6 +89,15 @@ def run(
             "queued shard (they are SKIPPED); running ones finish.",
         ),
     ] = False,
+    image: Annotated[
+        Path | None,
+        typer.Option(
+            "--image",
+            metavar="FILE",
+            help="Run this image file (written by `shardrun build --output`) instead of "
+            "building: loaded where a worker lacks it.",
+        ),
+    ] = None,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -126,6 +135,7 @@ def run(
         keep_failed=keep_failed,
         replan=replan,
         secrets=read_secrets(shards, os.environ),
+        image_file=image,
     )
     view, console = pick_view(plain)
     leftovers = (
@@ -154,11 +164,23 @@ def build(
     config: ConfigOpt = None,
     build_arg: BuildArgOpt = None,
     builder: BuilderOpt = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Also write the image as one file for other machines: FILE.tar.zst (zstd), "
+            ".tar.gz (gzip) or .tar; `shardrun run --image FILE` runs it.",
+        ),
+    ] = None,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Build the image and save its tarball; print the image ID and the tarball path."""
+    """Build the image and save its tarball; print the image ID and the tarball path (or,
+    with --output, the image file's)."""
     from shardrun.config.load import load, with_overrides
+    from shardrun.distribute import image_file
     from shardrun.run import workflow
     from shardrun.run.connect import connect_builder
     from shardrun.run.drive import run_under, unless_interrupted
@@ -176,9 +198,20 @@ def build(
 
         return await unless_interrupted(interrupt, stages)
 
+    if output is not None:
+        image_file.codec_of(output)  # a usage error: before the build
     image_id, saved = run_under(pick_view(plain)[0], work)
     print(image_id)
-    print(saved.path)
+    if output is None:
+        print(saved.path)
+        return
+    written = image_file.write(saved.path, image_id, output)
+    print(written.path)
+    print(
+        f"shardrun: {written.codec}, {written.size / 1e6:.1f} MB of {written.raw_size / 1e6:.1f} MB; "
+        f"run it elsewhere with: shardrun run --image {written.path.name}",
+        file=sys.stderr,
+    )
 
 
 @handles_errors

@@ -198,10 +198,11 @@ def thin_from_save(image: OnDemand, skip: int) -> tuple[Path, set[str]] | None:
     tarball kept), or None where that cannot be done: a held layer equal to one above the
     held prefix (its content would be cut from both), or a kept member linking to a cut
     one. Raises DiskFull if the disk fills up while writing it."""
+    engine = image.engine
     diff_ids = image.diff_ids()
     cut = set(diff_ids[:skip])
-    if cut & set(diff_ids[skip:]):
-        return None
+    if engine is None or cut & set(diff_ids[skip:]):
+        return None  # (no engine: the image came as a file, its full tarball is cached)
     cut |= blob_names.known(image.cache_dir, diff_ids[:skip])
     path = layout.thin_tarball(layout.tarball(image.cache_dir, image.image_id), skip)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +215,7 @@ def thin_from_save(image: OnDemand, skip: int) -> tuple[Path, set[str]] | None:
             path,
             "a thin tarball",
             lambda out: layers.write_thin_from_stream(
-                save_stream(image.engine, image.image_id, _CHUNK), cut, out
+                save_stream(engine, image.image_id, _CHUNK), cut, out
             ),
             layers.is_complete,
         )
@@ -235,7 +236,7 @@ def oci_from_save(image: OnDemand, skip: int) -> Thin | None:
     with exclusive(path):
         if thin.is_complete(image.image_id):
             return thin
-        if image.has_full():
+        if image.has_full() or image.engine is None:
             source = _chunks(image.get().path, lambda sent: None)
         else:
             source = save_stream(image.engine, image.image_id, _CHUNK)

@@ -77,6 +77,12 @@ def ensure(engine: Engine, image_id: str, cache_dir: Path) -> Artifact:
     return Artifact(image_id, path, size, reused=False, seconds=time.monotonic() - started)
 
 
+def _cached(image_id: str, cache_dir: Path) -> Artifact:
+    """The cached tarball of an image that came as a file (image_file.import_into_cache)."""
+    path = tarball_path(cache_dir, image_id)
+    return Artifact(image_id, path, path.stat().st_size, reused=True)
+
+
 def _room_for_save(engine: Engine, image_id: str, cache_dir: Path) -> int:
     """About how many bytes the tarball needs; DiskFull now if the disk has less, rather
     than after writing most of it."""
@@ -124,7 +130,11 @@ class OnDemand:
     """
 
     def __init__(
-        self, engine: Engine, image_id: str, cache_dir: Path, on_ready: Callable[[Artifact], None]
+        self,
+        engine: Engine | None,  # None: the image came as a file, its tarball is cached
+        image_id: str,
+        cache_dir: Path,
+        on_ready: Callable[[Artifact], None],
     ) -> None:
         self.engine, self.image_id, self.cache_dir = engine, image_id, cache_dir
         self.on_ready = on_ready
@@ -136,7 +146,11 @@ class OnDemand:
     def get(self) -> Artifact:
         with self._lock:
             if self._artifact is None:
-                self._artifact = ensure(self.engine, self.image_id, self.cache_dir)
+                self._artifact = (
+                    ensure(self.engine, self.image_id, self.cache_dir)
+                    if self.engine is not None
+                    else _cached(self.image_id, self.cache_dir)
+                )
                 self.on_ready(self._artifact)
             return self._artifact
 
@@ -150,6 +164,8 @@ class OnDemand:
         with self._lock:
             if self._artifact is not None:
                 return self._artifact.size
+            if self.engine is None:
+                return tarball_path(self.cache_dir, self.image_id).stat().st_size
             if self._image_size is None:  # asked once per worker: inspect once
                 self._image_size = self.engine.image_size(self.image_id)
             return self._image_size
@@ -158,7 +174,7 @@ class OnDemand:
         """The image's layers, bottom first, as the build engine has them (or, if it has
         let go of the image since, as its cached tarball says)."""
         with self._lock:
-            if self._diff_ids is None and not self._saved_already():
+            if self._diff_ids is None and not self._saved_already() and self.engine is not None:
                 self._diff_ids = self.engine.image_diff_ids(self.image_id)
         if self._diff_ids is None:
             self._diff_ids = list(layers.read_saved(self.get().path).diff_ids)

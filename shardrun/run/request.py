@@ -28,6 +28,8 @@ class RunRequest:
     workers: tuple[WorkerSpec, ...] = ()  # config.workers.chosen(); () is the config's
     fail_fast: bool = False  # after a shard fails its tests, no queued shard starts
     keep_failed: bool = False  # failed shards' stopped containers stay, for a look inside
+    # Run this image file (`build --output`'s) instead of building: hosted CI's jobs.
+    image_file: Path | None = None
     # The plan again for the run's slot count, once the workers are connected (a split
     # with count = "slots"); None: `shards` stands.
     replan: Callable[[int], list[Shard]] | None = field(default=None, repr=False)

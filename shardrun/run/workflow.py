@@ -18,7 +18,7 @@ from anyio import to_thread
 from shardrun.cleanup.owner import LABEL_PROJECT
 from shardrun.cleanup.watchdog import Watchdog
 from shardrun.config.spec import Config
-from shardrun.distribute import tarball
+from shardrun.distribute import image_file, tarball
 from shardrun.distribute.deliver import ThinRefusals
 from shardrun.distribute.tarball import Artifact
 from shardrun.engine.api import ENGINE_FAILURES
@@ -43,7 +43,7 @@ from shardrun.ui.events import ArtifactReady, Emit, RunPlanned, ShardRequeued
 @dataclass(frozen=True)
 class Prepared:
     image_id: str
-    builder: Worker
+    builder: Worker | None  # None: the image came as a file (`run --image`)
     workers: list[Worker]
     unreachable: tuple[tuple[str, str, bool], ...]  # (worker, why, required)
 
@@ -90,9 +90,12 @@ async def save_artifact(config: Config, builder: Worker, image_id: str, emit: Em
 
 
 async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Prepared | None:
-    """Build once while connecting to the workers; None if interrupted."""
+    """Build once while connecting to the workers (or, given an image file, read it
+    into the cache instead); None if interrupted."""
     resolved = resolve_workers(request.worker_specs, request.shards)
     make_state_dirs(request.state_dir)  # only once the config is known to be good
+    if request.image_file is not None:
+        return await _prepare_from_file(request, request.image_file, resolved, emit, interrupt)
     async with cancelled_by(interrupt):
         found: list = []
 
@@ -106,6 +109,33 @@ async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Pr
             image_id = await build_image(request.config, builder, emit)
         workers, unreachable = found
         return Prepared(image_id, builder, workers, unreachable)
+    return None
+
+
+async def _prepare_from_file(
+    request: RunRequest, path: Path, resolved: list, emit: Emit, interrupt: anyio.Event
+) -> Prepared | None:
+    """No build: the image file's archive, verified into the cache first (a damaged file
+    stops here, before any worker is touched), then the workers."""
+    started = time.monotonic()
+    image_id, tarball_path, reused = await to_thread.run_sync(
+        image_file.import_into_cache,
+        path,
+        layout.cache(request.state_dir),
+        abandon_on_cancel=True,
+    )
+    emit(
+        ArtifactReady(
+            path=_rel(tarball_path),
+            size=tarball_path.stat().st_size,
+            reused=reused,
+            seconds=time.monotonic() - started,
+        )
+    )
+    tarball.record_latest(request.state_dir, image_id)
+    async with cancelled_by(interrupt):
+        workers, unreachable = await connect_workers(resolved, emit, request.jobs)
+        return Prepared(image_id, None, workers, unreachable)
     return None
 
 
@@ -166,7 +196,11 @@ async def run_shards(
     stop = anyio.CancelScope()
     distribution = stages.Distribution(
         tarball.OnDemand(
-            prepared.builder.engine, image_id, layout.cache(request.state_dir), _announce(emit)
+            prepared.builder.engine if prepared.builder else None,
+            image_id,
+            layout.cache(request.state_dir),
+            # An image file was announced as it was read in.
+            _announce(emit) if prepared.builder else (lambda saved: None),
         ),
         ThinRefusals(layout.workers_file(request.state_dir)),
         emit,

@@ -61,11 +61,12 @@ class TempFile:
     file: BinaryIO  # write through this: the path may be removed at exit (discard_temp_files)
     final: Path
 
-    def publish(self) -> None:
-        """Make the content durable, then give it its final name in one step."""
+    def publish(self, final: Path | None = None) -> None:
+        """Make the content durable, then give it its final name (or `final`, when that is
+        known only once it is written) in one step."""
         self.file.flush()
         os.fsync(self.file.fileno())
-        os.replace(self.path, self.final)
+        os.replace(self.path, final or self.final)
 
 
 @contextlib.contextmanager

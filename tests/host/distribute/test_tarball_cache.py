@@ -19,8 +19,10 @@ import pytest
 from shardrun.distribute import layers
 from shardrun.distribute.deliver import ThinRefusals, thin_tarball
 from shardrun.distribute.tarball import Artifact, prune
-from shardrun.model.errors import DiskFull
+from shardrun.model.errors import ConfigError, DiskFull
+from shardrun.model.image_ref import content_tag
 from shardrun.state.files import discard_temp_files, exclusive, sweep_stale_temp, temp_file
+from tests.fakes.engine import FakeImage
 from tests.tmpfs import tmpfs
 from tests.unit.distribute.test_layers import (
     ID1,
@@ -323,3 +325,40 @@ def test_a_full_disk_while_writing_a_thin_tarball_is_disk_full_and_leaves_no_fil
         assert "MB are free; free some space there" in message and "\n" not in message
         assert caught.value.exit_code == 4
         assert [p.name for p in cache.iterdir()] == ["image.tar"]
+
+
+# ---- the image file of hosted CI (distribute/image_file.py) --------------------------
+
+
+@pytest.mark.parametrize("name, codec", [
+    ("image.tar.zst", "zstd"), ("ci/image.tar.gz", "gzip"), ("x.tgz", "gzip"), ("i.tar", "none"),
+])
+def test_an_image_files_name_says_its_format(name, codec):
+    from shardrun.distribute import image_file
+
+    assert image_file.codec_of(Path(name)) == codec
+
+
+@pytest.mark.parametrize("name", ["image.zip", "image", ".tar.zst", "image.zst"])
+def test_a_name_that_says_no_format_is_a_usage_error(name):
+    from shardrun.distribute import image_file
+
+    with pytest.raises(ConfigError, match="end it with .tar.zst"):
+        image_file.codec_of(Path(name))
+
+
+@pytest.mark.parametrize("name", ["image.tar.zst", "image.tar.gz", "image.tar"])
+def test_an_image_file_reads_back_into_the_cache_as_the_same_tarball(tmp_path, name):
+    from shardrun.distribute import image_file
+
+    image = FakeImage.make(b"base", b"top")
+    source = tmp_path / "saved.tar"
+    source.write_bytes(image.tarball([content_tag(image.id)]))
+    written = image_file.write(source, image.id, tmp_path / name)
+    assert written.raw_size == source.stat().st_size
+
+    image_id, cached, reused = image_file.import_into_cache(written.path, tmp_path / "cache")
+    assert (image_id, reused) == (image.id, False)
+    assert cached.read_bytes() == source.read_bytes()
+    assert image_file.import_into_cache(written.path, tmp_path / "cache")[2] is True
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [cached.name]

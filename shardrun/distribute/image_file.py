@@ -1,0 +1,182 @@
+"""The image as one file for hosted CI: written by the build job (`build --output`), read by
+every partition job (`run --image`). Only files are shared between such jobs.
+
+The file is a `docker save` archive, compressed as its name says: `.tar` (none),
+`.tar.gz` (gzip level 1) or `.tar.zst` (zstd, several threads). It is written from the
+cache's verified tarball, streamed, to a temp file renamed into place once it decompresses
+to exactly that tarball. Reading it back decompresses it into the cache (where it is
+reused while the image is unchanged) and verifies it as a save of the image its config
+names; a truncated or damaged file is one line and nothing is loaded anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from shardrun.distribute import layers
+from shardrun.model.errors import ConfigError, InfraError
+from shardrun.state import layout
+from shardrun.state.files import exclusive, temp_file
+
+_CHUNK = 1 << 20
+CODECS = {".tar": "none", ".tar.gz": "gzip", ".tgz": "gzip", ".tar.zst": "zstd"}
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: Path
+    image_id: str
+    codec: str
+    size: int  # bytes of the file
+    raw_size: int  # bytes of the archive it holds
+
+
+def codec_of(path: Path) -> str:
+    """The compression a file's name asks for; ConfigError for any other name."""
+    for suffix, codec in CODECS.items():
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return codec
+    raise ConfigError(
+        f'--output "{path}": the name says no format; end it with .tar.zst (zstd), '
+        ".tar.gz (gzip) or .tar (none)"
+    )
+
+
+def write(tarball: Path, image_id: str, out: Path) -> ImageFile:
+    """`tarball` (a verified save of `image_id`) as `out`, compressed by its name."""
+    codec = codec_of(out)
+    raw_size = tarball.stat().st_size
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with temp_file(out, "the image file", raw_size) as tmp:
+        source = hashlib.sha256()
+        with open(tarball, "rb") as src, _compressor(codec, tmp.file) as sink:
+            while block := src.read(_CHUNK):
+                source.update(block)
+                sink.write(block)
+        tmp.file.flush()
+        with open(tmp.path, "rb") as back:
+            written = hashlib.sha256()
+            for block in _decompressed(back, codec):
+                written.update(block)
+        if written.digest() != source.digest():
+            raise InfraError(
+                f"{out}: the written file does not read back as the image; "
+                "check the disk and run again"
+            )
+        tmp.publish()
+    return ImageFile(out, image_id, codec, out.stat().st_size, raw_size)
+
+
+def import_into_cache(path: Path, cache_dir: Path) -> tuple[str, Path, bool]:
+    """The image ID a file holds, its verified tarball in the cache, and whether the cache
+    had that already (it is decompressed anyway: the ID is known only once it is read). ConfigError if it is no image file, InfraError if it
+    is truncated or damaged; nothing is left in the cache then."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as exc:
+        raise ConfigError(
+            f"--image {path}: {exc.strerror}; give the image file the build "
+            "job wrote (shardrun build --output)"
+        ) from None
+    codec = _sniff(head)
+    if codec is None:
+        raise ConfigError(
+            f"--image {path}: not an image file (a docker archive, plain, gzip "
+            "or zstd); give the file `shardrun build --output` wrote"
+        )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Decompressed under a name of its own first: its image ID is known only once read.
+    staging = cache_dir / f"import-{os.getpid()}.tar"
+    with temp_file(staging, "the image archive", path.stat().st_size * 3) as tmp:
+        try:
+            with open(path, "rb") as f:
+                for block in _decompressed(f, codec):
+                    tmp.file.write(block)
+            tmp.file.flush()
+            with tarfile.open(tmp.path) as tar:
+                manifest = layers.read_manifest(tar)
+        except (KeyError, ValueError) as exc:  # a whole archive, but not of an image
+            raise ConfigError(
+                f"--image {path}: not a docker image archive ({_why(exc)}); "
+                "give the file `shardrun build --output` wrote"
+            ) from None
+        except _decode_errors() as exc:
+            raise InfraError(
+                f"--image {path} is truncated or damaged ({_why(exc)}); "
+                "download it again, or rebuild it"
+            ) from None
+        image_id = "sha256:" + hashlib.sha256(manifest.config).hexdigest()
+        final = layout.tarball(cache_dir, image_id)
+        with exclusive(final):
+            if final.exists() and layers.is_complete(final, image_id):
+                os.utime(final)
+                return image_id, final, True
+            if not layers.is_complete(tmp.path, image_id):
+                raise InfraError(
+                    f"--image {path} is truncated or damaged (a layer is "
+                    "missing); download it again, or rebuild it"
+                )
+            tmp.publish(final)
+    return image_id, final, False
+
+
+def _decode_errors() -> tuple[type[Exception], ...]:
+    """What reading a cut-off or damaged file raises, in each codec."""
+    import zstandard
+
+    return (OSError, EOFError, zlib.error, tarfile.TarError, zstandard.ZstdError)
+
+
+def _sniff(head: bytes) -> str | None:
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "none"
+    return None
+
+
+def _compressor(codec: str, out: BinaryIO):
+    if codec == "gzip":
+        return gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0)
+    if codec == "zstd":
+        import zstandard  # only for zstd files: it is the one import of this package
+
+        # All cores: the runner does nothing else while it writes the file.
+        params = zstandard.ZstdCompressor(level=3, threads=-1)
+        return params.stream_writer(out, closefd=False)
+    return contextlib.nullcontext(out)
+
+
+def _decompressed(src: BinaryIO, codec: str) -> Iterator[bytes]:
+    if codec == "gzip":
+        with gzip.GzipFile(fileobj=src, mode="rb") as g:
+            while block := g.read(_CHUNK):
+                yield block
+        return
+    if codec == "zstd":
+        import zstandard
+
+        reader = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
+        while block := reader.read(_CHUNK):
+            yield block
+        return
+    while block := src.read(_CHUNK):
+        yield block
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__

@@ -1,0 +1,99 @@
+"""The image handed from a build job to other jobs as one file, as hosted CI does it:
+`build --output` in one folder with the local engine, `run --image` in a fresh copy of the
+project whose only worker is another daemon (w1), sharing nothing but the file."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.engine.conftest import shards_toml
+
+SHARDS = """
+[defaults]
+network = "none"
+[[shard]]
+name = "s-{index}"
+count = 3
+command = ["cat", "/payload.txt"]
+"""
+
+
+def _job_copy(project, name: str) -> Path:
+    """A fresh checkout of the project: its sources, none of its .shardrun state."""
+    copy = project.root.parent / f"{project.root.name}-{name}"
+    shutil.copytree(project.root, copy, ignore=shutil.ignore_patterns(".shardrun", "*.tar*"))
+    return copy
+
+
+def _shardrun(project, cwd: Path, *args: str):
+    return subprocess.run([sys.executable, "-m", "shardrun", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize("name", ["image.tar.zst", "image.tar.gz", "image.tar"])
+def test_a_partition_job_runs_the_build_jobs_image_file_on_its_own_engine(
+    project, hosts, name
+):
+    project.write("shards.toml", shards_toml(project, SHARDS))
+    image = project.root.parent / name
+    built = project.shardrun("build", "--plain", "--output", str(image))
+    assert built.returncode == 0, built.stdout + built.stderr
+    image_id = built.stdout.splitlines()[-2]
+    assert image.is_file() and built.stdout.splitlines()[-1] == str(image)
+
+    job = _job_copy(project, "job")
+    w1 = hosts["SHARDRUN_TEST_W1_UNIX"]
+    first = _shardrun(project, job, "run", "--plain", "--image", str(image), "--worker", w1)
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert " build " not in first.stdout  # nothing was built in this job
+    # Sent whole, or only the layers above the busybox base w1 may hold already.
+    assert re.search(r"loaded   docker.sock: (full|thin), [0-9.]+ [KM]?B sent", first.stdout)
+    engine = docker.DockerClient(base_url=w1)
+    assert engine.images.get(image_id).id == image_id
+    # The image is there now: the next job on this engine sends nothing.
+    again = _shardrun(project, _job_copy(project, "again"), "run", "--plain", "--image",
+                      str(image), "--worker", w1)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "loaded   docker.sock: none, 0 B sent" in again.stdout
+    engine.images.remove(image_id, force=True)
+
+
+def test_a_truncated_or_foreign_image_file_is_one_line_and_loads_nothing(project, hosts):
+    project.write("shards.toml", shards_toml(project, SHARDS))
+    image = project.root.parent / "image.tar.zst"
+    built = project.shardrun("build", "--plain", "--output", str(image))
+    assert built.returncode == 0, built.stderr
+    data = image.read_bytes()
+    w1 = hosts["SHARDRUN_TEST_W1_UNIX"]
+    engine = docker.DockerClient(base_url=w1)
+    before = {i.id for i in engine.images.list(all=True)}
+    cases = {
+        "cut.tar.zst": (data[: len(data) // 2], 4, "is truncated or damaged"),
+        "notes.txt": (b"not an image at all\n" * 100, 2, "not an image file"),
+    }
+    for file_name, (content, code, words) in cases.items():
+        bad = project.root.parent / file_name
+        bad.write_bytes(content)
+        job = _job_copy(project, file_name.split(".")[0])
+        done = _shardrun(project, job, "run", "--plain", "--image", str(bad), "--worker", w1)
+
+        assert done.returncode == code, done.stdout + done.stderr
+        assert done.stderr.count("\n") == 1 and words in done.stderr
+        assert list((job / ".shardrun" / "cache").iterdir()) == []  # no half file left
+    assert {i.id for i in engine.images.list(all=True)} == before
+
+
+def test_an_output_name_without_a_format_is_a_usage_error_before_the_build(project):
+    project.write("shards.toml", shards_toml(project, SHARDS))
+    done = project.shardrun("build", "--plain", "--output", "image.zip")
+    assert done.returncode == 2
+    assert "end it with .tar.zst (zstd), .tar.gz (gzip) or .tar (none)" in done.stderr
+    assert " build " not in done.stdout
