@@ -21,6 +21,7 @@ from shardrun.cli.options import (
     WorkerOpt,
     run_option,
 )
+from shardrun.model.errors import ConfigError
 
 
 @handles_errors
@@ -98,12 +99,26 @@ def run(
             "building: loaded where a worker lacks it.",
         ),
     ] = None,
+    partition_text: Annotated[
+        str | None,
+        typer.Option(
+            "--partition",
+            metavar="K/N",
+            help="Run partition K of N of the plan (beside --image, or --plan); default: "
+            "from CI_NODE_INDEX, BUILDKITE_PARALLEL_JOB or CIRCLE_NODE_INDEX.",
+        ),
+    ] = None,
+    plan_path: Annotated[
+        Path | None,
+        typer.Option("--plan", metavar="PATH", help="The plan `build --partitions` wrote."),
+    ] = None,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Build the image once, run the shards, print a summary; exit 0 if all passed."""
     from shardrun.config.load import load, with_overrides
     from shardrun.config.workers import chosen, parse_worker_option
+    from shardrun.plan import partition
     from shardrun.plan.make import planned
     from shardrun.plan.rerun import only_failed
     from shardrun.report.github import github_annotations
@@ -115,9 +130,17 @@ def run(
     from shardrun.ui.summary import print_summary
 
     cfg = with_overrides(load(config), build_arg or (), builder)
-    shards = tuple(planned(cfg, shard))
+    share = partition.for_job(cfg, image, plan_path, partition_text)
+    shards = tuple(planned(cfg, shard)) if share is None else share.shards
     replan = None
-    if failed or run_id:
+    if share is not None:
+        if not shards:
+            print(
+                f"shardrun: partition {share.index}/{share.plan.total} of {share.path} has "
+                "no shards (the plan has fewer than its partitions); nothing to run"
+            )
+            raise typer.Exit(0)
+    elif failed or run_id:
         past, shards = only_failed(cfg, shards, run_id)
         if not shards:
             print(f"shardrun: run {past} had no failed shards; nothing to run")
@@ -136,6 +159,8 @@ def run(
         replan=replan,
         secrets=read_secrets(shards, os.environ),
         image_file=image,
+        expected_image=share.plan.image_id if share and image else None,
+        partition=share.report_entry if share else None,
     )
     view, console = pick_view(plain)
     leftovers = (
@@ -174,6 +199,16 @@ def build(
             ".tar.gz (gzip) or .tar; `shardrun run --image FILE` runs it.",
         ),
     ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--partitions",
+            min=1,
+            metavar="N",
+            help="With --output: also plan the shards over N CI jobs, balanced by recorded "
+            "times, into FILE's .plan.json beside it.",
+        ),
+    ] = None,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -198,6 +233,8 @@ def build(
 
         return await unless_interrupted(interrupt, stages)
 
+    if partitions is not None and output is None:
+        raise ConfigError("--partitions needs --output FILE: the plan goes beside the image file")
     if output is not None:
         image_file.codec_of(output)  # a usage error: before the build
     image_id, saved = run_under(pick_view(plain)[0], work)
@@ -207,9 +244,38 @@ def build(
         return
     written = image_file.write(saved.path, image_id, output)
     print(written.path)
+    if partitions is not None:
+        _write_plan(cfg, image_id, output, partitions)
     print(
         f"shardrun: {written.codec}, {written.size / 1e6:.1f} MB of {written.raw_size / 1e6:.1f} MB; "
         f"run it elsewhere with: shardrun run --image {written.path.name}",
+        file=sys.stderr,
+    )
+
+
+def _write_plan(cfg, image_id: str, output: Path, total: int) -> None:
+    """The matrix's plan, beside the image file: the same for every job that reads it."""
+    from shardrun.plan import partition, timings
+    from shardrun.plan.make import planned
+
+    # A count = "slots" split makes N times this machine's CPUs of groups: the jobs of
+    # hosted CI are machines alike.
+    shards = planned(cfg, None, total * (os.cpu_count() or 1))
+    plan = partition.make(
+        shards,
+        total,
+        timings.load(cfg.timings_path),
+        timings.load_files(cfg.timings_path),
+        image_id,
+        partition.config_digest(cfg),
+    )
+    path = partition.beside(output)
+    partition.save(plan, path)
+    print(path)
+    print(
+        f"shardrun: {len(shards)} shards over {total} partitions, expected "
+        f"{min(plan.expected):.1f}-{max(plan.expected):.1f}s each; each job runs: "
+        f"shardrun run --image {output.name} --partition K/{total}",
         file=sys.stderr,
     )
 

@@ -26,6 +26,7 @@ def to_json(summary: RunSummary) -> dict:
         "error": summary.error,
         "lost_workers": list(summary.lost_workers),
         "lost_required_workers": list(summary.lost_required),
+        "partition": dict(summary.partition) if summary.partition else None,
         "phases": {
             "build": summary.build,
             "save": summary.save,

@@ -45,6 +45,8 @@ class RunSummary:
     # Phases before the shards, as report.json's "phases" gives them (see Phases).
     build: Mapping[str, Any] | None = None
     save: Mapping[str, Any] | None = None
+    # This run's place in a CI matrix: {"index": K, "total": N, "plan": digest}, or None.
+    partition: Mapping[str, Any] | None = None
 
     @property
     def lost_workers(self) -> tuple[str, ...]:

@@ -86,6 +86,7 @@ def summarize(
         shards=request.shards,
         build=phases.build if phases else None,
         save=phases.save if phases else None,
+        partition=request.partition,
         workers=tuple(_worker_report(w) for w in ending.workers)
         + tuple(
             WorkerReport(name, "", 0, lost=why, required=required)

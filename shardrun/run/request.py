@@ -30,6 +30,9 @@ class RunRequest:
     keep_failed: bool = False  # failed shards' stopped containers stay, for a look inside
     # Run this image file (`build --output`'s) instead of building: hosted CI's jobs.
     image_file: Path | None = None
+    expected_image: str | None = None  # the plan's image: the file must hold it
+    # Its place in a CI matrix, for the report: {"index": K, "total": N, "plan": digest}.
+    partition: Mapping[str, object] | None = field(default=None, hash=False)
     # The plan again for the run's slot count, once the workers are connected (a split
     # with count = "slots"); None: `shards` stands.
     replan: Callable[[int], list[Shard]] | None = field(default=None, repr=False)

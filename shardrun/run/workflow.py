@@ -23,6 +23,7 @@ from shardrun.distribute.deliver import ThinRefusals
 from shardrun.distribute.tarball import Artifact
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.image import build
+from shardrun.model.errors import ConfigError
 from shardrun.report.summary import RunSummary
 from shardrun.run import execute, schedule, stages
 from shardrun.run.connect import (
@@ -124,6 +125,11 @@ async def _prepare_from_file(
         layout.cache(request.state_dir),
         abandon_on_cancel=True,
     )
+    if request.expected_image and image_id != request.expected_image:
+        raise ConfigError(
+            f"{path} holds image {image_id[:19]}, but the plan was made for "
+            f"{request.expected_image[:19]}; give the image file and the plan of one build job"
+        )
     emit(
         ArtifactReady(
             path=_rel(tarball_path),

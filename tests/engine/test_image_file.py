@@ -4,6 +4,7 @@ project whose only worker is another daemon (w1), sharing nothing but the file."
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -97,3 +98,53 @@ def test_an_output_name_without_a_format_is_a_usage_error_before_the_build(proje
     assert done.returncode == 2
     assert "end it with .tar.zst (zstd), .tar.gz (gzip) or .tar (none)" in done.stderr
     assert " build " not in done.stdout
+
+
+MATRIX = """
+[defaults]
+network = "none"
+[[shard]]
+name = "s-{index}"
+count = 7
+command = ["sh", "-c", "cat /payload.txt; sleep 0.{index}"]
+"""
+
+
+def test_a_matrix_of_three_jobs_runs_every_shard_exactly_once_from_one_plan(project, hosts):
+    project.write("shards.toml", shards_toml(project, MATRIX))
+    image = project.root.parent / "image.tar.zst"
+    built = project.shardrun("build", "--plain", "--output", str(image), "--partitions", "3")
+    assert built.returncode == 0, built.stdout + built.stderr
+    plan = project.root.parent / "image.plan.json"
+    assert built.stdout.splitlines()[-1] == str(plan)
+
+    ran: list[str] = []
+    digests = set()
+    for k, worker in enumerate(("W1", "W3", "W4"), 1):
+        job = _job_copy(project, f"job{k}")  # its own checkout, .shardrun and engine
+        done = _shardrun(project, job, "run", "--plain", "--image", str(image),
+                         "--partition", f"{k}/3", "--worker",
+                         hosts[f"SHARDRUN_TEST_{worker}_UNIX"])
+        assert done.returncode == 0, done.stdout + done.stderr
+        report = json.loads(next((job / ".shardrun" / "runs").glob("2*/report.json")).read_text())
+        assert report["partition"]["index"] == k and report["partition"]["total"] == 3
+        digests.add(report["partition"]["plan"])
+        assert report["shards"], f"partition {k} ran nothing"
+        ran += [s["name"] for s in report["shards"]]
+    assert sorted(ran) == [f"s-{i}" for i in range(1, 8)]  # each once, none lost
+    assert len(digests) == 1
+
+
+def test_a_job_refuses_a_plan_made_for_another_config(project):
+    project.write("shards.toml", shards_toml(project, MATRIX))
+    image = project.root.parent / "image.tar.zst"
+    built = project.shardrun("build", "--plain", "--output", str(image), "--partitions", "2")
+    assert built.returncode == 0, built.stderr
+    job = _job_copy(project, "changed")
+    (job / "shards.toml").write_text(shards_toml(project, MATRIX.replace("7", "8")))
+
+    done = _shardrun(project, job, "run", "--plain", "--image", str(image), "--partition", "1/2")
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "was made from another shards.toml than this one" in done.stderr
+    assert not (job / ".shardrun").exists()  # refused before anything was written

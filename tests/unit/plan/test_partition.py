@@ -1,0 +1,97 @@
+"""shardrun.plan.partition: the plan of a CI matrix, made once by the build job (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shardrun.model.errors import ConfigError
+from shardrun.model.shard import Shard
+from shardrun.plan import partition
+
+IMAGE, CONFIG = "sha256:" + "ab" * 32, "sha256:" + "cd" * 32
+
+
+def shards(*names: str, files: dict[str, tuple[str, ...]] | None = None) -> list[Shard]:
+    return [Shard(name=n, command=("true",), files=(files or {}).get(n, ())) for n in names]
+
+
+def names(plan: partition.Plan) -> list[list[str]]:
+    return [[s.name for s in part] for part in plan.partitions]
+
+
+def test_partitions_are_disjoint_covering_and_balanced_longest_first():
+    times = {"a": 10, "b": 9, "c": 6, "d": 5, "e": 4, "f": 2}
+    plan = partition.make(shards(*times), 3, times, {}, IMAGE, CONFIG)
+
+    assert sorted(n for part in names(plan) for n in part) == sorted(times)
+    assert names(plan) == [["a", "f"], ["b", "e"], ["c", "d"]]
+    assert plan.expected == (12.0, 13.0, 11.0)
+    assert max(plan.expected) <= 1.15 * (sum(times.values()) / 3)
+
+
+def test_the_same_times_give_the_same_plan_whatever_the_order():
+    times = {n: 1.0 for n in "abcdefgh"}  # all ties: by name
+    one = partition.make(shards(*"abcdefgh"), 3, times, {}, IMAGE, CONFIG)
+    two = partition.make(shards(*"hgfedcba"), 3, times, {}, IMAGE, CONFIG)
+    assert names(one) == names(two) and one.digest == two.digest
+
+
+def test_no_partition_is_empty_when_there_is_work_enough_and_extra_ones_are_when_not():
+    plan = partition.make(shards("a", "b", "c"), 3, {"a": 100, "b": 1, "c": 1}, {}, IMAGE, CONFIG)
+    assert all(names(plan))
+    few = partition.make(shards("a", "b"), 4, {}, {}, IMAGE, CONFIG)
+    assert sorted(map(len, names(few))) == [0, 0, 1, 1]
+
+
+def test_the_groups_of_a_split_spread_over_the_partitions_by_their_files_times():
+    files = {f"unit-{i}": (f"tests/test_{i}.py",) for i in range(1, 7)}
+    file_times = {f"tests/test_{i}.py": float(i) for i in range(1, 7)}
+    plan = partition.make(shards(*files, files=files), 2, {}, file_times, IMAGE, CONFIG)
+    assert plan.expected == (11.0, 10.0)  # 6+3+2 against 5+4+1
+
+
+def test_a_plan_round_trips_and_is_refused_for_another_matrix_image_or_config(tmp_path: Path):
+    plan = partition.make(shards("a", "b"), 2, {}, {}, IMAGE, CONFIG)
+    path = tmp_path / "image.plan.json"
+    partition.save(plan, path)
+    again = partition.load(path)
+    assert names(again) == names(plan) and again.digest == plan.digest
+
+    partition.check(again, 2, IMAGE, CONFIG, path)
+    with pytest.raises(ConfigError, match="a plan for 2 partitions, not 3"):
+        partition.check(again, 3, IMAGE, CONFIG, path)
+    with pytest.raises(ConfigError, match="made for image"):
+        partition.check(again, 2, "sha256:" + "ef" * 32, CONFIG, path)
+    with pytest.raises(ConfigError, match="from another shards.toml"):
+        partition.check(again, 2, IMAGE, "sha256:" + "00" * 32, path)
+
+
+@pytest.mark.parametrize("text", ['{"schema": "x"}', "[]", "not json", '{"schema": "' +
+                                  partition.SCHEMA + '", "partitions": [[1]]}'])
+def test_a_damaged_plan_is_one_line_naming_it(tmp_path: Path, text: str):
+    path = tmp_path / "plan.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="plan.json cannot be read as a plan"):
+        partition.load(path)
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({"CI_NODE_INDEX": "1", "CI_NODE_TOTAL": "4"}, (1, 4)),  # GitLab counts from 1
+    ({"BUILDKITE_PARALLEL_JOB": "0", "BUILDKITE_PARALLEL_JOB_COUNT": "3"}, (1, 3)),
+    ({"CIRCLE_NODE_INDEX": "2", "CIRCLE_NODE_TOTAL": "3"}, (3, 3)),
+])
+def test_the_partition_comes_from_the_cis_own_variables(environ, expected):
+    assert partition.parse_partition(None, environ) == expected
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "2", "a/b", "2/"])
+def test_a_bad_partition_is_one_line(text):
+    with pytest.raises(ConfigError, match="not a partition K/N"):
+        partition.parse_partition(text, {})
+
+
+def test_the_plan_lies_beside_the_image_file():
+    assert partition.beside(Path("out/image.tar.zst")) == Path("out/image.plan.json")
+    assert partition.beside(Path("image.tar")) == Path("image.plan.json")
