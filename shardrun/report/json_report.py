@@ -27,6 +27,7 @@ def to_json(summary: RunSummary) -> dict:
         "lost_workers": list(summary.lost_workers),
         "lost_required_workers": list(summary.lost_required),
         "partition": dict(summary.partition) if summary.partition else None,
+        "partitions": [dict(p) for p in summary.partitions],
         "phases": {
             "build": summary.build,
             "save": summary.save,

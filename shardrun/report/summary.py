@@ -47,6 +47,8 @@ class RunSummary:
     save: Mapping[str, Any] | None = None
     # This run's place in a CI matrix: {"index": K, "total": N, "plan": digest}, or None.
     partition: Mapping[str, Any] | None = None
+    # A merged run (`shardrun merge`): each partition's index, run ID, exit code, folder.
+    partitions: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def lost_workers(self) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import docker
@@ -133,6 +134,33 @@ def test_a_matrix_of_three_jobs_runs_every_shard_exactly_once_from_one_plan(proj
         ran += [s["name"] for s in report["shards"]]
     assert sorted(ran) == [f"s-{i}" for i in range(1, 8)]  # each once, none lost
     assert len(digests) == 1
+
+    # The merge job: only the jobs' run folders, downloaded into a fourth folder.
+    merge_dir = _job_copy(project, "merge")
+    for k in (1, 2, 3):
+        shutil.copytree(next((project.root.parent / f"{project.root.name}-job{k}" / ".shardrun"
+                              / "runs").glob("2*")), merge_dir / "downloads" / f"job{k}")
+    merged = _shardrun(project, merge_dir, "merge", "--plain", "downloads")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert "7 shards: 7 pass" in merged.stdout
+    report = json.loads((merge_dir / ".shardrun" / "runs" / "latest" / "report.json").read_text())
+    assert [p["index"] for p in report["partitions"]] == [1, 2, 3]
+    assert sorted(s["name"] for s in report["shards"]) == sorted(ran)
+    assert all(Path(s["log"]).is_file() for s in report["shards"])  # copied, paths mended
+    junit = ET.parse(merge_dir / ".shardrun" / "runs" / "latest" / "junit.xml").getroot()
+    assert sorted(c.get("name") for c in junit.iter("testcase")) == sorted(ran)
+    timings = json.loads((merge_dir / ".shardrun" / "timings.json").read_text())
+    assert sorted(timings["durations"]) == sorted(ran)  # for the next build job's plan
+    shown = _shardrun(project, merge_dir, "show")
+    assert shown.returncode == 0 and "7 pass" in shown.stdout
+
+    # A lost job, a job downloaded twice: named, and the merge fails.
+    shutil.rmtree(merge_dir / "downloads" / "job2")
+    lost = _shardrun(project, merge_dir, "merge", "--plain", "downloads")
+    assert lost.returncode == 4 and "partition 2 of 3 never reported" in lost.stderr
+    shutil.copytree(merge_dir / "downloads" / "job1", merge_dir / "downloads" / "again")
+    twice = _shardrun(project, merge_dir, "merge", "--plain", "downloads")
+    assert twice.returncode == 4 and "partition 1/3 reported twice" in twice.stderr
 
 
 def test_a_job_refuses_a_plan_made_for_another_config(project):

@@ -72,6 +72,7 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "lost_workers": ["remote"],
         "lost_required_workers": [],
         "partition": None,
+        "partitions": [],
         "phases": {"build": None, "save": None,
                    "distribution": [{"worker": "local", "mode": "none", "sent": 0,
                                      "started": None, "seconds": 0.0}]},
