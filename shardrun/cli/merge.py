@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -37,15 +36,13 @@ def merge(
 ) -> None:
     """One summary, junit.xml, report.json, exit code and timings for all partitions;
     exit 4 if one never reported, reported twice, or belongs to another plan."""
-    from shardrun.plan import timings
-    from shardrun.report import junit
     from shardrun.report import merge as merging
-    from shardrun.report.github import github_annotations
-    from shardrun.report.write import REPORTS, write
+    from shardrun.report.write import REPORTS
+    from shardrun.run.record import save_reports, save_times
     from shardrun.run.request import new_run_id
     from shardrun.state import layout
     from shardrun.ui.console import pick_view
-    from shardrun.ui.summary import print_summary
+    from shardrun.ui.summary import print_outcome
 
     partitions = merging.read(merging.find(inputs))
     run_id = f"merged-{new_run_id()}"
@@ -53,30 +50,10 @@ def merge(
     run_dir = output or layout.run_dir(state, run_id)
     run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     summary = merging.merge(partitions, run_id, run_dir)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    write(summary, run_dir, Path(step_summary) if step_summary else None)
-    if output is None:
-        latest = layout.latest_link(state)
-        latest.unlink(missing_ok=True)
-        latest.symlink_to(run_id)
+    save_reports(state, run_dir, summary, latest=output is None)
     # The next build job's plan starts from these: cache or upload .shardrun/timings.json.
     path = layout.timings(state)
-    files_of = {s.name: s.files for s in summary.shards if s.files}
-    files = (
-        timings.update_files(
-            timings.load_files(path),
-            summary.results,
-            files_of,
-            lambda name: True,
-            junit.file_seconds,
-        )
-        if files_of
-        else None
-    )
-    timings.save(path, timings.update(timings.load(path), summary.results), files)
-    _, console = pick_view(plain)
-    print_summary(console, summary, [run_dir / name for name in REPORTS])
-    if os.environ.get("GITHUB_ACTIONS") == "true" and (notes := github_annotations(summary)):
-        print("\n".join(notes), flush=True)
+    save_times(path, summary, summary.shards, lambda name: True)
+    print_outcome(pick_view(plain)[1], summary, [run_dir / name for name in REPORTS])
     print(f"shardrun: merged {len(partitions)} partitions; timings in {path}", file=sys.stderr)
     raise typer.Exit(summary.exit_code)

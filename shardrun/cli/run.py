@@ -121,13 +121,12 @@ def run(
     from shardrun.plan import partition
     from shardrun.plan.make import planned
     from shardrun.plan.rerun import only_failed
-    from shardrun.report.github import github_annotations
     from shardrun.report.write import REPORTS, copy_report
     from shardrun.run import workflow
     from shardrun.run.drive import run_under
     from shardrun.run.request import RunRequest, read_secrets
     from shardrun.ui.console import pick_view
-    from shardrun.ui.summary import print_summary
+    from shardrun.ui.summary import print_outcome
 
     cfg = with_overrides(load(config), build_arg or (), builder)
     share = partition.for_job(cfg, image, plan_path, partition_text)
@@ -176,9 +175,7 @@ def run(
     ):
         if wanted is not None:
             reports.append(copy_report(request.run_dir / name, wanted))
-    print_summary(console, summary, reports)
-    if os.environ.get("GITHUB_ACTIONS") == "true" and (notes := github_annotations(summary)):
-        print("\n".join(notes), flush=True)
+    print_outcome(console, summary, reports)
     if summary.interrupted:
         print("shardrun: interrupted", file=sys.stderr)
     raise typer.Exit(summary.exit_code)

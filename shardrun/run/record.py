@@ -8,11 +8,13 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from shardrun.cleanup import owner
 from shardrun.model.results import Status
+from shardrun.model.shard import Shard
 from shardrun.plan import timings
 from shardrun.report import junit
 from shardrun.report.summary import RunSummary, WorkerReport
@@ -123,24 +125,39 @@ def make_run_dir(request: RunRequest) -> Path:
 
 def record(request: RunRequest, summary: RunSummary) -> None:
     """The run's reports, the times the next plan uses, and runs/latest."""
-    path = request.config.timings_path
-    files_of = {s.name: s.files for s in request.shards if s.files}
     context = request.config.image.context
+    save_times(
+        request.config.timings_path,
+        summary,
+        request.shards,
+        lambda name: (context / name).is_file(),
+    )
+    save_reports(request.state_dir, make_run_dir(request), summary)
+    layout.run_owner(request.state_dir, request.run_id).unlink(missing_ok=True)
+
+
+def save_times(
+    path: Path, summary: RunSummary, shards: Sequence[Shard], exists: Callable[[str], bool]
+) -> None:
+    """Blend the run's shard times, and its split files' times (files for which `exists`
+    says no are dropped), into the timings file the next plan reads."""
+    files_of = {s.name: s.files for s in shards if s.files}
     files = None
     if files_of:
         files = timings.update_files(
-            timings.load_files(path),
-            summary.results,
-            files_of,
-            lambda name: (context / name).is_file(),
-            junit.file_seconds,
+            timings.load_files(path), summary.results, files_of, exists, junit.file_seconds
         )
     timings.save(path, timings.update(timings.load(path), summary.results), files)
+
+
+def save_reports(state_dir: Path, run_dir: Path, summary: RunSummary, latest: bool = True) -> None:
+    """Every report into `run_dir`, the Markdown also to $GITHUB_STEP_SUMMARY, and (with
+    `latest`) runs/latest pointing at it."""
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    run_dir = make_run_dir(request)
     write(summary, run_dir, Path(step_summary) if step_summary else None)
-    latest = layout.latest_link(request.state_dir)
+    if not latest:
+        return
+    link = layout.latest_link(state_dir)
     with contextlib.suppress(OSError):  # a convenience only
-        latest.unlink(missing_ok=True)
-        latest.symlink_to(run_dir.name)
-    layout.run_owner(request.state_dir, request.run_id).unlink(missing_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(run_dir.name)

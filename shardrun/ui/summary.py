@@ -12,6 +12,7 @@ from rich.text import Text
 from shardrun.model.results import Status
 from shardrun.model.text import one_line
 from shardrun.report import junit
+from shardrun.report.github import github_annotations
 from shardrun.report.summary import RunSummary, lost_line, summary_rows, totals_line
 from shardrun.ui.plain import STATUS_STYLE, short_id, size_text
 
@@ -130,3 +131,11 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     )
     for path in reports:
         console.print(f"report: {path}", highlight=False)
+
+
+def print_outcome(console: Console, summary: RunSummary, reports: list) -> None:
+    """The end of a run, or of a merged one: the summary, then on GitHub Actions its
+    annotations (fenced and capped: report/github.py)."""
+    print_summary(console, summary, reports)
+    if os.environ.get("GITHUB_ACTIONS") == "true" and (notes := github_annotations(summary)):
+        print("\n".join(notes), flush=True)
