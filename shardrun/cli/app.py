@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from shardrun.cli import merge, past, repro, run, workers
+from shardrun.cli import ci, merge, past, repro, run, workers
 
 app = typer.Typer(
     add_completion=True,  # typer's --install-completion / --show-completion
@@ -30,6 +30,7 @@ app.command()(past.show)
 app.command()(past.clean)
 app.command("list")(run.list_shards)
 app.command()(merge.merge)
+app.add_typer(ci.app, name="ci")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""What a hosted CI needs from shardrun beyond the commands: workflow files to start from."""
