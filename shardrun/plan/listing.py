@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from shardrun.model.shard import Shard
 from shardrun.plan import split
+from shardrun.plan.partition import Plan
 
 
 def lines(shards: Sequence[Shard], file_times: Mapping[str, float], slots: int) -> list[str]:
@@ -17,13 +18,9 @@ def lines(shards: Sequence[Shard], file_times: Mapping[str, float], slots: int) 
     for s in shards:
         if s.files:  # a split group: its files, not the long command line
             expected = sum(split.estimates(s.files, file_times).values())
-            shown = " ".join(s.files[:3]) + (
-                f" ... ({len(s.files)} files)" if len(s.files) > 3 else ""
-            )
-            out.append(f"{s.name:<{width}}  ~{expected:.1f}s  {shown}")
-            continue
-        command = shlex.join(s.command) if s.command is not None else "(image CMD)"
-        out.append(f"{s.name:<{width}}  {command}")
+            out.append(f"{s.name:<{width}}  ~{expected:.1f}s  {_what(s)}")
+        else:
+            out.append(f"{s.name:<{width}}  {_what(s)}")
     groups = [s.files for s in shards if s.files]
     if groups:
         every = [f for group in groups for f in group]
@@ -32,4 +29,34 @@ def lines(shards: Sequence[Shard], file_times: Mapping[str, float], slots: int) 
             f"split: {len(every)} files in {len(groups)} groups, expected makespan "
             f"~{span:.1f}s on {slots} slots (this machine's CPUs)"
         )
+    return out
+
+
+def _what(s: Shard) -> str:
+    """A split group's first files, else the shard's command."""
+    if s.files:
+        more = f" ... ({len(s.files)} files)" if len(s.files) > 3 else ""
+        return " ".join(s.files[:3]) + more
+    return shlex.join(s.command) if s.command is not None else "(image CMD)"
+
+
+def partition_lines(plan: Plan, where: str, index: int | None) -> list[str]:
+    """The shards of partition `index` (None: of every partition) with the seconds the
+    build job expected of each, then every partition's expected time and the makespan."""
+    out = []
+    for k in range(1, plan.total + 1) if index is None else (index,):
+        part = plan.partitions[k - 1]
+        seconds = plan.seconds[k - 1] if plan.seconds else (None,) * len(part)
+        files = sum(len(s.files) for s in part)
+        out.append(
+            f"partition {k}/{plan.total} of {where}: {len(part)} shards"
+            + (f", {files} files" if files else "")
+            + f", expected ~{plan.expected[k - 1]:.1f}s"
+        )
+        width = max((len(s.name) for s in part), default=0)
+        for s, expected in zip(part, seconds, strict=True):
+            shown = f"~{expected:.1f}s" if expected is not None else "?"
+            out.append(f"  {s.name:<{width}}  {shown:>7}  {_what(s)}")
+    each = ", ".join(f"{k} ~{e:.1f}s" for k, e in enumerate(plan.expected, 1))
+    out.append(f"partitions: {each}; expected makespan ~{max(plan.expected):.1f}s")
     return out

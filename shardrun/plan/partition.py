@@ -39,6 +39,9 @@ class Plan:
     config: str  # the digest of the config file it was made from
     partitions: tuple[tuple[Shard, ...], ...]  # the shards of partition 1, 2, ... N
     expected: tuple[float, ...]  # seconds each partition is expected to take
+    # The seconds each shard of each partition is expected to take, as the build job's
+    # timings said (`list --partition` shows them; a job's own timings may differ).
+    seconds: tuple[tuple[float, ...], ...] = ()
 
     @property
     def total(self) -> int:
@@ -89,7 +92,8 @@ def make(
         heapq.heappush(heap, (load + times[shard.name], index))
     expected = [sum(times[s.name] for s in part) for part in parts]
     ordered = [tuple(sorted(part, key=lambda s: -times[s.name])) for part in parts]
-    return Plan(image_id, config, tuple(ordered), tuple(round(e, 3) for e in expected))
+    seconds = tuple(tuple(round(times[s.name], 3) for s in part) for part in ordered)
+    return Plan(image_id, config, tuple(ordered), tuple(round(e, 3) for e in expected), seconds)
 
 
 def save(plan: Plan, path: Path) -> None:
@@ -99,6 +103,7 @@ def save(plan: Plan, path: Path) -> None:
         "config": plan.config,
         "digest": plan.digest,
         "expected": list(plan.expected),
+        "seconds": [list(each) for each in plan.seconds],
         "partitions": [[to_json(s) for s in part] for part in plan.partitions],
     }
     write_atomic(path, json.dumps(data, indent=1))
@@ -116,6 +121,7 @@ def load(path: Path) -> Plan:
             str(data["config"]),
             parts,
             tuple(float(e) for e in data["expected"]),
+            tuple(tuple(float(e) for e in each) for each in data.get("seconds", ())),
         )
     except FileNotFoundError:
         raise ConfigError(
@@ -127,7 +133,11 @@ def load(path: Path) -> Plan:
             f"{path} cannot be read as a plan ({exc}); write it again with "
             "`shardrun build --output FILE --partitions N`"
         ) from None
-    if len(plan.expected) != plan.total or not plan.total:
+    if (
+        len(plan.expected) != plan.total
+        or not plan.total
+        or (plan.seconds and [len(p) for p in plan.seconds] != [len(p) for p in plan.partitions])
+    ):
         raise ConfigError(f"{path} cannot be read as a plan (its partitions do not add up)")
     return plan
 
@@ -199,6 +209,25 @@ class JobShare:
         return {"index": self.index, "total": self.plan.total, "plan": self.plan.digest}
 
 
+def in_matrix(environ: Mapping[str, str] = os.environ) -> bool:
+    """A CI variable gives this job's place in a matrix."""
+    return any(i in environ and t in environ for i, t, _ in CI_VARIABLES)
+
+
+def find_plan(image: Path | None, plan_path: Path | None, needed: bool) -> Path | None:
+    """The plan given with --plan, else the one beside the image file (when there is one,
+    or `needed`); ConfigError if it is `needed` and neither is given."""
+    if plan_path is not None:
+        return plan_path
+    if image is not None and (needed or beside(image).exists()):
+        return beside(image)
+    if needed:
+        raise ConfigError(
+            "--partition needs the plan: give --image FILE (with the plan beside it) or --plan PATH"
+        )
+    return None
+
+
 def for_job(
     config: Config,
     image: Path | None,
@@ -208,19 +237,9 @@ def for_job(
 ) -> JobShare | None:
     """This job's share of the plan, when it runs one partition: `--partition` or `--plan`
     given, or a CI variable set and a plan beside the image file. None: the whole suite."""
-    beside_image = beside(image) if image is not None else None
-    in_matrix = any(i in environ and t in environ for i, t, _ in CI_VARIABLES)
-    if (
-        text is None
-        and plan_path is None
-        and not (in_matrix and beside_image is not None and beside_image.exists())
-    ):
+    path = find_plan(image, plan_path, needed=text is not None)
+    if path is None or (text is None and plan_path is None and not in_matrix(environ)):
         return None
-    path = plan_path or beside_image
-    if path is None:
-        raise ConfigError(
-            "--partition needs the plan: give --image FILE (with the plan beside it) or --plan PATH"
-        )
     plan = load(path)
     index, total = parse_partition(text, environ)
     check(plan, total, None, config_digest(config), path)

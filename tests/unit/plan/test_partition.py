@@ -95,3 +95,32 @@ def test_a_bad_partition_is_one_line(text):
 def test_the_plan_lies_beside_the_image_file():
     assert partition.beside(Path("out/image.tar.zst")) == Path("out/image.plan.json")
     assert partition.beside(Path("image.tar")) == Path("image.plan.json")
+
+
+def test_list_shows_a_partitions_shards_with_their_expected_seconds_and_every_makespan(tmp_path):
+    from shardrun.plan import listing
+
+    times = {"a": 6.0, "b": 4.0, "c": 3.0, "d": 2.0}
+    path = tmp_path / "image.plan.json"
+    partition.save(partition.make(shards(*times), 2, times, {}, IMAGE, CONFIG), path)
+    plan = partition.load(path)  # the seconds survive the file
+    assert plan.seconds == ((6.0, 2.0), (4.0, 3.0))
+    one = listing.partition_lines(plan, "image.plan.json", 2)
+    assert one[0] == "partition 2/2 of image.plan.json: 2 shards, expected ~7.0s"
+    assert [line.split()[:2] for line in one[1:3]] == [["b", "~4.0s"], ["c", "~3.0s"]]
+    assert one[-1] == "partitions: 1 ~8.0s, 2 ~7.0s; expected makespan ~8.0s"
+    every = listing.partition_lines(plan, "p", None)
+    assert [line for line in every if line.startswith("partition ")] == [
+        "partition 1/2 of p: 2 shards, expected ~8.0s",
+        "partition 2/2 of p: 2 shards, expected ~7.0s",
+    ]
+
+
+def test_list_counts_a_partitions_split_files():
+    from shardrun.plan import listing
+
+    files = {"g1": ("t/a.py", "t/b.py"), "g2": ("t/c.py",)}
+    plan = partition.make(shards("g1", "g2", files=files), 1, {}, {}, IMAGE, CONFIG)
+    head, *rows, _ = listing.partition_lines(plan, "p", 1)
+    assert head.startswith("partition 1/1 of p: 2 shards, 3 files")
+    assert "t/a.py t/b.py" in rows[0]
