@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -55,6 +56,14 @@ def repro(
             help="Run it on this worker: a name from the run, a docker context or a URL.",
         ),
     ] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option(
+            "--image",
+            metavar="FILE",
+            help="The image file the run's build job wrote (CI's): loaded where the image is missing.",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     build_arg: BuildArgOpt = None,
     builder: BuilderOpt = None,
@@ -73,6 +82,7 @@ def repro(
         print_only=print_only,
         shell=shell,
         worker=worker,
+        image=image,
     )
     raise typer.Exit(reproduce(request, _build_quietly))
 

@@ -91,12 +91,12 @@ def run(
         ),
     ] = False,
     image: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--image",
-            metavar="FILE",
-            help="Run this image file (written by `shardrun build --output`) instead of "
-            "building: loaded where a worker lacks it.",
+            metavar="FILE|IMAGE",
+            help="Run this image file (written by `shardrun build --output`), or this "
+            "image ID or tag on the build engine, instead of building.",
         ),
     ] = None,
     partition_text: Annotated[
@@ -129,7 +129,8 @@ def run(
     from shardrun.ui.summary import print_outcome
 
     cfg = with_overrides(load(config), build_arg or (), builder)
-    share = partition.for_job(cfg, image, plan_path, partition_text)
+    image_path, image_ref = _file_or_image(image)
+    share = partition.for_job(cfg, image_path, plan_path, partition_text)
     shards = tuple(planned(cfg, shard)) if share is None else share.shards
     replan = None
     if share is not None:
@@ -157,7 +158,8 @@ def run(
         keep_failed=keep_failed,
         replan=replan,
         secrets=read_secrets(shards, os.environ),
-        image_file=image,
+        image_file=image_path,
+        image_ref=image_ref,
         expected_image=share.plan.image_id if share and image else None,
         partition=share.report_entry if share else None,
     )
@@ -179,6 +181,17 @@ def run(
     if summary.interrupted:
         print("shardrun: interrupted", file=sys.stderr)
     raise typer.Exit(summary.exit_code)
+
+
+def _file_or_image(given: str | None) -> tuple[Path | None, str | None]:
+    """`--image`: a file when one is there or the name says it is an image file (so a
+    missing one is named as a file), else an image ID or tag on the build engine."""
+    if given is None:
+        return None, None
+    path = Path(given)
+    if path.is_file() or path.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.zst")):
+        return path, None
+    return None, given
 
 
 @handles_errors
@@ -216,11 +229,12 @@ def build(
     from shardrun.run import workflow
     from shardrun.run.connect import connect_builder
     from shardrun.run.drive import run_under, unless_interrupted
+    from shardrun.state import files
     from shardrun.state.layout import state_dir
     from shardrun.ui.console import pick_view
 
     cfg = with_overrides(load(config), build_arg or (), builder)
-    workflow.make_state_dirs(state_dir(cfg.root))
+    files.make_state_dirs(state_dir(cfg.root))
 
     async def work(emit, interrupt):
         async def stages():

@@ -90,6 +90,10 @@ class Engine(Protocol):
 
     def has_image(self, image_id: str) -> bool: ...
 
+    def image_id_of(self, ref: str) -> str | None:
+        """The ID of the image `ref` (an ID, a short one, or a tag) names; None if none."""
+        ...
+
     def find_image(self, image_id: str, diff_ids: Sequence[str] | None) -> str | None:
         """What to create containers of the image from: its ID where the engine knows it
         by that (a graph-driver store), else its content tag when that names an image of

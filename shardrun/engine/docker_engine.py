@@ -132,6 +132,10 @@ class DockerEngine:
     def has_image(self, image_id: str) -> bool:
         return self._inspect(image_id) is not None
 
+    def image_id_of(self, ref: str) -> str | None:
+        attrs = self._inspect(ref)
+        return str(attrs["Id"]) if attrs is not None else None
+
     def find_image(self, image_id: str, diff_ids: Sequence[str] | None) -> str | None:
         for ref in (image_id, content_tag(image_id)):
             attrs = self._inspect(ref)

@@ -41,9 +41,15 @@ def load(state_dir: Path, run_id: str | None = None) -> PastRun:
         if not latest.is_symlink():
             raise ConfigError(f"no earlier run in {runs}; run `shardrun run` first")
         run_id = latest.readlink().name
-    if not _RUN_ID.fullmatch(run_id):
+    given = Path(run_id)
+    if given.exists() and (given.is_dir() or given.name == "report.json"):
+        # A run folder downloaded from elsewhere (a CI's merged run), not under runs/.
+        path = given / "report.json" if given.is_dir() else given
+        run_id = path.parent.name
+    elif not _RUN_ID.fullmatch(run_id):
         raise ConfigError(f'--run "{run_id}" is not a run ID; `shardrun runs` lists them')
-    path = layout.report_json(state_dir, run_id)
+    else:
+        path = layout.report_json(state_dir, run_id)
     try:
         report = json.loads(path.read_text())
     except FileNotFoundError:

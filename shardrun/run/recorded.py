@@ -46,14 +46,14 @@ def find_recorded(state_dir: Path, name: str, run_id: str | None) -> Recorded | 
             continue
         image_id, options = past.report.get("image_id"), entry.get("options")
         if not image_id or not isinstance(options, dict):
-            return f"run {candidate} did not record {name}'s options (an older shardrun)"
+            return f"run {past.run_id} did not record {name}'s options (an older shardrun)"
         try:
             shard = from_json(options)
         except ValueError:
-            return f"run {candidate}'s record of {name} cannot be read"
+            return f"run {past.run_id}'s record of {name} cannot be read"
         urls = {w.get("name"): w.get("url") for w in past.report.get("workers", [])}
         return Recorded(
-            candidate, shard, image_id, entry.get("worker"), urls.get(entry.get("worker"))
+            past.run_id, shard, image_id, entry.get("worker"), urls.get(entry.get("worker"))
         )
     where = f"run {run_id}" if run_id else "any recorded run"
     return f"{name} did not run in {where}"

@@ -13,11 +13,15 @@ import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from shardrun.cleanup import owner, reap
 from shardrun.cleanup.watchdog import Watchdog
 from shardrun.config.spec import Config
 from shardrun.config.workers import parse_worker_option
+from shardrun.distribute import image_file
+from shardrun.distribute.deliver import ThinRefusals, deliver
+from shardrun.distribute.tarball import OnDemand
 from shardrun.engine.endpoints import resolve
 from shardrun.model.errors import EXIT_INTERRUPTED, ConfigError
 from shardrun.model.shard import Shard
@@ -27,7 +31,7 @@ from shardrun.run.docker_run import docker_run_argv, printable, run_attached
 from shardrun.run.recorded import Recorded, find_recorded, pick
 from shardrun.run.request import new_run_id, read_secrets
 from shardrun.run.workers import Worker
-from shardrun.state import layout
+from shardrun.state import files, layout
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class ReproRequest:
     print_only: bool = False  # print the `docker run` line, run nothing
     shell: bool = False  # sh in the shard's container instead of its command
     worker: str | None = None  # a worker name from the run, a docker context or a URL
+    # The image file a CI build job wrote (`build --output`): loaded where the image is
+    # missing, so a shard that failed on CI is reproduced here from the CI's own image.
+    image: Path | None = None
 
 
 # Builds the image for a repro through the CLI's quiet view: (the builder, the image ID).
@@ -50,6 +57,8 @@ def reproduce(request: ReproRequest, build_image: BuildForRepro) -> int:
     to this terminal: its exit code. Without a record of it, or once its image is gone,
     the image is built from the current sources and the shard taken from the config."""
     cfg = request.config
+    if request.fresh and request.image:
+        raise ConfigError("--fresh builds the image, --image gives it: use one of them")
     recorded = (
         "--fresh"
         if request.fresh
@@ -57,6 +66,8 @@ def reproduce(request: ReproRequest, build_image: BuildForRepro) -> int:
     )
     if isinstance(recorded, Recorded):
         image_ref, engine_worker = _recorded_image(recorded, request.worker)
+        if image_ref is None and request.image is not None:
+            image_ref = _load_file(cfg, request.image, engine_worker, recorded)
         if image_ref is not None:
             print(
                 f"shardrun: {request.name} as it ran in run {recorded.run_id} "
@@ -75,6 +86,11 @@ def reproduce(request: ReproRequest, build_image: BuildForRepro) -> int:
     target = pick(expand(cfg), request.name)
     if not request.print_only:
         read_secrets((target,), os.environ)  # a usage error: before the build
+    if request.image is not None:  # no record of it: the config's shard, on the file's image
+        engine_worker = _engine(request.worker)
+        return _run(
+            cfg, target, engine_worker, _load_file(cfg, request.image, engine_worker), request
+        )
     if request.worker:
         cfg = dataclasses.replace(cfg, image=dataclasses.replace(cfg.image, builder=request.worker))
     engine_worker, image_ref = build_image(cfg)
@@ -85,10 +101,50 @@ def _recorded_image(recorded: Recorded, worker: str | None) -> tuple[str | None,
     """What the chosen engine knows the recorded image by (None: gone), and that engine:
     `worker` (a name from the run, a context or a URL), else the current one."""
     url = recorded.worker_url if worker and worker == recorded.worker else None
-    spec = parse_worker_option(url or worker or "default")
-    endpoint = resolve(spec.context or spec.host)
-    engine_worker = connect_and_reap(spec, endpoint, worker or endpoint.name)
+    engine_worker = _engine(url or worker, worker)
     return engine_worker.engine.find_image(recorded.image_id, None), engine_worker
+
+
+def _engine(where: str | None, name: str | None = None) -> Worker:
+    """The engine at `where` (a docker context or a URL; None: the current context)."""
+    spec = parse_worker_option(where or "default")
+    endpoint = resolve(spec.context or spec.host)
+    return connect_and_reap(spec, endpoint, name or where or endpoint.name)
+
+
+def _load_file(
+    cfg: Config, path: Path, engine_worker: Worker, recorded: Recorded | None = None
+) -> str:
+    """The image of `path`, loaded into the engine where it lacks it (only the missing
+    layers where it holds the lower ones, as a run's load): what to run it by."""
+    state = layout.state_dir(cfg.root)
+    files.make_state_dirs(state)
+    cache = layout.cache(state)
+    image_id, _, _ = image_file.import_into_cache(path, cache)
+    if recorded is not None and image_id != recorded.image_id:
+        engine_worker.engine.close()
+        raise ConfigError(
+            f"--image {path} holds image {image_id[:19]}, but {recorded.shard.name} ran in run "
+            f"{recorded.run_id} on {recorded.image_id[:19]}; give that run's image file"
+        )
+    image = OnDemand(None, image_id, cache, lambda saved: None)
+    refusals = ThinRefusals(layout.workers_file(state))
+    delivered = deliver(
+        engine_worker.engine,
+        engine_worker.name,
+        engine_worker.endpoint.url,
+        image,
+        refusals,
+        lambda event: None,
+        cfg.project,
+        engine_worker.containerd_store,
+    )
+    print(
+        f"shardrun: loaded {path.name} into {engine_worker.name} ({delivered.mode}, "
+        f"{delivered.sent / 1e6:.1f} MB sent)",
+        file=sys.stderr,
+    )
+    return delivered.ref
 
 
 def _run(

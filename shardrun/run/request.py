@@ -30,6 +30,8 @@ class RunRequest:
     keep_failed: bool = False  # failed shards' stopped containers stay, for a look inside
     # Run this image file (`build --output`'s) instead of building: hosted CI's jobs.
     image_file: Path | None = None
+    # Or run this image, already on the build engine (an ID or a tag), instead of building.
+    image_ref: str | None = None
     expected_image: str | None = None  # the plan's image: the file must hold it
     # Its place in a CI matrix, for the report: {"index": K, "total": N, "plan": digest}.
     partition: Mapping[str, object] | None = field(default=None, hash=False)

@@ -49,15 +49,6 @@ class Prepared:
     unreachable: tuple[tuple[str, str, bool], ...]  # (worker, why, required)
 
 
-def make_state_dirs(state_dir: Path) -> None:
-    """.shardrun/ holds logs that may show what a test saw: only its owner may read it.
-    Temp files of runners that died mid-write (SIGKILL during a save) go here too."""
-    for path in (state_dir, layout.cache(state_dir), layout.runs(state_dir)):
-        path.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(state_dir, 0o700)  # made by an older version with the umask's mode
-    files.sweep_stale_temp(state_dir)
-
-
 async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
     # Abandoned on Ctrl-C: closing the stream is what cancels a BuildKit build.
     image_id = await to_thread.run_sync(
@@ -94,10 +85,12 @@ async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Pr
     """Build once while connecting to the workers (or, given an image file, read it
     into the cache instead); None if interrupted."""
     resolved = resolve_workers(request.worker_specs, request.shards)
-    make_state_dirs(request.state_dir)  # only once the config is known to be good
+    files.make_state_dirs(request.state_dir)  # only once the config is known to be good
     if request.image_file is not None:
         return await _prepare_from_file(request, request.image_file, resolved, emit, interrupt)
     async with cancelled_by(interrupt):
+        if request.image_ref is not None:
+            return await _prepare_from_engine(request, request.image_ref, resolved, emit)
         found: list = []
 
         async def connect_all() -> None:
@@ -143,6 +136,32 @@ async def _prepare_from_file(
         workers, unreachable = await connect_workers(resolved, emit, request.jobs)
         return Prepared(image_id, None, workers, unreachable)
     return None
+
+
+async def _prepare_from_engine(
+    request: RunRequest, ref: str, resolved: list, emit: Emit
+) -> Prepared:
+    """No build: an image the build engine already holds, by ID or tag, treated as if it
+    had just been built there (the workers that lack it get it from that engine)."""
+    builder = await connect_builder(request.config)
+    image_id = await to_thread.run_sync(builder.engine.image_id_of, ref)
+    if image_id is None:
+        builder.engine.close()
+        raise ConfigError(
+            f'--image "{ref}": no such file, nor an image of that ID or tag on '
+            f"{builder.name}; give the file `shardrun build --output` wrote, or an image there"
+        )
+    if request.expected_image and image_id != request.expected_image:
+        builder.engine.close()
+        raise ConfigError(
+            f"--image {ref} is image {image_id[:19]}, but the plan was made for "
+            f"{request.expected_image[:19]}; give the image the plan's build job made"
+        )
+    tarball.record_latest(request.state_dir, image_id)
+    workers, unreachable = await connect_workers(
+        resolved, emit, request.jobs, reaped=builder.endpoint.url
+    )
+    return Prepared(image_id, builder, workers, unreachable)
 
 
 def _rel(path: Path) -> str:

@@ -242,3 +242,12 @@ def _remove_unheld_lock(lock: Path) -> None:
         fd = _acquire(lock, blocking=False)
         if fd is not None:
             _release(lock, fd)
+
+
+def make_state_dirs(state_dir: Path) -> None:
+    """.shardrun/ holds logs that may show what a test saw: only its owner may read it.
+    Temp files of runners that died mid-write (SIGKILL during a save) go here too."""
+    for path in (state_dir, layout.cache(state_dir), layout.runs(state_dir)):
+        path.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(state_dir, 0o700)  # made by an older version with the umask's mode
+    sweep_stale_temp(state_dir)

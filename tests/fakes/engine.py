@@ -416,6 +416,11 @@ class FakeEngine:
         with self._cond:
             return image_id in self.images
 
+    def image_id_of(self, ref: str) -> str | None:
+        self._enter("image_id_of", ref)
+        with self._cond:
+            return ref if ref in self.images else self.tags.get(ref)
+
     def find_image(self, image_id: str, diff_ids: Sequence[str] | None) -> str | None:
         self._enter("find_image", image_id, diff_ids)
         with self._cond:

@@ -61,3 +61,13 @@ def test_a_planned_shard_survives_its_json_record(tmp_path: Path):
     assert from_json(json.loads(json.dumps(to_json(shard)))) == shard
     with pytest.raises(ValueError, match="not a recorded shard"):
         from_json({"command": ["x"]})
+
+
+def test_a_run_folder_from_elsewhere_is_read_by_its_path(tmp_path: Path):
+    """A CI's merged run, downloaded anywhere: `--run PATH` takes its folder or report."""
+    write_run(tmp_path / "downloads", "merged-1", {"a": "FAIL"}, latest=False)
+    folder = tmp_path / "downloads" / "runs" / "merged-1"
+    state = tmp_path / "project" / ".shardrun"
+    for given in (folder, folder / "report.json"):
+        past = history.load(state, str(given))
+        assert past.run_id == "merged-1" and past.failed_names() == {"a"}
