@@ -202,3 +202,38 @@ def test_a_job_refuses_a_plan_made_for_another_config(project):
     assert done.returncode == 2, done.stdout + done.stderr
     assert "was made from another shards.toml than this one" in done.stderr
     assert not (job / ".shardrun").exists()  # refused before anything was written
+
+
+def test_run_image_takes_an_id_or_tag_the_build_engine_holds(project, hosts):
+    """`--image` of an image already on the build engine (a CI runner that loaded it
+    itself, or `docker build` by hand): nothing is built, and a worker gets it from there."""
+    project.write("shards.toml", shards_toml(project, SHARDS))
+    built = project.shardrun("build", "--plain")
+    assert built.returncode == 0, built.stderr
+    image_id = built.stdout.splitlines()[-2]  # above the tarball's path
+    local = docker.from_env()
+    local.images.get(image_id).tag("shardrun-test-by-tag", "ci")
+    w1 = hosts["SHARDRUN_TEST_W1_UNIX"]
+    remote = docker.DockerClient(base_url=w1)
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        remote.images.remove(image_id, force=True)
+    try:
+        job = _job_copy(project, "bytag")
+        done = _shardrun(project, job, "run", "--plain", "--image", "shardrun-test-by-tag:ci",
+                         "--worker", w1)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert " build " not in done.stdout and "3 shards: 3 pass" in done.stdout
+        report = json.loads((job / ".shardrun" / "runs" / "latest" / "report.json").read_text())
+        assert report["image_id"] == image_id
+        assert remote.images.get(image_id)  # loaded from the build engine
+
+        by_id = _shardrun(project, job, "run", "--plain", "--image", image_id[7:19])
+        assert by_id.returncode == 0, by_id.stdout + by_id.stderr
+
+        missing = _shardrun(project, job, "run", "--plain", "--image", "no-such-image:here")
+        assert missing.returncode == 2
+        assert missing.stderr.count("\n") == 1 and "nor an image of that ID or tag" in missing.stderr
+    finally:
+        local.images.remove("shardrun-test-by-tag:ci")
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            remote.images.remove(image_id, force=True)
