@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -161,7 +162,7 @@ def run(
         image_file=image_path,
         image_ref=image_ref,
         expected_image=share.plan.image_id if share and image else None,
-        partition=share.report_entry if share else None,
+        partition={**share.report_entry, "machine": socket.gethostname()} if share else None,
     )
     view, console = pick_view(plain)
     leftovers = (

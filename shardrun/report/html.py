@@ -38,6 +38,7 @@ body { font: 13px system-ui, sans-serif; margin: 1.5em; color: #222; }
 .bar { position: absolute; top: 2px; bottom: 2px; color: #fff; font-size: 11px;
        overflow: hidden; white-space: nowrap; padding-left: 3px; border-radius: 2px; }
 .gap { height: 8px; }
+.group { font-weight: 600; margin: 10px 0 2px; }
 .shard { border-left: 4px solid; padding: 0.2em 0.8em; margin: 1em 0; }
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 12px; }
 table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: left; }
@@ -101,43 +102,67 @@ def _timeline(summary: RunSummary) -> str:
     if s := summary.save:
         tip = f"save: {s['bytes'] / 1e6:.1f} MB{' (reused)' if s['reused'] else ''}"
         rows.append(row("save", bar("save", "save", s["started"], s["finished"], _PHASE, tip)))
-    for w in summary.workers:
-        if w.load and w.load_started is not None:
-            tip = f"{w.name}: {w.load} load, {w.sent / 1e6:.2f} MB in {w.load_seconds:.2f}s"
-            rows.append(
-                row(
-                    f"image to {w.name}",
-                    bar(
-                        "distribution",
-                        w.load,
-                        w.load_started,
-                        w.load_started + w.load_seconds,
-                        _PHASE,
-                        tip,
-                    ),
-                )
-            )
-    rows.append('<div class="gap"></div>')
     lanes: dict[tuple[str, int], list[ShardResult]] = defaultdict(list)
     for r in summary.results:
         if r.started is not None and r.finished is not None:
             lanes[(r.worker or "?", r.slot or 0)].append(r)
-    for (worker, slot), results in sorted(lanes.items()):
-        bars = "".join(
-            bar(
-                "shard",
-                r.name,
-                r.started or 0.0,  # the lanes hold only shards with both
-                r.finished or 0.0,
-                COLOURS.get(r.status, "#999"),
-                f"{r.name}: {r.status.value} in {r.duration:.1f}s"
-                + ("" if r.exit_code is None else f", exit {r.exit_code}")
-                + (f", attempt {r.attempt}" if r.attempt > 1 else ""),
+    # A merged run's workers are named K:worker; each partition's loads and lanes go
+    # together under its own heading, as the machines they ran on.
+    for part in _groups(summary):
+        if part is not None:
+            rows.append(f'<div class="group">{html.escape(_heading(summary, part))}</div>')
+        for w in summary.workers:
+            if _partition_of(summary, w.name) == part and w.load and w.load_started is not None:
+                tip = f"{w.name}: {w.load} load, {w.sent / 1e6:.2f} MB in {w.load_seconds:.2f}s"
+                load = bar(
+                    "distribution",
+                    w.load,
+                    w.load_started,
+                    w.load_started + w.load_seconds,
+                    _PHASE,
+                    tip,
+                )
+                rows.append(row(f"image to {w.name}", load))
+        rows.append('<div class="gap"></div>')
+        for (worker, slot), results in sorted(lanes.items()):
+            if _partition_of(summary, worker) != part:
+                continue
+            bars = "".join(
+                bar(
+                    "shard",
+                    r.name,
+                    r.started or 0.0,  # the lanes hold only shards with both
+                    r.finished or 0.0,
+                    COLOURS.get(r.status, "#999"),
+                    f"{r.name}: {r.status.value} in {r.duration:.1f}s"
+                    + ("" if r.exit_code is None else f", exit {r.exit_code}")
+                    + (f", attempt {r.attempt}" if r.attempt > 1 else ""),
+                )
+                for r in results
             )
-            for r in results
-        )
-        rows.append(row(f"{worker}/{slot}", bars))
+            rows.append(row(f"{worker}/{slot}", bars))
     return "\n".join(rows)
+
+
+def _groups(summary: RunSummary) -> list[int | None]:
+    """The partitions of a merged run, in order; [None] for any other run."""
+    indexes = sorted({int(p["index"]) for p in summary.partitions if "index" in p})
+    return list(indexes) or [None]
+
+
+def _partition_of(summary: RunSummary, worker: str) -> int | None:
+    if not summary.partitions:
+        return None
+    index, colon, _ = worker.partition(":")
+    return int(index) if colon and index.isdigit() else None
+
+
+def _heading(summary: RunSummary, index: int) -> str:
+    part = next(p for p in summary.partitions if p.get("index") == index)
+    total = f"/{part['total']}" if part.get("total") else ""
+    machine = f" on {part['machine']}" if part.get("machine") else ""
+    code = part.get("exit_code")
+    return f"partition {index}{total}{machine}" + (f": exit {code}" if code is not None else "")
 
 
 def _worst_first(results: list[ShardResult]) -> list[ShardResult]:

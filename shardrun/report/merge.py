@@ -123,6 +123,7 @@ def merge(partitions: Sequence[Partition], run_id: str, run_dir: Path) -> RunSum
                     full_size=int(w.get("full_size") or 0),
                     load_seconds=float(w.get("load_seconds") or 0.0),
                     required=bool(w.get("required")),
+                    load_started=_number(w.get("load_started")),
                 )
             )
         code = part.report.get("exit_code")
@@ -143,9 +144,17 @@ def merge(partitions: Sequence[Partition], run_id: str, run_dir: Path) -> RunSum
         partitions=tuple(
             {
                 "index": p.index,
+                "total": p.total,
                 "run_id": p.report.get("run_id"),
                 "exit_code": p.report.get("exit_code"),
                 "folder": str(p.folder),
+                # Which machine ran it and what it spent before its shards: a slow job's
+                # load or a lost worker shows here, by partition.
+                "machine": (p.report.get("partition") or {}).get("machine"),
+                "started": p.report.get("started"),
+                "finished": p.report.get("finished"),
+                "workers": [w.get("name") for w in p.report.get("workers") or []],
+                "phases": p.report.get("phases"),
             }
             for p in partitions
         ),
@@ -182,3 +191,7 @@ def _result(entry: dict[str, Any], part: Partition, moved: Path) -> ShardResult:
         junit=here(entry.get("junit")),
         image=entry.get("image"),
     )
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -8,6 +8,7 @@ import contextlib
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -154,6 +155,11 @@ def test_a_matrix_of_three_jobs_runs_every_shard_exactly_once_from_one_plan(proj
         s["name"]: s["status"] for s in one["shards"]
     }
     assert [p["index"] for p in report["partitions"]] == [1, 2, 3]
+    assert {p["machine"] for p in report["partitions"]} == {socket.gethostname()}
+    assert all(p["phases"]["distribution"] for p in report["partitions"])  # each job's load
+    page = (merge_dir / ".shardrun" / "runs" / "latest" / "report.html").read_text()
+    assert [page.index(f"partition {k}/3 on ") for k in (1, 2, 3)] == sorted(
+        page.index(f"partition {k}/3 on ") for k in (1, 2, 3))
     assert sorted(s["name"] for s in report["shards"]) == sorted(ran)
     assert all(Path(s["log"]).is_file() for s in report["shards"])  # copied, paths mended
     junit = ET.parse(merge_dir / ".shardrun" / "runs" / "latest" / "junit.xml").getroot()

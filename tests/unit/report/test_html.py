@@ -99,3 +99,27 @@ def test_500_shards_stay_a_light_page(tmp_path: Path):
     page = to_html(run(*results), tmp_path)
     assert page.count('data-kind="shard"') == 500
     assert len(page) < 300_000
+
+
+def test_a_merged_run_has_a_lane_group_per_partition_with_its_loads_and_slots(tmp_path):
+    import dataclasses
+
+    workers = (WorkerReport("1:local", "unix://", 1, load="full", load_started=99.0,
+                            load_seconds=2.0),
+               WorkerReport("2:local", "unix://", 2, load="full", load_started=99.5,
+                            load_seconds=3.0))
+    summary = dataclasses.replace(
+        run(shard("a", Status.PASS, "1:local", 1, 101.0, 110.0),
+            shard("b", Status.FAIL, "2:local", 2, 103.0, 120.0, code=1),
+            shard("c", Status.PASS, "2:local", 1, 103.0, 104.0),
+            workers=workers),
+        partitions=({"index": 2, "total": 2, "machine": "ci-b", "exit_code": 1},
+                    {"index": 1, "total": 2, "machine": "ci-a", "exit_code": 0}),
+    )
+    page = to_html(summary, tmp_path)
+    order = re.findall(r'class="group">([^<]*)<|class="label">([^<]*)<', page)
+    shown = [group or label for group, label in order]
+    assert shown[shown.index("partition 1/2 on ci-a: exit 0"):] == [
+        "partition 1/2 on ci-a: exit 0", "image to 1:local", "1:local/1",
+        "partition 2/2 on ci-b: exit 1", "image to 2:local", "2:local/1", "2:local/2",
+    ]
