@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -243,3 +244,47 @@ def test_run_image_takes_an_id_or_tag_the_build_engine_holds(project, hosts):
         local.images.remove("shardrun-test-by-tag:ci")
         with contextlib.suppress(docker.errors.ImageNotFound):
             remote.images.remove(image_id, force=True)
+
+
+# Seconds each shard sleeps, s-1 .. s-9: dealt out by name with no timings, partition 1
+# gets 5.2 s of the 8.6 s, the others 1.4 and 2.0.
+SKEWED = [2.4, 0.2, 0.4, 1.6, 0.4, 0.6, 1.2, 0.8, 1.0]
+
+
+def _matrix_round(project, hosts, tag: str, timings: Path | None) -> tuple[Path, list[float]]:
+    """One CI run: a build job (with the timings the CI cache restored), three partition
+    jobs on their own engines, one slot each, and a merge job: its folder, and each
+    partition's seconds of shards."""
+    build = _job_copy(project, f"{tag}-build")
+    if timings is not None:
+        (build / ".shardrun").mkdir()
+        shutil.copy(timings, build / ".shardrun" / "timings.json")
+    image = build / "image.tar.zst"
+    built = _shardrun(project, build, "build", "--plain", "--output", str(image),
+                      "--partitions", "3")
+    assert built.returncode == 0, built.stdout + built.stderr
+    merge_dir = _job_copy(project, f"{tag}-merge")
+    seconds = []
+    for k, worker in enumerate(("W1", "W3", "W4"), 1):
+        job = _job_copy(project, f"{tag}-job{k}")
+        done = _shardrun(project, job, "run", "--plain", "--jobs", "1", "--image", str(image),
+                         "--partition", f"{k}/3", "--worker", hosts[f"SHARDRUN_TEST_{worker}_UNIX"])
+        assert done.returncode == 0, done.stdout + done.stderr
+        run = next((job / ".shardrun" / "runs").glob("2*"))
+        seconds.append(sum(s["duration"] for s in json.loads((run / "report.json").read_text())["shards"]))
+        shutil.copytree(run, merge_dir / "downloads" / f"job{k}")
+    merged = _shardrun(project, merge_dir, "merge", "--plain", "downloads")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    return merge_dir, seconds
+
+
+def test_after_one_recorded_matrix_run_the_next_plan_is_balanced(project, hosts):
+    toml = "[defaults]\nnetwork = \"none\"\n" + "".join(
+        f'[[shard]]\nname = "s-{i}"\ncommand = ["sleep", "{t}"]\n' for i, t in enumerate(SKEWED, 1))
+    project.write("shards.toml", shards_toml(project, toml))
+    first_merge, first = _matrix_round(project, hosts, "first", None)
+    assert max(first) > 1.5 * statistics.mean(first)  # by name, before any timings: skewed
+
+    # The next build job restores what the merge job saved (CI's cache).
+    _, second = _matrix_round(project, hosts, "second", first_merge / ".shardrun" / "timings.json")
+    assert max(second) <= 1.15 * statistics.mean(second), second
