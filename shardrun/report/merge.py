@@ -68,6 +68,10 @@ def read(reports: Sequence[Path]) -> list[Partition]:
                 "others; merge the jobs of one build"
             )
         if part.index in partitions:
+            if partitions[part.index].report.get("run_id") == report.get("run_id"):
+                # The same run found twice: an artifact upload that followed its `latest`
+                # link keeps a second copy of the folder. A second *run* is an error.
+                continue
             raise InfraError(
                 f"partition {part.index}/{part.total} reported twice: "
                 f"{partitions[part.index].folder} and {part.folder}"

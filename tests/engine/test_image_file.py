@@ -191,7 +191,17 @@ def test_a_matrix_of_three_jobs_runs_every_shard_exactly_once_from_one_plan(proj
     shutil.rmtree(merge_dir / "downloads" / "job2")
     lost = _shardrun(project, merge_dir, "merge", "--plain", "downloads")
     assert lost.returncode == 4 and "partition 2 of 3 never reported" in lost.stderr
-    shutil.copytree(merge_dir / "downloads" / "job1", merge_dir / "downloads" / "again")
+    # The same run's folder twice (an upload that followed `latest`) counts once...
+    shutil.copytree(merge_dir / "downloads" / "job3", merge_dir / "downloads" / "latest")
+    # ...but partition 1 run a second time is two verdicts for one partition.
+    rerun = _job_copy(project, "job1-again")
+    done = _shardrun(project, rerun, "run", "--plain", "--image", str(image), "--partition",
+                     "1/3", "--worker", hosts["SHARDRUN_TEST_W1_UNIX"])
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    shutil.copytree(next((rerun / ".shardrun" / "runs").glob("2*")),
+                    merge_dir / "downloads" / "again")
+    shutil.copytree(next((project.root.parent / f"{project.root.name}-job2" / ".shardrun"
+                          / "runs").glob("2*")), merge_dir / "downloads" / "job2")
     twice = _shardrun(project, merge_dir, "merge", "--plain", "downloads")
     assert twice.returncode == 4 and "partition 1/3 reported twice" in twice.stderr
 

@@ -68,3 +68,14 @@ def test_a_partition_that_failed_to_run_fails_the_merged_run(tmp_path: Path):
     report.write_text(json.dumps(data))
     summary = merge.merge(merge.read(merge.find([str(tmp_path)])), "m", tmp_path / "out")
     assert summary.exit_code == 4 and "partition 1 exited 4" in summary.error
+
+
+def test_the_same_run_downloaded_twice_counts_once(tmp_path: Path):
+    """An artifact upload follows the `latest` link: one run's folder arrives twice."""
+    import shutil
+
+    for k in (1, 2, 3):
+        folder = job(tmp_path, f"job{k}", k, [f"s{k}"])
+        shutil.copytree(folder, folder.parent / "latest")
+    parts = merge.read(merge.find([str(tmp_path)]))
+    assert [p.index for p in parts] == [1, 2, 3]
