@@ -173,9 +173,8 @@ class Bench:
         shutil.rmtree(job)
         (worker,) = report["workers"]
         (shard,) = report["shards"]
-        if shard["status"] != "PASS" or worker["load"] != "full" or report["image_id"] != (
-            self.image_id
-        ):
+        ok = shard["status"] == "PASS" and report["image_id"] == self.image_id
+        if not ok or worker["load"] != "full":  # full: w1 held none of it
             sys.exit(f"job from {image}: {shard['status']}, load {worker['load']}")
         save = report["phases"]["save"]
         load_end = worker["load_started"] + worker["load_seconds"]
@@ -236,9 +235,7 @@ class Balance:
                 (self.root / ".shardrun" / "runs" / "latest" / "report.json").read_text()
             )["shards"]
             planned = {s["name"] for s in self.plan["partitions"][k - 1]}
-            if {s["name"] for s in shards} != planned or any(
-                s["status"] != "PASS" for s in shards
-            ):
+            if {s["name"] for s in shards} != planned or any(s["status"] != "PASS" for s in shards):
                 sys.exit(f"partition {k}: ran {[(s['name'], s['status']) for s in shards]}")
             spans.append(max(s["finished"] for s in shards) - min(s["started"] for s in shards))
             durations += [s["finished"] - s["started"] for s in shards]
@@ -294,8 +291,8 @@ def main() -> None:
         print_starts(bench, starts)
         print_balance(balance, ratios, record_wall)
     finally:
-        bench.clear_w1() if bench.image_id else None
-        remove_images(BALANCE_PROJECT, [LOCAL, w1])
+        if bench.image_id:
+            bench.clear_w1()
         cleanup(BALANCE_PROJECT, balance_root, [LOCAL, w1])
         shutil.rmtree(files, ignore_errors=True)
         for path in balance_root.parent.glob(f"{balance_root.name}-img.*"):
@@ -352,7 +349,9 @@ def print_starts(bench: Bench, starts: dict[str, list[float]]) -> None:
         cells = ", ".join(f"{name} {med([p[name] for p in parts]):.2f}s" for name in parts[0])
         print(f"    {label:<18} medians: {cells}")
     ratio = med(starts["shardrun .tar.zst"]) / base
-    print(f"  target: shardrun / by hand <= 1.0 ({ratio:.2f}): {'met' if ratio <= 1 else 'MISSED'}\n")
+    print(
+        f"  target: shardrun / by hand <= 1.0 ({ratio:.2f}): {'met' if ratio <= 1 else 'MISSED'}\n"
+    )
 
 
 def print_balance(balance: Balance, ratios: list[float], record_wall: float) -> None:
