@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from shardrun.cli import ci, merge, past, repro, run, workers
+from shardrun.cli import build, ci, listing, merge, past, repro, run, workers
 
 app = typer.Typer(
     add_completion=True,  # typer's --install-completion / --show-completion
@@ -22,13 +22,13 @@ app = typer.Typer(
     help="Build Dockerfile.test once and run the shards of shards.toml concurrently.",
 )
 app.command()(run.run)
-app.command()(run.build)
+app.command()(build.build)
 app.command()(workers.workers)
 app.command()(repro.repro)
 app.command()(past.runs)
 app.command()(past.show)
 app.command()(past.clean)
-app.command("list")(run.list_shards)
+app.command("list")(listing.list_shards)
 app.command()(merge.merge)
 app.add_typer(ci.app, name="ci")
 

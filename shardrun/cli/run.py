@@ -1,4 +1,4 @@
-"""`shardrun run`, `build` and `list`: the main job, the image alone, and the plan."""
+"""`shardrun run`: the main job."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from shardrun.cli.options import (
     WorkerOpt,
     run_option,
 )
-from shardrun.model.errors import ConfigError
 
 
 @handles_errors
@@ -193,145 +192,3 @@ def _file_or_image(given: str | None) -> tuple[Path | None, str | None]:
     if path.is_file() or path.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.zst")):
         return path, None
     return None, given
-
-
-@handles_errors
-def build(
-    config: ConfigOpt = None,
-    build_arg: BuildArgOpt = None,
-    builder: BuilderOpt = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            help="Also write the image as one file for other machines: FILE.tar.zst (zstd), "
-            ".tar.gz (gzip) or .tar; `shardrun run --image FILE` runs it.",
-        ),
-    ] = None,
-    partitions: Annotated[
-        int | None,
-        typer.Option(
-            "--partitions",
-            min=1,
-            metavar="N",
-            help="With --output: also plan the shards over N CI jobs, balanced by recorded "
-            "times, into FILE's .plan.json beside it.",
-        ),
-    ] = None,
-    plain: PlainOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Build the image and save its tarball; print the image ID and the tarball path (or,
-    with --output, the image file's)."""
-    from shardrun.config.load import load, with_overrides
-    from shardrun.distribute import image_file
-    from shardrun.run import workflow
-    from shardrun.run.connect import connect_builder
-    from shardrun.run.drive import run_under, unless_interrupted
-    from shardrun.state import files
-    from shardrun.state.layout import state_dir
-    from shardrun.ui.console import pick_view
-
-    cfg = with_overrides(load(config), build_arg or (), builder)
-    files.make_state_dirs(state_dir(cfg.root))
-
-    async def work(emit, interrupt):
-        async def stages():
-            engine = await connect_builder(cfg)
-            image_id = await workflow.build_image(cfg, engine, emit)
-            return image_id, await workflow.save_artifact(cfg, engine, image_id, emit)
-
-        return await unless_interrupted(interrupt, stages)
-
-    if partitions is not None and output is None:
-        raise ConfigError("--partitions needs --output FILE: the plan goes beside the image file")
-    if output is not None:
-        image_file.codec_of(output)  # a usage error: before the build
-    image_id, saved = run_under(pick_view(plain)[0], work)
-    print(image_id)
-    if output is None:
-        print(saved.path)
-        return
-    written = image_file.write(saved.path, image_id, output)
-    print(written.path)
-    if partitions is not None:
-        _write_plan(cfg, image_id, output, partitions)
-    print(
-        f"shardrun: {written.codec}, {written.size / 1e6:.1f} MB of {written.raw_size / 1e6:.1f} MB; "
-        f"run it elsewhere with: shardrun run --image {written.path.name}",
-        file=sys.stderr,
-    )
-
-
-def _write_plan(cfg, image_id: str, output: Path, total: int) -> None:
-    """The matrix's plan, beside the image file: the same for every job that reads it."""
-    from shardrun.plan import partition, timings
-    from shardrun.plan.make import planned
-
-    # A count = "slots" split makes N times this machine's CPUs of groups: the jobs of
-    # hosted CI are machines alike.
-    shards = planned(cfg, None, total * (os.cpu_count() or 1))
-    plan = partition.make(
-        shards,
-        total,
-        timings.load(cfg.timings_path),
-        timings.load_files(cfg.timings_path),
-        image_id,
-        partition.config_digest(cfg),
-    )
-    path = partition.beside(output)
-    partition.save(plan, path)
-    print(path)
-    print(
-        f"shardrun: {len(shards)} shards over {total} partitions, expected "
-        f"{min(plan.expected):.1f}-{max(plan.expected):.1f}s each; each job runs: "
-        f"shardrun run --image {output.name} --partition K/{total}",
-        file=sys.stderr,
-    )
-
-
-@handles_errors
-def list_shards(
-    config: ConfigOpt = None,
-    shard: ShardOpt = None,
-    partition_text: Annotated[
-        str | None,
-        typer.Option(
-            "--partition",
-            metavar="K/N",
-            help="Show partition K of N of the plan: its shards, files and expected seconds.",
-        ),
-    ] = None,
-    plan_path: Annotated[
-        Path | None,
-        typer.Option("--plan", metavar="PATH", help="The plan `build --partitions` wrote."),
-    ] = None,
-    image: Annotated[
-        Path | None,
-        typer.Option("--image", metavar="FILE", help="The image file the plan lies beside."),
-    ] = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Print the expanded shards, in the order they would start, with their commands; or
-    a CI matrix's partitions, from its plan."""
-    from shardrun.config.load import load
-    from shardrun.plan import listing, partition, timings
-    from shardrun.plan.make import planned
-
-    cfg = load(config)
-    path = partition.find_plan(image, plan_path, needed=partition_text is not None)
-    if path is not None:
-        plan = partition.load(path)
-        index, total = None, plan.total
-        if partition_text is not None or partition.in_matrix():
-            index, total = partition.parse_partition(partition_text)
-        partition.check(plan, total, None, partition.config_digest(cfg), path)
-        for line in listing.partition_lines(plan, str(path), index):
-            print(line)
-        return
-    slots = os.cpu_count() or 1
-    shards = planned(cfg, shard, slots)
-    for line in listing.lines(shards, timings.load_files(cfg.timings_path), slots):
-        print(line)

@@ -1,0 +1,61 @@
+"""`shardrun list`: the shards as they would start, or a CI matrix's partitions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shardrun.cli.errors import handles_errors
+from shardrun.cli.options import (
+    ConfigOpt,
+    DebugOpt,
+    ShardOpt,
+)
+
+
+@handles_errors
+def list_shards(
+    config: ConfigOpt = None,
+    shard: ShardOpt = None,
+    partition_text: Annotated[
+        str | None,
+        typer.Option(
+            "--partition",
+            metavar="K/N",
+            help="Show partition K of N of the plan: its shards, files and expected seconds.",
+        ),
+    ] = None,
+    plan_path: Annotated[
+        Path | None,
+        typer.Option("--plan", metavar="PATH", help="The plan `build --partitions` wrote."),
+    ] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option("--image", metavar="FILE", help="The image file the plan lies beside."),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Print the expanded shards, in the order they would start, with their commands; or
+    a CI matrix's partitions, from its plan."""
+    from shardrun.config.load import load
+    from shardrun.plan import listing, partition, timings
+    from shardrun.plan.make import planned
+
+    cfg = load(config)
+    path = partition.find_plan(image, plan_path, needed=partition_text is not None)
+    if path is not None:
+        plan = partition.load(path)
+        index, total = None, plan.total
+        if partition_text is not None or partition.in_matrix():
+            index, total = partition.parse_partition(partition_text)
+        partition.check(plan, total, None, partition.config_digest(cfg), path)
+        for line in listing.partition_lines(plan, str(path), index):
+            print(line)
+        return
+    slots = os.cpu_count() or 1
+    shards = planned(cfg, shard, slots)
+    for line in listing.lines(shards, timings.load_files(cfg.timings_path), slots):
+        print(line)
