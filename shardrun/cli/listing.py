@@ -12,7 +12,9 @@ from shardrun.cli.errors import handles_errors
 from shardrun.cli.options import (
     ConfigOpt,
     DebugOpt,
+    PlanOpt,
     ShardOpt,
+    partition_option,
 )
 
 
@@ -22,16 +24,11 @@ def list_shards(
     shard: ShardOpt = None,
     partition_text: Annotated[
         str | None,
-        typer.Option(
-            "--partition",
-            metavar="K/N",
-            help="Show partition K of N of the plan: its shards, files and expected seconds.",
+        partition_option(
+            "Show partition K of N of the plan: its shards, files and expected seconds."
         ),
     ] = None,
-    plan_path: Annotated[
-        Path | None,
-        typer.Option("--plan", metavar="PATH", help="The plan `build --partitions` wrote."),
-    ] = None,
+    plan_path: PlanOpt = None,
     image: Annotated[
         Path | None,
         typer.Option("--image", metavar="FILE", help="The image file the plan lies beside."),

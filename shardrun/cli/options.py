@@ -97,3 +97,14 @@ WorkerOpt = Annotated[
 def run_option(help: str) -> object:
     """`--run RUN_ID`, which several commands take with their own help."""
     return typer.Option("--run", metavar="RUN_ID", help=help, autocompletion=complete_runs)
+
+
+def partition_option(help: str) -> object:
+    """`--partition K/N`, which `run` and `list` take with their own help."""
+    return typer.Option("--partition", metavar="K/N", help=help)
+
+
+PlanOpt = Annotated[
+    Path | None,
+    typer.Option("--plan", metavar="PATH", help="The plan `build --partitions` wrote."),
+]

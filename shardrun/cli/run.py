@@ -18,8 +18,10 @@ from shardrun.cli.options import (
     ConfigOpt,
     DebugOpt,
     PlainOpt,
+    PlanOpt,
     ShardOpt,
     WorkerOpt,
+    partition_option,
     run_option,
 )
 
@@ -101,17 +103,12 @@ def run(
     ] = None,
     partition_text: Annotated[
         str | None,
-        typer.Option(
-            "--partition",
-            metavar="K/N",
-            help="Run partition K of N of the plan (beside --image, or --plan); default: "
-            "from CI_NODE_INDEX, BUILDKITE_PARALLEL_JOB or CIRCLE_NODE_INDEX.",
+        partition_option(
+            "Run partition K of N of the plan (beside --image, or --plan); default: "
+            "from CI_NODE_INDEX, BUILDKITE_PARALLEL_JOB or CIRCLE_NODE_INDEX."
         ),
     ] = None,
-    plan_path: Annotated[
-        Path | None,
-        typer.Option("--plan", metavar="PATH", help="The plan `build --partitions` wrote."),
-    ] = None,
+    plan_path: PlanOpt = None,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
 ) -> None:

