@@ -90,10 +90,54 @@ def make(
         load, index = heapq.heappop(heap)
         parts[index].append(shard)
         heapq.heappush(heap, (load + times[shard.name], index))
+    _improve(parts, times)
     expected = [sum(times[s.name] for s in part) for part in parts]
     ordered = [tuple(sorted(part, key=lambda s: -times[s.name])) for part in parts]
     seconds = tuple(tuple(round(times[s.name], 3) for s in part) for part in ordered)
     return Plan(image_id, config, tuple(ordered), tuple(round(e, 3) for e in expected), seconds)
+
+
+# Each pass looks at every pair of shards between the last partition and another: enough
+# for a matrix's tens to hundreds of shards, bounded for more.
+_IMPROVE_PASSES = 50
+
+
+def _improve(parts: list[list[Shard]], times: Mapping[str, float]) -> None:
+    """Moves and swaps out of the partition expected to end last, while one makes it end
+    sooner without another ending as late. LPT alone can end 4/3 as late as the best
+    (3 3 2 2 2 over two: 7 against 6); this closes most of that. Deterministic: the
+    best change first, ties by partition and shard name."""
+    loads = [sum(times[s.name] for s in part) for part in parts]
+    for _ in range(_IMPROVE_PASSES):
+        worst = max(range(len(parts)), key=lambda k: (loads[k], -k))
+        best: tuple[float, int, str, str] | None = None
+        for other in range(len(parts)):
+            if other == worst:
+                continue
+            for s in parts[worst]:
+                t = times[s.name]
+                for u in (None, *parts[other]):
+                    moved = t - (times[u.name] if u is not None else 0.0)
+                    if moved <= 0:
+                        continue
+                    after = max(loads[worst] - moved, loads[other] + moved)
+                    if after < loads[worst] - 1e-9:
+                        key = (after, other, s.name, u.name if u is not None else "")
+                        best = key if best is None or key < best else best
+        if best is None:
+            return
+        _, other, name, swap = best
+        s = next(x for x in parts[worst] if x.name == name)
+        parts[worst].remove(s)
+        parts[other].append(s)
+        moved = times[s.name]
+        if swap:
+            u = next(x for x in parts[other] if x.name == swap)
+            parts[other].remove(u)
+            parts[worst].append(u)
+            moved -= times[u.name]
+        loads[worst] -= moved
+        loads[other] += moved
 
 
 def save(plan: Plan, path: Path) -> None:

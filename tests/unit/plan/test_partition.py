@@ -124,3 +124,13 @@ def test_list_counts_a_partitions_split_files():
     head, *rows, _ = listing.partition_lines(plan, "p", 1)
     assert head.startswith("partition 1/1 of p: 2 shards, 3 files")
     assert "t/a.py t/b.py" in rows[0]
+
+
+def test_where_lpt_alone_ends_late_a_move_or_swap_balances_the_partitions():
+    """3 3 2 2 2 over two: LPT gives 7 and 5; the best is 6 and 6."""
+    times = {"a": 3.0, "b": 3.0, "c": 2.0, "d": 2.0, "e": 2.0}
+    plan = partition.make(shards(*times), 2, times, {}, IMAGE, CONFIG)
+    assert sorted(plan.expected) == [6.0, 6.0]
+    assert sorted(sorted(p) for p in names(plan)) == [["a", "b"], ["c", "d", "e"]]
+    again = partition.make(shards(*reversed(times)), 2, times, {}, IMAGE, CONFIG)
+    assert names(again) == names(plan)  # the same times, the same plan
