@@ -105,6 +105,7 @@ def _write_plan(cfg, image_id: str, output: Path, total: int) -> None:
         timings.load_files(cfg.timings_path),
         image_id,
         partition.config_digest(cfg),
+        timings.load_gap(cfg.timings_path),
     )
     path = partition.beside(output)
     partition.save(plan, path)

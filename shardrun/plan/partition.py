@@ -77,13 +77,15 @@ def make(
     file_times: Mapping[str, float],
     image_id: str,
     config: str,
+    gap: float = 0.0,
 ) -> Plan:
     """LPT: longest first, each onto the partition with the least expected time (ties by
     index, shards in name order): deterministic, and with at least `total` shards none is
-    left empty."""
+    left empty. `gap`: the seconds a slot spends per shard besides its run (timings'
+    load_gap), so a partition of many short shards is not taken for a short one."""
     if total < 1:
         raise ConfigError(f"--partitions {total}: give a number of partition jobs, 1 or more")
-    times = {s.name: expected_seconds(s, durations, file_times) for s in shards}
+    times = {s.name: expected_seconds(s, durations, file_times) + gap for s in shards}
     heap = [(0.0, index) for index in range(total)]
     parts: list[list[Shard]] = [[] for _ in range(total)]
     for shard in sorted(shards, key=lambda s: (-times[s.name], s.name)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +33,35 @@ def update(old: Mapping[str, float], results: Iterable[ShardResult]) -> dict[str
             3,
         )
     return new
+
+
+def load_gap(path: Path) -> float:
+    """Recorded seconds a slot spends per shard outside its container's run (creating,
+    attaching, recording): what a plan adds to each shard it places; 0 when unknown."""
+    return _section(path, "slot").get("gap", 0.0)
+
+
+def update_gap(old: float | None, results: Iterable[ShardResult]) -> float | None:
+    """Blend in the median time between one shard's end and the next one's start on the
+    same slot; None while no slot has run two shards."""
+    by_slot: dict[tuple[str | None, int | None], list[ShardResult]] = {}
+    for r in results:
+        if r.started is not None and r.finished is not None and r.worker is not None:
+            by_slot.setdefault((r.worker, r.slot), []).append(r)
+    gaps = []
+    for ran in by_slot.values():
+        ran.sort(key=lambda r: r.started or 0.0)
+        gaps += [
+            b.started - a.finished
+            for a, b in itertools.pairwise(ran)
+            if b.started is not None and a.finished is not None and b.started >= a.finished
+        ]
+    if not gaps:
+        return old
+    gap = sorted(gaps)[len(gaps) // 2]
+    # Gaps of seconds are a slot waiting for work (a worker's load, a retry), not cost.
+    gap = min(gap, 2.0)
+    return round(gap if old is None else _SMOOTHING * gap + (1 - _SMOOTHING) * old, 3)
 
 
 def load_files(path: Path) -> dict[str, float]:
@@ -86,11 +116,18 @@ def update_files(
 
 
 def save(
-    path: Path, durations: Mapping[str, float], files: Mapping[str, float] | None = None
+    path: Path,
+    durations: Mapping[str, float],
+    files: Mapping[str, float] | None = None,
+    gap: float | None = None,
 ) -> None:
-    data = {"durations": dict(sorted(durations.items()))}
+    data: dict[str, object] = {"durations": dict(sorted(durations.items()))}
     if files is None:
         files = load_files(path)  # kept as they were
     if files:
         data["files"] = dict(sorted(files.items()))
+    if gap is None and "gap" in _section(path, "slot"):
+        gap = load_gap(path)  # kept as it was
+    if gap is not None:
+        data["slot"] = {"gap": gap}
     write_atomic(path, json.dumps(data, indent=2))

@@ -147,7 +147,12 @@ def save_times(
         files = timings.update_files(
             timings.load_files(path), summary.results, files_of, exists, junit.file_seconds
         )
-    timings.save(path, timings.update(timings.load(path), summary.results), files)
+    timings.save(
+        path,
+        timings.update(timings.load(path), summary.results),
+        files,
+        timings.update_gap(timings.load_gap(path) or None, summary.results),
+    )
 
 
 def save_reports(state_dir: Path, run_dir: Path, summary: RunSummary, latest: bool = True) -> None:

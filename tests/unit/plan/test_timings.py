@@ -91,3 +91,35 @@ def test_split_files_learn_their_times_keep_the_others_and_drop_the_gone(tmp_pat
     assert t.load_files(path) == new and t.load(path) == {"g-1": 6.0}
     t.save(path, {"g-1": 7.0})  # a save without files keeps them
     assert t.load_files(path) == new
+
+
+def test_the_gap_between_shards_on_a_slot_is_learned_and_kept(tmp_path: Path):
+    def ran(name, worker, slot, start, end):
+        return ShardResult(name=name, status=Status.PASS, exit_code=0, started=start,
+                           finished=end, worker=worker, slot=slot, log_path=None)
+
+    results = [ran("a", "w", 1, 0.0, 1.0), ran("b", "w", 1, 1.2, 2.0), ran("c", "w", 1, 2.3, 3.0),
+               ran("d", "w", 2, 0.0, 5.0),  # alone on its slot: no gap
+               ran("e", "v", 1, 0.0, 1.0), ran("f", "v", 1, 1.2, 2.0)]
+    assert timings.update_gap(None, results) == 0.2  # the median of 0.2, 0.3, 0.2
+    assert timings.update_gap(0.4, results) == 0.3  # blended
+    assert timings.update_gap(0.4, results[3:4]) == 0.4  # nothing to learn from
+    assert timings.update_gap(None, [ran("a", "w", 1, 0, 1), ran("b", "w", 1, 60, 61)]) == 2.0
+    path = tmp_path / "timings.json"
+    timings.save(path, {"a": 1.0}, gap=0.2)
+    assert timings.load_gap(path) == 0.2
+    timings.save(path, {"a": 2.0})  # a save without a new gap keeps the old one
+    assert timings.load_gap(path) == 0.2 and timings.load(path) == {"a": 2.0}
+    assert timings.load_gap(tmp_path / "none.json") == 0.0
+
+
+def test_a_plan_counts_the_gap_for_every_shard():
+    from shardrun.model.shard import Shard
+    from shardrun.plan import partition
+
+    times = {"long": 4.0, **{f"s{i}": 0.5 for i in range(8)}}
+    shards = [Shard(name=n, command=("true",)) for n in times]
+    plain = partition.make(shards, 2, times, {}, "sha256:x", "sha256:y")
+    gapped = partition.make(shards, 2, times, {}, "sha256:x", "sha256:y", gap=0.25)
+    assert sorted(plain.expected) == [4.0, 4.0]
+    assert sorted(gapped.expected) == [5.0, 5.25]  # seven short shards pay seven gaps
