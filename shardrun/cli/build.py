@@ -66,7 +66,8 @@ def build(
         async def stages():
             engine = await connect_builder(cfg)
             image_id = await workflow.build_image(cfg, engine, emit)
-            return image_id, await workflow.save_artifact(cfg, engine, image_id, emit)
+            saved, written = await workflow.save_artifact(cfg, engine, image_id, emit, output)
+            return image_id, saved, written
 
         return await unless_interrupted(interrupt, stages)
 
@@ -74,15 +75,14 @@ def build(
         raise ConfigError("--partitions needs --output FILE: the plan goes beside the image file")
     if output is not None:
         image_file.codec_of(output)  # a usage error: before the build
-    image_id, saved = run_under(pick_view(plain)[0], work)
+    image_id, saved, written = run_under(pick_view(plain)[0], work)
     print(image_id)
-    if output is None:
+    if written is None:
         print(saved.path)
         return
-    written = image_file.write(saved.path, image_id, output)
     print(written.path)
     if partitions is not None:
-        _write_plan(cfg, image_id, output, partitions)
+        _write_plan(cfg, image_id, written.path, partitions)
     print(
         f"shardrun: {written.codec}, {written.size / 1e6:.1f} MB of {written.raw_size / 1e6:.1f} MB; "
         f"run it elsewhere with: shardrun run --image {written.path.name}",

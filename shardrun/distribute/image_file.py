@@ -20,9 +20,11 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, Self
 
-from shardrun.distribute import layers
+from shardrun.distribute import layers, tarball
+from shardrun.distribute.tarball import Artifact
+from shardrun.engine.api import Engine
 from shardrun.model.errors import ConfigError, InfraError
 from shardrun.state import layout
 from shardrun.state.files import exclusive, temp_file
@@ -55,27 +57,74 @@ def codec_of(path: Path) -> str:
 
 def write(tarball: Path, image_id: str, out: Path) -> ImageFile:
     """`tarball` (a verified save of `image_id`) as `out`, compressed by its name."""
-    codec = codec_of(out)
-    raw_size = tarball.stat().st_size
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with temp_file(out, "the image file", raw_size) as tmp:
-        source = hashlib.sha256()
-        with open(tarball, "rb") as src, _compressor(codec, tmp.file) as sink:
+    with Writer(out, tarball.stat().st_size) as writer:
+        with open(tarball, "rb") as src:
             while block := src.read(_CHUNK):
-                source.update(block)
-                sink.write(block)
-        tmp.file.flush()
-        with open(tmp.path, "rb") as back:
+                writer.feed(block)
+        return writer.finish(image_id)
+
+
+def save_and_write(
+    engine: Engine, image_id: str, cache_dir: Path, out: Path
+) -> tuple[Artifact, ImageFile]:
+    """The cache's tarball of the image and `out` from it: compressed as the engine saves
+    when the cache lacks the tarball (the two overlap), else from the cached one."""
+    with Writer(out, engine.image_size(image_id)) as writer:
+        saved = tarball.ensure(engine, image_id, cache_dir, also=writer.feed)
+        if not saved.reused:
+            return saved, writer.finish(image_id)
+    return saved, write(saved.path, image_id, out)
+
+
+class Writer:
+    """An image file written as its archive streams by: fed blocks (as the build engine's
+    save writes the cache's tarball, so the save and the compression overlap), then
+    `finish`ed once that tarball is verified: the file must read back to exactly the bytes
+    fed, then it is renamed into place. Left without `finish`, nothing of it remains."""
+
+    def __init__(self, out: Path, expected_size: int) -> None:
+        self.out, self.codec = out, codec_of(out)
+        self._expected = expected_size
+        self._stack = contextlib.ExitStack()
+        self._fed = hashlib.sha256()
+        self._raw_size = 0
+        self._sink: _Sink | None = None
+
+    def __enter__(self) -> Self:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self._stack.enter_context(temp_file(self.out, "the image file", self._expected))
+        self._sink = _compressor(self.codec, self._tmp.file)
+        self._stack.callback(self._close_sink)  # before the temp file's own exit
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()  # the temp file is removed unless finish published it
+
+    def _close_sink(self) -> None:
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            sink.close()  # the compressor's last frame (and its threads)
+
+    def feed(self, block: bytes) -> None:
+        assert self._sink is not None, "fed after finish"
+        self._fed.update(block)
+        self._raw_size += len(block)
+        self._sink.write(block)
+
+    def finish(self, image_id: str) -> ImageFile:
+        self._close_sink()
+        self._tmp.file.flush()
+        with open(self._tmp.path, "rb") as back:
             written = hashlib.sha256()
-            for block in _decompressed(back, codec):
+            for block in _decompressed(back, self.codec):
                 written.update(block)
-        if written.digest() != source.digest():
+        if written.digest() != self._fed.digest():
             raise InfraError(
-                f"{out}: the written file does not read back as the image; "
+                f"{self.out}: the written file does not read back as the image; "
                 "check the disk and run again"
             )
-        tmp.publish()
-    return ImageFile(out, image_id, codec, out.stat().st_size, raw_size)
+        self._tmp.publish()
+        return ImageFile(self.out, image_id, self.codec, self.out.stat().st_size, self._raw_size)
 
 
 def import_into_cache(path: Path, cache_dir: Path) -> tuple[str, Path, bool]:
@@ -149,7 +198,22 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
-def _compressor(codec: str, out: BinaryIO):
+class _Sink(Protocol):
+    def write(self, block: bytes, /) -> object: ...
+    def close(self) -> None: ...
+
+
+class _Plain:
+    """The `.tar` codec: blocks go to the file as they are; closing leaves it open."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.write = out.write
+
+    def close(self) -> None:
+        pass
+
+
+def _compressor(codec: str, out: BinaryIO) -> _Sink:
     if codec == "gzip":
         return gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0)
     if codec == "zstd":
@@ -158,7 +222,7 @@ def _compressor(codec: str, out: BinaryIO):
         # All cores: the runner does nothing else while it writes the file.
         params = zstandard.ZstdCompressor(level=3, threads=-1)
         return params.stream_writer(out, closefd=False)
-    return contextlib.nullcontext(out)
+    return _Plain(out)
 
 
 def _decompressed(src: BinaryIO, codec: str) -> Iterator[bytes]:

@@ -47,8 +47,15 @@ def verify(path: Path, image_id: str) -> bool:
     return layers.is_complete(path, image_id)
 
 
-def ensure(engine: Engine, image_id: str, cache_dir: Path) -> Artifact:
+def ensure(
+    engine: Engine,
+    image_id: str,
+    cache_dir: Path,
+    also: Callable[[bytes], None] | None = None,
+) -> Artifact:
     """Return the verified tarball of `image_id`, saving it only if the cache lacks it.
+    `also` gets every block of a save as it is written (not of a reused tarball): the
+    image file of `build --output` is compressed while the engine saves.
 
     Raises DiskFull, before writing, if the cache's disk lacks room for it, or when the
     disk fills up while writing.
@@ -67,7 +74,7 @@ def ensure(engine: Engine, image_id: str, cache_dir: Path) -> Artifact:
             path.unlink()
         needed = _room_for_save(engine, image_id, cache_dir)
         with temp_file(path, "the image tarball", needed) as tmp:
-            _save(engine, image_id, tmp.file)
+            _save(engine, image_id, tmp.file, also)
             if not verify(tmp.path, image_id):
                 raise InfraError(f"the saved tarball of {image_id[:19]} is incomplete; run again")
             tmp.publish()
@@ -103,9 +110,14 @@ def save_stream(engine: Engine, image_id: str, chunk_size: int = _CHUNK) -> Iter
     return engine.save(tag, chunk_size)
 
 
-def _save(engine: Engine, image_id: str, out: BinaryIO) -> None:
+def _save(
+    engine: Engine, image_id: str, out: BinaryIO, also: Callable[[bytes], None] | None
+) -> None:
     # Streamed chunk by chunk to disk: an image can be larger than we want in memory.
-    out.writelines(save_stream(engine, image_id))
+    for block in save_stream(engine, image_id):
+        out.write(block)
+        if also is not None:
+            also(block)
     out.flush()
     os.fsync(out.fileno())
 

@@ -71,14 +71,28 @@ def _announce(emit: Emit):
     )
 
 
-async def save_artifact(config: Config, builder: Worker, image_id: str, emit: Emit) -> Artifact:
-    """Save (or reuse) the tarball now: `shardrun build` does, for later runs and loads."""
+async def save_artifact(
+    config: Config, builder: Worker, image_id: str, emit: Emit, output: Path | None = None
+) -> tuple[Artifact, image_file.ImageFile | None]:
+    """Save (or reuse) the tarball now: `shardrun build` does, for later runs and loads;
+    with `output`, also the image file for other machines."""
     cache = layout.cache(layout.state_dir(config.root))
-    saved = await to_thread.run_sync(
-        tarball.ensure, builder.engine, image_id, cache, abandon_on_cancel=True
-    )
+    if output is None:
+        saved = await to_thread.run_sync(
+            tarball.ensure, builder.engine, image_id, cache, abandon_on_cancel=True
+        )
+        written = None
+    else:
+        saved, written = await to_thread.run_sync(
+            image_file.save_and_write,
+            builder.engine,
+            image_id,
+            cache,
+            output,
+            abandon_on_cancel=True,
+        )
     _announce(emit)(saved)
-    return saved
+    return saved, written
 
 
 async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Prepared | None:

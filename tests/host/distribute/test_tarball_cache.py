@@ -362,3 +362,46 @@ def test_an_image_file_reads_back_into_the_cache_as_the_same_tarball(tmp_path, n
     assert cached.read_bytes() == source.read_bytes()
     assert image_file.import_into_cache(written.path, tmp_path / "cache")[2] is True
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [cached.name]
+
+
+@pytest.mark.parametrize("name", ["image.tar.zst", "image.tar.gz", "image.tar"])
+def test_the_image_file_is_written_while_the_engine_saves_or_from_the_cached_tarball(
+    tmp_path, name
+):
+    from shardrun.distribute import image_file
+    from tests.fakes.engine import FakeEngine
+
+    engine = FakeEngine()
+    image = FakeImage.make(b"base" * 1000, b"top" * 1000)
+    engine.add_image(image)
+    cache = tmp_path / "cache"
+    saved, written = image_file.save_and_write(engine, image.id, cache, tmp_path / name)
+    assert not saved.reused and len(engine.called("save")) == 1
+    assert written.raw_size == saved.size  # the same bytes, fed as they were saved
+    assert image_file.import_into_cache(written.path, tmp_path / "back")[0] == image.id
+
+    written.path.unlink()
+    again, rewritten = image_file.save_and_write(engine, image.id, cache, tmp_path / name)
+    assert again.reused and len(engine.called("save")) == 1  # from the cache, no new save
+    assert rewritten.path.read_bytes() and rewritten.raw_size == saved.size
+    assert _leftovers(tmp_path) == [] and _leftovers(cache) == []
+
+
+def test_a_save_cut_off_leaves_neither_the_tarball_nor_the_image_file(tmp_path):
+    from shardrun.distribute import image_file
+    from shardrun.model.errors import TransportError
+    from tests.fakes.engine import FakeEngine
+
+    class CutOff(FakeEngine):
+        def save(self, name, chunk_size):
+            blocks = list(super().save(name, 64))
+            yield from blocks[: len(blocks) // 2]
+            raise TransportError("the connection dropped mid-save")
+
+    engine = CutOff()
+    image = FakeImage.make(b"base" * 1000, b"top" * 1000)
+    engine.add_image(image)
+    with pytest.raises(TransportError):
+        image_file.save_and_write(engine, image.id, tmp_path / "cache", tmp_path / "image.tar.zst")
+    assert not (tmp_path / "image.tar.zst").exists()
+    assert _leftovers(tmp_path) == [] and list((tmp_path / "cache").glob("*.tar")) == []
