@@ -106,6 +106,7 @@ def _write_plan(cfg, image_id: str, output: Path, total: int) -> None:
         image_id,
         partition.config_digest(cfg),
         timings.load_gap(cfg.timings_path),
+        timings.load_setup(cfg.timings_path),
     )
     path = partition.beside(output)
     partition.save(plan, path)

@@ -54,5 +54,10 @@ def list_shards(
         return
     slots = os.cpu_count() or 1
     shards = planned(cfg, shard, slots)
-    for line in listing.lines(shards, timings.load_files(cfg.timings_path), slots):
+    path = cfg.timings_path
+    together = tuple(glob for spec in cfg.shards for glob in spec.together)
+    found = listing.lines(
+        shards, timings.load_files(path), slots, timings.load_setup(path), together
+    )
+    for line in found:
         print(line)

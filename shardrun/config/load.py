@@ -188,10 +188,13 @@ def _shards(value: Any, where: str, root: Path) -> tuple[ShardSpec, ...]:
     return tuple(specs)
 
 
+_SHARD_KEYS = ("name", "count", "split", "split-together")
+
+
 def _shard(table: Any, where: str, root: Path) -> ShardSpec:
     table = as_table(table, where, example='[[shard]] name = "unit"')
     if "name" not in table:
-        check_keys(table, ("name", "count", "split") + _RUN_KEYS, where)  # "nmae" is likelier
+        check_keys(table, _SHARD_KEYS + _RUN_KEYS, where)  # "nmae" is likelier
         fail(join(where, "name"), "missing", 'every [[shard]] needs one, e.g. name = "unit"')
     name = as_str(table["name"], join(where, "name"))
     if not _NAME.fullmatch(name) or not name.strip("."):  # names become file names
@@ -220,18 +223,33 @@ def _shard(table: Any, where: str, root: Path) -> ShardSpec:
         fail(join(named, "count"), f'{count} shards would all be named "{name}"', fix)
     _check_name_length(name, count or 1, join(where, "name"))
     # Checks the keys too, now that messages can name the shard.
-    options = _run_options(table, named, root, extra=("name", "count", "split"))
-    globs = as_str_list(table["split"], join(named, "split")) if "split" in table else ()
+    options = _run_options(table, named, root, extra=_SHARD_KEYS)
+    globs = _globs(table, "split", named)
     if "split" in table and not globs:
         fail(join(named, "split"), "is empty", 'list globs, e.g. split = ["tests/**/test_*.py"]')
+    together = _globs(table, "split-together", named)
+    if together and not globs:
+        fail(
+            join(named, "split-together"),
+            "without a split",
+            'add split = ["tests/**/test_*.py"], or remove split-together',
+        )
+    return ShardSpec(
+        name, count, options, where=named, split=globs, per_slot=per_slot, together=together
+    )
+
+
+def _globs(table: Mapping[str, Any], key: str, named: str) -> tuple[str, ...]:
+    """A list of globs of paths in the build context."""
+    globs = as_str_list(table[key], join(named, key)) if key in table else ()
     for i, glob in enumerate(globs, 1):
         if not glob or glob.startswith("/") or ".." in glob.split("/"):
             fail(
-                f"{join(named, 'split')}[{i}]",
+                f"{join(named, key)}[{i}]",
                 f'"{glob}" is not a path in the build context',
                 'write globs relative to the context, e.g. "tests/**/test_*.py"',
             )
-    return ShardSpec(name, count, options, where=named, split=globs, per_slot=per_slot)
+    return tuple(globs)
 
 
 def _check_name_length(name: str, total: int, where: str) -> None:

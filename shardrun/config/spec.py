@@ -21,6 +21,9 @@ class ShardSpec:
     # Globs of files in the build context, split into `count` balanced groups ({files}).
     split: tuple[str, ...] = ()
     per_slot: bool = False  # count = "slots": one group per slot of the run
+    # Globs of split files that always go into one group (`split-together`): files that
+    # share a setup other than their directory's. Each glob is one such unit.
+    together: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -12,7 +12,8 @@ from shardrun.model.errors import ConfigError
 from shardrun.model.options import OPTIONS
 from shardrun.model.shard import RunOptions, Shard, Volume, fill
 from shardrun.model.values import fail
-from shardrun.plan import split
+from shardrun.plan import affinity, split
+from shardrun.plan.affinity import NO_SETUP, Setup
 
 
 def expand(
@@ -20,6 +21,7 @@ def expand(
     context_files: Sequence[str] | None = None,
     file_times: Mapping[str, float] | None = None,
     slots: int = 1,
+    setup: Setup = NO_SETUP,
 ) -> list[Shard]:
     """Every [[shard]] in file order; `count = N` gives N shards with {index} 1..N.
 
@@ -32,7 +34,7 @@ def expand(
     for spec in config.shards:
         merged = _merge(config.defaults, spec.options)
         _check_merged(spec, merged)
-        groups = _split(spec, merged, context_files, file_times or {}, max(slots, 1))
+        groups = _split(spec, merged, context_files, file_times or {}, max(slots, 1), setup)
         total = len(groups) if groups is not None else spec.count or 1
         for index in range(1, total + 1):
             shard = _instantiate(spec.name, merged, index, total)
@@ -69,6 +71,7 @@ def _split(
     context_files: Sequence[str] | None,
     file_times: Mapping[str, float],
     slots: int,
+    setup: Setup,
 ) -> list[list[str]] | None:
     """The shard's groups of files (None without `split`): `count` of them, or one per
     slot (per file, when fewer)."""
@@ -100,7 +103,14 @@ def _split(
             f"{total} groups of {len(files)} files",
             f"lower count to at most {len(files)}",
         )
-    return split.groups(files, total, file_times)
+    for i, glob in enumerate(spec.together, 1):
+        if not split.match(files, glob):
+            fail(
+                f"{where}.split-together[{i}]",
+                f'"{glob}" matches none of the split\'s files',
+                "fix the glob: it picks among the files split matched",
+            )
+    return affinity.groups(files, total, file_times, setup, spec.together)
 
 
 def _merge(defaults: RunOptions, own: RunOptions) -> RunOptions:

@@ -7,27 +7,41 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from shardrun.model.shard import Shard
-from shardrun.plan import split
+from shardrun.plan import affinity, split
+from shardrun.plan.affinity import NO_SETUP, Setup
 from shardrun.plan.partition import Plan
 
 
-def lines(shards: Sequence[Shard], file_times: Mapping[str, float], slots: int) -> list[str]:
-    """`slots`: the slots the makespan is reckoned on (`list` connects to no worker)."""
+def lines(
+    shards: Sequence[Shard],
+    file_times: Mapping[str, float],
+    slots: int,
+    setup: Setup = NO_SETUP,
+    together: Sequence[str] = (),
+) -> list[str]:
+    """`slots`: the slots the makespan is reckoned on (`list` connects to no worker).
+    A split group shows its expected seconds (its setup's too) and its directories,
+    whole or cut."""
     width = max((len(s.name) for s in shards), default=0)
-    out = []
+    every = [f for s in shards for f in s.files]
+    out, groups = [], []
     for s in shards:
-        if s.files:  # a split group: its files, not the long command line
-            expected = sum(split.estimates(s.files, file_times).values())
-            out.append(f"{s.name:<{width}}  ~{expected:.1f}s  {_what(s)}")
+        if s.files:  # a split group: its directories, not the long command line
+            expected = affinity.seconds(s.files, file_times, setup, together)
+            groups.append(expected)
+            shown = affinity.describe(s.files, every, together)
+            out.append(f"{s.name:<{width}}  ~{expected:.1f}s  {shown}  {_what(s)}")
         else:
             out.append(f"{s.name:<{width}}  {_what(s)}")
-    groups = [s.files for s in shards if s.files]
     if groups:
-        every = [f for group in groups for f in group]
-        span = split.makespan(groups, split.estimates(every, file_times), slots)
         out.append(
             f"split: {len(every)} files in {len(groups)} groups, expected makespan "
-            f"~{span:.1f}s on {slots} slots (this machine's CPUs)"
+            f"~{split.span(groups, slots):.1f}s on {slots} slots (this machine's CPUs)"
+            + (
+                f", with {setup.base:.1f}s a group and {setup.per_dir:.1f}s a directory of setup"
+                if setup != NO_SETUP
+                else ""
+            )
         )
     return out
 

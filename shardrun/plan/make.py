@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from shardrun.config.spec import Config
 from shardrun.model.shard import Shard
 from shardrun.plan import timings
+from shardrun.plan.affinity import Setup
 from shardrun.plan.expand import expand, order, select
 from shardrun.state import layout
 
@@ -15,12 +16,13 @@ from shardrun.state import layout
 def planned(config: Config, patterns: Sequence[str] | None = None, slots: int = 1) -> list[Shard]:
     """`slots`: how many groups a `count = "slots"` split makes."""
     path = config.timings_path
-    files, file_times = None, None
+    files, file_times, setup = None, None, Setup()
     if any(spec.split for spec in config.shards):  # the build context's files, to split
         # docker-py's .dockerignore rules: imported only when a split needs them.
         from shardrun.engine.context import context_files
 
         files = context_files(config.image.context, config.image.dockerfile, exclude=(layout.NAME,))
         file_times = timings.load_files(path)
-    selected = select(expand(config, files, file_times, slots), patterns or [])
+        setup = timings.load_setup(path)
+    selected = select(expand(config, files, file_times, slots, setup), patterns or [])
     return order(selected, timings.load(path))

@@ -20,7 +20,8 @@ from pathlib import Path
 from shardrun.config.spec import Config
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Shard, from_json, to_json
-from shardrun.plan import split
+from shardrun.plan import affinity
+from shardrun.plan.affinity import NO_SETUP, Setup
 from shardrun.state.files import write_atomic
 
 SCHEMA = "https://shardrun.dev/schemas/plan-1.json"
@@ -59,12 +60,15 @@ def config_digest(config: Config) -> str:
 
 
 def expected_seconds(
-    shard: Shard, durations: Mapping[str, float], file_times: Mapping[str, float]
+    shard: Shard,
+    durations: Mapping[str, float],
+    file_times: Mapping[str, float],
+    setup: Setup = NO_SETUP,
 ) -> float:
-    """A shard's expected seconds: its files' for a split group, else its recorded time,
-    else the mean of the recorded ones (1 s when none is)."""
+    """A shard's expected seconds: for a split group its files' and its setup's, else its
+    recorded time, else the mean of the recorded ones (1 s when none is)."""
     if shard.files:
-        return sum(split.estimates(shard.files, file_times).values())
+        return affinity.seconds(shard.files, file_times, setup)
     if shard.name in durations:
         return durations[shard.name]
     return sum(durations.values()) / len(durations) if durations else 1.0
@@ -78,6 +82,7 @@ def make(
     image_id: str,
     config: str,
     gap: float = 0.0,
+    setup: Setup = NO_SETUP,
 ) -> Plan:
     """LPT: longest first, each onto the partition with the least expected time (ties by
     index, shards in name order): deterministic, and with at least `total` shards none is
@@ -85,7 +90,7 @@ def make(
     load_gap), so a partition of many short shards is not taken for a short one."""
     if total < 1:
         raise ConfigError(f"--partitions {total}: give a number of partition jobs, 1 or more")
-    times = {s.name: expected_seconds(s, durations, file_times) + gap for s in shards}
+    times = {s.name: expected_seconds(s, durations, file_times, setup) + gap for s in shards}
     heap = [(0.0, index) for index in range(total)]
     parts: list[list[Shard]] = [[] for _ in range(total)]
     for shard in sorted(shards, key=lambda s: (-times[s.name], s.name)):

@@ -41,11 +41,16 @@ def groups(files: Sequence[str], count: int, known: Mapping[str, float]) -> list
 
 def makespan(placed: Sequence[Sequence[str]], expected: Mapping[str, float], slots: int) -> float:
     """The expected wall time of the groups on `slots` slots, longest group first."""
-    durations = sorted((sum(expected[f] for f in group) for group in placed), reverse=True)
+    return span([sum(expected[f] for f in group) for group in placed], slots)
+
+
+def span(seconds: Sequence[float], slots: int) -> float:
+    """The expected wall time of jobs of these seconds on `slots` slots, longest first."""
+    durations = sorted(seconds, reverse=True)
     ends = [0.0] * max(slots, 1)
-    for seconds in durations:
+    for each in durations:
         i = min(range(len(ends)), key=ends.__getitem__)
-        ends[i] += seconds
+        ends[i] += each
     return max(ends, default=0.0)
 
 

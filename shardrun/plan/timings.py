@@ -10,6 +10,7 @@ from pathlib import Path
 
 from shardrun.model.results import ShardResult, Status
 from shardrun.plan import split
+from shardrun.plan.affinity import Setup
 from shardrun.state.files import write_atomic
 
 _SMOOTHING = 0.5  # weight of the newest duration: recent runs matter, one outlier less
@@ -64,6 +65,38 @@ def update_gap(old: float | None, results: Iterable[ShardResult]) -> float | Non
     return round(gap if old is None else _SMOOTHING * gap + (1 - _SMOOTHING) * old, 3)
 
 
+def load_setup(path: Path) -> Setup:
+    """The recorded fixed cost of a split group and its cost per directory touched."""
+    found = _section(path, "setup")
+    return Setup(found.get("base", 0.0), found.get("per_dir", 0.0))
+
+
+def update_setup(old: Setup | None, samples: Sequence[tuple[float, int]]) -> Setup | None:
+    """Blend in what this run's split groups say of the setup: each sample is a group's
+    seconds outside its test cases and how many directories it touched. A least-squares
+    line through them (base + per_dir x directories) when the groups touched different
+    numbers; else the old per_dir stands and the base is what is left. None: nothing to
+    learn."""
+    if not samples:
+        return old
+    n = [float(k) for _, k in samples]
+    o = [seconds for seconds, _ in samples]
+    mean_n, mean_o = sum(n) / len(n), sum(o) / len(o)
+    spread = sum((k - mean_n) ** 2 for k in n)
+    if spread > 0:
+        per_dir = sum((k - mean_n) * (t - mean_o) for k, t in zip(n, o, strict=True)) / spread
+    else:
+        per_dir = old.per_dir if old else 0.0
+    per_dir = max(per_dir, 0.0)
+    base = mean_o - per_dir * mean_n
+    if base < 0:  # the line crosses below zero: all of it per directory
+        base, per_dir = 0.0, mean_o / mean_n if mean_n else 0.0
+    if old is not None:
+        base = _SMOOTHING * base + (1 - _SMOOTHING) * old.base
+        per_dir = _SMOOTHING * per_dir + (1 - _SMOOTHING) * old.per_dir
+    return Setup(round(base, 3), round(per_dir, 3))
+
+
 def load_files(path: Path) -> dict[str, float]:
     """Recorded seconds per file of a `split` (see split.py)."""
     return _section(path, "files")
@@ -95,8 +128,10 @@ def update_files(
     ] = lambda result, files: None,
 ) -> dict[str, float]:
     """Blend in per-file seconds of the split shards that ran to a verdict: measured ones
-    (from their JUnit files), else their duration spread over their files by the current
-    estimates. Files this run did not run keep their times; files gone are dropped."""
+    (their own test cases' time, from their JUnit files: the group's time outside them is
+    its setup, see update_setup), else their duration spread over their files by the
+    current estimates. Files this run did not run keep their times; files gone are
+    dropped."""
     new = {f: t for f, t in old.items() if exists(f)}
     for result in results:
         files = files_of.get(result.name)
@@ -120,6 +155,7 @@ def save(
     durations: Mapping[str, float],
     files: Mapping[str, float] | None = None,
     gap: float | None = None,
+    setup: Setup | None = None,
 ) -> None:
     data: dict[str, object] = {"durations": dict(sorted(durations.items()))}
     if files is None:
@@ -130,4 +166,8 @@ def save(
         gap = load_gap(path)  # kept as it was
     if gap is not None:
         data["slot"] = {"gap": gap}
+    if setup is None and _section(path, "setup"):
+        setup = load_setup(path)  # kept as it was
+    if setup is not None:
+        data["setup"] = {"base": setup.base, "per_dir": setup.per_dir}
     write_atomic(path, json.dumps(data, indent=2))

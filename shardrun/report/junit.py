@@ -119,8 +119,9 @@ def flaky_and_cases(result: ShardResult) -> tuple[list[Case], dict[tuple[str, st
 def file_seconds(result: ShardResult, files: Sequence[str]) -> dict[str, float] | None:
     """Seconds per file of a split shard, from the test cases of its JUnit file: by their
     `file` attribute, else by the classname as pytest writes it (tests.unit.test_x[.Class]
-    for tests/unit/test_x.py). The shard's time outside its cases (start-up, collection)
-    is spread over the files in proportion. None without a usable JUnit file."""
+    for tests/unit/test_x.py). Only the cases' own time: the shard's time outside them
+    (start-up, collection, the setup of each directory) is the group's, not its files'.
+    None without a usable JUnit file."""
     found = flaky_and_cases(result)
     if found is None or not result.duration:
         return None
@@ -130,11 +131,9 @@ def file_seconds(result: ShardResult, files: Sequence[str]) -> dict[str, float] 
         name = case.file if case.file in files else _module_file(case.classname, by_module)
         if name:
             seconds[name] = seconds.get(name, 0.0) + case.time
-    measured = sum(seconds.values())
-    if not seconds or measured <= 0:
+    if not seconds or sum(seconds.values()) <= 0:
         return None
-    outside = max(result.duration - measured, 0.0)
-    return {f: t + outside * t / measured for f, t in seconds.items()}
+    return seconds
 
 
 def _module_file(classname: str, by_module: Mapping[str, str]) -> str | None:

@@ -8,14 +8,14 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from shardrun.cleanup import owner
 from shardrun.model.results import Status
 from shardrun.model.shard import Shard
-from shardrun.plan import timings
+from shardrun.plan import affinity, timings
 from shardrun.report import junit
 from shardrun.report.summary import RunSummary, WorkerReport
 from shardrun.report.write import write
@@ -131,28 +131,55 @@ def record(request: RunRequest, summary: RunSummary) -> None:
         summary,
         request.shards,
         lambda name: (context / name).is_file(),
+        tuple(glob for spec in request.config.shards for glob in spec.together),
     )
     save_reports(request.state_dir, make_run_dir(request), summary)
     layout.run_owner(request.state_dir, request.run_id).unlink(missing_ok=True)
 
 
 def save_times(
-    path: Path, summary: RunSummary, shards: Sequence[Shard], exists: Callable[[str], bool]
+    path: Path,
+    summary: RunSummary,
+    shards: Sequence[Shard],
+    exists: Callable[[str], bool],
+    together: Sequence[str] = (),
 ) -> None:
-    """Blend the run's shard times, and its split files' times (files for which `exists`
-    says no are dropped), into the timings file the next plan reads."""
+    """Blend the run's shard times, its split files' times (files for which `exists`
+    says no are dropped) and the split groups' setup into the timings file the next plan
+    reads. `together`: the config's split-together globs, which count as directories."""
     files_of = {s.name: s.files for s in shards if s.files}
-    files = None
+    files, setup = None, None
     if files_of:
         files = timings.update_files(
             timings.load_files(path), summary.results, files_of, exists, junit.file_seconds
+        )
+        setup = timings.update_setup(
+            timings.load_setup(path) if path.exists() else None,
+            _setup_samples(summary, files_of, together),
         )
     timings.save(
         path,
         timings.update(timings.load(path), summary.results),
         files,
         timings.update_gap(timings.load_gap(path) or None, summary.results),
+        setup,
     )
+
+
+def _setup_samples(
+    summary: RunSummary, files_of: Mapping[str, Sequence[str]], together: Sequence[str]
+) -> list[tuple[float, int]]:
+    """Each measured split group's seconds outside its test cases, and its directories."""
+    samples = []
+    for result in summary.results:
+        files = files_of.get(result.name)
+        if not files or result.status not in (Status.PASS, Status.FAIL) or not result.duration:
+            continue
+        own = junit.file_seconds(result, files)
+        if own is not None:
+            outside = max(result.duration - sum(own.values()), 0.0)
+            samples.append((outside, len(affinity.units(files, together))))
+    return samples
 
 
 def save_reports(state_dir: Path, run_dir: Path, summary: RunSummary, latest: bool = True) -> None:

@@ -31,7 +31,7 @@ junit = "/tmp/junit.xml"
 command = "python3 -m pytest -q -p no:cacheprovider --junitxml=/tmp/junit.xml {files}"
 """
 NAMES = sorted(f"suite/{'deep/' if n % 5 == 0 else ''}test_{n:02d}.py" for n in range(30))
-LONG = set(NAMES[0:9:3])  # every third by name: with no times, all in the first group
+LONG = set(NAMES[0:9:3])  # every third by name: with no times, two share a group
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_a_split_runs_every_file_once_and_balances_better_once_it_knows_the_time
                       for s in report["shards"])
         spans.append(longest)
 
-    assert spans[0] >= 6.0  # by name: the three long files together
+    assert spans[0] >= 4.0  # with no times every file counts alike: long ones share a group
     assert spans[1] < spans[0] and spans[1] <= 2.5  # by the learned times: one each
     listed = subprocess.run(["python3", "-m", "shardrun", "list"], cwd=project.root,
                             capture_output=True, text=True, check=True).stdout
@@ -125,8 +125,8 @@ def test_failed_reruns_a_split_shard_with_the_files_it_had(project):
     timings.write_text(json.dumps({"files": times}))
     listed = subprocess.run(["python3", "-m", "shardrun", "list"], cwd=project.root,
                             capture_output=True, text=True, check=True).stdout
-    assert "g-1  ~52.0s  suite/test_0.py suite/test_1.py suite/test_4.py" in listed
-    assert had["g-1"] == ["suite/test_0.py", "suite/test_2.py", "suite/test_4.py"]
+    assert "g-1  ~52.0s  suite/ (3 of 6)  suite/test_0.py suite/test_1.py suite/test_3.py" in listed
+    assert had["g-1"] == ["suite/test_0.py", "suite/test_1.py", "suite/test_2.py"]
 
     again = project.shardrun("run", "--plain", "--failed")
 

@@ -36,6 +36,11 @@ def proj(tmp_path):
          'shards.toml: shard[1] ("a").timout: unknown key'),
         ('[[shard]]\nname = "a"\ncommand = 5\n', 'shards.toml: shard[1] ("a").command:'),
         ('[defaults]\ntimeout = "5 minutes"\n' + GOOD_SHARD, "shards.toml: defaults.timeout:"),
+        ('[[shard]]\nname = "a"\ncommand = "true"\nsplit-together = ["t/**"]\n',
+         'shards.toml: shard[1] ("a").split-together: without a split'),
+        ('[[shard]]\nname = "a"\ncommand = "x {files}"\nsplit = ["t/*.py"]\n'
+         'split-together = ["/abs/**"]\n',
+         'shards.toml: shard[1] ("a").split-together[1]: "/abs/**" is not a path'),
         ('[defaults]\nmemory = "lots"\n' + GOOD_SHARD, "shards.toml: defaults.memory:"),
         ('[image]\ndockerfile = "Nope.test"\n' + GOOD_SHARD, "shards.toml: image.dockerfile:"),
         ('[defaults]\nnetwork = "none"\n', "shards.toml: shard:"),
@@ -43,7 +48,8 @@ def proj(tmp_path):
         ('[[shard]]\nname = "a"\ncount = 0\n', 'shards.toml: shard[1] ("a").count:'),
         ("[[shard]\nname = 'a'\n", "shards.toml: "),
     ],
-    ids=["unknown-key", "wrong-type", "bad-duration", "bad-size", "missing-dockerfile",
+    ids=["unknown-key", "wrong-type", "bad-duration", "together-no-split", "together-abs",
+         "bad-size", "missing-dockerfile",
          "no-shards", "duplicate-name", "zero-count", "invalid-toml"],
 )
 def test_malformed_config_exits_2_with_one_line(proj, toml, expected):
@@ -165,3 +171,15 @@ def test_a_duration_of_more_than_a_year_is_a_config_error(proj):
     done = shardrun(proj, "list")
     assert done.returncode == 2
     assert 'shard[1] ("a").timeout: "99999999999999999999h" is longer than a year' in done.stderr
+
+
+def test_a_split_together_glob_that_matches_no_split_file_is_named(proj):
+    (proj / "t").mkdir()
+    (proj / "t" / "test_a.py").write_text("")
+    (proj / "shards.toml").write_text(
+        '[[shard]]\nname = "a"\ncommand = "x {files}"\nsplit = ["t/*.py"]\n'
+        'split-together = ["t/db_*.py"]\n'
+    )
+    done = shardrun(proj, "list")
+    assert done.returncode == 2
+    assert 'split-together[1]: "t/db_*.py" matches none of the split\'s files' in done.stderr

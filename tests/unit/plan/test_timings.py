@@ -123,3 +123,23 @@ def test_a_plan_counts_the_gap_for_every_shard():
     gapped = partition.make(shards, 2, times, {}, "sha256:x", "sha256:y", gap=0.25)
     assert sorted(plain.expected) == [4.0, 4.0]
     assert sorted(gapped.expected) == [5.0, 5.25]  # seven short shards pay seven gaps
+
+
+def test_the_setup_of_split_groups_is_fitted_from_their_time_outside_test_cases(tmp_path):
+    from shardrun.plan.affinity import Setup
+
+    # 1 s a group and 2 s a directory: groups of 1, 2 and 3 directories.
+    samples = [(3.0, 1), (5.0, 2), (7.0, 3)]
+    assert timings.update_setup(None, samples) == Setup(1.0, 2.0)
+    assert timings.update_setup(Setup(3.0, 0.0), samples) == Setup(2.0, 1.0)  # blended
+    # Every group touched one directory: the old per-directory cost stands.
+    assert timings.update_setup(None, [(3.0, 1), (3.0, 1)]) == Setup(3.0, 0.0)
+    assert timings.update_setup(Setup(0.0, 2.0), [(3.0, 1)]) == Setup(0.5, 2.0)
+    # A line below zero at no directories: all of it per directory.
+    assert timings.update_setup(None, [(1.0, 1), (6.0, 2)]) == Setup(0.0, 2.333)
+    assert timings.update_setup(None, []) is None
+    path = tmp_path / "timings.json"
+    timings.save(path, {}, setup=Setup(1.0, 2.0))
+    assert timings.load_setup(path) == Setup(1.0, 2.0)
+    timings.save(path, {"a": 1.0})  # kept by a save that learned none
+    assert timings.load_setup(path) == Setup(1.0, 2.0)

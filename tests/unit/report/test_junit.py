@@ -85,7 +85,7 @@ def test_an_unreadable_file_keeps_the_single_case(tmp_path):
     assert junit.read_cases(path) is None and junit.read_cases(None) is None
 
 
-def test_file_times_come_from_the_file_attribute_or_the_classname_plus_the_overhead(tmp_path):
+def test_file_times_come_from_the_file_attribute_or_the_classname_alone(tmp_path):
     xml = """<testsuites><testsuite name="pytest">
       <testcase classname="tests.unit.test_a" name="t1" file="tests/unit/test_a.py" time="1.0"/>
       <testcase classname="tests.unit.test_a.TestX" name="t2" time="1.0"/>
@@ -96,9 +96,9 @@ def test_file_times_come_from_the_file_attribute_or_the_classname_plus_the_overh
     ran = result("g-1", Status.PASS, junit_path=path)  # 2 s long: 0 s outside its cases
     files = ["tests/unit/test_a.py", "tests/test_b.py"]
     assert junit.file_seconds(ran, files) == {"tests/unit/test_a.py": 2.0, "tests/test_b.py": 2.0}
-    # 8 s in all: the 4 s outside the cases are spread in proportion (2:2).
+    # 8 s in all: the 4 s outside the cases are the group's setup, not its files'.
     slower = ShardResult(name="g-1", status=Status.PASS, exit_code=0, started=0.0,
                          finished=8.0, worker="w", slot=1, log_path=None, junit=path)
-    assert junit.file_seconds(slower, files) == {"tests/unit/test_a.py": 4.0,
-                                                  "tests/test_b.py": 4.0}
+    assert junit.file_seconds(slower, files) == {"tests/unit/test_a.py": 2.0,
+                                                  "tests/test_b.py": 2.0}
     assert junit.file_seconds(result("g-1", Status.PASS), files) is None  # no JUnit file
