@@ -38,8 +38,8 @@ def proj(tmp_path):
         ('[defaults]\ntimeout = "5 minutes"\n' + GOOD_SHARD, "shards.toml: defaults.timeout:"),
         ('[[shard]]\nname = "a"\ncommand = "true"\nsplit-together = ["t/**"]\n',
          'shards.toml: shard[1] ("a").split-together: without a split'),
-        ('[[shard]]\nname = "a"\ncommand = "x {files}"\nsplit = ["t/*.py"]\n'
-         'split-together = ["/abs/**"]\n',
+        (('[[shard]]\nname = "a"\ncommand = "x {files}"\nsplit = ["t/*.py"]\n'
+          'split-together = ["/abs/**"]\n'),
          'shards.toml: shard[1] ("a").split-together[1]: "/abs/**" is not a path'),
         ('[defaults]\nmemory = "lots"\n' + GOOD_SHARD, "shards.toml: defaults.memory:"),
         ('[image]\ndockerfile = "Nope.test"\n' + GOOD_SHARD, "shards.toml: image.dockerfile:"),
