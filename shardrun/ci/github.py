@@ -15,6 +15,13 @@ from dataclasses import dataclass
 from shardrun.model.errors import ConfigError
 
 # `${{ }}` is GitHub's, so the template's own fields are @NAME@.
+# Every job starts the same: the sources, Python, shardrun.
+SETUP = """\
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "@PYTHON@"
+      - run: @INSTALL@"""
 TEMPLATE = """\
 # Made by `shardrun ci github --partitions @PARTITIONS@`: one build, @PARTITIONS@ partition jobs, one merge.
 name: shardrun
@@ -30,11 +37,7 @@ jobs:
   build:
     runs-on: @RUNS_ON@
     steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "@PYTHON@"
-      - run: @INSTALL@
+@SETUP@
       # The merge job saves the timings of every run: the plan is balanced by them.
       - uses: actions/cache/restore@v4
         with:
@@ -59,11 +62,7 @@ jobs:
       matrix:
         partition: [@INDEXES@]
     steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "@PYTHON@"
-      - run: @INSTALL@
+@SETUP@
       - uses: actions/download-artifact@v4
         with:
           name: shardrun-image
@@ -81,11 +80,7 @@ jobs:
     if: always()  # a failed or lost partition must still fail the merge, by name
     runs-on: @RUNS_ON@
     steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "@PYTHON@"
-      - run: @INSTALL@
+@SETUP@
       - uses: actions/download-artifact@v4
         with:
           pattern: shardrun-partition-*
@@ -129,6 +124,7 @@ def workflow(options: Options) -> str:
         if "=" not in arg or "\n" in arg:
             raise ConfigError(f'--build-arg "{arg}": write KEY=VALUE')
     fields = {
+        "@SETUP@": SETUP,
         "@PARTITIONS@": str(options.partitions),
         "@INDEXES@": ", ".join(str(k) for k in range(1, options.partitions + 1)),
         "@PYTHON@": options.python,
