@@ -5,12 +5,14 @@ A group pays a fixed cost (container, interpreter, collection: `Setup.base`) and
 for each directory it touches, that directory's setup (the modules its tests import,
 fixtures of wider scope, caches its first test fills: `Setup.per_dir`). Four groups that
 each hold a quarter of a directory pay its setup four times; one group that holds it
-whole pays it once. So directories are placed whole, largest first, each into the group
-expected to end first, under a cap on any group's time; a directory too large for the
-room left is cut, filling the groups with the most room first, so it is cut into as few
-parts as the cap allows. The cap starts at the lower bound (the total over the groups)
-and rises 1% at a time until everything fits: the first that fits is kept. Ties go by
-name and group number, so the same times give the same groups on every machine.
+whole pays it once. So, under a cap on any group's time, the directories that fit in a
+group are placed whole, largest first, each into the group expected to end first; then
+the ones larger than a group should be are cut to fill the room left, the groups with
+the most room first, so into as few parts as the cap allows. The cap starts at the lower
+bound (everything shared out, each directory's setup counted once) and rises 1% at a
+time until everything fits; past 8% above the bound any directory may be cut, so the
+groups stay balanced. Ties go by name and group number, so the same times give the same
+groups on every machine.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from shardrun.plan import split
 
 _CAP_STEPS = 400  # 1% each: 53x the lower bound, far more than any real suite needs
+_WHOLE_WITHIN = 1.08  # how far above the bound a cap may rise to keep small ones whole
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,13 @@ def groups(
         max(setup.per_dir + times[f] for f in files),
         max((cost[u] for u in whole), default=0.0),
     )
+    bound = cap
+    big = {u for u in by_unit if cost[u] > bound and u not in whole}
     for _ in range(_CAP_STEPS):
-        placed = _pack(by_unit, cost, times, count, cap, setup.per_dir, whole)
+        # Only a directory larger than a group should be is cut, while balance holds
+        # within 5%; past that, any may be, so the groups stay balanced.
+        keep = whole if cap > bound * _WHOLE_WITHIN else set(by_unit) - big
+        placed = _pack(by_unit, cost, times, count, cap, setup.per_dir, keep)
         if placed is not None:
             _fill_empty(placed, times)
             return [sorted(group) for group in placed]
@@ -110,7 +118,8 @@ def _pack(
     loads = [0.0] * count
     placed: list[list[str]] = [[] for _ in range(count)]
     slack = cap * 1e-9
-    for unit in sorted(by_unit, key=lambda u: (-cost[u], u)):
+    # Whole ones first, largest first; the ones that may be cut then fill the room left.
+    for unit in sorted(by_unit, key=lambda u: (u not in whole, -cost[u], u)):
         room = [g for g in range(count) if loads[g] + cost[unit] <= cap + slack]
         if room:
             g = min(room, key=lambda i: (loads[i], i))
