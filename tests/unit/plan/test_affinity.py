@@ -89,3 +89,16 @@ def test_the_makespan_stays_near_the_bound_that_counts_each_setup_once():
 def test_describe_names_each_groups_directories_whole_and_cut():
     every = ["t/a/x.py", "t/a/y.py", "t/a/z.py", "t/b/w.py"]
     assert affinity.describe(["t/a/x.py", "t/b/w.py"], every) == "t/a/ (1 of 3), t/b/ (whole, 1)"
+
+
+def test_only_a_directory_larger_than_a_group_should_be_is_cut():
+    """Uneven directories, 4 groups: the small ones fill in whole, the large one is cut."""
+    times = suite(api=[1.5] * 12, db=[1.45] * 9, models=[1.47] * 7, cli=[1.34] * 5,
+                  utils=[1.05] * 4, web=[1.03] * 3)
+    setup = Setup(base=0.4, per_dir=1.0)
+    groups = affinity.groups(list(times), 4, times, setup)
+    cut = {d for d in ("api", "db", "models", "cli", "utils", "web")
+           if sum(f"tests/{d}" in dirs_of(g) for g in groups) > 1}
+    assert cut == {"api"}  # 19 s with its setup: more than a quarter of 61.3 s
+    bound = setup.base + (sum(times.values()) + 6 * setup.per_dir) / 4
+    assert max(affinity.seconds(g, times, setup) for g in groups) <= 1.08 * bound
