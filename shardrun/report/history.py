@@ -42,7 +42,7 @@ def load(state_dir: Path, run_id: str | None = None) -> PastRun:
             raise ConfigError(f"no earlier run in {runs}; run `shardrun run` first")
         run_id = latest.readlink().name
     given = Path(run_id)
-    if given.exists() and (given.is_dir() or given.name == "report.json"):
+    if (given / "report.json").is_file() or (given.name == "report.json" and given.is_file()):
         # A run folder downloaded from elsewhere (a CI's merged run), not under runs/.
         path = given / "report.json" if given.is_dir() else given
         run_id = path.parent.name

@@ -71,3 +71,9 @@ def test_a_run_folder_from_elsewhere_is_read_by_its_path(tmp_path: Path):
     for given in (folder, folder / "report.json"):
         past = history.load(state, str(given))
         assert past.run_id == "merged-1" and past.failed_names() == {"a"}
+
+
+def test_a_folder_without_a_report_is_no_run_whatever_its_name(tmp_path: Path):
+    """`--run ../etc` from /src is a folder that exists: still not a run."""
+    with pytest.raises(ConfigError, match="is not a run ID"):
+        history.load(tmp_path / ".shardrun", str(tmp_path.parent) + "/")
