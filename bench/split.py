@@ -685,7 +685,7 @@ def print_setup_results(
     )
     for variant, groups in bench.groups.items():
         for i, group in enumerate(groups, 1):
-            shown = affinity.describe(group, SETUP_FILES)
+            shown = affinity.describe(group, affinity.sizes(SETUP_FILES))
             print(
                 f"  {variant}-{i}: {len(group):2d} files, sleep "
                 f"{sum(SETUP_SECONDS[f] for f in group):5.1f}s +setup "

@@ -94,7 +94,7 @@ def groups(
     big = {u for u in by_unit if cost[u] > bound and u not in whole}
     for _ in range(_CAP_STEPS):
         # Only a directory larger than a group should be is cut, while balance holds
-        # within 5%; past that, any may be, so the groups stay balanced.
+        # within _WHOLE_WITHIN; past that, any may be, so the groups stay balanced.
         keep = whole if cap > bound * _WHOLE_WITHIN else set(by_unit) - big
         placed = _pack(by_unit, cost, times, count, cap, setup.per_dir, keep)
         if placed is not None:
@@ -155,13 +155,20 @@ def _fill_empty(placed: list[list[str]], times: Mapping[str, float]) -> None:
         placed[empty].append(shortest)
 
 
-def describe(files: Sequence[str], all_files: Sequence[str], together: Sequence[str] = ()) -> str:
-    """A group's units for `shardrun list`: `tests/db/ (whole, 5)`, `tests/api/ (3 of 9)`."""
-    everything = units(all_files, together)
+def sizes(files: Sequence[str], together: Sequence[str] = ()) -> dict[str, int]:
+    """How many files each unit has: what `describe` compares a group's share with."""
+    return {unit: len(mine) for unit, mine in units(files, together).items()}
+
+
+def describe(
+    files: Sequence[str], whole_sizes: Mapping[str, int], together: Sequence[str] = ()
+) -> str:
+    """A group's units for `shardrun list`: `tests/db/ (whole, 5)`, `tests/api/ (3 of 9)`;
+    `whole_sizes`: `sizes` of all the split's files."""
     parts = []
     for unit, mine in units(files, together).items():
         name = unit if unit in together else (unit or ".") + "/"
-        whole = len(everything.get(unit, mine))
+        whole = whole_sizes.get(unit, len(mine))
         shown = f"whole, {len(mine)}" if len(mine) == whole else f"{len(mine)} of {whole}"
         parts.append(f"{name} ({shown})")
     return ", ".join(parts)

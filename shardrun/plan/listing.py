@@ -24,12 +24,13 @@ def lines(
     whole or cut."""
     width = max((len(s.name) for s in shards), default=0)
     every = [f for s in shards for f in s.files]
+    whole_sizes = affinity.sizes(every, together)
     out, groups = [], []
     for s in shards:
         if s.files:  # a split group: its directories, not the long command line
             expected = affinity.seconds(s.files, file_times, setup, together)
             groups.append(expected)
-            shown = affinity.describe(s.files, every, together)
+            shown = affinity.describe(s.files, whole_sizes, together)
             out.append(f"{s.name:<{width}}  ~{expected:.1f}s  {shown}  {_what(s)}")
         else:
             out.append(f"{s.name:<{width}}  {_what(s)}")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from shardrun.config.spec import Config
 from shardrun.model.shard import Shard
 from shardrun.plan import timings
-from shardrun.plan.affinity import Setup
+from shardrun.plan.affinity import NO_SETUP
 from shardrun.plan.expand import expand, order, select
 from shardrun.state import layout
 
@@ -16,7 +16,7 @@ from shardrun.state import layout
 def planned(config: Config, patterns: Sequence[str] | None = None, slots: int = 1) -> list[Shard]:
     """`slots`: how many groups a `count = "slots"` split makes."""
     path = config.timings_path
-    files, file_times, setup = None, None, Setup()
+    files, file_times, setup = None, None, NO_SETUP
     if any(spec.split for spec in config.shards):  # the build context's files, to split
         # docker-py's .dockerignore rules: imported only when a split needs them.
         from shardrun.engine.context import context_files

@@ -9,6 +9,7 @@ nor all go last.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -87,6 +88,7 @@ def match(files: Sequence[str], glob: str) -> list[str]:
     return sorted(f for f in files if pattern.fullmatch(f))
 
 
+@functools.lru_cache(maxsize=256)  # affinity matches every file against each glob
 def _glob_regex(glob: str) -> re.Pattern[str]:
     out = []
     i = 0

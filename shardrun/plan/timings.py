@@ -10,7 +10,7 @@ from pathlib import Path
 
 from shardrun.model.results import ShardResult, Status
 from shardrun.plan import split
-from shardrun.plan.affinity import Setup
+from shardrun.plan.affinity import NO_SETUP, Setup
 from shardrun.state.files import write_atomic
 
 _SMOOTHING = 0.5  # weight of the newest duration: recent runs matter, one outlier less
@@ -39,7 +39,11 @@ def update(old: Mapping[str, float], results: Iterable[ShardResult]) -> dict[str
 def load_gap(path: Path) -> float:
     """Recorded seconds a slot spends per shard outside its container's run (creating,
     attaching, recording): what a plan adds to each shard it places; 0 when unknown."""
-    return _section(path, "slot").get("gap", 0.0)
+    return recorded_gap(path) or 0.0
+
+
+def recorded_gap(path: Path) -> float | None:
+    return _section(path, "slot").get("gap")
 
 
 def update_gap(old: float | None, results: Iterable[ShardResult]) -> float | None:
@@ -67,8 +71,14 @@ def update_gap(old: float | None, results: Iterable[ShardResult]) -> float | Non
 
 def load_setup(path: Path) -> Setup:
     """The recorded fixed cost of a split group and its cost per directory touched."""
+    return recorded_setup(path) or NO_SETUP
+
+
+def recorded_setup(path: Path) -> Setup | None:
+    """As load_setup, but None when none is recorded: a first estimate is not blended
+    with zeros."""
     found = _section(path, "setup")
-    return Setup(found.get("base", 0.0), found.get("per_dir", 0.0))
+    return Setup(found.get("base", 0.0), found.get("per_dir", 0.0)) if found else None
 
 
 def update_setup(old: Setup | None, samples: Sequence[tuple[float, int]]) -> Setup | None:
@@ -162,12 +172,12 @@ def save(
         files = load_files(path)  # kept as they were
     if files:
         data["files"] = dict(sorted(files.items()))
-    if gap is None and "gap" in _section(path, "slot"):
-        gap = load_gap(path)  # kept as it was
+    if gap is None:
+        gap = recorded_gap(path)  # kept as it was
     if gap is not None:
         data["slot"] = {"gap": gap}
-    if setup is None and _section(path, "setup"):
-        setup = load_setup(path)  # kept as it was
+    if setup is None:
+        setup = recorded_setup(path)  # kept as it was
     if setup is not None:
         data["setup"] = {"base": setup.base, "per_dir": setup.per_dir}
     write_atomic(path, json.dumps(data, indent=2))

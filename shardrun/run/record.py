@@ -154,14 +154,14 @@ def save_times(
             timings.load_files(path), summary.results, files_of, exists, junit.file_seconds
         )
         setup = timings.update_setup(
-            timings.load_setup(path) if path.exists() else None,
+            timings.recorded_setup(path),
             _setup_samples(summary, files_of, together),
         )
     timings.save(
         path,
         timings.update(timings.load(path), summary.results),
         files,
-        timings.update_gap(timings.load_gap(path) or None, summary.results),
+        timings.update_gap(timings.recorded_gap(path), summary.results),
         setup,
     )
 

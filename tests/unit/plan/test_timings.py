@@ -143,3 +143,12 @@ def test_the_setup_of_split_groups_is_fitted_from_their_time_outside_test_cases(
     assert timings.load_setup(path) == Setup(1.0, 2.0)
     timings.save(path, {"a": 1.0})  # kept by a save that learned none
     assert timings.load_setup(path) == Setup(1.0, 2.0)
+
+
+def test_a_first_setup_is_not_blended_with_zeros_in_a_file_that_has_none(tmp_path: Path):
+    from shardrun.plan.affinity import Setup
+
+    path = tmp_path / "timings.json"
+    timings.save(path, {"a": 1.0})  # times of other shards, no setup yet
+    assert timings.recorded_setup(path) is None and timings.recorded_gap(path) is None
+    assert timings.update_setup(timings.recorded_setup(path), [(3.0, 1), (5.0, 2)]) == Setup(1.0, 2.0)
