@@ -10,15 +10,17 @@ from shardrun.cli.options import ConfigOpt, DebugOpt, WorkerOpt
 
 @handles_errors
 def workers(config: ConfigOpt = None, worker: WorkerOpt = None, debug: DebugOpt = False) -> None:
-    """List every worker: reachable or not, engine version, CPUs, slots, has the image."""
+    """List every worker: reachable or not, engine version, CPUs, slots, the last load's
+    codec and link rate, has the image."""
     import anyio
 
     from shardrun.config.load import load
     from shardrun.config.workers import chosen, parse_worker_option
     from shardrun.distribute.tarball import latest_image_id
+    from shardrun.distribute.worker_facts import WorkerFacts
     from shardrun.run.connect import resolve_workers
     from shardrun.run.inventory import survey
-    from shardrun.state.layout import state_dir
+    from shardrun.state.layout import state_dir, workers_file
     from shardrun.ui.console import table_console
     from shardrun.ui.summary import workers_table
 
@@ -26,6 +28,8 @@ def workers(config: ConfigOpt = None, worker: WorkerOpt = None, debug: DebugOpt 
     image_id = latest_image_id(state_dir(cfg.root))
     specs = chosen(cfg, [parse_worker_option(w) for w in worker or ()])
     rows = anyio.run(survey, resolve_workers(specs), image_id)  # may load the SSH transport
-    table_console().print(workers_table(rows, image_id))
+    facts = WorkerFacts(workers_file(state_dir(cfg.root)))
+    links = {row.url: facts.describe(row.url) for row in rows}
+    table_console().print(workers_table(rows, image_id, links))
     if not any(row.reachable for row in rows):
         raise typer.Exit(4)

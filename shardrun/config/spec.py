@@ -52,6 +52,7 @@ class WorkerSpec:
     slots: int | None
     volumes: tuple[Volume, ...] = ()
     required: bool = False  # a run that loses it fails (exit 4)
+    compress: str = "auto"  # the image's codec in transit: auto, zstd, gzip or none
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from shardrun.model.values import (
     unique,
 )
 
+# How the image travels to a worker (distribute.codec_choice): "auto" decides by measurement.
+COMPRESS_SETTINGS = ("auto", "zstd", "gzip", "none")
 # The current docker context, as `docker` itself would use.
 DEFAULT = WorkerSpec(name=None, context="default", host=None, slots=None)
 
@@ -46,7 +48,9 @@ def parse_workers(value: Any, where: str, root: Path) -> tuple[WorkerSpec, ...]:
 
 def _worker(table: Any, where: str, root: Path) -> WorkerSpec:
     table = as_table(table, where, example='[[worker]] context = "box2"')
-    check_keys(table, ("name", "context", "host", "slots", "volumes", "required"), where)
+    check_keys(
+        table, ("name", "context", "host", "slots", "volumes", "required", "compress"), where
+    )
     got = {k: as_str(table[k], join(where, k)) for k in ("name", "context", "host") if k in table}
     if ("context" in got) == ("host" in got):
         fix = 'set context = "NAME" (a docker context) or host = "ssh://user@HOST"'
@@ -56,9 +60,18 @@ def _worker(table: Any, where: str, root: Path) -> WorkerSpec:
     slots = as_positive(table["slots"], join(where, "slots"), int) if "slots" in table else None
     volumes = parse_volumes(table.get("volumes", []), join(where, "volumes"), root)
     required = as_bool(table["required"], join(where, "required")) if "required" in table else False
+    compress = _compress(table, join(where, "compress")) if "compress" in table else "auto"
     return WorkerSpec(
-        got.get("name"), got.get("context"), got.get("host"), slots, volumes, required
+        got.get("name"), got.get("context"), got.get("host"), slots, volumes, required, compress
     )
+
+
+def _compress(table: Any, where: str) -> str:
+    value = as_str(table["compress"], where)
+    if value not in COMPRESS_SETTINGS:
+        choices = ", ".join(f'"{c}"' for c in COMPRESS_SETTINGS)
+        fail(where, f'"{value}" is not a codec', f"use one of {choices}")
+    return value
 
 
 def parse_worker_option(value: str) -> WorkerSpec:

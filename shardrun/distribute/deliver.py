@@ -4,7 +4,8 @@ A worker that holds the image (by its ID, or on the containerd image store by it
 tag) gets nothing; one that holds a bottom prefix of its layers gets a thin tarball
 without those layers (a docker archive on a graph-driver store, an OCI layout on the
 containerd store); any other gets the full tarball. A worker that refuses a thin docker
-archive gets the full one, and is remembered so later runs go straight to full loads. A thin tarball that is not
+archive gets the full one, and is remembered so later runs go straight to full loads. Each archive goes raw or
+compressed as `send` decides with the worker's codec. A thin tarball that is not
 whole (cut off by a full disk or a killed writer) is rewritten, never held against the
 worker. A full disk on this side is DiskFull, raised as it is: the run stops, and no
 worker is to blame.
@@ -13,56 +14,40 @@ worker is to blame.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from shardrun.distribute import blob_names, layers, oci_layout
+from shardrun.distribute.codecs import NONE
+from shardrun.distribute.send import Link, Sent, file_chunks, send
 from shardrun.distribute.tarball import Artifact, OnDemand, save_stream
 from shardrun.engine.api import ENGINE_FAILURES, Engine
 from shardrun.model.errors import EngineRefused, InfraError
 from shardrun.model.image_ref import content_tag, held_chain_ids
 from shardrun.state import layout
-from shardrun.state.files import exclusive, no_room, temp_file, write_atomic
-from shardrun.ui.events import Emit, WorkerTransfer
+from shardrun.state.files import exclusive, no_room, temp_file
+from shardrun.ui.events import WorkerTransfer
 
 _CHUNK = 1 << 20
-_PROGRESS_EVERY = 0.2  # seconds between transfer events per worker
 
 
 @dataclass(frozen=True)
 class Delivery:
     worker: str
     mode: str  # "none" (already there), "thin" or "full"
-    sent: int  # bytes sent
+    sent: int  # bytes of the archive sent (thin or full tarball, or OCI layout)
     full_size: int  # bytes of the full tarball, for comparison
     seconds: float
     ref: str = ""  # what the worker knows the image by: its ID, or its content tag
     started: float = 0.0  # wall clock, when its delivery began
-
-
-class ThinRefusals:
-    """Workers (by URL) that refused a thin tarball, kept in .shardrun/workers.json."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self._refused = set(json.loads(path.read_text()).get("thin_refused", []))
-        except (OSError, ValueError, AttributeError):
-            self._refused = set()
-
-    def allows(self, url: str) -> bool:
-        return url not in self._refused
-
-    def refuse(self, url: str) -> None:
-        self._refused.add(url)
-        write_atomic(self.path, json.dumps({"thin_refused": sorted(self._refused)}, indent=2))
+    codec: str = NONE  # what the archive went in
+    wire: int = 0  # bytes on the wire: `sent`, or fewer compressed
 
 
 def _layers_held(engine: Engine, diff_ids: list[str], project: str) -> int:
@@ -107,23 +92,10 @@ def _keep_if_whole(thin: Thin, sent: os.stat_result, image_id: str) -> bool:
         return False
 
 
-def _chunks(path: Path, progress: Callable[[int], None]) -> Iterator[bytes]:
-    """The file in chunks, reporting bytes sent: streamed, never whole in memory."""
-    sent = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            yield chunk
-            sent += len(chunk)
-            progress(sent)
-
-
 def deliver(
     engine: Engine,
-    worker: str,
-    url: str,
+    link: Link,
     image: OnDemand,
-    refusals: ThinRefusals,
-    emit: Emit,
     project: str,
     containerd_store: bool = False,
 ) -> Delivery:
@@ -138,30 +110,33 @@ def deliver(
     started, wall = time.monotonic(), time.time()
     image_id = image.image_id
     diff_ids = image.diff_ids()
+    worker = link.worker
 
-    def done(mode: str, sent: int, ref: str, full: int = 0) -> Delivery:
-        emit(WorkerTransfer(worker=worker, sent=sent, total=sent, mode=mode))
-        return Delivery(worker, mode, sent, full, time.monotonic() - started, ref, wall)
+    def done(mode: str, sent: Sent | None, ref: str, full: int = 0) -> Delivery:
+        codec, raw, wire = (sent.codec, sent.raw, sent.wire) if sent else (NONE, 0, 0)
+        link.emit(WorkerTransfer(worker, wire, wire, mode, codec, raw))
+        took = time.monotonic() - started
+        return Delivery(worker, mode, raw, full, took, ref, wall, codec, wire)
 
     if ref := engine.find_image(image_id, diff_ids):
-        return done("none", 0, ref)
+        return done("none", None, ref)
     # The containerd store refuses thin docker archives but takes thin OCI layouts.
-    if containerd_store or refusals.allows(url):
+    if containerd_store or link.facts.allows_thin(link.url):
         skip = _layers_held(engine, diff_ids, project)
         thin = _thin_for(image, skip, containerd_store) if skip else None
         if thin is not None:
-            loaded = _send_thin(engine, worker, url, image, thin, refusals, emit)
+            loaded = _send_thin(engine, link, image, thin)
             if loaded is not None:
                 return done("thin", loaded[0], loaded[1], image.full_size())
     artifact = image.get()
     try:
-        _send(engine, worker, artifact.path, "full", emit)
+        sent = send(engine, link, artifact.path, "full")
     except EngineRefused as exc:
         raise InfraError(f"loading the image into worker {worker} failed: {exc}") from exc
     ref = engine.find_image(image_id, diff_ids)
     if ref is None:
         raise InfraError(f"worker {worker} loaded the tarball but lacks image {image_id[:19]}")
-    return done("full", artifact.size, ref, artifact.size)
+    return done("full", sent, ref, artifact.size)
 
 
 @dataclass(frozen=True)
@@ -237,7 +212,7 @@ def oci_from_save(image: OnDemand, skip: int) -> Thin | None:
         if thin.is_complete(image.image_id):
             return thin
         if image.has_full() or image.engine is None:
-            source = _chunks(image.get().path, lambda sent: None)
+            source = file_chunks(image.get().path, lambda sent: None)
         else:
             source = save_stream(image.engine, image.image_id, _CHUNK)
 
@@ -295,16 +270,8 @@ def _whole_thin(path: Path, image_id: str, skip: int) -> set[str] | None:
     return omit if layers.is_complete(path, image_id, omit) else None
 
 
-def _send_thin(
-    engine: Engine,
-    worker: str,
-    url: str,
-    image: OnDemand,
-    thin: Thin,
-    refusals: ThinRefusals,
-    emit: Emit,
-) -> tuple[int, str] | None:
-    """Load the thin tarball; the bytes sent and what the worker now knows the image by,
+def _send_thin(engine: Engine, link: Link, image: OnDemand, thin: Thin) -> tuple[Sent, str] | None:
+    """Load the thin tarball; what was sent and what the worker now knows the image by,
     or None and the caller loads the full one.
 
     Only the engine's error over a whole docker archive marks the worker as refusing thin
@@ -314,7 +281,7 @@ def _send_thin(
     """
     sent = thin.path.stat()
     try:
-        _send(engine, worker, thin.path, "thin", emit)
+        loaded = send(engine, link, thin.path, "thin")
     except EngineRefused:
         if thin.oci:
             # The store may keep the image it failed to unpack, under our tag: containers
@@ -322,23 +289,9 @@ def _send_thin(
             with contextlib.suppress(*ENGINE_FAILURES):
                 engine.untag(content_tag(image.image_id))
         if _keep_if_whole(thin, sent, image.image_id) and not thin.oci:
-            refusals.refuse(url)
+            link.facts.refuse_thin(link.url)
         return None
     if ref := engine.find_image(image.image_id, image.diff_ids()):
-        return sent.st_size, ref
+        return loaded, ref
     _keep_if_whole(thin, sent, image.image_id)  # loaded without error, yet no image
     return None
-
-
-def _send(engine: Engine, worker: str, path: Path, mode: str, emit: Emit) -> None:
-    total = path.stat().st_size
-    last = 0.0
-
-    def progress(sent: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= _PROGRESS_EVERY and sent < total:
-            last = now
-            emit(WorkerTransfer(worker=worker, sent=sent, total=total, mode=mode))
-
-    engine.load(_chunks(path, progress))

@@ -2,8 +2,8 @@
 every partition job (`run --image`). Only files are shared between such jobs.
 
 The file is a `docker save` archive, compressed as its name says: `.tar` (none),
-`.tar.gz` (gzip level 1) or `.tar.zst` (zstd, several threads). It is written from the
-cache's verified tarball, streamed, to a temp file renamed into place once it decompresses
+`.tar.gz` (gzip level 1) or `.tar.zst` (zstd), on every core (see codecs). It is written
+from the cache's verified tarball, streamed, to a temp file renamed into place once it decompresses
 to exactly that tarball. Reading it back decompresses it into the cache (where it is
 reused while the image is unchanged) and verifies it as a save of the image its config
 names; a truncated or damaged file is one line and nothing is loaded anywhere.
@@ -12,17 +12,15 @@ names; a truncated or damaged file is one line and nothing is loaded anywhere.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import os
 import tarfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, Self
+from typing import Self
 
-from shardrun.distribute import layers, tarball
+from shardrun.distribute import codecs, layers, tarball
 from shardrun.distribute.tarball import Artifact
 from shardrun.engine.api import Engine
 from shardrun.model.errors import ConfigError, InfraError
@@ -31,8 +29,6 @@ from shardrun.state.files import exclusive, temp_file
 
 _CHUNK = 1 << 20
 CODECS = {".tar": "none", ".tar.gz": "gzip", ".tgz": "gzip", ".tar.zst": "zstd"}
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 @dataclass(frozen=True)
@@ -91,12 +87,12 @@ class Writer:
         # CPU (two passes over the archive on a 2-core runner are seconds of sha256).
         self._fed = 0
         self._raw_size = 0
-        self._sink: _Sink | None = None
+        self._sink: codecs.Sink | None = None
 
     def __enter__(self) -> Self:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self._stack.enter_context(temp_file(self.out, "the image file", self._expected))
-        self._sink = _compressor(self.codec, self._tmp.file)
+        self._sink = codecs.compressor(self.codec, self._tmp.file)
         self._stack.callback(self._close_sink)  # before the temp file's own exit
         return self
 
@@ -119,7 +115,7 @@ class Writer:
         self._tmp.file.flush()
         with open(self._tmp.path, "rb") as back:
             written, size = 0, 0
-            for block in _decompressed(back, self.codec):
+            for block in codecs.decompressed(back, self.codec):
                 written = zlib.crc32(block, written)
                 size += len(block)
         if (written, size) != (self._fed, self._raw_size):
@@ -143,7 +139,7 @@ def import_into_cache(path: Path, cache_dir: Path) -> tuple[str, Path, bool]:
             f"--image {path}: {exc.strerror}; give the image file the build "
             "job wrote (shardrun build --output)"
         ) from None
-    codec = _sniff(head)
+    codec = codecs.sniff(head)
     if codec is None:
         raise ConfigError(
             f"--image {path}: not an image file (a docker archive, plain, gzip "
@@ -155,7 +151,7 @@ def import_into_cache(path: Path, cache_dir: Path) -> tuple[str, Path, bool]:
     with temp_file(staging, "the image archive", path.stat().st_size * 3) as tmp:
         try:
             with open(path, "rb") as f:
-                for block in _decompressed(f, codec):
+                for block in codecs.decompressed(f, codec):
                     tmp.file.write(block)
             tmp.file.flush()
             with tarfile.open(tmp.path) as tar:
@@ -165,7 +161,7 @@ def import_into_cache(path: Path, cache_dir: Path) -> tuple[str, Path, bool]:
                 f"--image {path}: not a docker image archive ({_why(exc)}); "
                 "give the file `shardrun build --output` wrote"
             ) from None
-        except _decode_errors() as exc:
+        except codecs.decode_errors() as exc:
             raise InfraError(
                 f"--image {path} is truncated or damaged ({_why(exc)}); "
                 "download it again, or rebuild it"
@@ -183,67 +179,6 @@ def import_into_cache(path: Path, cache_dir: Path) -> tuple[str, Path, bool]:
                 )
             tmp.publish(final)
     return image_id, final, False
-
-
-def _decode_errors() -> tuple[type[Exception], ...]:
-    """What reading a cut-off or damaged file raises, in each codec."""
-    import zstandard
-
-    return (OSError, EOFError, zlib.error, tarfile.TarError, zstandard.ZstdError)
-
-
-def _sniff(head: bytes) -> str | None:
-    if head.startswith(_GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(_ZSTD_MAGIC):
-        return "zstd"
-    if len(head) >= 262 and head[257:262] == b"ustar":
-        return "none"
-    return None
-
-
-class _Sink(Protocol):
-    def write(self, block: bytes, /) -> object: ...
-    def close(self) -> None: ...
-
-
-class _Plain:
-    """The `.tar` codec: blocks go to the file as they are; closing leaves it open."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.write = out.write
-
-    def close(self) -> None:
-        pass
-
-
-def _compressor(codec: str, out: BinaryIO) -> _Sink:
-    if codec == "gzip":
-        return gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0)
-    if codec == "zstd":
-        import zstandard  # only for zstd files: it is the one import of this package
-
-        # All cores: the runner does nothing else while it writes the file.
-        params = zstandard.ZstdCompressor(level=3, threads=-1, write_checksum=True)
-        return params.stream_writer(out, closefd=False)
-    return _Plain(out)
-
-
-def _decompressed(src: BinaryIO, codec: str) -> Iterator[bytes]:
-    if codec == "gzip":
-        with gzip.GzipFile(fileobj=src, mode="rb") as g:
-            while block := g.read(_CHUNK):
-                yield block
-        return
-    if codec == "zstd":
-        import zstandard
-
-        reader = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
-        while block := reader.read(_CHUNK):
-            yield block
-        return
-    while block := src.read(_CHUNK):
-        yield block
 
 
 def _why(exc: BaseException) -> str:

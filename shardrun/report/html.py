@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from shardrun.model.results import ShardResult, Status
+from shardrun.model.sizes import transfer_text
 from shardrun.report import junit
 from shardrun.report.summary import RunSummary, log_tail, lost_line, totals_line
 
@@ -113,7 +114,8 @@ def _timeline(summary: RunSummary) -> str:
             rows.append(f'<div class="group">{html.escape(_heading(summary, part))}</div>')
         for w in summary.workers:
             if _partition_of(summary, w.name) == part and w.load and w.load_started is not None:
-                tip = f"{w.name}: {w.load} load, {w.sent / 1e6:.2f} MB in {w.load_seconds:.2f}s"
+                how = transfer_text(w.sent, w.codec, w.wire, w.load_seconds, w.full_size)
+                tip = f"{w.name}: {w.load} load, {how}"
                 load = bar(
                     "distribution",
                     w.load,

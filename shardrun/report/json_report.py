@@ -36,6 +36,9 @@ def to_json(summary: RunSummary) -> dict:
                     "worker": w.name,
                     "mode": w.load,
                     "sent": w.sent,
+                    "codec": w.codec,
+                    "wire": w.wire or w.sent,
+                    "rate": round(w.rate),
                     "started": w.load_started,
                     "seconds": w.load_seconds,
                 }

@@ -128,6 +128,8 @@ def merge(partitions: Sequence[Partition], run_id: str, run_dir: Path) -> RunSum
                     load_seconds=float(w.get("load_seconds") or 0.0),
                     required=bool(w.get("required")),
                     load_started=_number(w.get("load_started")),
+                    codec=str(w.get("codec") or "none"),
+                    wire=int(w.get("wire") or 0),
                 )
             )
         code = part.report.get("exit_code")

@@ -22,11 +22,18 @@ class WorkerReport:
     slots: int
     lost: str = ""  # why it was lost (or unreachable at the start); "" if it served
     load: str = ""  # how the image got there: "none", "thin" or "full"
-    sent: int = 0  # bytes of tarball sent to it
+    sent: int = 0  # bytes of the archive sent to it (thin or full)
     full_size: int = 0
     load_seconds: float = 0.0
     required: bool = False  # its loss fails the run (exit 4)
     load_started: float | None = None  # wall clock, when getting the image there began
+    codec: str = "none"  # what the archive went in: "none", "gzip" or "zstd"
+    wire: int = 0  # bytes on the wire: `sent`, or fewer compressed
+
+    @property
+    def rate(self) -> float:
+        """Bytes a second on the wire, the whole load long."""
+        return (self.wire or self.sent) / self.load_seconds if self.load_seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)

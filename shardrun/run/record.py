@@ -110,6 +110,8 @@ def _worker_report(worker: Worker) -> WorkerReport:
         load_seconds=d.seconds if d else 0.0,
         required=worker.required,
         load_started=d.started if d else None,
+        codec=d.codec if d else "none",
+        wire=d.wire if d else 0,
     )
 
 

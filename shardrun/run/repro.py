@@ -20,16 +20,19 @@ from shardrun.cleanup.watchdog import Watchdog
 from shardrun.config.spec import Config
 from shardrun.config.workers import parse_worker_option
 from shardrun.distribute import image_file
-from shardrun.distribute.deliver import ThinRefusals, deliver
+from shardrun.distribute.deliver import deliver
 from shardrun.distribute.tarball import OnDemand
+from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.endpoints import resolve
 from shardrun.model.errors import EXIT_INTERRUPTED, ConfigError
 from shardrun.model.shard import Shard
+from shardrun.model.sizes import transfer_text
 from shardrun.plan.expand import expand, for_worker
 from shardrun.run.connect import connect_and_reap
 from shardrun.run.docker_run import docker_run_argv, printable, run_attached
 from shardrun.run.recorded import Recorded, find_recorded, pick
 from shardrun.run.request import new_run_id, read_secrets
+from shardrun.run.stages import Links
 from shardrun.run.workers import Worker
 from shardrun.state import files, layout
 
@@ -128,20 +131,20 @@ def _load_file(
             f"{recorded.run_id} on {recorded.image_id[:19]}; give that run's image file"
         )
     image = OnDemand(None, image_id, cache, lambda saved: None)
-    refusals = ThinRefusals(layout.workers_file(state))
-    delivered = deliver(
-        engine_worker.engine,
-        engine_worker.name,
-        engine_worker.endpoint.url,
-        image,
-        refusals,
-        lambda event: None,
-        cfg.project,
-        engine_worker.containerd_store,
-    )
+    links = Links([engine_worker], WorkerFacts(layout.workers_file(state)), lambda event: None)
+    try:
+        delivered = deliver(
+            engine_worker.engine,
+            links.link(engine_worker),
+            image,
+            cfg.project,
+            engine_worker.containerd_store,
+        )
+    finally:
+        links.close()
     print(
         f"shardrun: loaded {path.name} into {engine_worker.name} ({delivered.mode}, "
-        f"{delivered.sent / 1e6:.1f} MB sent)",
+        f"{transfer_text(delivered.sent, delivered.codec, delivered.wire)} sent)",
         file=sys.stderr,
     )
     return delivered.ref

@@ -5,7 +5,7 @@ with the scheduler, the heartbeats and the final reap."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -13,8 +13,14 @@ from anyio import to_thread
 from anyio.abc import TaskGroup
 
 from shardrun.cleanup import owner
+from shardrun.distribute import codec_choice
 from shardrun.distribute import deliver as distribute
+from shardrun.distribute.codec_choice import Target
+from shardrun.distribute.codecs import NONE
+from shardrun.distribute.send import Link
+from shardrun.distribute.shared_stream import SharedStreams
 from shardrun.distribute.tarball import OnDemand
+from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.model.errors import DiskFull, InfraError
 from shardrun.model.results import ShardResult
@@ -47,13 +53,12 @@ class Distribution:
     def __init__(
         self,
         image: OnDemand,
-        refusals: distribute.ThinRefusals,
-        emit: Emit,
+        links: Links,
         project: str,
         lost: LostWorkers,
         stop: anyio.CancelScope,
     ) -> None:
-        self.image, self.refusals, self.emit, self.project = image, refusals, emit, project
+        self.image, self.links, self.project = image, links, project
         self.lost, self.stop = lost, stop
         self.stopped: DiskFull | None = None
 
@@ -77,14 +82,30 @@ class Distribution:
     def _deliver(self, worker: Worker) -> distribute.Delivery:
         return distribute.deliver(
             worker.engine,
-            worker.name,
-            worker.endpoint.url,
+            self.links.link(worker),
             self.image,
-            self.refusals,
-            self.emit,
             self.project,
             worker.containerd_store,
         )
+
+
+class Links:
+    """How the image travels to each worker of a run: the codec chosen for each (all at
+    once, so workers that compress share one codec), and the run's shared compressed
+    streams, closed when the run ends."""
+
+    def __init__(self, workers: Sequence[Worker], facts: WorkerFacts, emit: Emit) -> None:
+        self.facts, self.emit = facts, emit
+        targets = [Target(w.name, w.endpoint.url, w.compress, w.containerd_store) for w in workers]
+        self.codecs = codec_choice.choose(targets, facts)
+        self.streams = SharedStreams()
+
+    def link(self, worker: Worker) -> Link:
+        codec = self.codecs.get(worker.name, NONE)
+        return Link(worker.name, worker.endpoint.url, codec, self.streams, self.facts, self.emit)
+
+    def close(self) -> None:
+        self.streams.close()
 
 
 class ShardRunner:

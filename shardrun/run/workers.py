@@ -41,6 +41,7 @@ class Worker:
     target: str = "default"  # the context name or URL it was given, to reach it again
     containerd_store: bool = False  # images in containerd's store: see distribute
     required: bool = False  # a run that loses it fails (exit 4)
+    compress: str = "auto"  # the [[worker]]'s compress setting
     limiter: anyio.CapacityLimiter | None = field(default=None, repr=False)
     lost: str = ""  # why the worker was lost, once it is
     delivery: Delivery | None = None  # how the image got there, once it has
@@ -172,4 +173,5 @@ def connect(
         target=spec.context or spec.host or "default",
         containerd_store=facts.containerd_store,
         required=spec.required,
+        compress=spec.compress,
     )

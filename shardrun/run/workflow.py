@@ -19,8 +19,8 @@ from shardrun.cleanup.owner import LABEL_PROJECT
 from shardrun.cleanup.watchdog import Watchdog
 from shardrun.config.spec import Config
 from shardrun.distribute import image_file, tarball
-from shardrun.distribute.deliver import ThinRefusals
 from shardrun.distribute.tarball import Artifact
+from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.image import build
 from shardrun.model.errors import ConfigError
@@ -233,6 +233,7 @@ async def run_shards(
     )
     lost = stages.LostWorkers(emit)
     stop = anyio.CancelScope()
+    links = stages.Links(workers, WorkerFacts(layout.workers_file(request.state_dir)), emit)
     distribution = stages.Distribution(
         tarball.OnDemand(
             prepared.builder.engine if prepared.builder else None,
@@ -241,8 +242,7 @@ async def run_shards(
             # An image file was announced as it was read in.
             _announce(emit) if prepared.builder else (lambda saved: None),
         ),
-        ThinRefusals(layout.workers_file(request.state_dir)),
-        emit,
+        links,
         request.config.project,
         lost,
         stop,
@@ -278,6 +278,7 @@ async def run_shards(
         # Shielded: on Ctrl-C and on any failure, every container of the run is removed.
         with anyio.CancelScope(shield=True):
             await _reap(workers, request.run_id)
+            links.close()  # the compressed streams' files
             watchdog.release()
             stopped = distribution.stopped
             ending = Ending(

@@ -74,12 +74,16 @@ class WorkerReady(Event):
 
 @dataclass(frozen=True)
 class WorkerTransfer(Event):
-    """Bytes of the image tarball sent to a worker so far (sent == total when done)."""
+    """Bytes of the image sent to a worker so far (sent == total when done): on the wire,
+    so compressed ones when `codec` is not "none" (then `total` is an estimate until the
+    end, and the last event gives the archive's own size as `raw`)."""
 
     worker: str
     sent: int
     total: int
     mode: str  # "none", "thin" or "full"
+    codec: str = "none"
+    raw: int = 0
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from shardrun.model.results import FAILED, Status
+from shardrun.model.sizes import size_text
 from shardrun.ui import events as ev
-from shardrun.ui.plain import STATUS_STYLE, short_id, size_text
+from shardrun.ui.plain import STATUS_STYLE, short_id
 from shardrun.ui.view_state import ShardView, ViewState
 
 
@@ -121,8 +122,10 @@ def _worker_line(worker) -> Text:
         load = ", image already there"
     elif worker.total and worker.sent < worker.total:
         load = f", {worker.mode} load {size_text(worker.sent)} of {size_text(worker.total)}"
+        load += f" {worker.codec}" if worker.codec != "none" else ""
     elif worker.total:
         load = f", {worker.mode} load of {size_text(worker.total)} done"
+        load += f" ({worker.codec})" if worker.codec != "none" else ""
     else:
         load = ""
     return Text(f"Worker {worker.name}: {worker.slots} slots{load}")

@@ -6,6 +6,7 @@ import time
 from typing import Self, TextIO
 
 from shardrun.model.results import Status
+from shardrun.model.sizes import size_text, transfer_text
 from shardrun.model.text import one_line
 from shardrun.ui import events as ev
 
@@ -24,14 +25,6 @@ STATUS_STYLE = {
 
 def short_id(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
-
-
-def size_text(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 def plain_line(event: ev.Event) -> str | None:
@@ -56,7 +49,8 @@ def plain_line(event: ev.Event) -> str | None:
         case ev.WorkerReady():
             return f"worker   {event.worker}: {event.slots} slots {event.detail}".rstrip()
         case ev.WorkerTransfer() if event.sent == event.total:
-            return f"loaded   {event.worker}: {event.mode}, {size_text(event.sent)} sent"
+            sent = transfer_text(event.raw or event.sent, event.codec, event.sent)
+            return f"loaded   {event.worker}: {event.mode}, {sent} sent"
         case ev.WorkerLost():
             return f"LOST     {event.worker}: {event.reason}"
         case ev.RunPlanned():

@@ -10,22 +10,26 @@ from rich.table import Table
 from rich.text import Text
 
 from shardrun.model.results import Status
+from shardrun.model.sizes import transfer_text
 from shardrun.model.text import one_line
 from shardrun.report import junit
 from shardrun.report.github import github_annotations
 from shardrun.report.summary import RunSummary, lost_line, summary_rows, totals_line
-from shardrun.ui.plain import STATUS_STYLE, short_id, size_text
+from shardrun.ui.plain import STATUS_STYLE, short_id
 
 
-def workers_table(rows, image_id: str | None) -> Table:
+def workers_table(rows, image_id: str | None, links: dict[str, str] | None = None) -> Table:
+    """`links`: per URL, the last transfer's codec and rate, as `workers` shows them."""
     image = short_id(image_id) if image_id else "none built yet"
     table = Table(title=f"workers (image {image})", title_justify="left")
-    for column in ("worker", "url", "status", "engine", "CPUs", "slots", "has image"):
+    columns = ("worker", "url", "status", "engine", "CPUs", "slots", "last load", "has image")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
+        link = (links or {}).get(row.url, "")
         if not row.reachable:
             table.add_row(
-                row.name, row.url, Text("unreachable", style="red"), row.error, "", "", ""
+                row.name, row.url, Text("unreachable", style="red"), row.error, "", "", link, ""
             )
             continue
         has = {True: "yes", False: "no", None: "-"}[row.has_image]
@@ -36,6 +40,7 @@ def workers_table(rows, image_id: str | None) -> Table:
             row.version,
             str(row.cpus),
             str(row.slots),
+            link,
             has,
         )
     return table
@@ -55,7 +60,7 @@ def worker_lines(summary: RunSummary) -> list[str]:
         load = {"none": "image already there", "thin": "thin load", "full": "full load"}
         how = load.get(w.load, "no image")
         if w.load in ("thin", "full"):
-            how += f" {size_text(w.sent)} of {size_text(w.full_size)} in {w.load_seconds:.1f}s"
+            how += " " + transfer_text(w.sent, w.codec, w.wire, w.load_seconds, w.full_size)
         lines.append(f"worker {w.name}: {w.slots} slots, {how}, ran {ran.get(w.name, 0)} shards")
     return lines
 

@@ -27,6 +27,7 @@ class WorkerView:
     sent: int = 0
     total: int = 0
     mode: str = ""
+    codec: str = "none"
     lost: str = ""
 
 
@@ -55,6 +56,7 @@ class ViewState:
             case ev.WorkerTransfer():
                 worker = self._worker(event.worker)
                 worker.sent, worker.total, worker.mode = event.sent, event.total, event.mode
+                worker.codec = event.codec
             case ev.WorkerLost():
                 self._worker(event.worker).lost = event.reason
             case ev.RunPlanned():

@@ -212,3 +212,18 @@ def w1_restored(hosts):
     """For tests that kill w1's daemon: its current pid, and it back afterwards."""
     yield {**hosts, **hosts_script("env")}
     hosts_script("restart w1")
+
+
+def clear_project_from(project: Project, urls: list[str]) -> None:
+    """After a test: the project's containers and content tags gone from each engine; a
+    container left there fails the test."""
+    for url in urls:
+        client = docker.DockerClient(base_url=url)
+        label = {"label": f"{LABEL_PROJECT}={project.name}"}
+        leftover = client.containers.list(all=True, filters=label)
+        for container in leftover:
+            container.remove(force=True)
+        for image in client.images.list(filters=label):
+            for tag in image.tags:
+                client.images.remove(tag, force=True)
+        assert not leftover, f"containers left on {url}"

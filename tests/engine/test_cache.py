@@ -17,6 +17,9 @@ import docker
 from shardrun.distribute import deliver as distribute
 from shardrun.distribute import layers
 from shardrun.distribute import tarball as artifact
+from shardrun.distribute.send import Link
+from shardrun.distribute.shared_stream import SharedStreams
+from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.docker_engine import DockerEngine
 from shardrun.model.image_ref import held_chain_ids
 from tests.engine.conftest import BUSYBOX_IMAGE, shards_toml
@@ -105,13 +108,18 @@ def thin_for_local_engine(project, docker_client) -> tuple[str, Path, Path, set[
 
 
 def deliver_locally(docker_client, project, image_id: str, tarball: Path,
-                    refusals: distribute.ThinRefusals) -> distribute.Delivery:
+                    facts: WorkerFacts) -> distribute.Delivery:
     engine = DockerEngine(docker_client)
-    return distribute.deliver(
-        engine, "local", docker_client.api.base_url,
-        artifact.OnDemand(engine, image_id, tarball.parent, lambda _: None),
-        refusals, lambda _: None, project.name,
-    )
+    streams = SharedStreams()
+    try:
+        return distribute.deliver(
+            engine,
+            Link("local", docker_client.api.base_url, "none", streams, facts, lambda _: None),
+            artifact.OnDemand(engine, image_id, tarball.parent, lambda _: None),
+            project.name,
+        )
+    finally:
+        streams.close()
 
 
 def test_a_cut_off_thin_tarball_is_rewritten_and_the_worker_still_takes_thin_loads(
@@ -123,13 +131,13 @@ def test_a_cut_off_thin_tarball_is_rewritten_and_the_worker_still_takes_thin_loa
     memory = tmp_path / "workers.json"
 
     delivery = deliver_locally(docker_client, project, image_id, tarball,
-                               distribute.ThinRefusals(memory))
+                               WorkerFacts(memory))
 
     assert delivery.mode == "thin"
     assert delivery.sent < delivery.full_size
     assert DockerEngine(docker_client).has_image(image_id)
-    assert distribute.ThinRefusals(memory).allows(docker_client.api.base_url)
-    assert not memory.exists()
+    assert WorkerFacts(memory).allows_thin(docker_client.api.base_url)
+    assert "thin_refused" not in json.loads(memory.read_text())
     assert layers.is_complete(thin, image_id, omit)
 
 
@@ -159,11 +167,11 @@ def test_an_engine_refusing_a_whole_thin_tarball_is_remembered_and_gets_the_full
     memory = tmp_path / "workers.json"
 
     delivery = deliver_locally(docker_client, project, image_id, tarball,
-                               distribute.ThinRefusals(memory))
+                               WorkerFacts(memory))
 
     assert delivery.mode == "full"
     assert DockerEngine(docker_client).has_image(image_id)
-    assert not distribute.ThinRefusals(memory).allows(docker_client.api.base_url)
+    assert not WorkerFacts(memory).allows_thin(docker_client.api.base_url)
     assert thin.exists()  # whole: kept, it was the engine that said no
 
 

@@ -296,7 +296,8 @@ def test_a_refused_thin_load_falls_back_to_full_and_is_remembered(project, hosts
     [worker] = project.report()["workers"]
     assert (worker["load"], worker["sent"]) == ("full", worker["full_size"])
     memory = json.loads((project.root / ".shardrun" / "workers.json").read_text())
-    assert memory == {"thin_refused": [tcp]}
+    assert memory["thin_refused"] == [tcp]
+    assert memory.get("codec_refused", {}) == {}  # gzip was not what it refused
 
     # Next change: straight to a full load, no thin attempt.
     project.write("payload.txt", "v2\n")

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from shardrun.distribute import layers
-from shardrun.distribute.deliver import ThinRefusals, thin_tarball
+from shardrun.distribute.deliver import thin_tarball
 from shardrun.distribute.tarball import Artifact, prune
+from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.model.errors import ConfigError, DiskFull
 from shardrun.model.image_ref import content_tag
 from shardrun.state.files import discard_temp_files, exclusive, sweep_stale_temp, temp_file
@@ -80,21 +81,21 @@ def test_two_workers_writing_one_thin_tarball_at_once_both_get_it(image_tar: Pat
 
 def test_refusals_are_remembered_across_runs(tmp_path: Path):
     path = tmp_path / "workers.json"
-    first = ThinRefusals(path)
-    assert first.allows("ssh://ci@box")
-    first.refuse("ssh://ci@box")
+    first = WorkerFacts(path)
+    assert first.allows_thin("ssh://ci@box")
+    first.refuse_thin("ssh://ci@box")
 
-    again = ThinRefusals(path)
+    again = WorkerFacts(path)
 
-    assert not again.allows("ssh://ci@box")
-    assert again.allows("tcp://other:2375")
+    assert not again.allows_thin("ssh://ci@box")
+    assert again.allows_thin("tcp://other:2375")
     assert json.loads(path.read_text()) == {"thin_refused": ["ssh://ci@box"]}
 
 
 def test_a_corrupt_refusals_file_is_an_empty_memory(tmp_path: Path):
     path = tmp_path / "workers.json"
     path.write_text("{not json")
-    assert ThinRefusals(path).allows("ssh://ci@box")
+    assert WorkerFacts(path).allows_thin("ssh://ci@box")
 
 
 # ---- pruning ----------------------------------------------------------------------------

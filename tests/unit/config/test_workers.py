@@ -159,6 +159,24 @@ def test_a_bad_worker_host_names_the_key(tmp_path: Path):
     assert message.startswith('shards.toml: worker[1].host: "box2" is not a docker host URL; ')
 
 
+def test_a_worker_says_how_its_image_travels(tmp_path: Path):
+    config = load_text(
+        tmp_path,
+        '[[worker]]\ncontext = "a"\n[[worker]]\nhost = "ssh://b"\ncompress = "gzip"\n',
+    )
+
+    assert [w.compress for w in config.workers] == ["auto", "gzip"]
+
+
+def test_an_unknown_codec_names_the_key_and_the_choices(tmp_path: Path):
+    message = error_of(tmp_path, '[[worker]]\nhost = "ssh://b"\ncompress = "brotli"\n')
+
+    assert message == (
+        'shards.toml: worker[1].compress: "brotli" is not a codec; '
+        'use one of "auto", "zstd", "gzip", "none"'
+    )
+
+
 # ---- plan.for_worker -----------------------------------------------------------------
 
 DATA = Volume("/home/me/data", "/data", read_only=True)

@@ -75,15 +75,17 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "partitions": [],
         "phases": {"build": None, "save": None,
                    "distribution": [{"worker": "local", "mode": "none", "sent": 0,
+                                     "codec": "none", "wire": 0, "rate": 0,
                                      "started": None, "seconds": 0.0}]},
         "flaky": 0,
         "workers": [
             {"name": "local", "url": "unix:///var/run/docker.sock", "slots": 2, "lost": "",
              "load": "none", "sent": 0, "full_size": 0, "load_seconds": 0.0,
-             "required": False, "load_started": None},
+             "required": False, "load_started": None, "codec": "none", "wire": 0},
             {"name": "remote", "url": "ssh://ci@box", "slots": 4,
              "lost": "lost while running: EOF", "load": "", "sent": 0, "full_size": 0,
-             "load_seconds": 0.0, "required": False, "load_started": None},
+             "load_seconds": 0.0, "required": False, "load_started": None, "codec": "none",
+             "wire": 0},
         ],
     }
     assert [s["name"] for s in data["shards"]] == ["unit-1", "unit-2", "slow", "docs", "lint"]
