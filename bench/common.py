@@ -21,6 +21,14 @@ sys.path.insert(0, str(ROOT))
 from tests.engine.conftest import ensure_busybox
 
 LOCAL = "unix:///var/run/docker.sock"
+# The Debian + Python base (scripts/make-python-base) plus a layer that copies /usr/lib,
+# /usr/share and /usr/bin: ordinary files (code, libraries, docs), not random bytes, so it
+# compresses as a real test image does (about 455 MB as a `docker save` archive).
+PYTHON_BASE = "shardrun-python-base:bookworm"
+ORDINARY_IMAGE_DOCKERFILE = f"""\
+FROM {PYTHON_BASE}
+RUN mkdir /opt/copy && cp -a /usr/lib /usr/share /usr/bin /opt/copy/
+"""
 # busybox + SIZE MB of random bytes (they do not compress) + top.txt as the last layer: a
 # change to top.txt leaves every layer but the top one as the workers already hold it.
 BIG_IMAGE_DOCKERFILE = """ARG BASE_IMAGE
@@ -43,8 +51,14 @@ def project(shards_toml: str, dockerfile: str = "ARG BASE_IMAGE\nFROM ${BASE_IMA
 
 def timed(argv: list[str], cwd: Path | None = None, env: dict | None = None, **kw) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, **(env or {})}, **kw)
+    subprocess.run(
+        argv,
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        **kw,
+    )
     return time.perf_counter() - start
 
 
@@ -70,8 +84,9 @@ def worker_hosts() -> dict[str, str]:
 
     `scripts/worker-hosts up` is idempotent and prints only the env lines on stdout.
     """
-    done = subprocess.run([str(ROOT / "scripts" / "worker-hosts"), "up"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "worker-hosts"), "up"], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         sys.exit(f"scripts/worker-hosts up failed:\n{done.stderr}")
     return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
@@ -113,10 +128,25 @@ def remove_images(project_name: str, urls: list[str]) -> None:
     """By the project label shardrun puts on the build, which loaded copies keep."""
     for url in urls:
         ids = subprocess.run(
-            ["docker", "-H", url, "image", "ls", "-q", "--no-trunc",
-             "--filter", f"label=shardrun.project={project_name}"],
-            capture_output=True, text=True, check=False,
+            [
+                "docker",
+                "-H",
+                url,
+                "image",
+                "ls",
+                "-q",
+                "--no-trunc",
+                "--filter",
+                f"label=shardrun.project={project_name}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.split()
         if ids:
-            subprocess.run(["docker", "-H", url, "rmi", "-f", *sorted(set(ids))],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            subprocess.run(
+                ["docker", "-H", url, "rmi", "-f", *sorted(set(ids))],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )

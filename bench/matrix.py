@@ -55,16 +55,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import LOCAL, captured, cleanup, interleaved, load_note, mb, project, remove_images
+from common import (
+    LOCAL,
+    ORDINARY_IMAGE_DOCKERFILE,
+    PYTHON_BASE,
+    captured,
+    cleanup,
+    interleaved,
+    load_note,
+    mb,
+    project,
+    remove_images,
+)
 
 PROJECT = "shardrun-bench-matrix"
 TAG = "shardrun-bench-matrix:latest"
 BALANCE_PROJECT = "shardrun-bench-matrix-balance"
-BASE = "shardrun-python-base:bookworm"
-DOCKERFILE = f"""\
-FROM {BASE}
-RUN mkdir /opt/copy && cp -a /usr/lib /usr/share /usr/bin /opt/copy/
-"""
+BASE = PYTHON_BASE
+DOCKERFILE = ORDINARY_IMAGE_DOCKERFILE
 START_TOML = f"""\
 project = "{PROJECT}"
 [image]

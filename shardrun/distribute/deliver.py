@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from shardrun.distribute import blob_names, layers, oci_layout
+from shardrun.distribute import blob_names, layers, oci_layout, pieces
 from shardrun.distribute.codecs import NONE
 from shardrun.distribute.send import Link, Sent, file_chunks, send
 from shardrun.distribute.tarball import Artifact, OnDemand, save_stream
@@ -130,13 +130,55 @@ def deliver(
                 return done("thin", loaded[0], loaded[1], image.full_size())
     artifact = image.get()
     try:
-        sent = send(engine, link, artifact.path, "full")
+        sent = _in_pieces(engine, link, image, artifact, containerd_store)
+        sent = sent or send(engine, link, artifact.path, "full")
     except EngineRefused as exc:
         raise InfraError(f"loading the image into worker {worker} failed: {exc}") from exc
     ref = engine.find_image(image_id, diff_ids)
     if ref is None:
         raise InfraError(f"worker {worker} loaded the tarball but lacks image {image_id[:19]}")
     return done("full", sent, ref, artifact.size)
+
+
+def _in_pieces(
+    engine: Engine, link: Link, image: OnDemand, artifact: Artifact, containerd_store: bool
+) -> Sent | None:
+    """The full load as pieces (see pieces), where it comes apart and the worker is
+    remote (on a unix socket the unpacking and the sending share one machine) and takes
+    thin loads: the top piece is a thin docker archive, or on the containerd store an
+    OCI layout. None where not, or when a piece is refused (the caller then sends the
+    full tarball, as to any worker)."""
+    remote = not link.url.startswith(("unix://", "npipe://"))
+    if not remote or not (containerd_store or link.facts.allows_thin(link.url)):
+        return None
+    planned = pieces.plan(artifact)
+    if planned is None:
+        return None
+    spans, saved = planned
+    if containerd_store:
+        # The store refuses a docker archive that leaves out layers: so one piece image
+        # of the bottom layers, and the rest as one OCI layout.
+        spans = [spans[0], (spans[0][1], spans[-1][1])]
+    top = spans[-1][0]
+    if containerd_store:
+        layout = oci_from_save(image, top)
+        if layout is None:
+            return None
+        last = layout.path
+    else:
+        last = thin_tarball(artifact, layers.omitted_files(saved, top), top)
+    made = [pieces.piece_tarball(artifact, start, end) for start, end in spans[:-1]]
+    try:
+        return pieces.load_in_order(engine, link, [p.path for p in made] + [last], "full")
+    except EngineRefused:
+        if containerd_store:  # as after a refused thin layout: the tag may name a wreck
+            with contextlib.suppress(*ENGINE_FAILURES):
+                engine.untag(content_tag(image.image_id))
+        return None
+    finally:
+        for piece in made:  # their layers stay: the image, or the next try, holds them
+            with contextlib.suppress(*ENGINE_FAILURES):
+                engine.untag(piece.tag)
 
 
 @dataclass(frozen=True)

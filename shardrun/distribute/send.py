@@ -43,22 +43,41 @@ class Sent:
     raw: int  # bytes of the archive
     wire: int  # bytes that went to the engine
     seconds: float
+    link_seconds: float  # of those, the bytes were going out
 
 
-def send(engine: Engine, link: Link, path: Path, mode: str) -> Sent:
-    """Load the archive at `path` into the worker; EngineRefused if it will not take it."""
+def send(
+    engine: Engine,
+    link: Link,
+    path: Path,
+    mode: str,
+    before_tail: Callable[[], None] | None = None,
+    record: bool = True,
+) -> Sent:
+    """Load the archive at `path` into the worker; EngineRefused if it will not take it.
+    `before_tail` is called before the archive's last block goes (it may wait, or raise
+    to call the load off); `record` keeps the transfer's figures for the codec choice."""
     if link.codec == NONE:
-        return _send_as(engine, link, path, mode, NONE)
+        return _send_as(engine, link, path, mode, NONE, before_tail, record)
+    codec = link.codec
     try:
-        return _send_as(engine, link, path, mode, link.codec)
+        return _send_as(engine, link, path, mode, codec, before_tail, record)
     except EngineRefused:
-        sent = _send_as(engine, link, path, mode, NONE)  # raises if this is refused too
-        link.facts.refuse_codec(link.url, link.codec)
+        sent = _send_as(engine, link, path, mode, NONE, before_tail, record)  # raises if refused
+        link.facts.refuse_codec(link.url, codec)
         link.codec = NONE
         return sent
 
 
-def _send_as(engine: Engine, link: Link, path: Path, mode: str, codec: str) -> Sent:
+def _send_as(
+    engine: Engine,
+    link: Link,
+    path: Path,
+    mode: str,
+    codec: str,
+    before_tail: Callable[[], None] | None,
+    record: bool,
+) -> Sent:
     raw = path.stat().st_size
     wire = 0
     last = 0.0
@@ -82,24 +101,38 @@ def _send_as(engine: Engine, link: Link, path: Path, mode: str, codec: str) -> S
         total = stream.expected_size
         chunks = stream.chunks(progress, pace)
     started = time.monotonic()
-    engine.load(pace.timed(chunks))
+    engine.load(pace.timed(chunks, before_tail))
     seconds = time.monotonic() - started
     link_seconds = max((pace.sent_at or started + seconds) - started - pace.waited, 0.0)
-    sent = Sent(codec, raw, wire, seconds)
-    transfer = Transfer(codec, raw, wire, seconds, link_seconds, time.time())
-    link.facts.record(link.url, transfer)
+    sent = Sent(codec, raw, wire, seconds, link_seconds)
+    if record:
+        transfer = Transfer(codec, raw, wire, seconds, link_seconds, time.time())
+        link.facts.record(link.url, transfer)
     return sent
 
 
 class Pace:
-    """When the last byte went, and how long the sender waited for the compressor."""
+    """When the last byte went, and how long the sender waited (for the compressor, or
+    for `before_tail`): the rest of the time, the link was busy."""
 
     def __init__(self) -> None:
         self.waited = 0.0
         self.sent_at: float | None = None
 
-    def timed(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        yield from chunks
+    def timed(
+        self, chunks: Iterator[bytes], before_tail: Callable[[], None] | None = None
+    ) -> Iterator[bytes]:
+        held = None  # one block in hand: the last one waits for `before_tail`
+        for chunk in chunks:
+            if held is not None:
+                yield held
+            held = chunk
+        if before_tail is not None:
+            waiting = time.monotonic()
+            before_tail()
+            self.waited += time.monotonic() - waiting
+        if held is not None:
+            yield held
         self.sent_at = time.monotonic()
 
 

@@ -6,12 +6,13 @@ writer left behind cannot drift apart.
 .shardrun/
   image-id                     the latest build's image ID (for `shardrun workers`)
   timings.json                 recorded shard and file times (unless `timings = "..."`)
-  workers.json                 workers that refused a thin tarball
+  workers.json                 per worker: refusals (thin loads, codecs), last transfers
   runs/<run-id>/               a run's logs, reports and artifacts; runs/latest links the newest
   runs/<run-id>/owner.json     the live runner of that run (gone once it has finished)
   cache/<id>.tar               an image's full tarball (docker save)
   cache/<id>.thin<N>.tar       a docker archive without the lowest N layers
   cache/<id>.oci<N>.tar        an OCI layout without the lowest N layers (containerd store)
+  cache/<id>.piece<A>-<B>.tar  layers A to B-1 of the image as an image of its layers below B
   cache/blobs.json             which blob each built layer was saved as
   cache/.<name>.lock           a cache file's writer lock (flock)
   cache/.<name>.<pid>.<hex>.tmp  a file being written, renamed into place when whole
@@ -97,12 +98,19 @@ def oci_layout(cache_dir: Path, image_id: str, skip: int) -> Path:
     return cache_dir / f"{_hex(image_id)}.oci{skip}.tar"
 
 
+def piece_tarball(cache_dir: Path, image_id: str, start: int, end: int) -> Path:
+    return cache_dir / f"{_hex(image_id)}.piece{start}-{end}.tar"
+
+
 def blob_names(cache_dir: Path) -> Path:
     return cache_dir / "blobs.json"
 
 
-# Every tarball the cache holds: <id>.tar, <id>.thin<N>.tar, <id>.oci<N>.tar.
-CACHED_TARBALL = re.compile(r"(?P<id>[0-9a-f]{64})(\.(?P<kind>thin|oci)(?P<skip>\d+))?\.tar")
+# Every tarball the cache holds: <id>.tar, <id>.thin<N>.tar, <id>.oci<N>.tar,
+# <id>.piece<A>-<B>.tar.
+CACHED_TARBALL = re.compile(
+    r"(?P<id>[0-9a-f]{64})(\.(?P<kind>thin|oci|piece)(?P<skip>\d+)(-\d+)?)?\.tar"
+)
 
 
 def is_full_tarball(path: Path) -> bool:
@@ -115,8 +123,8 @@ def lock(final: Path) -> Path:
     return final.with_name(f".{final.stem}.lock")
 
 
-# Lock files of every cache file that has a writer: tarballs of all three kinds, blobs.json.
-LOCK = re.compile(r"\.(?:[0-9a-f]{64}(?:\.(?:thin|oci)\d+)?|blobs)\.lock")
+# Lock files of every cache file that has a writer: tarballs of all four kinds, blobs.json.
+LOCK = re.compile(r"\.(?:[0-9a-f]{64}(?:\.(?:thin|oci)\d+|\.piece\d+-\d+)?|blobs)\.lock")
 
 
 def temp(final: Path, pid: int, token: str) -> Path:

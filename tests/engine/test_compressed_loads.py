@@ -189,6 +189,41 @@ def test_a_worker_refusing_its_codec_gets_the_archive_raw_and_it_is_remembered(
     assert "zstd refused" in listed.stdout, listed.stdout
 
 
+# Two layers of about 39 MB each above the small ones: the full load comes apart in pieces.
+BIG_LAYERS = DOCKERFILE.replace(
+    'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox seq 1 2500000 > /numbers"]',
+    'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox seq 1 5000000 > /numbers"]\n'
+    'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox seq 5000000 10000000 > /more"]',
+)
+
+
+@pytest.mark.parametrize("name", ["w1", "w3"])
+def test_a_full_load_over_a_slow_link_goes_in_pieces_and_leaves_just_the_image(
+    numbers_project, hosts, name
+):
+    numbers_project.write("Dockerfile.test", BIG_LAYERS)
+    url = hosts[f"SHARDRUN_TEST_{name.upper()}_TCP"]
+
+    report = _run(numbers_project, url)
+
+    [worker] = report["workers"]
+    assert (worker["load"], worker["codec"]) == ("full", "gzip" if name == "w1" else "zstd")
+    cache = numbers_project.root / ".shardrun" / "cache"
+    made = sorted(p.name.split(".", 1)[1] for p in cache.glob("*.*.tar"))
+    # Layers: unique.txt, busybox, /numbers, /more, payload.txt. Each piece but the top
+    # one holds at least 32 MB; the containerd store's top piece is an OCI layout.
+    expected = {"w1": ["piece0-3.tar", "piece3-4.tar", "thin4.tar"], "w3": ["oci3.tar", "piece0-3.tar"]}
+    assert made == expected[name]
+    assert _log(report) == "v1\n"
+    client = docker.DockerClient(base_url=hosts[f"SHARDRUN_TEST_{name.upper()}_UNIX"])
+    built = docker.from_env().images.get(report["image_id"]).attrs["RootFS"]["Layers"]
+    assert client.images.get(content_tag(report["image_id"])).attrs["RootFS"]["Layers"] == built
+    # The piece images are gone; their layers stay, held by the image.
+    label = {"label": f"{LABEL_PROJECT}={numbers_project.name}"}
+    tags = {t for image in client.images.list(filters=label) for t in image.tags}
+    assert tags == {content_tag(report["image_id"])}, tags
+
+
 def test_an_interrupt_during_a_compressed_transfer_leaves_nothing(numbers_project, hosts):
     w1 = hosts["SHARDRUN_TEST_W1_TCP"]
     _tc("replace", "dev", "shardrun-w1", "root", "tbf", "rate", "4mbit", "burst", "32kb",

@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 from shardrun.config import load as config_mod
+from shardrun.distribute import pieces
 from shardrun.engine.endpoints import Endpoint
 from shardrun.model.errors import EngineRefused, TransportError
 from shardrun.model.image_ref import content_tag
@@ -200,6 +201,47 @@ def test_a_worker_without_the_image_is_sent_the_tarball_then_runs(tmp_path, fake
     assert (report.codec, report.wire < report.sent) == ("gzip", True)
     last = out.of(WorkerTransfer)[-1]
     assert (last.mode, last.codec, last.sent, last.raw) == ("full", "gzip", report.wire, report.sent)
+
+
+def test_a_remote_worker_lacking_the_image_gets_it_in_pieces_bottom_first(
+    tmp_path, fakes, monkeypatch
+):
+    monkeypatch.setattr(pieces, "LEAST", 1)  # the fake image's layers are a few bytes
+    builder, w = fakes("builder"), fakes("w", has_image=False)
+
+    out = run(tmp_path, [worker(w)], [shard("a")], builder=builder)
+
+    assert out.table() == [("a", Status.PASS, "w")]
+    first, second = w.loads
+    assert b"base layer" in first and b"test layer" not in first  # an image of its own
+    assert b"base layer" not in second and b"test layer" in second  # the rest, thin
+    assert w.has_image(IMAGE.id)
+    assert set(w.tags) == {content_tag(IMAGE.id)}  # the piece image's tag is gone
+    [report] = out.summary.workers
+    assert report.load == "full"
+    cache = tmp_path / ".shardrun" / "cache"
+    assert sorted(p.name.split(".", 1)[1] for p in cache.glob("*.tar")) == [
+        "piece0-1.tar", "tar", "thin1.tar"]
+    assert report.sent == sum(p.stat().st_size for p in cache.glob("*.*.tar"))
+
+
+def test_a_refused_piece_calls_the_pieces_off_and_the_full_tarball_goes(
+    tmp_path, fakes, monkeypatch
+):
+    monkeypatch.setattr(pieces, "LEAST", 1)
+    builder = fakes("builder")
+    # The first piece is refused compressed, then raw: not the codec, the piece.
+    w = fakes("w", has_image=False).fail("load", EngineRefused, nth=1).fail(
+        "load", EngineRefused, nth=2)
+
+    out = run(tmp_path, [worker(w)], [shard("a")], builder=builder)
+
+    assert out.table() == [("a", Status.PASS, "w")]
+    assert w.loads[-1] == IMAGE.tarball([content_tag(IMAGE.id)])  # the full one, at last
+    assert w.has_image(IMAGE.id)
+    [report] = out.summary.workers
+    assert (report.load, report.codec) == ("full", "gzip")  # gzip was not what it refused
+    assert set(w.tags) == {content_tag(IMAGE.id)}
 
 
 def test_a_worker_holding_the_base_gets_a_thin_tarball_cut_from_the_save_stream(
