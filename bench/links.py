@@ -100,6 +100,13 @@ def shape(devices: list[str], rate: str | None) -> None:
             )
 
 
+def rewrite(path: Path, text: str) -> None:
+    """A new file, not new bytes in the old one: the project copies are hard links, and
+    writing through one would change every copy's shards.toml (or top.txt) at once."""
+    path.unlink()
+    path.write_text(text)
+
+
 class Bench:
     def __init__(self, hosts: dict[str, str]) -> None:
         self.hosts = hosts
@@ -107,6 +114,7 @@ class Bench:
         (self.root / "top.txt").write_text("v1\n")
         self.projects: dict[tuple, Path] = {}
         self.wire: dict[str, list[int]] = {}
+        self.part = ""
 
     def url(self, name: str, kind: str = "TCP") -> str:
         return self.hosts[f"SHARDRUN_TEST_{name.upper()}_{kind}"]
@@ -121,8 +129,19 @@ class Bench:
         return out.stdout.strip()
 
     def purge(self, unix_url: str) -> None:
-        """Every image on the worker sharing the image's bottom layer, and the project's."""
+        """Every image on the worker sharing the image's bottom layer, and the project's.
+
+        Removed until none is left: `rmi -f` of a parent with children fails for that
+        one, and a layer left behind would make the next sample a thin load.
+        """
         remove_images(PROJECT, [unix_url])
+        for _ in range(4):
+            if not self.remove_sharing(unix_url):
+                return
+        sys.exit(f"bench: images sharing the bottom layer remain on {unix_url}")
+
+    def remove_sharing(self, unix_url: str) -> bool:
+        """Removes what shares the bottom layer; whether anything did."""
         bottom = self.first_layer()
         ids = subprocess.run(
             ["docker", "-H", unix_url, "image", "ls", "-aq", "--no-trunc"],
@@ -149,18 +168,20 @@ class Bench:
             )
             if layers.returncode == 0 and bottom in json.loads(layers.stdout or "[]"):
                 doomed.append(image_id)
-        if doomed:
+        for image_id in doomed:
             subprocess.run(
-                ["docker", "-H", unix_url, "rmi", "-f", *doomed], capture_output=True, check=False
+                ["docker", "-H", unix_url, "rmi", "-f", image_id], capture_output=True, check=False
             )
+        return bool(doomed)
 
     def project_for(self, workers: list[str], compress: str) -> Path:
-        """A copy of the project per (workers, codec): each keeps its own workers.json."""
-        key = (tuple(workers), compress)
+        """A copy of the project per (part, workers, codec): each keeps its own workers.json,
+        so what one part's link rate taught `auto` does not decide another part's."""
+        key = (self.part, tuple(workers), compress)
         if key not in self.projects:
             copy = self.root.with_name(f"{self.root.name}-{len(self.projects)}")
             shutil.copytree(self.root, copy, symlinks=True, copy_function=os.link)  # the cache too
-            (copy / "shards.toml").write_text(toml(workers, compress))
+            rewrite(copy / "shards.toml", toml(workers, compress))
             self.projects[key] = copy
         return self.projects[key]
 
@@ -188,6 +209,9 @@ class Bench:
             self.wire.setdefault(key, []).append(sum(p["wire"] for p in phases))
             codecs = sorted({f"{p['mode']} {p['codec']}" for p in phases})
             self.wire.setdefault(key + " codecs", []).append(codecs)  # type: ignore[arg-type]
+        if not phases:
+            loads = [(p["worker"], p["mode"]) for p in result["report"]["phases"]["distribution"]]
+            sys.exit(f"bench: a run into purged workers sent nothing: {loads}")
         start = min(p["started"] for p in phases)
         return max(p["started"] + p["seconds"] for p in phases) - start
 
@@ -306,7 +330,7 @@ def part_d(bench: Bench, runs: int) -> None:
     def changed(compress: str) -> float:
         root = bench.project_for([w1], compress)
         count[0] += 1
-        (root / "top.txt").write_text(f"change {count[0]}\n")
+        rewrite(root / "top.txt", f"change {count[0]}\n")
         return bench.shardrun([w1], compress, [])["wall"]
 
     for compress in ("auto", "none"):
@@ -347,6 +371,7 @@ def main() -> None:
     parts = {"a": part_a, "b": part_b, "c": part_c, "d": part_d}
     try:
         for key in args.only.split(","):
+            bench.part = key
             parts[key](bench, args.runs)
     finally:
         shape([f"shardrun-w{i}" for i in range(1, 5)], None)
