@@ -100,11 +100,13 @@ def shape(devices: list[str], rate: str | None) -> None:
             )
 
 
-def rewrite(path: Path, text: str) -> None:
-    """A new file, not new bytes in the old one: the project copies are hard links, and
-    writing through one would change every copy's shards.toml (or top.txt) at once."""
-    path.unlink()
-    path.write_text(text)
+def link_cache(source: str, target: str) -> None:
+    """Copies a project file, but links the cached tarballs: hundreds of MB each, never
+    written in place. A linked shards.toml or top.txt would change in every copy at once."""
+    if f"{os.sep}cache{os.sep}" in source:
+        os.link(source, target)
+    else:
+        shutil.copy2(source, target)
 
 
 class Bench:
@@ -129,19 +131,8 @@ class Bench:
         return out.stdout.strip()
 
     def purge(self, unix_url: str) -> None:
-        """Every image on the worker sharing the image's bottom layer, and the project's.
-
-        Removed until none is left: `rmi -f` of a parent with children fails for that
-        one, and a layer left behind would make the next sample a thin load.
-        """
+        """Every image on the worker sharing the image's bottom layer, and the project's."""
         remove_images(PROJECT, [unix_url])
-        for _ in range(4):
-            if not self.remove_sharing(unix_url):
-                return
-        sys.exit(f"bench: images sharing the bottom layer remain on {unix_url}")
-
-    def remove_sharing(self, unix_url: str) -> bool:
-        """Removes what shares the bottom layer; whether anything did."""
         bottom = self.first_layer()
         ids = subprocess.run(
             ["docker", "-H", unix_url, "image", "ls", "-aq", "--no-trunc"],
@@ -168,11 +159,10 @@ class Bench:
             )
             if layers.returncode == 0 and bottom in json.loads(layers.stdout or "[]"):
                 doomed.append(image_id)
-        for image_id in doomed:
+        if doomed:
             subprocess.run(
-                ["docker", "-H", unix_url, "rmi", "-f", image_id], capture_output=True, check=False
+                ["docker", "-H", unix_url, "rmi", "-f", *doomed], capture_output=True, check=False
             )
-        return bool(doomed)
 
     def project_for(self, workers: list[str], compress: str) -> Path:
         """A copy of the project per (part, workers, codec): each keeps its own workers.json,
@@ -180,8 +170,8 @@ class Bench:
         key = (self.part, tuple(workers), compress)
         if key not in self.projects:
             copy = self.root.with_name(f"{self.root.name}-{len(self.projects)}")
-            shutil.copytree(self.root, copy, symlinks=True, copy_function=os.link)  # the cache too
-            rewrite(copy / "shards.toml", toml(workers, compress))
+            shutil.copytree(self.root, copy, symlinks=True, copy_function=link_cache)
+            (copy / "shards.toml").write_text(toml(workers, compress))
             self.projects[key] = copy
         return self.projects[key]
 
@@ -200,6 +190,9 @@ class Bench:
         if done.returncode != 0:
             sys.exit(f"shardrun run exited {done.returncode}:\n{done.stdout}{done.stderr}")
         report = json.loads((root / ".shardrun/runs/latest/report.json").read_text())
+        loads = [(p["worker"], p["mode"]) for p in report["phases"]["distribution"]]
+        if purge and (len(loads) != len(workers) or any(mode == "none" for _, mode in loads)):
+            sys.exit(f"bench: a worker purged before the run was sent nothing: {loads}")
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         return {"report": report, "cpu": cpu, "wall": wall}
 
@@ -209,9 +202,6 @@ class Bench:
             self.wire.setdefault(key, []).append(sum(p["wire"] for p in phases))
             codecs = sorted({f"{p['mode']} {p['codec']}" for p in phases})
             self.wire.setdefault(key + " codecs", []).append(codecs)  # type: ignore[arg-type]
-        if not phases:
-            loads = [(p["worker"], p["mode"]) for p in result["report"]["phases"]["distribution"]]
-            sys.exit(f"bench: a run into purged workers sent nothing: {loads}")
         start = min(p["started"] for p in phases)
         return max(p["started"] + p["seconds"] for p in phases) - start
 
@@ -330,7 +320,7 @@ def part_d(bench: Bench, runs: int) -> None:
     def changed(compress: str) -> float:
         root = bench.project_for([w1], compress)
         count[0] += 1
-        rewrite(root / "top.txt", f"change {count[0]}\n")
+        (root / "top.txt").write_text(f"change {count[0]}\n")
         return bench.shardrun([w1], compress, [])["wall"]
 
     for compress in ("auto", "none"):
