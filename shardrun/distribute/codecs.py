@@ -52,6 +52,20 @@ def compressor(codec: str, out: BinaryIO, threads: int | None = None) -> Sink:
     return _Plain(out)
 
 
+def compressed_bytes(codec: str, data: bytes) -> bytes:
+    """`data` compressed whole in this thread (the GIL released), as `compressor` would:
+    for the small parts of an archive, where starting threads costs more than it saves."""
+    if codec == GZIP:
+        from isal import igzip
+
+        return igzip.compress(data, compresslevel=1, mtime=0)
+    if codec == ZSTD:
+        import zstandard
+
+        return zstandard.ZstdCompressor(level=3, write_checksum=True).compress(data)
+    return data
+
+
 def decompressed(src: BinaryIO, codec: str) -> Iterator[bytes]:
     """What `src` decompresses to, in blocks. A cut-off or damaged stream raises one of
     decode_errors()."""

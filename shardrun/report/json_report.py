@@ -45,6 +45,7 @@ def to_json(summary: RunSummary) -> dict:
                 for w in summary.workers
                 if w.load
             ],
+            "compression": [dict(c) for c in summary.compression],
         },
         "flaky": junit.flaky_count(summary.results),
         "workers": [dataclasses.asdict(w) for w in summary.workers],

@@ -56,6 +56,8 @@ class RunSummary:
     partition: Mapping[str, Any] | None = None
     # A merged run (`shardrun merge`): each partition's index, run ID, exit code, folder.
     partitions: tuple[Mapping[str, Any], ...] = ()
+    # What was compressed for the workers (distribute.shared_stream.Compression, as dicts).
+    compression: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def lost_workers(self) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from shardrun.cleanup import owner
 from shardrun.model.results import Status
@@ -69,6 +70,7 @@ class Ending:
     workers: tuple[Worker, ...] = ()
     unreachable: tuple[tuple[str, str, bool], ...] = ()  # (worker, why, required)
     error: str = ""
+    compression: tuple[Mapping[str, Any], ...] = ()  # see RunSummary.compression
 
 
 def summarize(
@@ -89,6 +91,7 @@ def summarize(
         build=phases.build if phases else None,
         save=phases.save if phases else None,
         partition=request.partition,
+        compression=ending.compression,
         workers=tuple(_worker_report(w) for w in ending.workers)
         + tuple(
             WorkerReport(name, "", 0, lost=why, required=required)

@@ -5,6 +5,7 @@ with the scheduler, the heartbeats and the final reap."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -103,6 +104,10 @@ class Links:
     def link(self, worker: Worker) -> Link:
         codec = self.codecs.get(worker.name, NONE)
         return Link(worker.name, worker.endpoint.url, codec, self.streams, self.facts, self.emit)
+
+    def compression(self) -> tuple[dict, ...]:
+        """What compressing each archive for the workers cost, for the report."""
+        return tuple(dataclasses.asdict(f) for f in self.streams.figures())
 
     def close(self) -> None:
         self.streams.close()

@@ -289,6 +289,7 @@ async def run_shards(
                 workers=tuple(workers),
                 unreachable=prepared.unreachable,
                 error=str(stopped) if stopped else "",
+                compression=links.compression(),
             )
             summary = summarize(request, queue, ending, emit if isinstance(emit, Phases) else None)
             record(request, summary)

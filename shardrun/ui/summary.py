@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -65,6 +67,23 @@ def worker_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
+def compression_lines(summary: RunSummary) -> list[str]:
+    """What was compressed for the workers, a line a codec: each layer once, whatever the
+    number of workers and archives that got it."""
+    by_codec: dict[str, list[Mapping[str, Any]]] = {}
+    for part in summary.compression:
+        by_codec.setdefault(part["codec"], []).append(part)
+    lines = []
+    for codec, parts in by_codec.items():
+        raw, packed = sum(p["raw"] for p in parts), sum(p["compressed"] for p in parts)
+        cpu = sum(p["cpu"] for p in parts)
+        lines.append(
+            f"compressed for the workers, each layer once: {transfer_text(raw, codec, packed)}, "
+            f"{cpu:.1f}s of CPU"
+        )
+    return lines
+
+
 def kept_lines(summary: RunSummary) -> list[str]:
     """Each kept container, and the commands to look inside it (a stopped container takes
     no exec: commit it, then run a shell in the copy)."""
@@ -117,6 +136,8 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     if len(summary.workers) > 1 or summary.lost_workers:
         for line in worker_lines(summary):
             console.print(line, highlight=False)
+    for line in compression_lines(summary):
+        console.print(line, highlight=False)
     # Not wrapped: these hold paths and commands to copy.
     # One line each: file names and test case names are what a test chose.
     for line in artifact_lines(summary) + failing_case_lines(summary) + kept_lines(summary):

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import subprocess
+import sys
 import threading
+import time
 import zlib
 from pathlib import Path
 
 import pytest
 
-from shardrun.distribute import codecs
-from shardrun.distribute.shared_stream import SharedStreams
+from shardrun.distribute import codecs, oci_layout
+from shardrun.distribute.shared_stream import CHILD, SharedStreams
 from shardrun.model.errors import InfraError
+from tests.unit.distribute.test_layers import ID1, ID2, ID3, build_tarball, layer_tar
 
 
 @pytest.fixture
@@ -87,3 +92,115 @@ def test_a_run_ending_mid_stream_stops_its_readers_and_leaves_no_file(tarball):
     assert [p.name for p in tarball.parent.iterdir()] == ["image.tar"]
     with pytest.raises(InfraError, match="ending"):
         streams.get(tarball, "zstd")
+
+
+def test_its_figures_count_every_byte_and_the_compressing_process_cpu(tarball):
+    streams = SharedStreams()
+    try:
+        data = b"".join(streams.get(tarball, "gzip").chunks())
+        # The child reports its CPU after its last write: the line may trail the bytes.
+        deadline = time.monotonic() + 10
+        while not streams.figures() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        [figures] = streams.figures()
+        assert (figures.archive, figures.layer, figures.codec) == ("image.tar", "", "gzip")
+        assert (figures.raw, figures.compressed) == (tarball.stat().st_size, len(data))
+        assert 0 < figures.cpu < 30 and 0 < figures.seconds < 30
+    finally:
+        streams.close()
+
+
+def test_a_killed_runner_leaves_no_compressor_running(tmp_path: Path):
+    # The tarball is a pipe the test feeds, so the compressor is mid-stream for as long as
+    # the test likes: the runner is killed then, and the compressor must notice.
+    source = tmp_path / "image.tar"
+    os.mkfifo(source)
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(source)],
+        cwd=Path(__file__).parents[3],
+    )
+    try:
+        with open(source, "wb") as feed:  # opens once the compressor opens its end
+            feed.write(os.urandom(2 << 20))
+            feed.flush()
+            child = _compressor_of(source)
+            runner.kill()
+            runner.wait(timeout=10)
+            with contextlib.suppress(BrokenPipeError):
+                for _ in range(8):  # it reads on, sees its parent gone, and stops
+                    feed.write(os.urandom(1 << 20))
+                    feed.flush()
+            # The pipe stays open: a compressor that did not look would wait on it for good.
+            deadline = time.monotonic() + 10
+            while _alive(child) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not _alive(child), "the compressor outlived its runner"
+    finally:
+        runner.kill()
+
+
+RUNNER = """
+import sys, time
+from pathlib import Path
+from shardrun.distribute.shared_stream import Compressed
+Compressed(Path(sys.argv[1]), "gzip", 0, 1 << 40).begin()
+time.sleep(600)
+"""
+
+
+def _compressor_of(source: Path) -> int:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    argv = (entry / "cmdline").read_bytes().split(b"\0")
+                    if CHILD.encode() in argv and str(source).encode() in argv:
+                        return int(entry.name)
+        time.sleep(0.05)
+    raise AssertionError("no compressor process was started")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has stopped; its reaper is gone with the runner
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_a_layer_in_two_archives_is_compressed_once_and_each_stream_decodes_whole(
+    tmp_path: Path, codec
+):
+    # A docker archive of three layers and the OCI layout of its top two, as a graph-driver
+    # worker and a containerd-store worker of one run get them.
+    docker = tmp_path / "image.tar"
+    big = {ID1: layer_tar("base.txt", 3 << 20), ID2: layer_tar("app.txt", 2 << 20),
+           ID3: layer_tar("top.txt", 20_000)}  # fmt: skip
+    diff_ids = build_tarball(docker, [ID1, ID2, ID3], big)
+    oci = tmp_path / "image.oci1.tar"
+    with open(oci, "wb") as out:
+        oci_layout.write_from_save([docker.read_bytes()], {diff_ids[0]}, "shardrun/image:x", out)
+    streams = SharedStreams()
+    try:
+        got = {}
+        for archive in (docker, oci):
+            data = b"".join(streams.get(archive, codec).chunks())
+            got[archive] = data
+            raw = b"".join(codecs.decompressed(io.BytesIO(data), codec))
+            assert raw == archive.read_bytes()
+        deadline = time.monotonic() + 10
+        while len(streams.figures()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the children's CPU lines may trail their last bytes
+        figures = streams.figures()
+    finally:
+        streams.close()
+    layers = [f.layer for f in figures if f.layer]
+    assert sorted(layers) == sorted(diff_ids[:2])  # app.txt's layer once, not twice
+    assert sorted(f.archive for f in figures if not f.layer) == ["image.oci1.tar", "image.tar"]
+    total = sum(f.compressed for f in figures)
+    # Every compressed byte sent is counted once: the shared layer in both streams.
+    app = next(f for f in figures if f.layer == diff_ids[1])
+    assert sum(len(d) for d in got.values()) == total + app.compressed
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -16,6 +16,7 @@ from shardrun.report.github import github_annotations
 from shardrun.report.json_report import SCHEMA, to_json
 from shardrun.report.markdown import to_markdown
 from shardrun.report.summary import RunSummary, WorkerReport, lost_line, summary_rows, totals_line
+from shardrun.ui.summary import compression_lines
 
 
 def result(name: str, status: Status, **kw) -> ShardResult:
@@ -76,7 +77,8 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "phases": {"build": None, "save": None,
                    "distribution": [{"worker": "local", "mode": "none", "sent": 0,
                                      "codec": "none", "wire": 0, "rate": 0,
-                                     "started": None, "seconds": 0.0}]},
+                                     "started": None, "seconds": 0.0}],
+                   "compression": []},
         "flaky": 0,
         "workers": [
             {"name": "local", "url": "unix:///var/run/docker.sock", "slots": 2, "lost": "",
@@ -113,6 +115,23 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
     assert data["shards"][4]["status"] == "NOT RUN"
     assert data["shards"][4]["duration"] is None
     json.dumps(data)  # serialisable as is
+
+
+def test_to_json_gives_each_compressed_part_and_the_summary_a_line_a_codec():
+    parts = (
+        {"archive": "abc.piece0-1.tar", "layer": "sha256:1", "codec": "gzip",
+         "raw": 280_000_000, "compressed": 137_000_000, "seconds": 0.8, "cpu": 0.96},
+        {"archive": "abc.oci1.tar", "layer": "sha256:2", "codec": "gzip",
+         "raw": 175_000_000, "compressed": 75_300_000, "seconds": 0.7, "cpu": 0.62},
+        {"archive": "abc.oci1.tar", "layer": "", "codec": "gzip",
+         "raw": 40_000, "compressed": 5_000, "seconds": 0.01, "cpu": 0.01},
+    )  # fmt: skip
+    run = summary(compression=parts)
+    assert to_json(run)["phases"]["compression"] == list(parts)
+    assert compression_lines(run) == [
+        "compressed for the workers, each layer once: 455.0 MB as 212.3 MB gzip, 1.6s of CPU"
+    ]
+    assert compression_lines(summary()) == []
 
 
 def test_to_json_exit_code_of_an_interrupted_run():
