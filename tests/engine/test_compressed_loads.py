@@ -6,6 +6,7 @@ containerd store (loads both)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import docker
 import pytest
 
 from shardrun.model.image_ref import content_tag
-from tests.engine.conftest import LABEL_PROJECT, clear_project_from, shards_toml
+from tests.engine.conftest import LABEL_PROJECT, clear_project_from, hosts_script, shards_toml
 
 # Its own bottom layer, so the first load is a full one; /numbers (about 20 MB) compresses
 # as ordinary files do.
@@ -247,3 +248,64 @@ def test_an_interrupt_during_a_compressed_transfer_leaves_nothing(numbers_projec
     label = {"label": f"{LABEL_PROJECT}={numbers_project.name}"}
     assert w1_client.containers.list(all=True, filters=label) == []
     assert w1_client.images.list(filters=label) == []  # no image from half an archive
+
+
+NAP_THEN_SHOW = """
+[defaults]
+network = "none"
+[[shard]]
+name = "nap"
+command = ["/bin/busybox", "sleep", "15"]
+[[shard]]
+name = "show"
+command = ["/bin/busybox", "cat", "/payload.txt"]
+"""
+
+
+def test_a_worker_lost_during_a_compressed_transfer_leaves_nothing(
+    numbers_project, w1_restored
+):
+    # w3 takes the nap on its one slot, so "show" still needs w1 while w1's compressed
+    # load creeps over 4 Mbit/s: then w1's daemon is killed.
+    hosts = w1_restored
+    numbers_project.write("shards.toml", shards_toml(numbers_project, NAP_THEN_SHOW))
+    _tc("replace", "dev", "shardrun-w1", "root", "tbf", "rate", "4mbit", "burst", "32kb",
+        "latency", "400ms")
+    w1, w3 = hosts["SHARDRUN_TEST_W1_TCP"], hosts["SHARDRUN_TEST_W3_TCP"]
+    proc = numbers_project.popen("run", "--plain", "--worker", f"{w3}*1", "--worker", f"{w1}*1")
+    cache = numbers_project.root / ".shardrun" / "cache"
+    deadline = time.monotonic() + 120
+    while not list(cache.glob(".*.gzip.*.tmp")):  # w1's compressed stream is being written
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no gzip stream was ever written"
+        time.sleep(0.02)
+    time.sleep(1.0)  # well into the transfer
+
+    os.kill(int(hosts["SHARDRUN_TEST_W1_PID"]), signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+
+    assert proc.returncode == 0, out + err
+    report = numbers_project.report()
+    assert report["lost_workers"] == ["198.18.0.2:2375"], out
+    assert {(s["name"], s["status"], s["worker"]) for s in report["shards"]} == {
+        ("nap", "PASS", "198.18.0.10:2375"), ("show", "PASS", "198.18.0.10:2375")}
+    assert "LOST     198.18.0.2:2375" in out
+    assert [p.name for p in cache.iterdir() if p.name.endswith(".tmp")] == []
+    assert not [p for p in _processes() if "shardrun.distribute.compress_child" in p]
+    restarted = hosts_script("restart w1")
+    w1_client = docker.DockerClient(base_url=restarted["SHARDRUN_TEST_W1_UNIX"])
+    label = {"label": f"{LABEL_PROJECT}={numbers_project.name}"}
+    assert w1_client.containers.list(all=True, filters=label) == []
+    assert w1_client.images.list(filters=label) == []  # no image from half an archive
+
+
+def _processes() -> list[str]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                    found.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                pass
+    return found
