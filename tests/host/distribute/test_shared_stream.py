@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from shardrun.distribute import codecs, oci_layout
-from shardrun.distribute.shared_stream import CHILD, SharedStreams
+from shardrun.distribute.compressed_parts import CHILD
+from shardrun.distribute.shared_stream import SharedStreams
 from shardrun.model.errors import InfraError
 from tests.unit.distribute.test_layers import ID1, ID2, ID3, build_tarball, layer_tar
 
@@ -142,7 +143,7 @@ def test_a_killed_runner_leaves_no_compressor_running(tmp_path: Path):
 RUNNER = """
 import sys, time
 from pathlib import Path
-from shardrun.distribute.shared_stream import Compressed
+from shardrun.distribute.compressed_parts import Compressed
 Compressed(Path(sys.argv[1]), "gzip", 0, 1 << 40).begin()
 time.sleep(600)
 """
