@@ -66,6 +66,17 @@ def compressed_bytes(codec: str, data: bytes) -> bytes:
     return data
 
 
+def blocks_of(fd: int, start: int, end: int) -> Iterator[bytes]:
+    """Bytes [start, end) of the open file, read by offset (leaving its position to the
+    others who read it); OSError if the file ends early."""
+    while start < end:
+        block = os.pread(fd, min(_CHUNK, end - start), start)
+        if not block:
+            raise OSError(f"the archive ended {end - start} bytes early")
+        start += len(block)
+        yield block
+
+
 def decompressed(src: BinaryIO, codec: str) -> Iterator[bytes]:
     """What `src` decompresses to, in blocks. A cut-off or damaged stream raises one of
     decode_errors()."""

@@ -1,7 +1,8 @@
 """The process that compresses a tarball for the run's shared stream (shared_stream).
 
-`python -m shardrun.distribute.compress_child CODEC SOURCE START END FD`: compresses bytes
-START to END of SOURCE into the open file FD, and says on stdout how far it got, a line a write: `w BYTES` when BYTES more
+`python -m shardrun.distribute.compress_child CODEC SOURCE_FD START END OUT_FD`: compresses
+bytes START to END of the open file SOURCE_FD (read by offset: the runner's other readers
+of that file share its position) into the open file OUT_FD, and says on stdout how far it got, a line a write: `w BYTES` when BYTES more
 compressed bytes are in the file, `r BYTES` when BYTES more of SOURCE were taken in; last,
 `cpu SECONDS`, the CPU time it spent, all its codec's threads counted. A process of its
 own, so that figure is exact (a thread's CPU clock misses the threads a codec starts) and
@@ -51,19 +52,12 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-def compress(codec: str, source: str, start: int, end: int, fd: int) -> None:
+def compress(codec: str, source: int, start: int, end: int, fd: int) -> None:
     out = _Reported(fd)
     sink = codecs.compressor(codec, cast(BinaryIO, out))
-    with open(source, "rb") as src:
-        if start:
-            src.seek(start)
-        left = end - start
-        while left > 0 and (block := src.read(min(_CHUNK, left))):
-            left -= len(block)
-            sink.write(block)
-            _say(f"r {len(block)}")
-    if left > 0:
-        raise ValueError(f"{source} ended {left} bytes early")
+    for block in codecs.blocks_of(source, start, end):
+        sink.write(block)
+        _say(f"r {len(block)}")
     sink.close()
     out.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -73,7 +67,7 @@ def compress(codec: str, source: str, start: int, end: int, fd: int) -> None:
 def main(argv: list[str]) -> int:
     codec, source, start, end, fd = argv
     try:
-        compress(codec, source, int(start), int(end), int(fd))
+        compress(codec, int(source), int(start), int(end), int(fd))
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 1

@@ -37,6 +37,23 @@ class Compression:
     cpu: float  # CPU seconds spent compressing it, every thread counted
 
 
+@dataclass(frozen=True)
+class Source:
+    """An archive opened once for the run: every part of it reads this one open file
+    (by offset, never moving a shared position), so a file renamed over it or pruned
+    from the cache meanwhile changes nothing of what is sent."""
+
+    path: Path
+    fd: int
+
+    @classmethod
+    def open(cls, path: Path) -> Source:
+        return cls(path, os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 class Part(Protocol):
     start: int
     end: int
@@ -52,7 +69,7 @@ class Compressed:
     """Bytes [start, end) of `source` compressed in `codec` by a child process into a temp
     file that readers follow as it grows. Nothing runs until `begin`."""
 
-    def __init__(self, source: Path, codec: str, start: int, end: int, key: str = "") -> None:
+    def __init__(self, source: Source, codec: str, start: int, end: int, key: str = "") -> None:
         self.source, self.codec, self.start, self.end, self.key = source, codec, start, end, key
         self._cond = threading.Condition()
         self._path: Path | None = None
@@ -69,13 +86,14 @@ class Compressed:
     def begin(self) -> None:
         with self._cond:
             if self._thread is None:
-                name = f"{self.codec} {self.source.name}:{self.start}"
+                name = f"{self.codec} {self.source.path.name}:{self.start}"
                 self._thread = threading.Thread(target=self._compress, daemon=True, name=name)
                 self._thread.start()
 
     def _compress(self) -> None:
         try:
-            final = self.source.with_name(f"{self.source.name}.{self.start}.{self.codec}")
+            path = self.source.path
+            final = path.with_name(f"{path.name}.{self.start}.{self.codec}")
             with temp_file(final, "a compressed copy of the image", self.end - self.start) as tmp:
                 started = time.monotonic()
                 with self._cond:
@@ -95,14 +113,15 @@ class Compressed:
                 self._error = exc
                 self._cond.notify_all()
 
-    def _start_child(self, fd: int) -> subprocess.Popen[str]:
+    def _start_child(self, out: int) -> subprocess.Popen[str]:
         # The child imports this very package, wherever it was imported from.
         where = str(Path(shardrun.__file__).parent.parent)
         path = os.pathsep.join(p for p in (where, os.environ.get("PYTHONPATH")) if p)
-        args = [self.codec, str(self.source), str(self.start), str(self.end), str(fd)]
+        fd = self.source.fd
+        args = [self.codec, str(fd), str(self.start), str(self.end), str(out)]
         child = subprocess.Popen(
             [sys.executable, "-m", CHILD, *args],
-            pass_fds=(fd,),
+            pass_fds=(fd, out),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -188,7 +207,7 @@ class Compressed:
             if not self._done or self.cpu is None:
                 return None
             return Compression(
-                self.source.name,
+                self.source.path.name,
                 self.key,
                 self.codec,
                 self.end - self.start,
@@ -211,7 +230,7 @@ class Compressed:
 class Small:
     """A small range of an archive, compressed whole in this process on first need."""
 
-    def __init__(self, source: Path, codec: str, start: int, end: int) -> None:
+    def __init__(self, source: Source, codec: str, start: int, end: int) -> None:
         self.source, self.codec, self.start, self.end = source, codec, start, end
         self._lock = threading.Lock()
         self._data: bytes | None = None
@@ -223,14 +242,9 @@ class Small:
                 return
             cpu = time.thread_time()
             try:
-                with open(self.source, "rb") as f:
-                    f.seek(self.start)
-                    raw = f.read(self.end - self.start)
+                raw = b"".join(codecs.blocks_of(self.source.fd, self.start, self.end))
             except OSError as exc:
                 raise InfraError(f"compressing the image for the workers failed: {exc}") from exc
-            if len(raw) != self.end - self.start:
-                raise InfraError(f"compressing the image for the workers failed: {self.source} "
-                                 "changed while it was read")  # fmt: skip
             self._data = codecs.compressed_bytes(self.codec, raw)
             self.cpu = time.thread_time() - cpu
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO
 
 from shardrun.distribute import layers
 
@@ -33,12 +33,12 @@ class Segment:
     key: str = ""  # the content digest of the layer blob these bytes are; "" if none
 
 
-def cut(path: Path) -> list[Segment]:
-    """The archive at `path` as ranges in order, covering it whole: the data of each layer
-    blob of SHARED_LEAST bytes or more on its own, keyed by its digest, and the rest."""
+def cut(archive: BinaryIO, size: int) -> list[Segment]:
+    """The archive (`size` bytes) as ranges in order, covering it whole: the data of each
+    layer blob of SHARED_LEAST bytes or more on its own, keyed by its digest, and the rest."""
     segments: list[Segment] = []
     at = 0
-    with tarfile.open(path) as tar:
+    with tarfile.open(fileobj=archive) as tar:
         keys = _layer_digests(tar)
         for member in tar:
             key = keys.get(member.name, "")
@@ -49,9 +49,8 @@ def cut(path: Path) -> list[Segment]:
                 segments.append(Segment(at, start))
             segments.append(Segment(start, start + member.size, key))
             at = start + member.size
-    end = path.stat().st_size
-    if end > at:
-        segments.append(Segment(at, end))
+    if size > at:
+        segments.append(Segment(at, size))
     return segments
 
 

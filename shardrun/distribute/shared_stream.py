@@ -16,13 +16,14 @@ sweep; and a compressing process stops when its runner is gone.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from shardrun.distribute import layers
-from shardrun.distribute.compressed_parts import Compressed, Compression, Part, Small
+from shardrun.distribute.compressed_parts import Compressed, Compression, Part, Small, Source
 from shardrun.distribute.segments import SHARED_LEAST, Segment, cut
 from shardrun.model.errors import InfraError
 
@@ -31,11 +32,11 @@ class Archive:
     """An archive's compressed stream: its parts in order, each compressed once for every
     worker and every archive that holds the same layer."""
 
-    def __init__(self, source: Path, codec: str, parts: list[Part]) -> None:
+    def __init__(self, source: Source, codec: str, parts: list[Part]) -> None:
         self.source, self.codec, self._parts = source, codec, parts
-        self.raw_size = source.stat().st_size
         self._stop = threading.Event()
-        producer = threading.Thread(target=self._produce, daemon=True, name=f"{codec} {source}")
+        name = f"{codec} {source.path.name}"
+        producer = threading.Thread(target=self._produce, daemon=True, name=name)
         producer.start()
 
     def _produce(self) -> None:
@@ -81,7 +82,7 @@ class Archive:
             return None
         cpu = sum(p.cpu for p in small)
         return Compression(
-            self.source.name,
+            self.source.path.name,
             "",
             self.codec,
             sum(p.end - p.start for p in small),
@@ -90,7 +91,7 @@ class Archive:
             cpu,
         )
 
-    def close(self) -> None:
+    def stop(self) -> None:
         self._stop.set()
 
 
@@ -111,11 +112,17 @@ class SharedStreams:
                 raise InfraError("the run is ending; no more transfers")
             key = (source, codec)
             if key not in self._archives:
-                parts = [self._part(source, codec, s) for s in _segments(source)]
-                self._archives[key] = Archive(source, codec, parts)
+                try:
+                    opened = Source.open(source)
+                except OSError as exc:
+                    raise InfraError(
+                        f"compressing the image for the workers failed: {exc}"
+                    ) from exc
+                parts = [self._part(opened, codec, s) for s in _segments(opened)]
+                self._archives[key] = Archive(opened, codec, parts)
             return self._archives[key]
 
-    def _part(self, source: Path, codec: str, segment: Segment) -> Part:
+    def _part(self, source: Source, codec: str, segment: Segment) -> Part:
         start, end = segment.start, segment.end
         if end - start < SHARED_LEAST:
             return Small(source, codec, start, end)
@@ -141,19 +148,21 @@ class SharedStreams:
             archives = list(self._archives.values())
             large = [*self._shared.values(), *self._own]
         for archive in archives:
-            archive.close()
+            archive.stop()
         for part in large:
-            part.close()
+            part.close()  # its process gone, nothing reads an archive's file any more
+        for archive in archives:
+            archive.source.close()
 
 
-def _segments(source: Path) -> list[Segment]:
+def _segments(source: Source) -> list[Segment]:
     """The archive's segments; one of it all if it cannot be read as an archive (the
     readers then get the reading's error, or its bytes as they are)."""
+    size = os.fstat(source.fd).st_size
     try:
-        return cut(source)
+        # A descriptor of its own for tarfile, which moves its position; the parts read
+        # the archive by offset.
+        with os.fdopen(os.dup(source.fd), "rb") as archive:
+            return cut(archive, size)
     except layers.UNREADABLE:
-        try:
-            size = source.stat().st_size
-        except OSError:
-            size = 0
         return [Segment(0, size)]

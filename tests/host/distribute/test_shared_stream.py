@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -112,51 +113,49 @@ def test_its_figures_count_every_byte_and_the_compressing_process_cpu(tarball):
 
 
 def test_a_killed_runner_leaves_no_compressor_running(tmp_path: Path):
-    # The tarball is a pipe the test feeds, so the compressor is mid-stream for as long as
-    # the test likes: the runner is killed then, and the compressor must notice.
+    # A sparse terabyte: minutes of compressing, so a compressor still there seconds after
+    # its runner was killed would have run on for nobody.
     source = tmp_path / "image.tar"
-    os.mkfifo(source)
+    with open(source, "wb") as f:
+        f.truncate(1 << 40)
     runner = subprocess.Popen(
-        [sys.executable, "-c", RUNNER, str(source)],
-        cwd=Path(__file__).parents[3],
+        [sys.executable, "-c", RUNNER, str(source)], cwd=Path(__file__).parents[3]
     )
+    child = None
     try:
-        with open(source, "wb") as feed:  # opens once the compressor opens its end
-            feed.write(os.urandom(2 << 20))
-            feed.flush()
-            child = _compressor_of(source)
-            runner.kill()
-            runner.wait(timeout=10)
-            with contextlib.suppress(BrokenPipeError):
-                for _ in range(8):  # it reads on, sees its parent gone, and stops
-                    feed.write(os.urandom(1 << 20))
-                    feed.flush()
-            # The pipe stays open: a compressor that did not look would wait on it for good.
-            deadline = time.monotonic() + 10
-            while _alive(child) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert not _alive(child), "the compressor outlived its runner"
+        child = _compressor_of(runner.pid)
+        time.sleep(0.5)  # well into it
+        runner.kill()
+        runner.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the compressor outlived its runner"
     finally:
         runner.kill()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
 
 
 RUNNER = """
 import sys, time
 from pathlib import Path
-from shardrun.distribute.compressed_parts import Compressed
-Compressed(Path(sys.argv[1]), "gzip", 0, 1 << 40).begin()
+from shardrun.distribute.compressed_parts import Compressed, Source
+Compressed(Source.open(Path(sys.argv[1])), "gzip", 0, 1 << 40).begin()
 time.sleep(600)
 """
 
 
-def _compressor_of(source: Path) -> int:
+def _compressor_of(runner: int) -> int:
+    """The compressing process the runner started."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 with contextlib.suppress(OSError):
                     argv = (entry / "cmdline").read_bytes().split(b"\0")
-                    if CHILD.encode() in argv and str(source).encode() in argv:
+                    status = (entry / "status").read_text()
+                    if CHILD.encode() in argv and f"\nPPid:\t{runner}\n" in status:
                         return int(entry.name)
         time.sleep(0.05)
     raise AssertionError("no compressor process was started")
@@ -205,3 +204,24 @@ def test_a_layer_in_two_archives_is_compressed_once_and_each_stream_decodes_whol
     app = next(f for f in figures if f.layer == diff_ids[1])
     assert sum(len(d) for d in got.values()) == total + app.compressed
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_an_archive_replaced_or_pruned_mid_stream_is_still_sent_as_it_was(tmp_path: Path):
+    # Another run may rename a new file over a cached archive, or prune it, while this
+    # run is sending it: every part reads the one file opened when the stream began.
+    path = tmp_path / "image.tar"
+    build_tarball(path, [ID1, ID2, ID3], {ID1: layer_tar("base.txt", 3 << 20),
+                  ID2: layer_tar("app.txt", 2 << 20), ID3: layer_tar("top.txt", 20_000)})  # fmt: skip
+    original = path.read_bytes()
+    streams = SharedStreams()
+    try:
+        chunks = streams.get(path, "zstd").chunks()
+        first = next(chunks)  # the first part is on its way
+        other = tmp_path / "other.tar"
+        other.write_bytes(os.urandom(len(original)))
+        os.replace(other, path)
+        data = first + b"".join(chunks)
+        path.unlink()
+        assert b"".join(codecs.decompressed(io.BytesIO(data), "zstd")) == original
+    finally:
+        streams.close()

@@ -11,11 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.distribute import oci_layout
-from shardrun.distribute.segments import SHARED_LEAST, Segment, cut
+from shardrun.distribute import oci_layout, segments
+from shardrun.distribute.segments import SHARED_LEAST, Segment
 from tests.unit.distribute.test_layers import ID1, ID2, ID3, build_tarball, diff_id, layer_tar
 
 BIG = SHARED_LEAST + 300_000
+
+
+def cut(path: Path) -> list[Segment]:
+    with open(path, "rb") as archive:
+        return segments.cut(archive, path.stat().st_size)
 
 
 def _covers(segments: list[Segment], path: Path) -> None:
