@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,21 +37,37 @@ class Compression:
     cpu: float  # CPU seconds spent compressing it, every thread counted
 
 
-@dataclass(frozen=True)
 class Source:
     """An archive opened once for the run: every part of it reads this one open file
     (by offset, never moving a shared position), so a file renamed over it or pruned
-    from the cache meanwhile changes nothing of what is sent."""
+    from the cache meanwhile changes nothing of what is sent. Its descriptor is used
+    under a lock, so once closed, its number (which the process may give to another
+    file) is never read again."""
 
-    path: Path
-    fd: int
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._lock = threading.Lock()
+        self._closed = False
 
-    @classmethod
-    def open(cls, path: Path) -> Source:
-        return cls(path, os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+    def read(self, start: int, end: int) -> bytes:
+        with self._lock:
+            if self._closed:
+                raise InfraError("the run ended during the transfer")
+            return b"".join(codecs.blocks_of(self.fd, start, end))
+
+    def spawn(self, start: Callable[[int], subprocess.Popen[str]]) -> subprocess.Popen[str]:
+        """`start(fd)` while the descriptor is open: a process it starts inherits it."""
+        with self._lock:
+            if self._closed:
+                raise InfraError("the run ended before the image was compressed")
+            return start(self.fd)
 
     def close(self) -> None:
-        os.close(self.fd)
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self.fd)
 
 
 class Part(Protocol):
@@ -117,18 +133,21 @@ class Compressed:
         # The child imports this very package, wherever it was imported from.
         where = str(Path(shardrun.__file__).parent.parent)
         path = os.pathsep.join(p for p in (where, os.environ.get("PYTHONPATH")) if p)
-        fd = self.source.fd
-        args = [self.codec, str(fd), str(self.start), str(self.end), str(out)]
-        child = subprocess.Popen(
-            [sys.executable, "-m", CHILD, *args],
-            pass_fds=(fd, out),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": path},
-            start_new_session=True,  # a Ctrl-C is the runner's to handle, not the child's
-        )
+
+        def start(fd: int) -> subprocess.Popen[str]:
+            span = [str(fd), str(self.start), str(self.end), str(out)]
+            return subprocess.Popen(
+                [sys.executable, "-m", CHILD, self.codec, *span],
+                pass_fds=(fd, out),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONPATH": path},
+                start_new_session=True,  # a Ctrl-C is the runner's to handle, not the child's
+            )
+
+        child = self.source.spawn(start)
         with self._cond:
             self._child = child
             if self._closing.is_set():  # closed while it started
@@ -242,7 +261,7 @@ class Small:
                 return
             cpu = time.thread_time()
             try:
-                raw = b"".join(codecs.blocks_of(self.source.fd, self.start, self.end))
+                raw = self.source.read(self.start, self.end)
             except OSError as exc:
                 raise InfraError(f"compressing the image for the workers failed: {exc}") from exc
             self._data = codecs.compressed_bytes(self.codec, raw)

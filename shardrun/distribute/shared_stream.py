@@ -113,7 +113,7 @@ class SharedStreams:
             key = (source, codec)
             if key not in self._archives:
                 try:
-                    opened = Source.open(source)
+                    opened = Source(source)
                 except OSError as exc:
                     raise InfraError(
                         f"compressing the image for the workers failed: {exc}"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shardrun.distribute import codecs, oci_layout
-from shardrun.distribute.compressed_parts import CHILD
+from shardrun.distribute.compressed_parts import CHILD, Source
 from shardrun.distribute.shared_stream import SharedStreams
 from shardrun.model.errors import InfraError
 from tests.unit.distribute.test_layers import ID1, ID2, ID3, build_tarball, layer_tar
@@ -141,7 +141,7 @@ RUNNER = """
 import sys, time
 from pathlib import Path
 from shardrun.distribute.compressed_parts import Compressed, Source
-Compressed(Source.open(Path(sys.argv[1])), "gzip", 0, 1 << 40).begin()
+Compressed(Source(Path(sys.argv[1])), "gzip", 0, 1 << 40).begin()
 time.sleep(600)
 """
 
@@ -225,3 +225,17 @@ def test_an_archive_replaced_or_pruned_mid_stream_is_still_sent_as_it_was(tmp_pa
         assert b"".join(codecs.decompressed(io.BytesIO(data), "zstd")) == original
     finally:
         streams.close()
+
+
+def test_a_closed_source_is_never_read_again_whatever_its_number_now_names(tmp_path: Path):
+    path = tmp_path / "image.tar"
+    path.write_bytes(b"archive bytes")
+    source = Source(path)
+    assert source.read(0, 7) == b"archive"
+    source.close()
+    source.close()  # twice is once
+    other = tmp_path / "other"
+    other.write_bytes(b"someone else's file")
+    # The next file opened may well get the closed descriptor's number.
+    with open(other, "rb"), pytest.raises(InfraError, match="ended"):
+        source.read(0, 7)
