@@ -15,6 +15,9 @@ from typing import BinaryIO, Protocol
 NONE, GZIP, ZSTD = "none", "gzip", "zstd"
 CODECS = (NONE, GZIP, ZSTD)
 _CHUNK = 1 << 20
+# Level 1 of igzip makes about what `gzip -1` does at several times its speed; zstd's level
+# 3 is its default, smaller than gzip's and still faster than a 100 Mbit/s link by far.
+_GZIP_LEVEL, _ZSTD_LEVEL = 1, 3
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -35,19 +38,17 @@ class _Plain:
 
 
 def compressor(codec: str, out: BinaryIO, threads: int | None = None) -> Sink:
-    """A writer that compresses into `out` (left open when it is closed). Level 1 of
-    igzip makes about what `gzip -1` does at several times its speed; zstd's level 3 is
-    its default, smaller than gzip's and still faster than a 100 Mbit/s link by far."""
+    """A writer that compresses into `out` (left open when it is closed), on `threads`."""
     threads = threads or os.cpu_count() or 1
     if codec == GZIP:
         from isal import igzip_threaded
 
         # Given a file object, it leaves it open when it closes.
-        return igzip_threaded.open(out, "wb", compresslevel=1, threads=threads)
+        return igzip_threaded.open(out, "wb", compresslevel=_GZIP_LEVEL, threads=threads)
     if codec == ZSTD:
         import zstandard
 
-        params = zstandard.ZstdCompressor(level=3, threads=threads, write_checksum=True)
+        params = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, threads=threads, write_checksum=True)
         return params.stream_writer(out, closefd=False)
     return _Plain(out)
 
@@ -58,11 +59,11 @@ def compressed_bytes(codec: str, data: bytes) -> bytes:
     if codec == GZIP:
         from isal import igzip
 
-        return igzip.compress(data, compresslevel=1, mtime=0)
+        return igzip.compress(data, compresslevel=_GZIP_LEVEL, mtime=0)
     if codec == ZSTD:
         import zstandard
 
-        return zstandard.ZstdCompressor(level=3, write_checksum=True).compress(data)
+        return zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=True).compress(data)
     return data
 
 

@@ -2,9 +2,10 @@
 
 `python -m shardrun.distribute.compress_child CODEC SOURCE_FD START END OUT_FD`: compresses
 bytes START to END of the open file SOURCE_FD (read by offset: the runner's other readers
-of that file share its position) into the open file OUT_FD, and says on stdout how far it got, a line a write: `w BYTES` when BYTES more
-compressed bytes are in the file, `r BYTES` when BYTES more of SOURCE were taken in; last,
-`cpu SECONDS`, the CPU time it spent, all its codec's threads counted. A process of its
+of that file share its position) into the open file OUT_FD, and says on stdout how far it
+got, a line a write: `w BYTES` when BYTES more compressed bytes are in the file, `r BYTES`
+when BYTES more of the source were taken in; last, `cpu SECONDS`, the CPU time it spent,
+all its codec's threads counted. A process of its
 own, so that figure is exact (a thread's CPU clock misses the threads a codec starts) and
 the compression never contends with the runner's senders for the GIL. It stops when its
 runner is gone, killed or not: its next line finds the pipe closed (BrokenPipeError), so
@@ -19,8 +20,6 @@ import threading
 from typing import BinaryIO, cast
 
 from shardrun.distribute import codecs
-
-_CHUNK = 1 << 20
 
 
 class _Reported:

@@ -78,7 +78,6 @@ class Part(Protocol):
     def wait(self) -> None: ...
     def read(self, pace: Any) -> Iterator[bytes]: ...
     def expected_size(self) -> int | None: ...
-    def close(self) -> None: ...
 
 
 class Compressed:
@@ -278,6 +277,3 @@ class Small:
 
     def expected_size(self) -> int | None:
         return len(self._data) if self._data is not None else None
-
-    def close(self) -> None:
-        pass

@@ -56,7 +56,7 @@ class RunSummary:
     partition: Mapping[str, Any] | None = None
     # A merged run (`shardrun merge`): each partition's index, run ID, exit code, folder.
     partitions: tuple[Mapping[str, Any], ...] = ()
-    # What was compressed for the workers (distribute.shared_stream.Compression, as dicts).
+    # What was compressed for the workers (distribute.compressed_parts.Compression, as dicts).
     compression: tuple[Mapping[str, Any], ...] = ()
 
     @property

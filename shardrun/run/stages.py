@@ -106,7 +106,7 @@ class Links:
         return Link(worker.name, worker.endpoint.url, codec, self.streams, self.facts, self.emit)
 
     def compression(self) -> tuple[dict, ...]:
-        """What compressing each archive for the workers cost, for the report."""
+        """What compressing each layer, and each archive's own small parts, cost."""
         return tuple(dataclasses.asdict(f) for f in self.streams.figures())
 
     def close(self) -> None:
