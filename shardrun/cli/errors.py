@@ -16,6 +16,8 @@ import typer
 
 from shardrun.model.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Interrupted, ShardrunError
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool its pipe killed
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -35,6 +37,11 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise
         except BaseException as exc:
             exc = _unwrap(exc)
+            if isinstance(exc, BrokenPipeError):
+                # The reader of our output is gone (`shardrun runs | head`): stop quietly,
+                # as a tool killed by SIGPIPE would, with the shell's code for that.
+                _silence_stdout()
+                raise typer.Exit(EXIT_BROKEN_PIPE) from None
             if debug:
                 traceback.print_exception(exc)
             if isinstance(exc, ShardrunError):
@@ -51,6 +58,13 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
             )
 
     return wrapper
+
+
+def _silence_stdout() -> None:
+    # Whatever is still buffered for the closed pipe would fail again at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _write_crash_log(exc: BaseException) -> str:

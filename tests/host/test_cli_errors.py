@@ -183,3 +183,23 @@ def test_a_split_together_glob_that_matches_no_split_file_is_named(proj):
     done = shardrun(proj, "list")
     assert done.returncode == 2
     assert 'split-together[1]: "t/db_*.py" matches none of the split\'s files' in done.stderr
+
+
+def test_output_into_a_closed_pipe_stops_quietly_never_an_internal_error(proj):
+    # `shardrun runs | head -1`: the reader is gone before shardrun writes its rows.
+    (proj / "shards.toml").write_text(GOOD_SHARD)
+    runs = proj / ".shardrun" / "runs"
+    for k in range(3):
+        (runs / f"2026010{k}-000000-abc").mkdir(parents=True)
+        report = {"started": 1, "image_id": "sha256:x", "exit_code": 0, "shards": []}
+        (runs / f"2026010{k}-000000-abc" / "report.json").write_text(json.dumps(report))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"}
+    done = subprocess.run(  # noqa: PLW1510
+        [sys.executable, "-m", "shardrun", "runs"], cwd=proj, stdout=write_end,
+        stderr=subprocess.PIPE, text=True, env=env, timeout=60,
+    )
+    os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""
