@@ -3,13 +3,10 @@ size and depth, finite numbers, no path out of its folder."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from shardrun.state import foreign
 from shardrun.state.foreign import Refused
@@ -105,21 +102,3 @@ def test_inside_resolves_links(tmp_path: Path) -> None:
 )
 def test_number(value: object, expected: float | None) -> None:
     assert foreign.number(value, 0, 1e9) == expected
-
-
-@given(
-    st.recursive(
-        st.none() | st.booleans() | st.floats() | st.text(),
-        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
-        max_leaves=40,
-    )
-)
-def test_parse_json_is_json_or_one_refusal(value: object) -> None:
-    try:
-        text = json.dumps(value)
-    except ValueError:
-        return
-    try:
-        assert foreign.parse_json(text) == json.loads(text)
-    except Refused as exc:
-        assert "\n" not in str(exc)
