@@ -3,10 +3,10 @@ that the terminal, Markdown, JUnit and HTML reports share."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from shardrun.model.results import EXIT_INFRA, ShardResult, Status, exit_code
@@ -115,12 +115,18 @@ def summary_rows(results: Sequence[ShardResult]) -> list[tuple[str, ...]]:
     return rows
 
 
+_TAIL_BYTES = 64 * 1024  # 50 lines of any sane width
+
+
 def log_tail(log_path: str | None, lines: int = 50) -> str:
     """The last `lines` of a shard's log, safe for XML and HTML text ("" if none)."""
     if not log_path:
         return ""
     try:
-        text = Path(log_path).read_text(errors="replace")
+        with open(log_path, "rb") as log:
+            # Only the end: a log may be gigabytes, and it is read once per report.
+            log.seek(max(0, log.seek(0, os.SEEK_END) - _TAIL_BYTES))
+            text = log.read(_TAIL_BYTES).decode(errors="replace")
     except OSError:
         return ""
     return xml_safe("\n".join(text.splitlines()[-lines:]))

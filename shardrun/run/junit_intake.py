@@ -57,7 +57,7 @@ def take_in(data: BinaryIO, size: int, target: Path, masker: Masker, limit: int)
             writer.take(parser.read_events())
         parser.close()
         writer.take(parser.read_events())
-    except (ET.ParseError, _NotJUnit):
+    except (ET.ParseError, _NotJUnit, LookupError):  # LookupError: an unknown encoding
         return Intake(None, "JUnit file not read: not well-formed JUnit XML")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(writer.document(), encoding="utf-8")

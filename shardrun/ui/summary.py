@@ -131,13 +131,17 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
         table.add_column(column, overflow="fold")
     for row in summary_rows(list(summary.results)):
         name, status, *rest = (one_line(cell) for cell in row)
-        table.add_row(name, Text(status, style=STATUS_STYLE.get(status, "")), *rest)
+        # Text, not markup: a name or detail may come from a report made elsewhere, and
+        # "[/]" in it would be rich's markup error (issue 25).
+        table.add_row(
+            Text(name), Text(status, style=STATUS_STYLE.get(status, "")), *map(Text, rest)
+        )
     console.print(table)
     if len(summary.workers) > 1 or summary.lost_workers:
         for line in worker_lines(summary):
-            console.print(line, highlight=False)
+            console.print(line, highlight=False, markup=False)
     for line in compression_lines(summary):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
     # Not wrapped: these hold paths and commands to copy.
     # One line each: file names and test case names are what a test chose.
     for line in artifact_lines(summary) + failing_case_lines(summary) + kept_lines(summary):
