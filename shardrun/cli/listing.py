@@ -49,6 +49,8 @@ def list_shards(
         if partition_text is not None or partition.in_matrix():
             index, total = partition.parse_partition(partition_text)
         partition.check(plan, total, None, partition.config_digest(cfg), path)
+        # The commands a job will run are its config's, not the plan's (plan_file.py).
+        plan = partition.for_config(plan, cfg, path)
         for line in listing.partition_lines(plan, str(path), index):
             print(line)
         return

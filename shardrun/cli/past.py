@@ -21,8 +21,6 @@ from shardrun.model.errors import ConfigError
 
 _PIECE = 1 << 16  # bytes of a log line shown at most as one line
 
-_PIECE = 1 << 16  # bytes of a log line shown at most as one line
-
 
 @handles_errors
 def runs(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
@@ -55,27 +53,29 @@ def show(
 ) -> None:
     """Print a run's summary again (default: the latest), or one shard's log."""
     from shardrun.config.load import load
-    from shardrun.report.history import load as load_run
-    from shardrun.report.history import resolve_show, shard_log
-    from shardrun.state import layout
+    from shardrun.report import history
+    from shardrun.state import foreign, layout
 
     state = layout.state_dir(load(config).root)
-    run_id, shard_name = resolve_show(state, run_or_shard, shard)
-    past = load_run(state, run_id)
-    path = (
-        shard_log(past, shard_name)
-        if shard_name
-        else layout.run_dir(state, past.run_id) / "summary.md"
-    )
+    run_id, shard_name = history.resolve_show(state, run_or_shard, shard)
+    past = history.load(state, run_id)
+    path = history.shard_log(past, shard_name) if shard_name else history.summary(past)
     try:
-        with open(path, "rb") as f:
-            _echo(f)
+        # Checked again by the open that reads: the file may have changed since.
+        fd = foreign.open_regular(path, within=past.folder)
+    except foreign.Refused as exc:
+        raise ConfigError(f"{path} is not one to show ({exc})") from None
     except OSError as exc:
         if shard_name:
             raise ConfigError(
                 f"{path}: {exc.strerror}; the run's folder may have been cleaned"
             ) from None
         raise ConfigError(f"{path} is missing; `shardrun runs` lists the runs") from None
+    try:
+        with open(fd, "rb") as f:
+            _echo(f)
+    except OSError as exc:  # EIO and the like, halfway: what was shown stays shown
+        raise ConfigError(f"{path} cannot be read ({exc.strerror})") from None
 
 
 def _echo(log: BinaryIO) -> None:

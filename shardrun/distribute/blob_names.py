@@ -10,14 +10,19 @@ full save, a thin one, an OCI layout) notes the blob of each such layer in
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from shardrun.state import layout
+from shardrun.state import foreign, layout
 from shardrun.state.files import exclusive, write_atomic
 
 _lock = threading.Lock()
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# A pair is about 150 bytes: 8 MB notes some 50,000 layers, more than a cache ever meets.
+_MAX = 8_000_000
+_THEN = "layers are cut as if none were noted, and it is written anew"
 
 
 def known(cache_dir: Path, diff_ids: Iterable[str]) -> set[str]:
@@ -38,8 +43,16 @@ def learn(cache_dir: Path, found: Mapping[str, str]) -> None:
 
 
 def _read(cache_dir: Path) -> dict[str, str]:
-    try:
-        noted = json.loads(layout.blob_names(cache_dir).read_text())
-    except (OSError, ValueError):
+    """The pairs noted, each a pair of digests; none (with one line) if the file is not a
+    regular file in the cache holding a JSON object: a state file, yet anything may stand
+    in its place (state/foreign.py)."""
+    noted = foreign.read_state(layout.blob_names(cache_dir), _MAX, 1, _THEN)
+    if not isinstance(noted, dict):
+        if noted is not None:
+            foreign.ignoring(layout.blob_names(cache_dir), "not a JSON object", _THEN)
         return {}
-    return noted if isinstance(noted, dict) else {}
+    return {d: b for d, b in noted.items() if _is_digest(d) and _is_digest(b)}
+
+
+def _is_digest(value: object) -> bool:
+    return isinstance(value, str) and bool(_DIGEST.fullmatch(value))

@@ -22,7 +22,7 @@ from shardrun.distribute import blob_names, layers
 from shardrun.engine.api import Engine
 from shardrun.model.errors import InfraError
 from shardrun.model.image_ref import content_tag
-from shardrun.state import layout
+from shardrun.state import latest_image, layout
 from shardrun.state.files import exclusive, no_room, temp_file, write_atomic
 
 _CHUNK = 1 << 20
@@ -128,10 +128,8 @@ def record_latest(state_dir: Path, image_id: str) -> None:
 
 
 def latest_image_id(state_dir: Path) -> str | None:
-    try:
-        return layout.latest_image(state_dir).read_text().strip() or None
-    except OSError:
-        return None
+    """The image `record_latest` noted, if the file still holds one (state/latest_image.py)."""
+    return latest_image.read(state_dir)
 
 
 class OnDemand:

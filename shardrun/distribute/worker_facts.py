@@ -2,6 +2,11 @@
 which refuse thin docker archives, which refuse a codec, and how fast the last transfer
 in each codec went. Every change is read, merged and written under the file's lock, so
 concurrent runs keep each other's facts.
+
+The file is read as a foreign one (state/foreign.py: a regular file in its folder,
+bounded in size and depth), and every fact is checked on the way in: a damaged file is
+no facts, said in one line, and a damaged fact is left out; both are written anew with
+the next fact learned.
 """
 
 from __future__ import annotations
@@ -13,7 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from shardrun.model.sizes import size_text
+from shardrun.state import foreign
 from shardrun.state.files import exclusive, write_atomic
+
+# A few hundred bytes a worker and codec: thousands of workers (the file keeps every URL
+# it has met, CI runners' too) fit in 4 MB.
+WORKERS_MAX = 4_000_000
+_DEPTH = 6  # links > url > codec > figures is 4 deep
+_TEXT_MAX = 2048  # characters of a URL or a codec's name
+_SECONDS_MAX = 1e7  # seconds of a load: 115 days, beyond any real one
+_BYTES_MAX = 2**63  # bytes: an archive's size is an int64 wherever it is counted
+_EPOCH_MAX = 1e11  # epoch seconds: the year 5138
 
 
 @dataclass(frozen=True)
@@ -47,11 +62,8 @@ class WorkerFacts:
         self._data = self._read()
 
     def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        then = "it is written anew when shardrun next learns of a worker"
+        return _checked(foreign.read_state(self.path, WORKERS_MAX, _DEPTH, then))
 
     def _change(self, change) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +141,49 @@ class WorkerFacts:
             data["links"] = links
 
         self._change(change)
+
+
+def _checked(data: object) -> dict[str, Any]:
+    """The facts of `data` that have their shapes; the rest left out."""
+    data = _table(data)
+    refused = _table(data.get("codec_refused"))
+    links = _table(data.get("links"))
+    checked = {
+        "thin_refused": _texts(data.get("thin_refused")),
+        "codec_refused": {url: _texts(codecs) for url, codecs in refused.items() if _is_text(url)},
+        "links": {
+            url: {
+                codec: figures
+                for codec, entry in _table(by_codec).items()
+                if _is_text(codec) and (figures := _figures(entry)) is not None
+            }
+            for url, by_codec in links.items()
+            if _is_text(url)
+        },
+    }
+    return {key: value for key, value in checked.items() if value}  # as it was written
+
+
+def _figures(entry: object) -> dict[str, float | int] | None:
+    entry = _table(entry)
+    found = {
+        "raw": foreign.number(entry.get("raw"), 0, _BYTES_MAX),
+        "wire": foreign.number(entry.get("wire"), 0, _BYTES_MAX),
+        "seconds": foreign.number(entry.get("seconds"), 0, _SECONDS_MAX),
+        "link_seconds": foreign.number(entry.get("link_seconds"), 0, _SECONDS_MAX),
+        "at": foreign.number(entry.get("at", 0), 0, _EPOCH_MAX),
+    }
+    if any(value is None for value in found.values()):
+        return None
+    return {k: int(v) if k in ("raw", "wire") else v for k, v in found.items() if v is not None}
+
+
+def _texts(value: object) -> list[str]:
+    return [item for item in _list(value) if _is_text(item)]
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= _TEXT_MAX
 
 
 def _list(value: object) -> list:

@@ -3,6 +3,7 @@ and the engine creates it. Pure values."""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -22,6 +23,13 @@ class Volume:
     def is_bind(self) -> bool:
         # Bind sources are made absolute while parsing; a named volume cannot start with "/".
         return self.source.startswith("/")
+
+    @property
+    def gives_engine(self) -> bool:
+        """A bind of the Docker engine's socket: whoever holds it is root on the host. The
+        name covers /var/run/docker.sock, rootless $XDG_RUNTIME_DIR/docker.sock and Docker
+        Desktop's ~/.docker/run/docker.sock; a named volume "docker.sock" is no socket."""
+        return self.is_bind and posixpath.basename(self.source) == "docker.sock"
 
 
 @dataclass(frozen=True)
@@ -84,22 +92,3 @@ def to_json(shard: Shard) -> dict:
             value = dict(value)
         data[f.name] = value
     return data
-
-
-def from_json(data: dict) -> Shard:
-    """The shard `to_json` wrote. ValueError if the record is not one."""
-    try:
-        values = {}
-        for f in fields(RunOptions):
-            if f.name not in data:
-                continue  # an option newer than the record: its default
-            value = data[f.name]
-            if f.name == "volumes":
-                value = tuple(Volume(v["source"], v["target"], bool(v["read_only"])) for v in value)
-            elif isinstance(value, list):
-                value = tuple(str(item) for item in value)
-            values[f.name] = value
-        files = tuple(str(f) for f in data.get("files", ()))
-        return Shard(name=str(data["name"]), files=files, **values)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"not a recorded shard: {exc!r}") from exc

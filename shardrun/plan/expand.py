@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -139,17 +138,10 @@ def _check_docker_socket(options: RunOptions, where: str) -> None:
     if options.docker_socket:
         return
     for volume in options.volumes:
-        if _is_docker_socket(volume):
+        if volume.gives_engine:
             what = f"volume {volume.source}:{volume.target} gives the container the Docker engine"
             fix = "set docker-socket = true in this [[shard]] (or [defaults]) if it really needs it"
             fail(where, what, fix)
-
-
-def _is_docker_socket(volume: Volume) -> bool:
-    # The name covers /var/run/docker.sock (a link to /run/docker.sock on most systems),
-    # rootless $XDG_RUNTIME_DIR/docker.sock and Docker Desktop's ~/.docker/run/docker.sock.
-    # A named volume called "docker.sock" is not a socket.
-    return volume.is_bind and posixpath.basename(volume.source) == "docker.sock"
 
 
 def _instantiate(template: str, options: RunOptions, index: int, total: int) -> Shard:

@@ -3,28 +3,33 @@
 
 Every job must run the same partition of the same suite, even when their timings files
 differ or the suite changed after the build, so no job plans for itself: each reads the
-plan the build job wrote beside the image file, and refuses one made for another image
-or config. Pure but for reading and writing the plan file.
+plan the build job wrote beside the image file (plan_file.py), refuses one made for
+another image or config, and runs its share as its own config makes each shard
+(assign.py). Pure but for reading and writing the plan file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
-import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from shardrun.config.spec import Config
 from shardrun.model.errors import ConfigError
-from shardrun.model.shard import Shard, from_json, to_json
-from shardrun.plan import affinity
+from shardrun.model.shard import Shard
+from shardrun.plan import affinity, assign, plan_file
 from shardrun.plan.affinity import NO_SETUP, Setup
-from shardrun.state.files import write_atomic
+from shardrun.plan.plan_file import MAX_PARTITIONS, REWRITE, Plan
+from shardrun.state import layout
 
-SCHEMA = "https://shardrun.dev/schemas/plan-1.json"
+# The plan file is read and written in plan_file.py; build and list know it from here.
+load, save = plan_file.load, plan_file.save
+
 # The CI systems' own variables for a job's place in a parallel matrix: (index, total,
 # whether the index counts from 0).
 CI_VARIABLES = (
@@ -32,27 +37,6 @@ CI_VARIABLES = (
     ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", True),
     ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", True),
 )
-
-
-@dataclass(frozen=True)
-class Plan:
-    image_id: str
-    config: str  # the digest of the config file it was made from
-    partitions: tuple[tuple[Shard, ...], ...]  # the shards of partition 1, 2, ... N
-    expected: tuple[float, ...]  # seconds each partition is expected to take
-    # The seconds each shard of each partition is expected to take, as the build job's
-    # timings said (`list --partition` shows them; a job's own timings may differ).
-    seconds: tuple[tuple[float, ...], ...] = ()
-
-    @property
-    def total(self) -> int:
-        return len(self.partitions)
-
-    @property
-    def digest(self) -> str:
-        """What a partition's report names, so a merge can tell plans apart."""
-        names = [[s.name for s in part] for part in self.partitions]
-        return hashlib.sha256(json.dumps([self.image_id, self.config, names]).encode()).hexdigest()
 
 
 def config_digest(config: Config) -> str:
@@ -88,8 +72,10 @@ def make(
     index, shards in name order): deterministic, and with at least `total` shards none is
     left empty. `gap`: the seconds a slot spends per shard besides its run (timings'
     load_gap), so a partition of many short shards is not taken for a short one."""
-    if total < 1:
-        raise ConfigError(f"--partitions {total}: give a number of partition jobs, 1 or more")
+    if not 1 <= total <= MAX_PARTITIONS:
+        raise ConfigError(
+            f"--partitions {total}: give a number of partition jobs from 1 to {MAX_PARTITIONS}"
+        )
     times = {s.name: expected_seconds(s, durations, file_times, setup) + gap for s in shards}
     heap = [(0.0, index) for index in range(total)]
     parts: list[list[Shard]] = [[] for _ in range(total)]
@@ -147,52 +133,6 @@ def _improve(parts: list[list[Shard]], times: Mapping[str, float]) -> None:
         loads[other] += moved
 
 
-def save(plan: Plan, path: Path) -> None:
-    data = {
-        "schema": SCHEMA,
-        "image_id": plan.image_id,
-        "config": plan.config,
-        "digest": plan.digest,
-        "expected": list(plan.expected),
-        "seconds": [list(each) for each in plan.seconds],
-        "partitions": [[to_json(s) for s in part] for part in plan.partitions],
-    }
-    write_atomic(path, json.dumps(data, indent=1))
-
-
-def load(path: Path) -> Plan:
-    """The plan in `path`; ConfigError (one line, naming the file) if it is none."""
-    try:
-        data = json.loads(path.read_text())
-        if data.get("schema") != SCHEMA:
-            raise ValueError("not a shardrun plan")
-        parts = tuple(tuple(from_json(s) for s in part) for part in data["partitions"])
-        plan = Plan(
-            str(data["image_id"]),
-            str(data["config"]),
-            parts,
-            tuple(float(e) for e in data["expected"]),
-            tuple(tuple(float(e) for e in each) for each in data.get("seconds", ())),
-        )
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such plan; write one with `shardrun build --output "
-            "FILE --partitions N`, or give it with --plan PATH"
-        ) from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(
-            f"{path} cannot be read as a plan ({exc}); write it again with "
-            "`shardrun build --output FILE --partitions N`"
-        ) from None
-    if (
-        len(plan.expected) != plan.total
-        or not plan.total
-        or (plan.seconds and [len(p) for p in plan.seconds] != [len(p) for p in plan.partitions])
-    ):
-        raise ConfigError(f"{path} cannot be read as a plan (its partitions do not add up)")
-    return plan
-
-
 def beside(image: Path) -> Path:
     """Where `build --output image.tar.zst --partitions N` writes the plan: image.plan.json."""
     name = image.name
@@ -209,9 +149,10 @@ def parse_partition(text: str | None, environ: Mapping[str, str] = os.environ) -
         for index_var, total_var, zero_based in CI_VARIABLES:
             if index_var in environ and total_var in environ:
                 where = f"{index_var}={environ[index_var]}, {total_var}={environ[total_var]}"
+                index = environ[index_var]
                 text = (
-                    f"{int(environ[index_var]) + zero_based}/{environ[total_var]}"
-                    if environ[index_var].isdigit()
+                    f"{int(index) + zero_based}/{environ[total_var]}"
+                    if _NUMBER.fullmatch(index)
                     else "?"
                 )
                 break
@@ -222,9 +163,17 @@ def parse_partition(text: str | None, environ: Mapping[str, str] = os.environ) -
                 "give it, e.g. --partition 2/4"
             )
     index, slash, total = text.partition("/")
-    if not (slash and index.isdigit() and total.isdigit() and 1 <= int(index) <= int(total)):
-        raise ConfigError(f"{where}: not a partition K/N with K from 1 to N; write e.g. 2/4")
+    numbers = slash and _NUMBER.fullmatch(index) and _NUMBER.fullmatch(total)
+    if not (numbers and 1 <= int(index) <= int(total) <= MAX_PARTITIONS):
+        raise ConfigError(
+            f"{where}: not a partition K/N with K from 1 to N, N at most {MAX_PARTITIONS}; "
+            "write e.g. 2/4"
+        )
     return int(index), int(total)
+
+
+# ASCII digits, few enough for int() ("²".isdigit() is true; 5,000 digits are refused).
+_NUMBER = re.compile(r"[0-9]{1,6}")
 
 
 def check(plan: Plan, total: int, image_id: str | None, config: str, where: Path) -> None:
@@ -294,4 +243,23 @@ def for_job(
     plan = load(path)
     index, total = parse_partition(text, environ)
     check(plan, total, None, config_digest(config), path)
+    plan = for_config(plan, config, path)
     return JobShare(plan.partitions[index - 1], plan, index, path)
+
+
+def for_config(plan: Plan, config: Config, where: Path) -> Plan:
+    """`plan` (checked to be made from `config`) with each shard as `config` makes it: the
+    plan decides which shards and files a partition runs, never how (plan_file.py)."""
+    files = None
+    if any(spec.split for spec in config.shards):  # the build context's files, to check
+        # docker-py's .dockerignore rules: imported only when a split needs them.
+        from shardrun.engine.context import context_files
+
+        image = config.image
+        files = context_files(image.context, image.dockerfile, exclude=(layout.NAME,))
+    try:
+        shards = assign.from_config(config, [s for part in plan.partitions for s in part], files)
+    except ValueError as exc:
+        raise ConfigError(f"{where} does not fit shards.toml: {exc}; {REWRITE}") from None
+    parts = tuple(tuple(shards[s.name] for s in part) for part in plan.partitions)
+    return dataclasses.replace(plan, partitions=parts)

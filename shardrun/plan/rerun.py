@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 from shardrun.config.spec import Config
 from shardrun.model.errors import ConfigError
-from shardrun.model.shard import Shard, from_json
+from shardrun.model.shard import Shard
 from shardrun.report import history
 from shardrun.state import layout
+from shardrun.state.shard_record import from_json, on_this_host
 
 
 def only_failed(
@@ -16,14 +17,17 @@ def only_failed(
 ) -> tuple[str, tuple[Shard, ...]]:
     """(the run read, the shards that failed, timed out or errored there); none if none did.
 
-    A split shard reruns the files it had then, not this plan's group of the same name.
+    A split shard reruns the files it had then, not this plan's group of the same name:
+    its command as recorded, but what reaches outside its container (mounts, the Docker
+    socket) as the config has it now (shard_record.on_this_host), since a report is a
+    file anyone can edit, or download from a CI run.
     """
     past = history.load(layout.state_dir(config.root), run_id)
     names = past.failed_names()
     if not names:
         return past.run_id, ()
     recorded = {
-        s.name: from_json(opts)
+        s.name: _recorded(past.run_id, s, opts)
         for s in shards
         if s.name in names and s.files and (opts := (past.shard(s.name) or {}).get("options"))
     }
@@ -34,3 +38,13 @@ def only_failed(
             f"({', '.join(sorted(names)[:5])}) is in the config any more"
         )
     return past.run_id, chosen
+
+
+def _recorded(run_id: str, config: Shard, options: object) -> Shard:
+    try:
+        return on_this_host(from_json(options), config)
+    except ValueError as exc:
+        raise ConfigError(
+            f"run {run_id}'s record of {config.name} cannot be rerun ({exc}); "
+            f"run the current group with --shard {config.name}"
+        ) from None

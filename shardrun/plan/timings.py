@@ -1,19 +1,33 @@
-"""Shard durations from earlier runs, which the next plan uses to start the longest first."""
+"""Shard durations from earlier runs, which the next plan uses to start the longest first.
+
+The file is shardrun's own, but a CI cache or a commit may carry it from elsewhere, and
+anything may have replaced it: it is read as a foreign file (state/foreign.py), and one
+that cannot be read is no history, said in one line, and written anew by the next run.
+"""
 
 from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from shardrun.model.results import ShardResult, Status
 from shardrun.plan import split
 from shardrun.plan.affinity import NO_SETUP, Setup
+from shardrun.state import foreign
 from shardrun.state.files import write_atomic
 
 _SMOOTHING = 0.5  # weight of the newest duration: recent runs matter, one outlier less
+# Seconds a recorded time may be: 115 days, beyond the longest timeout a config allows
+# (365 d is for a slip's sake) and any CI job; a larger one is damage, not a measurement,
+# and 1e308 of it made plans of "~infs".
+MAX_SECONDS = 1e7
+# Names and seconds: a few hundred shards, and a split of 20,000 files at about 100 bytes
+# each, come to 2-3 MB.
+TIMINGS_MAX = 8_000_000
+_DEPTH = 4  # {"files": {name: seconds}} is 2 deep
+_NAME_MAX = 4096  # characters of a shard or file name
 
 
 def load(path: Path) -> dict[str, float]:
@@ -113,19 +127,22 @@ def load_files(path: Path) -> dict[str, float]:
 
 
 def _section(path: Path, key: str) -> dict[str, float]:
-    """The names and seconds of one section; whatever is not a finite, non-negative number
-    of seconds (a damaged or hand-edited file) is left out, as if never recorded."""
-    try:
-        section = json.loads(path.read_text()).get(key, {})
-        items = section.items()
-    except (OSError, ValueError, AttributeError):
+    """The names and seconds of one section; whatever is not a finite number of seconds
+    from 0 to MAX_SECONDS (a damaged or hand-edited file) is left out, as if never
+    recorded."""
+    section = _read(path).get(key)
+    if not isinstance(section, dict):
         return {}
-    return {str(name): float(seconds) for name, seconds in items if _is_seconds(seconds)}
+    return {
+        name: seconds
+        for name, value in section.items()
+        if len(name) <= _NAME_MAX and (seconds := foreign.number(value, 0, MAX_SECONDS)) is not None
+    }
 
 
-def _is_seconds(value: object) -> bool:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return number and math.isfinite(value) and value >= 0  # type: ignore[arg-type, operator]
+def _read(path: Path) -> dict:
+    data = foreign.read_state(path, TIMINGS_MAX, _DEPTH, "it is rewritten by the next run")
+    return data if isinstance(data, dict) else {}
 
 
 def update_files(

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shardrun.model.errors import ConfigError
-from shardrun.model.shard import Shard, from_json
+from shardrun.model.shard import Shard
 from shardrun.report import history
+from shardrun.state.shard_record import from_json
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,10 @@ def find_recorded(state_dir: Path, name: str, run_id: str | None) -> Recorded | 
             return f"run {past.run_id} did not record {name}'s options (an older shardrun)"
         try:
             shard = from_json(options)
-        except ValueError:
-            return f"run {past.run_id}'s record of {name} cannot be read"
+        except ValueError as exc:  # Refused: a hand-edited or damaged record
+            return f"run {past.run_id}'s record of {name} cannot be read ({exc})"
+        if shard.name != name:
+            return f"run {past.run_id}'s record of {name} is of another shard"
         urls = {w.get("name"): w.get("url") for w in past.report.get("workers", [])}
         return Recorded(
             past.run_id, shard, image_id, entry.get("worker"), urls.get(entry.get("worker"))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from shardrun.cleanup import owner
-from shardrun.state import layout
+from shardrun.state import foreign, layout
+
+_OWNER_MAX = 64 * 1024  # a dozen labels
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,11 @@ def _live(marker: Path) -> bool:
     """Whether the run that marked its folder may still be writing it: unless its runner
     is provably gone (this host, and that process dead), it is taken to live."""
     try:
-        labels = json.loads(marker.read_text())
+        # A FIFO or a nested file here must not hang or crash `clean` (state/foreign.py).
+        labels = foreign.read_json(marker, _OWNER_MAX, within=marker.parent, depth=2)
     except FileNotFoundError:
         return False  # finished: the marker goes once the reports are written
-    except (OSError, ValueError):
+    except (OSError, foreign.Refused):
         return True  # unreadable: nothing proves it dead
     if not isinstance(labels, dict):
         return True

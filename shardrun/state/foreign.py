@@ -15,6 +15,7 @@ import json
 import math
 import os
 import stat
+import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -68,6 +69,43 @@ def read_json(path: Path, limit: int, within: Path | None = None, depth: int = M
     """`path` as JSON: a regular file of at most `limit` bytes, nested at most `depth`
     deep, with finite numbers only (NaN and Infinity are Python's, not JSON's)."""
     return parse_json(read_bytes(path, limit, within), depth)
+
+
+def read_state(path: Path, limit: int, depth: int, then: str) -> Any:
+    """A JSON state file shardrun writes itself (timings.json, workers.json) as
+    `read_json` reads it within its own folder; None if it is missing, and also, with
+    one line on stderr (once a process, `then` saying what becomes of it), if it
+    cannot be read: for such a file, a fault is a fallback, not an error."""
+    data = read_state_bytes(path, limit, then)
+    try:
+        return None if data is None else parse_json(data, depth)
+    except Refused as exc:
+        ignoring(path, str(exc), then)
+        return None
+
+
+def read_state_bytes(path: Path, limit: int, then: str) -> bytes | None:
+    """The bytes of a state file shardrun writes itself, as `read_bytes` reads them
+    within its own folder; None, as `read_state`, if it is missing or cannot be read."""
+    try:
+        return read_bytes(path, limit, within=path.parent)
+    except FileNotFoundError:
+        return None
+    except (Refused, OSError) as exc:
+        why = str(exc) if isinstance(exc, Refused) else exc.strerror or type(exc).__name__
+        ignoring(path, why, then)
+        return None
+
+
+def ignoring(path: Path, why: str, then: str) -> None:
+    """Say once a process that the state file `path` is ignored, `why`, and `then` what
+    becomes of it: the one line of a state file's fallback."""
+    if (path, why) not in _told:
+        _told.add((path, why))
+        print(f"shardrun: ignoring {path}: {why}; {then}", file=sys.stderr)
+
+
+_told: set[tuple[Path, str]] = set()
 
 
 def parse_json(data: bytes | str, depth: int = MAX_DEPTH) -> Any:
@@ -125,7 +163,8 @@ def number(value: object, low: float, high: float) -> float | None:
     """`value` if it is a finite number in [low, high] (a bool is none), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if not math.isfinite(value) or not low <= value <= high:
+    # Compared before any conversion: JSON's 10**400 is a Python int no float can hold.
+    if isinstance(value, float) and not math.isfinite(value) or not low <= value <= high:
         return None
     return float(value)
 

@@ -3,6 +3,8 @@ plan through the real CLI; no engine is needed, nor contacted."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from shardrun.config.load import load
@@ -66,3 +68,35 @@ def test_a_plan_of_another_config_is_refused(proj):
     (proj / "shards.toml").write_text(TOML + '[[shard]]\nname = "new"\ncommand = "true"\n')
     done = shardrun(proj, "list", "--plan", "image.plan.json", "--partition", "1/2")
     assert done.returncode == 2 and "another shards.toml" in done.stderr
+
+
+def _edit_plan(proj, change) -> None:
+    path = proj / "image.plan.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_list_shows_the_configs_commands_not_the_plans(proj):
+    """A plan carries names only: what `list` shows a shard run is what the job's
+    shards.toml makes it run, whatever a hand-edited plan says."""
+
+    def hijack(data):
+        for part in data["partitions"]:
+            for entry in part:
+                entry.update(command=["sh", "-c", "echo HIJACKED"], docker_socket=True)
+
+    _edit_plan(proj, hijack)
+    done = shardrun(proj, "list", "--plan", "image.plan.json", "--partition", "2/2")
+    assert done.returncode == 0, done.stderr
+    shards = done.stdout.splitlines()[1:3]
+    assert [line.split()[-1] for line in shards] == ["true", "true"]
+    assert "HIJACKED" not in done.stdout
+
+
+def test_a_plan_that_does_not_fit_the_config_is_refused(proj):
+    """Same config digest, other shards: a hand-edited plan, refused as a job refuses it."""
+    _edit_plan(proj, lambda data: data["partitions"][1][0].update(name="extra"))
+    done = shardrun(proj, "list", "--plan", "image.plan.json", "--partition", "1/2")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "image.plan.json does not fit shards.toml: it has no shard" in done.stderr

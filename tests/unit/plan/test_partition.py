@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Shard
-from shardrun.plan import partition
+from shardrun.plan import partition, plan_file
 
 IMAGE, CONFIG = "sha256:" + "ab" * 32, "sha256:" + "cd" * 32
 
@@ -69,7 +70,7 @@ def test_a_plan_round_trips_and_is_refused_for_another_matrix_image_or_config(tm
 
 
 @pytest.mark.parametrize("text", ['{"schema": "x"}', "[]", "not json", '{"schema": "' +
-                                  partition.SCHEMA + '", "partitions": [[1]]}'])
+                                  plan_file.SCHEMA + '", "partitions": [[1]]}'])
 def test_a_damaged_plan_is_one_line_naming_it(tmp_path: Path, text: str):
     path = tmp_path / "plan.json"
     path.write_text(text)
@@ -134,3 +135,80 @@ def test_where_lpt_alone_ends_late_a_move_or_swap_balances_the_partitions():
     assert sorted(sorted(p) for p in names(plan)) == [["a", "b"], ["c", "d", "e"]]
     again = partition.make(shards(*reversed(times)), 2, times, {}, IMAGE, CONFIG)
     assert names(again) == names(plan)  # the same times, the same plan
+
+
+def plan_text(**change) -> str:
+    data = {"schema": plan_file.SCHEMA, "image_id": IMAGE, "config": CONFIG,
+            "expected": [1.0, 2.0], "seconds": [[1.0], [2.0]],
+            "partitions": [[{"name": "a", "files": []}], [{"name": "b", "files": ["t/x.py"]}]]}
+    return json.dumps({**data, **change})
+
+
+@pytest.mark.parametrize("text, phrase", [
+    (plan_text(expected=[-1, 2]), "expected holds -1, not seconds from 0 to 1e+07"),
+    (plan_text(expected=[1e308, 2]), "expected holds 1e+308"),
+    (plan_text(seconds=[[1.0], [1e8]]), "seconds holds 100000000.0"),
+    (plan_text(expected=[1, "2"]), 'expected holds "2"'),
+    (plan_text().replace("2.0]]", "NaN]]"), "NaN is not a number JSON allows"),
+    (plan_text().replace("[1.0, 2.0]", "[1.0, Infinity]"), "Infinity is not a number"),
+    (plan_text(expected=[1.0]), "do not add up"),
+    (plan_text(seconds=[[1.0, 2.0], [2.0]]), "do not add up"),
+    (plan_text(partitions=[]), "not a list of 1 to 1024 partitions"),
+    (plan_text(partitions=[[]] * 1025, expected=[0] * 1025), "not a list of 1 to 1024"),
+    (plan_text(partitions=[[{"name": "../../tmp/x"}], []]), '"../../tmp/x"} is not a shard'),
+    (plan_text(partitions=[[{"name": "a"}], [{"name": "a"}]]), "a shard is in it twice"),
+    (plan_text(partitions=[[{"name": "a", "files": ["/etc/passwd"]}], []]),
+     "not a relative path"),
+    (plan_text(partitions=[[{"name": "a", "files": "t"}], []]), '"t" where a list belongs'),
+    (plan_text(partitions=[[{"name": "a"}], "b"]), '"b" where a list belongs'),
+    (plan_text(image_id=None), "not a digest"),
+    (plan_text(config="x" * 500), "not a digest"),
+    ('{"a": ' * 50 + "1" + "}" * 50, "nested deeper than 8 levels"),
+    ("[" * 100_000 + "]" * 100_000, "nested deeper than 8 levels"),
+    (plan_text(partitions=[[{"name": "a", "timeout": "soon"}], [{"name": "b"}]]), None),
+])
+def test_a_plan_of_a_wrong_value_is_one_line_naming_it_and_the_fix(tmp_path, text, phrase):
+    path = tmp_path / "image.plan.json"
+    path.write_text(text)
+    if phrase is None:  # options a plan carries are not read at all
+        assert [s.name for s in partition.load(path).partitions[0]] == ["a"]
+        return
+    with pytest.raises(ConfigError) as info:
+        partition.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} cannot be read as a plan (") and phrase in message
+    assert message.endswith("write it again with `shardrun build --output FILE --partitions N`")
+    assert "\n" not in message
+
+
+def test_a_plan_too_large_is_refused_before_it_is_parsed(tmp_path):
+    path = tmp_path / "image.plan.json"
+    with path.open("wb") as f:
+        f.truncate(plan_file.PLAN_MAX + 1)  # sparse: no disk, and not JSON either
+    with pytest.raises(ConfigError, match=r"8.0 MB, over the 8.0 MB such a file may have"):
+        partition.load(path)
+
+
+def test_a_plan_that_is_a_folder_or_a_fifo_is_refused_at_once(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.plan.json")
+    for name, kind in (("fifo.plan.json", "a FIFO"), (".", "")):
+        with pytest.raises(ConfigError, match=f"cannot be read as a plan \\({kind}"):
+            partition.load(tmp_path / name)
+
+
+@pytest.mark.parametrize("text", ["1/1025", "1/" + "9" * 5000, "\u00b2/3", "1/\u0663"])
+def test_a_partition_beyond_the_largest_matrix_or_not_in_digits_is_one_line(text):
+    with pytest.raises(ConfigError, match="not a partition K/N"):
+        partition.parse_partition(text, {})
+
+
+def test_a_ci_variable_in_other_digits_is_one_line():
+    with pytest.raises(ConfigError, match="not a partition K/N"):
+        partition.parse_partition(None, {"CIRCLE_NODE_INDEX": "\u00b2", "CIRCLE_NODE_TOTAL": "3"})
+
+
+def test_a_matrix_of_more_than_1024_jobs_is_refused():
+    with pytest.raises(ConfigError, match="from 1 to 1024"):
+        partition.make(shards("a"), 1025, {}, {}, IMAGE, CONFIG)

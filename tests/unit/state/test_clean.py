@@ -67,3 +67,18 @@ def test_runs_are_listed_newest_first_with_counts_and_show_picks_run_or_shard(tm
     assert resolve_show(tmp_path, "20200101-000000-aaaaaa", None) == (
         "20200101-000000-aaaaaa", None)
     assert resolve_show(tmp_path, "s1", None) == ("20200102-000000-bbbbbb", "s1")
+
+
+def test_an_owner_marker_that_is_a_fifo_or_nested_keeps_its_run_and_never_hangs(tmp_path):
+    state = tmp_path / ".shardrun"
+    fifo = run(state, "20200101-000000-aaaaaa", age_days=30)
+    os.mkfifo(fifo / "owner.json")  # a reader that opens it blocks until a writer comes
+    nested = run(state, "20200101-000000-bbbbbb", age_days=30)
+    (nested / "owner.json").write_text("[" * 100_000 + "]" * 100_000)
+    gone = run(state, "20200101-000000-cccccc", age_days=30)
+
+    cleaned = housekeeping.clean_files(state, older_than=7 * DAY, now=NOW)
+
+    # Unreadable markers prove no runner dead: those runs stay; the unmarked one goes.
+    assert cleaned.runs == 1
+    assert fifo.exists() and nested.exists() and not gone.exists()
