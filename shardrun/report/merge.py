@@ -3,201 +3,225 @@ one run: one summary, one junit.xml, one report.json, one exit code, merged timi
 
 A job that never reported, a partition reported twice, a shard that ran in two
 partitions or a report of another plan fails the merge with the partition named (exit
-4): a silently lost job must not turn the matrix green.
+4): a silently lost job must not turn the matrix green. The partitions' folders are
+untrusted (merge_input.py reads them, merge_copy.py copies them), and the paths their
+reports name are resolved only inside each partition's own copy: one that leaves it
+(an absolute path, a `..`, a link) is left out with a line saying so, since the verdict
+stands on the shards' statuses and nothing of the host is read.
 """
 
 from __future__ import annotations
 
-import glob
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from shardrun.model.errors import EXIT_FAILED, EXIT_OK, InfraError
 from shardrun.model.results import ShardResult, Status
-from shardrun.model.shard import Shard, from_json
-from shardrun.report.history import read_report
+from shardrun.model.shard import Shard
+from shardrun.model.text import one_line
+from shardrun.report.merge_copy import Budget, CopyFailed, Folder, TakeJunit, copy, scan
+from shardrun.report.merge_input import Partition, find, read
 from shardrun.report.summary import RunSummary, WorkerReport
+from shardrun.state.foreign import Refused, relative_name
+
+__all__ = ["Merged", "Partition", "find", "merge", "read"]
 
 
 @dataclass(frozen=True)
-class Partition:
-    index: int
-    total: int
-    plan: str
-    folder: Path  # the downloaded run folder, holding its report.json
-    report: dict[str, Any]
+class Merged:
+    summary: RunSummary
+    notes: tuple[str, ...]  # what was left out, a line each, for stderr
 
 
-def find(inputs: Sequence[str]) -> list[Path]:
-    """The report.json files of the inputs: files, folders (searched below) or globs."""
-    found: list[Path] = []
-    for text in inputs:
-        paths = [Path(p) for p in sorted(glob.glob(text))] or [Path(text)]
-        for path in paths:
-            if path.is_dir():
-                found += sorted(path.rglob("report.json"))
-            elif path.exists():
-                found.append(path)
-            else:
-                raise InfraError(
-                    f"{path}: no such file or folder; give the partition jobs' "
-                    "run folders or report.json files"
-                )
-    return list(dict.fromkeys(p.resolve() for p in found))
+@dataclass
+class _Names:
+    """Where a partition's shards keep their files, as paths inside its folder."""
+
+    files: dict[tuple[str, str], PurePosixPath]  # (shard, "log" | "junit") -> its file
+    artifacts: dict[str, list[PurePosixPath]]
+    junit: set[PurePosixPath]  # every attempt's JUnit file: read through the intake
+    outside: list[str]  # 'shard "a": log "/etc/shadow"', for the note
 
 
-def read(reports: Sequence[Path]) -> list[Partition]:
-    """Every partition once, of one plan; InfraError naming what is wrong."""
-    partitions: dict[int, Partition] = {}
-    plans: set[tuple[str, int]] = set()
-    for path in reports:
-        report = read_report(path)
-        place = report.get("partition") if report else None
-        if report is None or not isinstance(place, dict):
-            raise InfraError(f"{path}: not the report of a partition job (run --partition)")
-        part = Partition(
-            int(place["index"]), int(place["total"]), str(place["plan"]), path.parent, report
-        )
-        plans.add((part.plan, part.total))
-        if len(plans) > 1:
-            raise InfraError(
-                f"{path}: partition {part.index} is of another plan than the "
-                "others; merge the jobs of one build"
-            )
-        if part.index in partitions:
-            if partitions[part.index].report.get("run_id") == report.get("run_id"):
-                # The same run found twice: an artifact upload that followed its `latest`
-                # link keeps a second copy of the folder. A second *run* is an error.
-                continue
-            raise InfraError(
-                f"partition {part.index}/{part.total} reported twice: "
-                f"{partitions[part.index].folder} and {part.folder}"
-            )
-        partitions[part.index] = part
-    if not partitions:
-        raise InfraError("no partition reports found; give the jobs' run folders")
-    total = next(iter(plans))[1]
-    missing = [str(k) for k in range(1, total + 1) if k not in partitions]
-    if missing:
-        raise InfraError(
-            f"partition {', '.join(missing)} of {total} never reported; its job "
-            "failed before it wrote a report, or its folder was not downloaded"
-        )
-    seen: dict[str, int] = {}
-    for part in partitions.values():
-        for entry in part.report["shards"]:
-            if entry["name"] in seen:
-                raise InfraError(
-                    f'shard "{entry["name"]}" ran in partitions '
-                    f"{seen[entry['name']]} and {part.index}"
-                )
-            seen[entry["name"]] = part.index
-    return [partitions[k] for k in sorted(partitions)]
-
-
-def merge(partitions: Sequence[Partition], run_id: str, run_dir: Path) -> RunSummary:
+def merge(
+    partitions: Sequence[Partition],
+    run_id: str,
+    run_dir: Path,
+    take_junit: TakeJunit,
+    budget: Budget | None = None,
+) -> Merged:
     """One summary of all partitions; each partition's files copied into
-    `run_dir`/partition-K/, and the paths the reports name pointing there."""
+    `run_dir`/partition-K/ (`take_junit`: the run's JUnit intake; `budget`: what may be
+    copied, COPY_MAX and COPY_FILES unless given), and the paths its report names
+    pointing there."""
+    budget = budget or Budget()
+    folders = [scan(p.folder, budget) for p in partitions]
+    names = [_names(p) for p in partitions]
+    try:
+        for part, folder, named in zip(partitions, folders, names, strict=True):
+            wanted = sorted({*named.files.values(), *named.junit})
+            copy(folder, _moved(run_dir, part), wanted, budget, named.junit, take_junit)
+        for part, folder, named in zip(partitions, folders, names, strict=True):
+            # A JUnit file the intake did not keep is not copied raw: junit.py would parse it.
+            rest = sorted(set(folder.files) - named.junit)
+            copy(folder, _moved(run_dir, part), rest, budget, set(), take_junit)
+    except CopyFailed as exc:
+        raise InfraError(f"{exc}; free some space or give another --output") from None
     results: list[ShardResult] = []
     shards: list[Shard] = []
     workers: list[WorkerReport] = []
     errors: list[str] = []
-    for part in partitions:
-        moved = run_dir / f"partition-{part.index}"
-        shutil.copytree(part.folder, moved, dirs_exist_ok=True)
+    notes: list[str] = []
+    for part, folder, named in zip(partitions, folders, names, strict=True):
         for entry in part.report["shards"]:
-            results.append(_result(entry, part, moved))
-            if isinstance(entry.get("options"), dict):
-                try:
-                    shards.append(from_json(entry["options"]))
-                except ValueError:
-                    pass
-        for w in part.report.get("workers") or []:
-            workers.append(
-                WorkerReport(
-                    name=f"{part.index}:{w.get('name')}",
-                    url=str(w.get("url") or ""),
-                    slots=int(w.get("slots") or 0),
-                    lost=str(w.get("lost") or ""),
-                    load=str(w.get("load") or ""),
-                    sent=int(w.get("sent") or 0),
-                    full_size=int(w.get("full_size") or 0),
-                    load_seconds=float(w.get("load_seconds") or 0.0),
-                    required=bool(w.get("required")),
-                    load_started=_number(w.get("load_started")),
-                    codec=str(w.get("codec") or "none"),
-                    wire=int(w.get("wire") or 0),
-                )
-            )
-        code = part.report.get("exit_code")
+            results.append(_result(entry, part, folder, named, _moved(run_dir, part)))
+            if entry["options"] is not None:
+                shards.append(entry["options"])
+        for w in part.report["workers"]:
+            workers.append(WorkerReport(**{**w, "name": f"{part.index}:{w['name']}"}))
+        code = part.report["exit_code"]
         if code not in (EXIT_OK, EXIT_FAILED, None):
             errors.append(f"partition {part.index} exited {code}")
+        notes += _notes(part, folder, named)
+    if budget_note := budget.note():
+        notes.append(budget_note)
     reports = [p.report for p in partitions]
-    return RunSummary(
+    summary = RunSummary(
         run_id=run_id,
-        project=str(reports[0].get("project") or ""),
-        image_id=reports[0].get("image_id"),
-        started=min(float(r.get("started") or 0) for r in reports),
-        finished=max(float(r.get("finished") or 0) for r in reports),
+        project=reports[0]["project"] or "",
+        image_id=reports[0]["image_id"],
+        started=min(r["started"] for r in reports),
+        finished=max(r["finished"] for r in reports),
         results=tuple(results),
         interrupted=False,
         workers=tuple(workers),
         error="; ".join(errors),
         shards=tuple(shards),
-        partitions=tuple(
-            {
-                "index": p.index,
-                "total": p.total,
-                "run_id": p.report.get("run_id"),
-                "exit_code": p.report.get("exit_code"),
-                "folder": str(p.folder),
-                # Which machine ran it and what it spent before its shards: a slow job's
-                # load or a lost worker shows here, by partition.
-                "machine": (p.report.get("partition") or {}).get("machine"),
-                "started": p.report.get("started"),
-                "finished": p.report.get("finished"),
-                "workers": [w.get("name") for w in p.report.get("workers") or []],
-                "phases": p.report.get("phases"),
-            }
-            for p in partitions
-        ),
+        partitions=tuple(_partition_entry(p) for p in partitions),
     )
+    return Merged(summary, tuple(notes))
 
 
-def _result(entry: dict[str, Any], part: Partition, moved: Path) -> ShardResult:
-    run_id = str(part.report.get("run_id") or "")
+def _moved(run_dir: Path, part: Partition) -> Path:
+    return run_dir / f"partition-{part.index}"
 
-    def here(path: str | None) -> str | None:
-        # Recorded as the job's machine had it: the same file, under the copied folder.
-        if not path:
-            return path
-        _, sep, rest = path.partition(f"/{run_id}/")
-        return str(moved / rest) if sep else path
 
+def _partition_entry(p: Partition) -> dict[str, Any]:
+    return {
+        "index": p.index,
+        "total": p.total,
+        "run_id": p.report["run_id"],
+        "exit_code": p.report["exit_code"],
+        "folder": str(p.folder),
+        # Which machine ran it and what it spent before its shards: a slow job's
+        # load or a lost worker shows here, by partition.
+        "machine": p.report["partition"]["machine"],
+        "started": p.report["started"],
+        "finished": p.report["finished"],
+        "workers": [w["name"] for w in p.report["workers"]],
+        "phases": p.report["phases"],
+    }
+
+
+def _names(part: Partition) -> _Names:
+    """The files each shard's entry names, where a run writes them: <shard>[.<attempt>].log,
+    <shard>[.<attempt>]/junit.xml and <shard>[.<attempt>]/artifacts/..., under the run's
+    folder (recorded as the job's machine had it: /<run-id>/ marks where that begins).
+    Any other path is outside: its file is not read."""
+    found = _Names({}, {}, set(), [])
+    marker = f"/{part.report['run_id']}/"
+    for entry in part.report["shards"]:
+        name, attempt = entry["name"], entry["attempt"]
+        stem = _stem(name, attempt)
+        expected = {"log": PurePosixPath(f"{stem}.log"), "junit": PurePosixPath(stem, "junit.xml")}
+        for key, want in expected.items():
+            rel = _within(entry[key], marker)
+            if rel == want:
+                found.files[(name, key)] = rel
+            elif entry[key]:
+                found.outside.append(f'shard "{name}": {key} {_shown(entry[key])}')
+        if (name, "junit") in found.files:  # and the earlier attempts', as junit.py reads them
+            found.junit.update(
+                PurePosixPath(_stem(name, k), "junit.xml") for k in range(1, attempt + 1)
+            )
+        kept = found.artifacts.setdefault(name, [])
+        for path in entry["artifacts"]:
+            rel = _within(path, marker)
+            if rel is not None and rel.parts[:2] == (stem, "artifacts") and len(rel.parts) > 2:
+                kept.append(rel)
+            else:
+                found.outside.append(f'shard "{name}": artifact {_shown(path)}')
+    return found
+
+
+def _stem(name: str, attempt: int) -> str:
+    return name if attempt == 1 else f"{name}.{attempt}"
+
+
+def _within(path: str | None, marker: str) -> PurePosixPath | None:
+    """The part of `path` after the run's own folder, if it is a relative path that
+    stays inside it (no `..`, not absolute); None otherwise."""
+    if not path:
+        return None
+    _, sep, rest = path.partition(marker)
     try:
-        status = Status(entry.get("status") or "ERROR")
-    except ValueError:
-        status = Status.ERROR
+        return relative_name(rest, limit=1024) if sep else None
+    except Refused:
+        return None
+
+
+def _notes(part: Partition, folder: Folder, named: _Names) -> list[str]:
+    where = f"partition {part.index} ({part.folder})"
+    notes = []
+    links = [
+        f'shard "{shard}": {key} is a link or no regular file'
+        for (shard, key), rel in named.files.items()
+        if rel not in folder.copied and folder.behind_link(rel)
+    ]
+    if outside := named.outside + links:
+        more = f" (and {len(outside) - 1} more)" if len(outside) > 1 else ""
+        notes.append(f"{where}: not read, outside its folder or a link: {outside[0]}{more}")
+    if skipped := folder.skipped():
+        notes.append(f"{where}: not copied: {skipped} (only regular files are)")
+    if part.dropped:
+        notes.append(
+            f"{where}: the recorded options of {part.dropped} shards could not be read; "
+            "`shardrun repro` cannot rerun them from the merged run"
+        )
+    return notes
+
+
+def _result(
+    entry: dict[str, Any], part: Partition, folder: Folder, named: _Names, moved: Path
+) -> ShardResult:
+    name = entry["name"]
+
+    def here(rel: PurePosixPath | None) -> str | None:
+        return str(moved / rel) if rel is not None and rel in folder.copied else None
+
+    junit = named.files.get((name, "junit"))
+    notes = [entry["artifacts_note"], folder.junit_notes.get(junit, "") if junit else ""]
+    if entry["artifacts_cut"]:
+        notes.append(f"{entry['artifacts_cut']} more artifacts not listed")
     return ShardResult(
-        name=entry["name"],
-        status=status,
-        exit_code=entry.get("exit_code"),
-        started=entry.get("started"),
-        finished=entry.get("finished"),
-        worker=f"{part.index}:{entry['worker']}" if entry.get("worker") else None,
-        slot=entry.get("slot"),
-        log_path=here(entry.get("log")),
-        detail=str(entry.get("detail") or ""),
-        attempt=int(entry.get("attempt") or 1),
-        artifacts=tuple(p for a in entry.get("artifacts") or [] if (p := here(a))),
-        artifacts_note=str(entry.get("artifacts_note") or ""),
-        junit=here(entry.get("junit")),
-        image=entry.get("image"),
+        name=name,
+        status=Status(entry["status"]),
+        exit_code=entry["exit_code"],
+        started=entry["started"],
+        finished=entry["finished"],
+        worker=f"{part.index}:{entry['worker']}" if entry["worker"] else None,
+        slot=entry["slot"],
+        log_path=here(named.files.get((name, "log"))),
+        detail=entry["detail"],
+        attempt=entry["attempt"],
+        artifacts=tuple(p for rel in named.artifacts.get(name, ()) if (p := here(rel))),
+        artifacts_note="; ".join(n for n in notes if n),
+        junit=here(junit),
+        image=entry["image"],
     )
 
 
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _shown(path: str) -> str:
+    return one_line(repr(path if len(path) <= 80 else path[:77] + "..."))
