@@ -74,7 +74,8 @@ def build(
     if partitions is not None and output is None:
         raise ConfigError("--partitions needs --output FILE: the plan goes beside the image file")
     if output is not None:
-        image_file.codec_of(output)  # a usage error: before the build
+        image_file.codec_of(output)  # usage errors: before the build
+        _ready_to_write(output, partitions is not None)
     image_id, saved, written = run_under(pick_view(plain)[0], work)
     print(image_id)
     if written is None:
@@ -88,6 +89,34 @@ def build(
         f"run it elsewhere with: shardrun run --image {written.path.name}",
         file=sys.stderr,
     )
+
+
+def _ready_to_write(output: Path, plan: bool) -> None:
+    """ConfigError unless a file can be written as `output`; what a killed `build
+    --output` left beside it (its temp files) goes."""
+    from shardrun.plan import partition
+    from shardrun.state import files
+
+    # The file is renamed onto `output` at the end: that fails on a folder (a link is
+    # replaced, whatever it names).
+    if output.is_dir() and not output.is_symlink():
+        raise ConfigError(
+            f"--output {output} is a folder; give a file name, such as {output / 'image.tar.zst'}"
+        )
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with files.temp_file(output, "the image file", 0):
+            pass  # what the image file is written as first, made and removed
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            why = "a file is in the way of its folder"
+        raise ConfigError(
+            f"--output {output}: no file can be written there ({why}); "
+            "give a path in a folder you can write to"
+        ) from None
+    for final in (output, partition.beside(output)) if plan else (output,):
+        files.sweep_stale_temp_beside(final)
 
 
 def _write_plan(cfg, image_id: str, output: Path, total: int) -> None:

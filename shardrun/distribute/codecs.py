@@ -104,8 +104,12 @@ def decode_errors() -> tuple[type[Exception], ...]:
     import zlib
 
     import zstandard
+    from isal import isal_zlib
 
-    return (OSError, EOFError, zlib.error, tarfile.TarError, zstandard.ZstdError)
+    # isal's error is not zlib's: igzip raises it for a damaged deflate stream. (Its stub
+    # calls it an Exception instance; it is a class.)
+    isal_error: type[Exception] = isal_zlib.error  # type: ignore[assignment]
+    return (OSError, EOFError, zlib.error, isal_error, tarfile.TarError, zstandard.ZstdError)
 
 
 def sniff(head: bytes) -> str | None:

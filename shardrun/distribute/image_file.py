@@ -14,17 +14,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import BinaryIO, Self
 
-from shardrun.distribute import codecs, layers, tarball
+from shardrun.distribute import archive_intake, codecs, layers, save_manifest, tarball
 from shardrun.distribute.tarball import Artifact
 from shardrun.engine.api import Engine
-from shardrun.model.errors import ConfigError, InfraError
-from shardrun.state import layout
+from shardrun.model.errors import ConfigError, DiskFull, InfraError
+from shardrun.state import foreign, layout
 from shardrun.state.files import exclusive, temp_file
 
 _CHUNK = 1 << 20
@@ -127,35 +128,68 @@ class Writer:
         return ImageFile(self.out, image_id, self.codec, self.out.stat().st_size, self._raw_size)
 
 
+# The most an image file may unpack to, whatever the disk holds: no image shardrun runs
+# comes near it (an overlay2 image is at most 128 layers), and a file that does is a
+# decompression bomb, not an image. The tests lower it.
+CEILING = 64 << 30
+# Left free on the cache's disk by an import: the run still writes logs and reports.
+MARGIN = 1 << 30
+
+
 def import_into_cache(path: Path, cache_dir: Path) -> tuple[str, Path, bool]:
     """The image ID a file holds, its verified tarball in the cache, and whether the cache
-    had that already (it is decompressed anyway: the ID is known only once it is read). ConfigError if it is no image file, InfraError if it
-    is truncated or damaged; nothing is left in the cache then."""
+    had that already (it is decompressed anyway: the ID is known only once it is read).
+    ConfigError if it is no image file, InfraError if it is truncated or damaged or would
+    not fit; nothing is left in the cache then.
+
+    The file comes from another job: it must be a regular file (a FIFO would block),
+    what it unpacks to is bounded (archive_intake), and every name in it, the manifest's
+    included, stays inside the archive, before anything of it is read."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError as exc:
+        fd = foreign.open_regular(path)
+    except (OSError, foreign.Refused) as exc:
         raise ConfigError(
-            f"--image {path}: {exc.strerror}; give the image file the build "
-            "job wrote (shardrun build --output)"
+            f"--image {path}: {_why(exc) if isinstance(exc, foreign.Refused) else exc.strerror}; "
+            "give the image file the build job wrote (shardrun build --output)"
         ) from None
-    codec = codecs.sniff(head)
-    if codec is None:
-        raise ConfigError(
-            f"--image {path}: not an image file (a docker archive, plain, gzip "
-            "or zstd); give the file `shardrun build --output` wrote"
-        )
+    with open(fd, "rb") as f:
+        codec = codecs.sniff(os.pread(fd, 512, 0))
+        if codec is None:
+            raise ConfigError(
+                f"--image {path}: not an image file (a docker archive, plain, gzip "
+                "or zstd); give the file `shardrun build --output` wrote"
+            )
+        return _import(f, path, codec, cache_dir)
+
+
+def _import(f: BinaryIO, path: Path, codec: str, cache_dir: Path) -> tuple[str, Path, bool]:
     cache_dir.mkdir(parents=True, exist_ok=True)
+    room = shutil.disk_usage(cache_dir).free - MARGIN
+    cap = min(CEILING, room)
     # Decompressed under a name of its own first: its image ID is known only once read.
     staging = cache_dir / f"import-{os.getpid()}.tar"
-    with temp_file(staging, "the image archive", path.stat().st_size * 3) as tmp:
+    # About what an image file of zstd or gzip holds, for the message of a disk filled up.
+    needed = os.fstat(f.fileno()).st_size * 3
+    with temp_file(staging, "the image archive", needed) as tmp:
         try:
-            with open(path, "rb") as f:
-                for block in codecs.decompressed(f, codec):
-                    tmp.file.write(block)
+            if cap <= 0:
+                raise archive_intake.Overflow("no room", 1)
+            members = archive_intake.copy_archive(codecs.decompressed(f, codec), tmp.file, cap)
             tmp.file.flush()
             with tarfile.open(tmp.path) as tar:
-                manifest = layers.read_manifest(tar)
+                manifest = save_manifest.read_manifest(tar)
+            _check_layers(manifest, members)
+        except archive_intake.Overflow as exc:
+            if exc.reached <= CEILING:
+                raise DiskFull(
+                    f"{cache_dir}: no room for the image of --image {path}: it unpacks to "
+                    f"more than the {max(cap, 0) / 1e6:.0f} MB free there (less 1 GiB kept "
+                    "free); free some space there, or delete .shardrun/cache"
+                ) from None
+            raise ConfigError(
+                f"--image {path} unpacks to more than {CEILING / (1 << 30):g} GiB, more than any image "
+                "shardrun runs: it is no image file; give the file `shardrun build --output` wrote"
+            ) from None
         except (KeyError, ValueError) as exc:  # a whole archive, but not of an image
             raise ConfigError(
                 f"--image {path}: not a docker image archive ({_why(exc)}); "
@@ -179,6 +213,23 @@ def import_into_cache(path: Path, cache_dir: Path) -> tuple[str, Path, bool]:
                 )
             tmp.publish(final)
     return image_id, final, False
+
+
+def _check_layers(manifest: save_manifest.Manifest, members: list[tarfile.TarInfo]) -> None:
+    """Each layer the manifest names is a file of the archive (or a link to one in it),
+    one per layer of the config. Refused otherwise."""
+    files = {m.name for m in members if m.isreg()}
+    links = {m.name: save_manifest.resolve_link(m) for m in members if m.issym() or m.islnk()}
+    named = manifest.entry["Layers"]
+    if len(named) != len(manifest.diff_ids):
+        raise foreign.Refused(
+            f"manifest.json names {len(named)} layer files for the config's "
+            f"{len(manifest.diff_ids)} layers"
+        )
+    for name in named:
+        # One not there at all is a cut archive's, left to is_complete to name.
+        if name in links.keys() | files and links.get(name, name) not in files:
+            raise foreign.Refused(f"a layer is not a file of the archive: {name}")
 
 
 def _why(exc: BaseException) -> str:

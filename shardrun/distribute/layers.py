@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import posixpath
 import tarfile
 from collections.abc import Iterable, Sequence
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+# The one manifest reader; the thin-load code reaches it as layers.read_manifest too.
+from shardrun.distribute.save_manifest import member_file, read_manifest, resolve_link
 from shardrun.model.image_ref import chain_ids, content_tag
 
 _COPY = 1 << 20
@@ -36,33 +37,6 @@ class SavedImage:
 UNREADABLE = (OSError, tarfile.TarError, KeyError, ValueError, TypeError, AttributeError)
 
 
-@dataclass(frozen=True)
-class Manifest:
-    """The one image of a `docker save` archive: its manifest.json entry and its config."""
-
-    entry: dict  # Config, Layers (the layer files, bottom first), RepoTags
-    config: bytes  # as saved: its sha256 is the image ID on a graph-driver engine
-
-    @property
-    def diff_ids(self) -> list[str]:
-        return list(json.loads(self.config)["rootfs"]["diff_ids"])
-
-
-def read_manifest(tar: tarfile.TarFile) -> Manifest:
-    """The archive's one image; one of UNREADABLE if it holds not exactly one, or lacks
-    its manifest or config."""
-    [entry] = json.load(member_file(tar, "manifest.json"))
-    return Manifest(entry, member_file(tar, entry["Config"]).read())
-
-
-def member_file(tar: tarfile.TarFile, name: str | tarfile.TarInfo) -> BinaryIO:
-    """A file of the archive; KeyError if it has none of that name (or not a file)."""
-    found = tar.extractfile(name)
-    if found is None:
-        raise KeyError(f"{name} is not a file in the archive")
-    return found  # type: ignore[return-value]  # an IO[bytes] reader, as BinaryIO needs
-
-
 def read_saved(tarball: Path) -> SavedImage:
     with tarfile.open(tarball) as tar:
         manifest = read_manifest(tar)
@@ -72,16 +46,6 @@ def read_saved(tarball: Path) -> SavedImage:
         diff_ids=tuple(manifest.diff_ids),
         links=links,
     )
-
-
-def resolve_link(member: tarfile.TarInfo) -> str:
-    """The member a link points at: a hard link names it from the archive's root, a
-    symlink relative to its own folder."""
-    if member.islnk() or member.linkname.startswith("/"):
-        path = member.linkname
-    else:
-        path = posixpath.join(posixpath.dirname(member.name), member.linkname)
-    return posixpath.normpath("/" + path).lstrip("/")
 
 
 def held_prefix(diff_ids: Sequence[str], held: set[str]) -> int:

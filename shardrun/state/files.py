@@ -141,11 +141,30 @@ def sweep_stale_temp(state_dir: Path) -> int:
         for path in entries:
             if layout.LOCK.fullmatch(path.name):
                 _remove_unheld_lock(path)
-            elif _is_stale_temp(path):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    removed += 1
+            else:
+                removed += _remove_if_stale(path)
     return removed
+
+
+def sweep_stale_temp_beside(final: Path) -> int:
+    """Remove the temp files of `final` whose writer is gone: a file written outside the
+    state folder (`build --output`'s) leaves its temp file beside it when the writer is
+    killed, where no other sweep looks. Returns how many went."""
+    prefix = f".{final.name}."
+    try:
+        entries = [p for p in final.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return 0
+    return sum(_remove_if_stale(path) for path in entries)
+
+
+def _remove_if_stale(path: Path) -> bool:
+    if not _is_stale_temp(path):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+        return True
+    return False
 
 
 def _is_stale_temp(path: Path) -> bool:
