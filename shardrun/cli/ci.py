@@ -33,8 +33,14 @@ def github(
         ),
     ] = "pip install shardrun",
     runs_on: Annotated[
-        str, typer.Option("--runs-on", metavar="LABEL", help="The jobs' runner.")
-    ] = "ubuntu-latest",
+        list[str] | None,
+        typer.Option(
+            "--runs-on",
+            metavar="LABEL",
+            help="The jobs' runner label (repeatable: a runner with every label; "
+            "default: ubuntu-latest).",
+        ),
+    ] = None,
     build_arg: BuildArgOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -43,5 +49,6 @@ def github(
     timings. Save it as .github/workflows/shardrun.yml."""
     from shardrun.ci.github import Options, workflow
 
-    options = Options(partitions, python, install, runs_on, tuple(build_arg or ()))
+    labels = tuple(runs_on or ("ubuntu-latest",))
+    options = Options(partitions, python, install, labels, tuple(build_arg or ()))
     print(workflow(options), end="")

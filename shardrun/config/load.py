@@ -14,6 +14,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from shardrun.config.nul import refuse_nul
 from shardrun.config.spec import Config, ImageSpec, ShardSpec
 from shardrun.config.workers import parse_workers
 from shardrun.model.errors import ConfigError
@@ -101,6 +102,7 @@ def parse(data: Mapping, path: Path, *, cwd: Path | None = None) -> Config:
     path = cwd / path
     root = path.parent
     top = f"{_display(path, cwd)}: " + ("tool.shardrun" if path.name == "pyproject.toml" else "")
+    refuse_nul(data, top)
     check_keys(data, ("project", "image", "defaults", "shard", "worker", "timings"), top)
     project = as_str(data["project"], join(top, "project")) if "project" in data else root.name
     timings_file = None
@@ -166,7 +168,17 @@ def _run_options(table: Any, where: str, root: Path, extra: tuple[str, ...] = ()
         if key in BY_KEY:  # not one of `extra`
             option = BY_KEY[key]
             values[option.name] = option.parse(raw, join(where, key), root)
+    for name in values.get("env", {}):
+        _check_env_name(name, join(where, "env"))
     return RunOptions(**values)
+
+
+def _check_env_name(name: str, where: str) -> None:
+    # Docker takes any name but an empty one or one with "=" (NAME=VALUE is how the
+    # engine passes it): either would set some other variable, or none.
+    if not name or "=" in name:
+        fix = 'use a name without "=", e.g. API_TOKEN = "..."'
+        fail(where, f'"{name}" is not an environment variable name', fix)
 
 
 _NAME = re.compile(r"(?:[A-Za-z0-9._-]|\{index\}|\{total\})+")

@@ -24,6 +24,10 @@ from shardrun.model.values import (
 
 # How the image travels to a worker (distribute.codec_choice): "auto" decides by measurement.
 COMPRESS_SETTINGS = ("auto", "zstd", "gzip", "none")
+# Each slot is a container running at once, with its log file, its engine connection and
+# threads of this process: 256 already nears the default limit of 1024 open files, and
+# more is a slip (slots = 8000 for 8) that would start thousands of containers.
+MAX_SLOTS = 256
 # The current docker context, as `docker` itself would use.
 DEFAULT = WorkerSpec(name=None, context="default", host=None, slots=None)
 
@@ -57,7 +61,9 @@ def _worker(table: Any, where: str, root: Path) -> WorkerSpec:
         fail(where, "needs exactly one of context and host", fix)
     if "host" in got:
         _check_host(got["host"], join(where, "host"))
-    slots = as_positive(table["slots"], join(where, "slots"), int) if "slots" in table else None
+    slots = None
+    if "slots" in table:
+        slots = as_positive(table["slots"], join(where, "slots"), int, most=MAX_SLOTS)
     volumes = parse_volumes(table.get("volumes", []), join(where, "volumes"), root)
     required = as_bool(table["required"], join(where, "required")) if "required" in table else False
     compress = _compress(table, join(where, "compress")) if "compress" in table else "auto"
@@ -81,15 +87,25 @@ def parse_worker_option(value: str) -> WorkerSpec:
     target, star, slots_text = value.partition("*")
     slots = None
     if star:
-        if not (slots_text.isascii() and slots_text.isdigit()) or int(slots_text) < 1:
+        digits = slots_text.lstrip("0")
+        if not (slots_text.isascii() and slots_text.isdigit()) or not digits:
             fail(where, f'"{slots_text}" is not a slot count', "write e.g. ssh://ci@box2*8")
-        slots = int(slots_text)
+        # int() refuses more than 4300 digits: anything past 4 is too many anyway.
+        slots = check_slots(int(digits) if len(digits) <= 4 else MAX_SLOTS + 1, where)
     if not target:
         fail(where, "names no worker", "give a docker context name or an engine URL")
     if "://" in target:
         _check_host(target, where)
         return WorkerSpec(name=None, context=None, host=target, slots=slots)
     return WorkerSpec(name=None, context=target, host=None, slots=slots)
+
+
+def check_slots(slots: int | None, where: str) -> int | None:
+    """`slots` (`--worker`'s, or `--jobs`), refused beyond MAX_SLOTS; `where` names it."""
+    if slots is not None and slots > MAX_SLOTS:
+        fix = f"give at most {MAX_SLOTS}: each slot is a container running at once"
+        fail(where, f"more than {MAX_SLOTS} slots", fix)
+    return slots
 
 
 def _check_host(host: str, where: str) -> None:

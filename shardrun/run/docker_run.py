@@ -6,11 +6,12 @@ from __future__ import annotations
 import shlex
 import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from shardrun.model.options import OPTIONS
 from shardrun.model.shard import Shard
+from shardrun.run import relay
 
 
 def docker_run_argv(
@@ -40,16 +41,22 @@ def printable(argv: Sequence[str]) -> str:
 
 
 def run_attached(
-    argv: Sequence[str], cwd, env: Mapping[str, str], remove_container: Callable[[], object]
+    argv: Sequence[str],
+    cwd,
+    env: Mapping[str, str],
+    remove_container: Callable[[], object],
+    secrets: Iterable[str] = (),
+    tty: bool = False,
 ) -> int | None:
-    """Run the docker CLI attached to this terminal; its exit code, or None if shardrun
-    was interrupted (SIGINT or SIGTERM) first.
+    """Run the docker CLI attached to this terminal, every value of `secrets` masked in
+    what it shows (relay.py; `tty`: it was given `--tty`); its exit code, or None if
+    shardrun was interrupted (SIGINT or SIGTERM) first.
 
     Without a terminal, the CLI passes a Ctrl-C on to the container, and a process that
     ignores it (PID 1 ignores SIGINT unless it handles it) keeps running after the CLI
     is gone: so shardrun removes the container itself, then waits for the CLI.
     """
-    proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env))
+    proc, finish = relay.start(argv, cwd, env, secrets, tty)
     interrupted = False
 
     def interrupt(signum, frame) -> None:
@@ -70,4 +77,5 @@ def run_attached(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        finish()
     return None if interrupted else code

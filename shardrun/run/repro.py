@@ -2,7 +2,9 @@
 
 The shard is found as it ran (report.json records its options and image), the command is
 printed, then run attached to the terminal through the docker CLI (docker_run.py), so a
-failing shard can be reproduced, and poked at with `--shell`, exactly as it ran.
+failing shard can be reproduced, and poked at with `--shell`, exactly as it ran. Exactly
+inside its container: what reaches outside it (mounts, the Docker socket) is this
+machine's config's, since a report may come from anywhere (`--run FOLDER`).
 """
 
 from __future__ import annotations
@@ -27,14 +29,17 @@ from shardrun.engine.endpoints import resolve
 from shardrun.model.errors import EXIT_INTERRUPTED, ConfigError
 from shardrun.model.shard import Shard
 from shardrun.model.sizes import transfer_text
+from shardrun.plan import assign
 from shardrun.plan.expand import expand, for_worker
 from shardrun.run.connect import connect_and_reap
 from shardrun.run.docker_run import docker_run_argv, printable, run_attached
+from shardrun.run.masking import Masker
 from shardrun.run.recorded import Recorded, find_recorded, pick
 from shardrun.run.request import new_run_id, read_secrets
 from shardrun.run.stages import Links
 from shardrun.run.workers import Worker
 from shardrun.state import files, layout
+from shardrun.state.shard_record import HOST_OPTIONS, on_this_host
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ def reproduce(request: ReproRequest, build_image: BuildForRepro) -> int:
         else find_recorded(layout.state_dir(cfg.root), request.name, request.run_id)
     )
     if isinstance(recorded, Recorded):
+        recorded = _on_this_host(recorded, cfg, request.name)
         image_ref, engine_worker = _recorded_image(recorded, request.worker)
         if image_ref is None and request.image is not None:
             image_ref = _load_file(cfg, request.image, engine_worker, recorded)
@@ -98,6 +104,22 @@ def reproduce(request: ReproRequest, build_image: BuildForRepro) -> int:
         cfg = dataclasses.replace(cfg, image=dataclasses.replace(cfg.image, builder=request.worker))
     engine_worker, image_ref = build_image(cfg)
     return _run(cfg, target, engine_worker, image_ref, request)
+
+
+def _on_this_host(recorded: Recorded, cfg: Config, name: str) -> Recorded:
+    """The recorded shard with what reaches outside its container (mounts, the Docker
+    socket, security options, network) from this machine's config: a report is a file
+    anyone who can edit a CI artifact can write (issue 25)."""
+    config = assign.shard_named(cfg, name)
+    shard = on_this_host(recorded.shard, config)
+    if any(getattr(shard, key) != getattr(recorded.shard, key) for key in HOST_OPTIONS):
+        taken = "as shards.toml has them" if config is not None else "none (not in shards.toml)"
+        print(
+            f"shardrun: {shard.name}'s volumes, Docker socket, security-opt and network: "
+            f"{taken}, not as run {recorded.run_id} recorded them",
+            file=sys.stderr,
+        )
+    return dataclasses.replace(recorded, shard=shard)
 
 
 def _recorded_image(recorded: Recorded, worker: str | None) -> tuple[str | None, Worker]:
@@ -166,7 +188,10 @@ def _run(
         argv = docker_run_argv(
             for_worker(target, ()), image_ref, labels, host=host, shell=request.shell
         )
-        print(printable(argv))
+        # The line names each secret (`--env NAME`: the CLI reads its value from the
+        # environment), so no value is in it; unless the config also spells one out.
+        known = {name: os.environ[name] for name in target.secret_env if name in os.environ}
+        print(Masker(known.values()).mask_text(printable(argv)))
         engine_worker.engine.close()
         return 0
     secrets = read_secrets((target,), os.environ)
@@ -177,15 +202,17 @@ def _run(
             "install it, or use `shardrun run --shard NAME`"
         )
     labels |= {**owner.me().labels(), **owner.deadline_label(target.timeout)}
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
     argv = docker_run_argv(
         for_worker(target, ()),
         image_ref,
         labels,
         host=host,
-        interactive=sys.stdin.isatty() and sys.stdout.isatty(),
+        interactive=interactive,
         shell=request.shell,
     )
-    print(f"$ {printable(argv)}", file=sys.stderr, flush=True)
+    masker = Masker(secrets.values())
+    print(f"$ {masker.mask_text(printable(argv))}", file=sys.stderr, flush=True)
     watchdog = Watchdog(run_id, [engine_worker.target])
     engine = engine_worker.engine
     code = run_attached(
@@ -193,6 +220,8 @@ def _run(
         cfg.root,
         {**os.environ, **secrets},
         lambda: reap.remove_run(engine, run_id),
+        secrets.values(),  # what the shard prints is masked, as in a run's log
+        tty=interactive,
     )
     reap.remove_run(engine, run_id)  # `--rm` misses a container whose CLI was killed
     watchdog.release()

@@ -3,7 +3,13 @@ engine runs (inspect), and through the printed `docker run` line run by `sh`."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pty
+import secrets
+import select
 import subprocess
+import sys
 
 import docker
 
@@ -92,3 +98,74 @@ def test_repro_on_the_worker_where_the_shard_ran(project, hosts):
     assert f"--host {w1} run" in again.stderr
     client = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"])
     client.volumes.get("shardrun-test-repro-cache").remove(force=True)
+
+
+# The shard checks the value it got by its digest, so the value is in no command line.
+SECRET = """
+[[shard]]
+name = "secret"
+network = "none"
+secret-env = ["TOKEN"]
+command = ["sh", "-c", "echo out=$TOKEN; echo err=$TOKEN >&2; \
+test $(printf %s \\"$TOKEN\\" | md5sum | cut -c1-32) = {digest} && exit 42; exit 43"]
+[[shard]]
+name = "spelled"
+secret-env = ["TOKEN"]
+env = { COPY = "{token}" }
+command = ["true"]
+"""
+
+
+def _in_a_terminal(project, *args: str, env: dict) -> tuple[int, bytes]:
+    """`shardrun ARGS` with a pseudo-terminal for stdin, stdout and stderr, as a developer
+    runs it: its exit code and everything it showed."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "shardrun", *args], cwd=project.root,
+                            stdin=follower, stdout=follower, stderr=follower,
+                            env={**os.environ, **env})
+    os.close(follower)
+    shown = b""
+    try:
+        while select.select([leader], [], [], 60)[0]:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: every holder of the terminal has exited
+                break
+            if not chunk:
+                break
+            shown += chunk
+        return proc.wait(timeout=60), shown
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_repro_never_shows_a_secret_yet_the_container_gets_it(project):
+    token = f"tok-{secrets.token_hex(16)}"
+    digest = hashlib.md5(token.encode()).hexdigest()  # a checksum, not a safeguard
+    body = SECRET.replace("{digest}", digest).replace("{token}", token)
+    project.write("shards.toml", shards_toml(project, body))
+    env = {"TOKEN": token}
+
+    ran = project.shardrun("repro", "secret", env=env)
+    assert ran.returncode == 42, ran.stdout + ran.stderr  # the container saw the value
+    assert token not in ran.stdout + ran.stderr
+    assert ran.stdout == "out=***\n" and "err=***\n" in ran.stderr
+    command = next(ln for ln in ran.stderr.splitlines() if ln.startswith("$ docker "))
+    assert " --env TOKEN " in command  # named, so the docker CLI takes it from the environment
+
+    printed = project.shardrun("repro", "secret", "--print", env=env)
+    assert printed.returncode == 0 and " --env TOKEN " in printed.stdout
+    assert token not in printed.stdout + printed.stderr
+    again = subprocess.run(["sh", "-c", printed.stdout], capture_output=True, text=True,
+                           timeout=60, check=False, env={**os.environ, **env})
+    assert again.returncode == 42, again.stdout + again.stderr  # the line still works
+    spelled = project.shardrun("repro", "spelled", "--print", env=env)
+    assert " --env COPY=*** " in spelled.stdout  # a value the config spells out is masked
+    assert token not in spelled.stdout + spelled.stderr
+
+    code, shown = _in_a_terminal(project, "repro", "secret", env=env)
+    assert code == 42, shown
+    assert b" --interactive --tty " in shown  # the CLI was given a terminal, ours relayed
+    assert token.encode() not in shown and b"out=***" in shown and b"err=***" in shown

@@ -18,8 +18,13 @@ from pathlib import Path
 import pytest
 import typer
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from shardrun.ci import github
 from shardrun.cli.app import app
+from shardrun.model.errors import ConfigError
 
 HERE = Path(__file__).resolve().parent
 
@@ -134,8 +139,154 @@ def test_bad_values_are_one_line_and_exit_2():
         (["-n", "0"], "--partitions 0"),
         (["-n", "300"], "--partitions 300"),
         (["-n", "2", "--python", '3.11"'], "--python"),
-        (["-n", "2", "--build-arg", "NOEQUALS"], '--build-arg "NOEQUALS"'),
+        (["-n", "2", "--build-arg", "NOEQUALS"], "--build-arg 'NOEQUALS'"),
+        (["-n", "2", "--build-arg", "=x"], "--build-arg '=x'"),
+        (["-n", "2", "--install", "pip\rx"], "--install 'pip\\rx'"),
     ):
         done = ci_github(*args)
         assert done.returncode == 2, (args, done.stderr)
         assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+# ---- hostile values: each one refused in one line, or verbatim where it belongs ----------
+
+HOSTILE = [
+    *("\r", "\n", "\t", "\x00", "\x1b[31m", "\x7f", "\x85", "\u2028", "\u2029"),
+    *("\u202e", "\u200b", "\ufeff", "\xa0", "\U000e0041"),  # bidi, zero-width, tag...
+    *("${{ github.event.issue.title }}", "echo ${{", "x\r  - run: echo PWNED"),
+    *("x\n      - run: echo PWNED", "x\u2028    services: {a: b}", "x\x85      - run: PWNED"),
+    *('": {a: b}', "a: b", "- run: x", "'", '"', "#", "x #y", "&anchor", "*alias"),
+    *("!!python/object/apply:os.system", "[a, b]", "{a: b}", "|", ">", "? x", "---"),
+    *("...", "%YAML 1.2", "yes", "null", "~", "3.10", "@RUNS_ON@", "@INSTALL@", "@SETUP@"),
+    *(" lead", "trail ", "é 日本 🚀", "$(id)", "`id`", "'; echo x", "", "   "),
+    *("x" * 1001, "y" * 199, "z" * 201),
+]
+LIMITS = {"--install": 1000, "--runs-on": 200, "--build-arg": 1000}
+
+
+def must_refuse(option: str, value: str) -> bool:
+    value = f"K={value}" if option == "--build-arg" else value
+    return (
+        not value.strip()
+        or len(value) > LIMITS[option]
+        or not value.isprintable()
+        or "${{" in value
+    )
+
+
+def shape(node):
+    """The keys and list lengths of a parsed document, its scalars left out."""
+    if isinstance(node, dict):
+        return {key: shape(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [shape(item) for item in node]
+    return None
+
+
+DEFAULT = github.workflow(github.Options(3))
+
+
+def placed(option: str, value: str) -> github.Options:
+    if option == "--install":
+        return github.Options(3, install=value)
+    if option == "--runs-on":
+        return github.Options(3, runs_on=(value,))
+    return github.Options(3, build_args=("B=1", f"K={value}"))
+
+
+def check_read_back(text: str, option: str, value: str, like: str = DEFAULT) -> None:
+    """The workflow has the shape of `like` (by default the default one's), key for key
+    and step for step, and `value` is exactly what YAML reads where the option belongs."""
+    flow = yaml.safe_load(text)
+    assert shape(flow) == shape(yaml.safe_load(like))
+    jobs = flow["jobs"]
+    if option == "--install":
+        assert all(job["steps"][2]["run"] == value for job in jobs.values())
+    elif option == "--runs-on":
+        assert all(job["runs-on"] == value for job in jobs.values())
+    else:
+        words = shlex.split(jobs["build"]["steps"][4]["run"])
+        assert words[-4:] == ["--build-arg", "B=1", "--build-arg", f"K={value}"]
+    assert "${{" not in value  # so every expression in `text` is the template's own
+    assert text.count("${{") == DEFAULT.count("${{") == 4
+
+
+def check_refused(message: str, option: str) -> None:
+    assert message.startswith(f"{option} ") and "\n" not in message, message
+    assert message.isprintable(), message  # the value is spelled out, never echoed raw
+
+
+@pytest.mark.parametrize("option", list(LIMITS))
+def test_a_hostile_value_is_refused_in_one_line_or_read_back_verbatim(option):
+    for value in HOSTILE:
+        refuse = must_refuse(option, value)
+        try:
+            text = github.workflow(placed(option, value))
+        except ConfigError as exc:
+            assert refuse, (value, str(exc))
+            check_refused(str(exc), option)
+        else:
+            assert not refuse, (value, text)
+            check_read_back(text, option, value)
+
+
+def test_the_command_refuses_a_hostile_value_with_exit_2_and_one_line():
+    runner = CliRunner()
+    for option in LIMITS:
+        for value in ("x\r  - run: echo PWNED", "\u2028", "\x85", "${{ github.token }}"):
+            given = f"K={value}" if option == "--build-arg" else value
+            done = runner.invoke(app, ["ci", "github", "-n", "2", option, given])
+            assert done.exit_code == 2, (option, value, done.output)
+            assert done.stdout == "" and len(done.stderr.splitlines()) == 1
+            assert done.stderr.startswith(f"shardrun: error: {option} ")
+
+
+texts = st.text(max_size=60) | st.lists(st.sampled_from(HOSTILE[:-3]), max_size=4).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(option=st.sampled_from(list(LIMITS)), value=texts)
+def test_any_value_is_refused_in_one_line_or_read_back_verbatim(option, value):
+    try:
+        text = github.workflow(placed(option, value))
+    except ConfigError as exc:
+        assert must_refuse(option, value), str(exc)
+        check_refused(str(exc), option)
+    else:
+        check_read_back(text, option, value)
+
+
+def test_several_runner_labels_are_one_flow_list():
+    text = workflow("-n", "2", "--runs-on", "self-hosted", "--runs-on", "linux, x64 # [a]")
+    jobs = yaml.safe_load(text)["jobs"]
+    assert all(job["runs-on"] == ["self-hosted", "linux, x64 # [a]"] for job in jobs.values())
+
+
+def test_the_read_back_stops_a_value_pasted_raw(monkeypatch):
+    """The last guard can fail: with the checks and the emitter taken away, a line break
+    in --install adds a step, and the read-back refuses the text."""
+    monkeypatch.setattr(github, "_check", lambda options: None)
+    monkeypatch.setattr(github, "_emitted", lambda yaml, value: str(value))
+    with pytest.raises(RuntimeError, match="does not read back"):
+        github.workflow(github.Options(2, install="x\n      - run: echo PWNED"))
+    with pytest.raises(RuntimeError, match="does not read back"):
+        github.workflow(github.Options(2, runs_on=("x\n    services: {db: {image: evil}}",)))
+
+
+def test_accepted_hostile_values_pass_actionlint(tmp_path):
+    accepted = [v for v in HOSTILE if not must_refuse("--install", v) and len(v) < 100]
+    install = "pip install '.[test]' " + " ".join(accepted)
+    args = ["-n", "5", "--install", install, "--runs-on", "self-hosted", "--runs-on", "linux"]
+    for value in accepted:
+        args += ["--build-arg", f"K={value}"]
+    text = workflow(*args)
+    like = workflow("-n", "5", "--runs-on", "a", "--runs-on", "b", "--build-arg", "B=1")
+    check_read_back(text, "--install", install, like)
+    done = lint(tmp_path, text)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_largest_matrix_github_allows():
+    """256 jobs, GitHub's limit; nothing here knows the shards, so any suite takes it."""
+    flow = yaml.safe_load(workflow("-n", "256"))
+    assert flow["jobs"]["shards"]["strategy"]["matrix"]["partition"] == list(range(1, 257))

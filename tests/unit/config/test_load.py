@@ -448,6 +448,51 @@ BAD = [
         id="worker-float-slots",
     ),
     pytest.param(
+        MINIMAL + "[[worker]]\ncontext = 'a'\nslots = 257\n",
+        "shards.toml: worker[1].slots: 257 is too large; use a number up to 256",
+        id="worker-too-many-slots",
+    ),
+    pytest.param(
+        MINIMAL + 'env = { "A\\u0000B" = "x" }\n',
+        "shards.toml: shard[1].env.A\\x00B: the key holds a NUL character (\\u0000); remove it",
+        id="env-name-nul",
+    ),
+    pytest.param(
+        MINIMAL + 'env = { TOKEN = "a\\u0000b" }\n',
+        "shards.toml: shard[1].env.TOKEN: holds a NUL character (\\u0000); remove it",
+        id="env-value-nul",
+    ),
+    pytest.param(
+        MINIMAL + 'env = { "" = "x" }\n',
+        'shards.toml: shard[1] ("unit").env: "" is not an environment variable name; use a',
+        id="env-name-empty",
+    ),
+    pytest.param(
+        '[defaults]\nenv = { "A=B" = "x" }\n' + MINIMAL,
+        'shards.toml: defaults.env: "A=B" is not an environment variable name; use a name',
+        id="env-name-equals",
+    ),
+    pytest.param(
+        '[[shard]]\nname = "unit"\ncommand = ["sh", "-c", "echo \\u0000"]\n',
+        "shards.toml: shard[1].command[3]: holds a NUL character",
+        id="command-arg-nul",
+    ),
+    pytest.param(
+        MINIMAL + 'volumes = ["./a:/b", "./x\\u0000:/y"]\n',
+        "shards.toml: shard[1].volumes[2]: holds a NUL character",
+        id="volume-nul",
+    ),
+    pytest.param(
+        'project = "p\\u0000"\n' + MINIMAL,
+        "shards.toml: project: holds a NUL character",
+        id="project-label-nul",
+    ),
+    pytest.param(
+        MINIMAL + '[[worker]]\ncontext = "a\\u0000"\n',
+        "shards.toml: worker[1].context: holds a NUL character",
+        id="worker-context-nul",
+    ),
+    pytest.param(
         MINIMAL + "[[worker]]\nname = 'w'\ncontext = 'a'\n[[worker]]\nname = 'w'\ncontext = 'b'\n",
         'shards.toml: worker[2]: name "w" is also used by worker[1];',
         id="worker-duplicate-name",

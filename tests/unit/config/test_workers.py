@@ -10,7 +10,7 @@ import pytest
 
 from shardrun.config.load import load
 from shardrun.config.spec import Config, WorkerSpec
-from shardrun.config.workers import parse_worker_option
+from shardrun.config.workers import check_slots, parse_worker_option
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Shard, Volume
 from shardrun.plan.expand import check_remote_binds, for_worker
@@ -42,6 +42,8 @@ def test_worker_option_is_a_context_or_an_engine_url_with_optional_slots(value, 
         ("box*x", '"x" is not a slot count'),
         ("box*", '"" is not a slot count'),
         ("box*-1", '"-1" is not a slot count'),
+        ("box*257", "more than 256 slots"),
+        ("box*" + "9" * 5000, "more than 256 slots"),  # beyond what int() converts
         ("ftp://host", '"ftp://host" is not a docker host URL'),
         ("tcp://", '"tcp://" is not a docker host URL'),
         ("ssh://", '"ssh://" is not a docker host URL'),
@@ -56,6 +58,12 @@ def test_bad_worker_option_is_one_line_naming_the_flag(value, what):
     message = str(info.value)
     assert message.startswith(f'--worker "{value}": {what}; ')
     assert "\n" not in message
+
+
+def test_the_most_slots_a_worker_or_jobs_may_have():
+    assert parse_worker_option("box*256").slots == check_slots(256, "--jobs 256") == 256
+    with pytest.raises(ConfigError, match=r"^--jobs 257: more than 256 slots; give at most 256"):
+        check_slots(257, "--jobs 257")
 
 
 def test_a_superscript_slot_count_is_a_config_error():
