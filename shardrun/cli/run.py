@@ -114,36 +114,28 @@ def run(
 ) -> None:
     """Build the image once, run the shards, print a summary; exit 0 if all passed."""
     from shardrun.config.load import load, with_overrides
-    from shardrun.config.workers import chosen, parse_worker_option
+    from shardrun.config.workers import check_slots, chosen, parse_worker_option
     from shardrun.plan import partition
     from shardrun.plan.make import planned
     from shardrun.plan.rerun import only_failed
     from shardrun.report.write import REPORTS, copy_report
-    from shardrun.run import workflow
-    from shardrun.run.drive import run_under
     from shardrun.run.request import RunRequest, read_secrets
     from shardrun.ui.console import pick_view
     from shardrun.ui.summary import print_outcome
 
+    check_slots(jobs, f"--jobs {jobs}")  # each is also a worker's slots: the same bound
     cfg = with_overrides(load(config), build_arg or (), builder)
     image_path, image_ref = _file_or_image(image)
     share = partition.for_job(cfg, image_path, plan_path, partition_text)
     shards = tuple(planned(cfg, shard)) if share is None else share.shards
     replan = None
-    if share is not None:
-        if not shards:
-            print(
-                f"shardrun: partition {share.index}/{share.plan.total} of {share.path} has "
-                "no shards (the plan has fewer than its partitions); nothing to run"
-            )
-            raise typer.Exit(0)
-    elif failed or run_id:
+    if share is None and (failed or run_id):
         past, shards = only_failed(cfg, shards, run_id)
         if not shards:
             print(f"shardrun: run {past} had no failed shards; nothing to run")
             raise typer.Exit(0)
-    elif any(spec.per_slot for spec in cfg.shards):  # count = "slots": once slots are known
-        replan = functools.partial(planned, cfg, shard)
+    elif share is None and any(spec.per_slot for spec in cfg.shards):
+        replan = functools.partial(planned, cfg, shard)  # count = "slots": once slots are known
     given = tuple(parse_worker_option(w) for w in worker or ())
     request = RunRequest(
         config=cfg,
@@ -161,11 +153,24 @@ def run(
         partition={**share.report_entry, "machine": socket.gethostname()} if share else None,
     )
     view, console = pick_view(plain)
-    leftovers = (
-        f"containers labelled shardrun.run={request.run_id} may be left on the "
-        "workers; its watchdog, or the next shardrun command there, removes them"
-    )
-    summary = run_under(view, functools.partial(workflow.run, request), leftovers)
+    if share is not None and not shards:
+        from shardrun.run.record import record_empty
+
+        # Its run is recorded all the same: the merge must tell it from a lost job.
+        print(
+            f"shardrun: partition {share.index}/{share.plan.total} of {share.path} has "
+            "no shards (the plan has fewer than its partitions); nothing to run"
+        )
+        summary = record_empty(request, share.plan.image_id)
+    else:
+        from shardrun.run import workflow
+        from shardrun.run.drive import run_under
+
+        leftovers = (
+            f"containers labelled shardrun.run={request.run_id} may be left on the "
+            "workers; its watchdog, or the next shardrun command there, removes them"
+        )
+        summary = run_under(view, functools.partial(workflow.run, request), leftovers)
     reports = [request.run_dir / name for name in REPORTS]
     for name, wanted in (
         ("junit.xml", junit_out),
@@ -188,6 +193,7 @@ def _file_or_image(given: str | None) -> tuple[Path | None, str | None]:
     if given is None:
         return None, None
     path = Path(given)
-    if path.is_file() or path.name.endswith(tuple(CODECS)):
+    # Anything there is a file to read (a FIFO too: its reader refuses it in one line).
+    if os.path.lexists(path) or path.name.endswith(tuple(CODECS)):
         return path, None
     return None, given

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shardrun.cleanup import owner
 from shardrun.model.results import Status
@@ -22,10 +22,12 @@ from shardrun.report.summary import RunSummary, WorkerReport
 from shardrun.report.write import write
 from shardrun.run.request import RunRequest
 from shardrun.run.schedule import ShardQueue
-from shardrun.run.workers import Worker
 from shardrun.state import layout
-from shardrun.state.files import write_atomic
+from shardrun.state.files import make_state_dirs, write_atomic
 from shardrun.ui.events import ArtifactReady, BuildFinished, BuildStarted, Emit, Event
+
+if TYPE_CHECKING:  # it brings in the Docker client, which an empty partition's job never needs
+    from shardrun.run.workers import Worker
 
 
 class Phases:
@@ -140,6 +142,19 @@ def record(request: RunRequest, summary: RunSummary) -> None:
     )
     save_reports(request.state_dir, make_run_dir(request), summary)
     layout.run_owner(request.state_dir, request.run_id).unlink(missing_ok=True)
+
+
+def record_empty(request: RunRequest, image_id: str) -> RunSummary:
+    """A partition job the plan gave no shards (more jobs than shards): its run folder,
+    reports and runs/latest as any run leaves them, so that a merge tells it from a job
+    that never reported. Nothing is built, loaded or contacted, and no times are saved:
+    nothing ran."""
+    make_state_dirs(request.state_dir)
+    ending = Ending(time.time(), why="", interrupted=False, image_id=image_id)
+    summary = summarize(request, ShardQueue(request.shards), ending, None)
+    request.run_dir.mkdir(mode=0o700, exist_ok=True)
+    save_reports(request.state_dir, request.run_dir, summary)
+    return summary
 
 
 def save_times(

@@ -203,3 +203,13 @@ def test_output_into_a_closed_pipe_stops_quietly_never_an_internal_error(proj):
     os.close(write_end)
     assert done.returncode == 141, done.stderr
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize("name", ["image.tar.zst", "image"])
+def test_a_fifo_given_as_the_image_file_is_one_line_at_once(proj, name):
+    # Without a suffix a name could be a tag; one that is there on disk is a file to read.
+    (proj / "shards.toml").write_text(GOOD_SHARD)
+    os.mkfifo(proj / name)
+    done = shardrun(proj, "run", "--image", name)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "FIFO" in done.stderr
