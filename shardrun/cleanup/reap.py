@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shardrun.cleanup import owner
 from shardrun.engine.api import Engine
+from shardrun.model import owner
 
 
 def remove_run(engine: Engine, run_id: str) -> int:

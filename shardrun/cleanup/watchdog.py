@@ -69,7 +69,7 @@ def _reap(run_id: str, workers: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from shardrun.lazy_ssh import defer_ssh_transport
+    from shardrun.engine.lazy_ssh import defer_ssh_transport
 
     run_id, workers = argv[0], argv[1:]
     if sys.stdin.buffer.read() == _DONE:

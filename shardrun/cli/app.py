@@ -34,7 +34,7 @@ app.add_typer(ci.app, name="ci")
 
 
 def main() -> None:
-    from shardrun.lazy_ssh import defer_ssh_transport
+    from shardrun.engine.lazy_ssh import defer_ssh_transport
 
     defer_ssh_transport()
     try:

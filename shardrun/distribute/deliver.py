@@ -29,10 +29,10 @@ from shardrun.distribute.send import Link, Sent, file_chunks, send
 from shardrun.distribute.tarball import Artifact, OnDemand, save_stream
 from shardrun.engine.api import ENGINE_FAILURES, Engine
 from shardrun.model.errors import EngineRefused, InfraError
+from shardrun.model.events import WorkerTransfer
 from shardrun.model.image_ref import content_tag, held_chain_ids
 from shardrun.state import layout
 from shardrun.state.files import exclusive, no_room, temp_file
-from shardrun.ui.events import WorkerTransfer
 
 _CHUNK = 1 << 20
 

@@ -38,10 +38,10 @@ from shardrun.distribute.tarball import Artifact
 from shardrun.distribute.worker_facts import Transfer
 from shardrun.engine.api import Engine
 from shardrun.model.errors import InfraError
+from shardrun.model.events import Event
 from shardrun.model.image_ref import content_tag
 from shardrun.state import layout
 from shardrun.state.files import exclusive, temp_file
-from shardrun.ui.events import Event
 
 LEAST = 32 << 20  # bytes: a smaller piece saves less than its load's own start costs
 MOST = 6  # pieces

@@ -19,7 +19,7 @@ from shardrun.distribute.shared_stream import SharedStreams
 from shardrun.distribute.worker_facts import Transfer, WorkerFacts
 from shardrun.engine.api import Engine
 from shardrun.model.errors import EngineRefused
-from shardrun.ui.events import Emit, WorkerTransfer
+from shardrun.model.events import Emit, WorkerTransfer
 
 _CHUNK = 1 << 20
 _PROGRESS_EVERY = 0.2  # seconds between transfer events per worker

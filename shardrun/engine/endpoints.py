@@ -16,7 +16,7 @@ from docker.errors import ContextNotFound, TLSParameterError
 from docker.tls import TLSConfig
 
 from shardrun.engine.docker_engine import DockerEngine
-from shardrun.lazy_ssh import SSH_TRANSPORT
+from shardrun.engine.lazy_ssh import SSH_TRANSPORT
 from shardrun.model.errors import ConfigError, InfraError
 
 URL_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://", "http://", "https://")

@@ -15,8 +15,8 @@ from shardrun.engine.api import Engine, EngineFacts
 from shardrun.engine.context import context_archive
 from shardrun.image import buildkit_trace
 from shardrun.model.errors import BuildError, ConfigError, EngineRefused
+from shardrun.model.events import BuildFinished, BuildLog, BuildStarted, BuildStep, Emit
 from shardrun.state import layout
-from shardrun.ui.events import BuildFinished, BuildLog, BuildStarted, BuildStep, Emit
 
 # Without a BuildKit session (which only the CLI can open) these features fail deep in the
 # build with "no active session"; we say so up front.

@@ -15,12 +15,12 @@ from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.engine.endpoints import Endpoint, resolve
 from shardrun.image import build
 from shardrun.model.errors import InfraError
+from shardrun.model.events import Emit, WorkerLost, WorkerReady
 from shardrun.model.shard import Shard
 from shardrun.plan.expand import check_remote_binds
 from shardrun.run import workers as workers_mod
 from shardrun.run.fanout import in_threads
 from shardrun.run.workers import Worker
-from shardrun.ui.events import Emit, WorkerLost, WorkerReady
 
 Resolved = tuple[WorkerSpec, Endpoint, str]  # a worker's spec, its endpoint, its name
 

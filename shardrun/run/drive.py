@@ -13,8 +13,8 @@ from typing import Any, Protocol, TypeVar
 import anyio
 
 from shardrun.model.errors import EXIT_INTERRUPTED, Interrupted
+from shardrun.model.events import Emit, Emitter, Event
 from shardrun.state.files import exit_now
-from shardrun.ui.events import Emit, Emitter, Event
 
 T = TypeVar("T")
 

@@ -20,12 +20,12 @@ from anyio.abc import TaskGroup
 from shardrun.cleanup import reap as reap_mod
 from shardrun.engine.api import ENGINE_FAILURES, ContainerRequest, Engine, OutputStream
 from shardrun.model.errors import TransportError
+from shardrun.model.events import Emit, ShardOutput
 from shardrun.model.results import ShardResult, Status
 from shardrun.model.shard import Shard
 from shardrun.model.text import one_line
 from shardrun.run import collect, streams
 from shardrun.run.masking import Masker
-from shardrun.ui.events import Emit, ShardOutput
 
 _OUTPUT_EVERY = 0.25  # seconds between last-line updates sent to the UI per shard
 _KILL_GRACE = 10.0  # seconds a killed container gets to report its exit before we move on

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shardrun.cleanup import owner
+from shardrun.model import owner
+from shardrun.model.events import ArtifactReady, BuildFinished, BuildStarted, Emit, Event
 from shardrun.model.results import Status
 from shardrun.model.shard import Shard
 from shardrun.plan import affinity, timings
@@ -24,7 +25,6 @@ from shardrun.run.request import RunRequest
 from shardrun.run.schedule import ShardQueue
 from shardrun.state import layout
 from shardrun.state.files import make_state_dirs, write_atomic
-from shardrun.ui.events import ArtifactReady, BuildFinished, BuildStarted, Emit, Event
 
 if TYPE_CHECKING:  # it brings in the Docker client, which an empty partition's job never needs
     from shardrun.run.workers import Worker

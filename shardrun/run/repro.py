@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from shardrun.cleanup import owner, reap
+from shardrun.cleanup import reap
 from shardrun.cleanup.watchdog import Watchdog
 from shardrun.config.spec import Config
 from shardrun.config.workers import parse_worker_option
@@ -26,6 +26,7 @@ from shardrun.distribute.deliver import deliver
 from shardrun.distribute.tarball import OnDemand
 from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.endpoints import resolve
+from shardrun.model import owner
 from shardrun.model.errors import EXIT_INTERRUPTED, ConfigError
 from shardrun.model.shard import Shard
 from shardrun.model.sizes import transfer_text

@@ -13,7 +13,6 @@ import anyio
 from anyio import to_thread
 from anyio.abc import TaskGroup
 
-from shardrun.cleanup import owner
 from shardrun.distribute import codec_choice
 from shardrun.distribute import deliver as distribute
 from shardrun.distribute.codec_choice import Target
@@ -23,13 +22,14 @@ from shardrun.distribute.shared_stream import SharedStreams
 from shardrun.distribute.tarball import OnDemand
 from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.api import ENGINE_FAILURES
+from shardrun.model import owner
 from shardrun.model.errors import DiskFull, InfraError
+from shardrun.model.events import Emit, ShardFinished, ShardStarted, WorkerLost
 from shardrun.model.results import ShardResult
 from shardrun.model.shard import Shard
 from shardrun.plan.expand import for_worker
 from shardrun.run import execute
 from shardrun.run.workers import Worker
-from shardrun.ui.events import Emit, ShardFinished, ShardStarted, WorkerLost
 
 
 class LostWorkers:

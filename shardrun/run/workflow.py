@@ -15,7 +15,6 @@ from pathlib import Path
 import anyio
 from anyio import to_thread
 
-from shardrun.cleanup.owner import LABEL_PROJECT
 from shardrun.cleanup.watchdog import Watchdog
 from shardrun.config.spec import Config
 from shardrun.distribute import image_file, tarball
@@ -24,6 +23,8 @@ from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.image import build
 from shardrun.model.errors import ConfigError
+from shardrun.model.events import ArtifactReady, Emit, RunPlanned, ShardRequeued
+from shardrun.model.owner import LABEL_PROJECT
 from shardrun.report.summary import RunSummary
 from shardrun.run import execute, schedule, stages
 from shardrun.run.connect import (
@@ -38,7 +39,6 @@ from shardrun.run.record import Ending, Phases, make_run_dir, record, summarize
 from shardrun.run.request import RunRequest
 from shardrun.run.workers import Worker
 from shardrun.state import files, layout
-from shardrun.ui.events import ArtifactReady, Emit, RunPlanned, ShardRequeued
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from shardrun.cleanup import owner
+from shardrun.model import owner
 from shardrun.state import foreign, layout
 
 _OWNER_MAX = 64 * 1024  # a dozen labels

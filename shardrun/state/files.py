@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from shardrun.cleanup import owner
+from shardrun.model import owner
 from shardrun.model.errors import DiskFull
 from shardrun.state import layout
 

@@ -14,9 +14,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from shardrun.model import events as ev
 from shardrun.model.results import FAILED, Status
 from shardrun.model.sizes import size_text
-from shardrun.ui import events as ev
 from shardrun.ui.plain import STATUS_STYLE, short_id
 from shardrun.ui.view_state import ShardView, ViewState
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Self, TextIO
 
+from shardrun.model import events as ev
 from shardrun.model.results import Status
 from shardrun.model.sizes import size_text, transfer_text
 from shardrun.model.text import one_line
-from shardrun.ui import events as ev
 
 STATUS_STYLE = {
     "PASS": "green",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shardrun.model import events as ev
 from shardrun.model.results import ShardResult
-from shardrun.ui import events as ev
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shardrun.cleanup import owner
+from shardrun.model import owner
 from tests.engine.conftest import (
     LABEL_PROJECT,
     shards_toml,

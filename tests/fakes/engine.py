@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from shardrun.cleanup.owner import LABEL_PROJECT
 from shardrun.distribute.layers import read_manifest
 from shardrun.engine.api import (
     ContainerInfo,
@@ -51,6 +50,7 @@ from shardrun.engine.api import (
 )
 from shardrun.model.errors import EngineRefused, TransportError
 from shardrun.model.image_ref import CONTENT_REPO, chain_ids
+from shardrun.model.owner import LABEL_PROJECT
 
 _METHODS = frozenset(
     name for name in vars(Engine) if not name.startswith("_") and callable(vars(Engine)[name])

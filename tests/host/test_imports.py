@@ -86,8 +86,11 @@ def test_list_imports_config_and_plan_only(tmp_path, proj):
     assert done.stdout.split()[::2] == ["unit-1", "unit-2"]
     assert {"shardrun.config", "shardrun.plan"} <= modules
     assert top_level(modules, HEAVY | {"rich"}) == set()
-    engine_side = {"shardrun.engine", "shardrun.run", "shardrun.ui"}
-    assert top_level(modules, engine_side) == set()
+    # Every command starts with engine/lazy_ssh (pure: it keeps paramiko out); nothing
+    # else of the engine's.
+    engine = {m for m in modules if m.startswith("shardrun.engine.")}
+    assert engine == {"shardrun.engine.lazy_ssh"}
+    assert top_level(modules, {"shardrun.run", "shardrun.ui"}) == set()
 
 
 def test_run_over_unix_and_tcp_leaves_the_ssh_stack_out(tmp_path, proj):

@@ -22,14 +22,7 @@ from shardrun.config import load as config_mod
 from shardrun.distribute import pieces
 from shardrun.engine.endpoints import Endpoint
 from shardrun.model.errors import EngineRefused, TransportError
-from shardrun.model.image_ref import content_tag
-from shardrun.model.results import ShardResult, Status
-from shardrun.plan import expand as plan
-from shardrun.report.summary import RunSummary, lost_line
-from shardrun.run import workflow
-from shardrun.run.request import RunRequest
-from shardrun.run.workers import Worker
-from shardrun.ui.events import (
+from shardrun.model.events import (
     Event,
     ShardFinished,
     ShardOutput,
@@ -38,6 +31,13 @@ from shardrun.ui.events import (
     WorkerLost,
     WorkerTransfer,
 )
+from shardrun.model.image_ref import content_tag
+from shardrun.model.results import ShardResult, Status
+from shardrun.plan import expand as plan
+from shardrun.report.summary import RunSummary, lost_line
+from shardrun.run import workflow
+from shardrun.run.request import RunRequest
+from shardrun.run.workers import Worker
 from tests.fakes.engine import FakeEngine, FakeImage
 
 PROJECT = "proj"

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pytest
 
-from shardrun.cleanup.owner import LABEL_PROJECT, LABEL_RUN, LABEL_SHARD
 from shardrun.engine.docker_engine import container_options
 from shardrun.model.options import OPTIONS
+from shardrun.model.owner import LABEL_PROJECT, LABEL_RUN, LABEL_SHARD
 from shardrun.model.shard import Shard, Volume
 from shardrun.run.docker_run import docker_run_argv
 

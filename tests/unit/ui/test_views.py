@@ -8,8 +8,8 @@ import re
 import pytest
 from rich.console import Console
 
+from shardrun.model import events as ev
 from shardrun.model.results import ShardResult, Status
-from shardrun.ui import events as ev
 from shardrun.ui.live import LiveView, render
 from shardrun.ui.plain import PlainView, plain_line
 from shardrun.ui.view_state import ViewState

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from shardrun.cleanup import owner
+from shardrun.model import owner
 
 ME = owner.Owner(host="box", boot="boot-1", pid=4242, started="777")
 NOW = 1_000_000.0
