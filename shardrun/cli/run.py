@@ -118,8 +118,10 @@ def run(
     from shardrun.plan import partition
     from shardrun.plan.make import planned
     from shardrun.plan.rerun import only_failed
+    from shardrun.report import history
     from shardrun.report.write import REPORTS, copy_report
     from shardrun.run.request import RunRequest, read_secrets
+    from shardrun.state import layout
     from shardrun.ui.console import pick_view
     from shardrun.ui.summary import print_outcome
 
@@ -130,7 +132,7 @@ def run(
     shards = tuple(planned(cfg, shard)) if share is None else share.shards
     replan = None
     if share is None and (failed or run_id):
-        past, shards = only_failed(cfg, shards, run_id)
+        past, shards = only_failed(history.load(layout.state_dir(cfg.root), run_id), shards)
         if not shards:
             print(f"shardrun: run {past} had no failed shards; nothing to run")
             raise typer.Exit(0)

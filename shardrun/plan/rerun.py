@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol
 
-from shardrun.config.spec import Config
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Shard
-from shardrun.report import history
-from shardrun.state import layout
 from shardrun.state.shard_record import from_json, on_this_host
 
 
-def only_failed(
-    config: Config, shards: Sequence[Shard], run_id: str | None
-) -> tuple[str, tuple[Shard, ...]]:
+class PastRun(Protocol):
+    """What of a past run this needs (report.history.PastRun reads it): the plan stays
+    below the reports that record what happened."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    def failed_names(self) -> set[str]: ...
+
+    def shard(self, name: str) -> dict[str, Any] | None: ...
+
+
+def only_failed(past: PastRun, shards: Sequence[Shard]) -> tuple[str, tuple[Shard, ...]]:
     """(the run read, the shards that failed, timed out or errored there); none if none did.
 
     A split shard reruns the files it had then, not this plan's group of the same name:
@@ -22,7 +30,6 @@ def only_failed(
     socket) as the config has it now (shard_record.on_this_host), since a report is a
     file anyone can edit, or download from a CI run.
     """
-    past = history.load(layout.state_dir(config.root), run_id)
     names = past.failed_names()
     if not names:
         return past.run_id, ()

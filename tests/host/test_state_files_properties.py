@@ -220,7 +220,7 @@ def test_a_damaged_report_is_a_run_or_one_line_and_its_logs_stay_in_its_folder(p
         else:
             assert log.parent == folder
     try:
-        _, shards = only_failed(cfg, expand(cfg), None)
+        _, shards = only_failed(past, expand(cfg))
     except ConfigError as exc:
         one_line(exc)
     else:

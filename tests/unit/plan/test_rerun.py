@@ -12,6 +12,8 @@ from shardrun.config.load import load
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Shard, Volume, to_json
 from shardrun.plan.rerun import only_failed
+from shardrun.report import history
+from shardrun.state import layout
 
 TOML = """
 [[shard]]
@@ -56,7 +58,7 @@ def test_a_failed_group_reruns_its_files_with_the_configs_mounts(tmp_path: Path)
         )
     )
     cfg, now = project(tmp_path, recorded)
-    run_id, shards = only_failed(cfg, now, None)
+    run_id, shards = only_failed(history.load(layout.state_dir(cfg.root)), now)
     assert run_id == "r1" and [s.name for s in shards] == ["t-1"]
     (shard,) = shards
     assert shard.command == ("pytest", "tests/old.py") and shard.files == ("tests/old.py",)
@@ -67,5 +69,5 @@ def test_a_failed_group_reruns_its_files_with_the_configs_mounts(tmp_path: Path)
 def test_a_record_that_is_no_shard_is_one_line(tmp_path: Path):
     cfg, now = project(tmp_path, {"name": "t-1", "files": ["../../etc/passwd"]})
     with pytest.raises(ConfigError, match="run r1's record of t-1 cannot be rerun") as info:
-        only_failed(cfg, now, None)
+        only_failed(history.load(layout.state_dir(cfg.root)), now)
     assert "--shard t-1" in str(info.value) and "\n" not in str(info.value)
