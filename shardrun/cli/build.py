@@ -51,7 +51,7 @@ def build(
     """Build the image and save its tarball; print the image ID and the tarball path (or,
     with --output, the image file's)."""
     from shardrun.config.load import load, with_overrides
-    from shardrun.distribute import image_file
+    from shardrun.distribute.artifact import image_file
     from shardrun.run import workflow
     from shardrun.run.connect import connect_builder
     from shardrun.run.drive import run_under, unless_interrupted

@@ -92,8 +92,8 @@ def _outside_inputs(run_dir: Path, folders: list[Path], given: bool) -> None:
 
 def _take_junit(data: BinaryIO, size: int, target: Path) -> tuple[str | None, str]:
     """A partition's JUnit file, through the intake a run's own JUnit file goes through."""
-    from shardrun.run import junit_intake
-    from shardrun.run.masking import Masker
+    from shardrun.run.shard import junit_intake
+    from shardrun.run.shard.masking import Masker
 
     taken = junit_intake.take_in(data, size, target, Masker(), junit_intake.JUNIT_MAX)
     return taken.path, taken.note

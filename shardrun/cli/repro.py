@@ -72,7 +72,7 @@ def repro(
     """Run one shard again, exactly as it ran (its image, command, env, mounts), attached
     to this terminal; exit with its exit code."""
     from shardrun.config.load import load, with_overrides
-    from shardrun.run.repro import ReproRequest, reproduce
+    from shardrun.repro.reproduce import ReproRequest, reproduce
 
     request = ReproRequest(
         config=with_overrides(load(config), build_arg or (), builder),

@@ -190,7 +190,7 @@ def run(
 def _file_or_image(given: str | None) -> tuple[Path | None, str | None]:
     """`--image`: a file when one is there or the name says it is an image file (so a
     missing one is named as a file), else an image ID or tag on the build engine."""
-    from shardrun.distribute.image_file import CODECS
+    from shardrun.distribute.artifact.image_file import CODECS
 
     if given is None:
         return None, None

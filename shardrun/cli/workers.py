@@ -16,7 +16,7 @@ def workers(config: ConfigOpt = None, worker: WorkerOpt = None, debug: DebugOpt 
 
     from shardrun.config.load import load
     from shardrun.config.workers import chosen, parse_worker_option
-    from shardrun.distribute.tarball import latest_image_id
+    from shardrun.distribute.artifact.tarball import latest_image_id
     from shardrun.distribute.worker_facts import WorkerFacts
     from shardrun.run.connect import resolve_workers
     from shardrun.run.inventory import survey

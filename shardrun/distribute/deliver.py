@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from shardrun.distribute import blob_names, layers, oci_layout, pieces
-from shardrun.distribute.codecs import NONE
+from shardrun.distribute import pieces
+from shardrun.distribute.artifact import blob_names, layers, oci_layout
+from shardrun.distribute.artifact.tarball import Artifact, OnDemand, save_stream
+from shardrun.distribute.compress.codecs import NONE
 from shardrun.distribute.send import Link, Sent, file_chunks, send
-from shardrun.distribute.tarball import Artifact, OnDemand, save_stream
 from shardrun.engine.api import ENGINE_FAILURES, Engine
 from shardrun.model.errors import EngineRefused, InfraError
 from shardrun.model.events import WorkerTransfer

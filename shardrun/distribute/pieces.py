@@ -32,9 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shardrun.distribute import layers
+from shardrun.distribute.artifact import layers
+from shardrun.distribute.artifact.tarball import Artifact
 from shardrun.distribute.send import Link, Sent, send
-from shardrun.distribute.tarball import Artifact
 from shardrun.distribute.worker_facts import Transfer
 from shardrun.engine.api import Engine
 from shardrun.model.errors import InfraError

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shardrun.distribute.codecs import NONE
-from shardrun.distribute.shared_stream import SharedStreams
+from shardrun.distribute.compress.codecs import NONE
+from shardrun.distribute.compress.shared_stream import SharedStreams
 from shardrun.distribute.worker_facts import Transfer, WorkerFacts
 from shardrun.engine.api import Engine
 from shardrun.model.errors import EngineRefused

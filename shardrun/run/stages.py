@@ -13,13 +13,13 @@ import anyio
 from anyio import to_thread
 from anyio.abc import TaskGroup
 
-from shardrun.distribute import codec_choice
 from shardrun.distribute import deliver as distribute
-from shardrun.distribute.codec_choice import Target
-from shardrun.distribute.codecs import NONE
+from shardrun.distribute.artifact.tarball import OnDemand
+from shardrun.distribute.compress import codec_choice
+from shardrun.distribute.compress.codec_choice import Target
+from shardrun.distribute.compress.codecs import NONE
+from shardrun.distribute.compress.shared_stream import SharedStreams
 from shardrun.distribute.send import Link
-from shardrun.distribute.shared_stream import SharedStreams
-from shardrun.distribute.tarball import OnDemand
 from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.model import owner
@@ -28,7 +28,7 @@ from shardrun.model.events import Emit, ShardFinished, ShardStarted, WorkerLost
 from shardrun.model.results import ShardResult
 from shardrun.model.shard import Shard
 from shardrun.plan.expand import for_worker
-from shardrun.run import execute
+from shardrun.run.shard import execute
 from shardrun.run.workers import Worker
 
 

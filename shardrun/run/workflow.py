@@ -17,8 +17,8 @@ from anyio import to_thread
 
 from shardrun.cleanup.watchdog import Watchdog
 from shardrun.config.spec import Config
-from shardrun.distribute import image_file, tarball
-from shardrun.distribute.tarball import Artifact
+from shardrun.distribute.artifact import image_file, tarball
+from shardrun.distribute.artifact.tarball import Artifact
 from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.image import build
@@ -26,7 +26,7 @@ from shardrun.model.errors import ConfigError
 from shardrun.model.events import ArtifactReady, Emit, RunPlanned, ShardRequeued
 from shardrun.model.owner import LABEL_PROJECT
 from shardrun.report.summary import RunSummary
-from shardrun.run import execute, schedule, stages
+from shardrun.run import schedule, stages
 from shardrun.run.connect import (
     builder_endpoint,
     connect_builder,
@@ -37,6 +37,7 @@ from shardrun.run.drive import cancelled_by
 from shardrun.run.fanout import on_each
 from shardrun.run.record import Ending, Phases, make_run_dir, record, summarize
 from shardrun.run.request import RunRequest
+from shardrun.run.shard import execute
 from shardrun.run.workers import Worker
 from shardrun.state import files, layout
 

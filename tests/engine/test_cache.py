@@ -15,10 +15,10 @@ from pathlib import Path
 import docker
 
 from shardrun.distribute import deliver as distribute
-from shardrun.distribute import layers
-from shardrun.distribute import tarball as artifact
+from shardrun.distribute.artifact import layers
+from shardrun.distribute.artifact import tarball as artifact
+from shardrun.distribute.compress.shared_stream import SharedStreams
 from shardrun.distribute.send import Link
-from shardrun.distribute.shared_stream import SharedStreams
 from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.docker_engine import DockerEngine
 from shardrun.model.image_ref import held_chain_ids

@@ -291,7 +291,7 @@ def test_a_worker_lost_during_a_compressed_transfer_leaves_nothing(
         ("nap", "PASS", "198.18.0.10:2375"), ("show", "PASS", "198.18.0.10:2375")}
     assert "LOST     198.18.0.2:2375" in out
     assert [p.name for p in cache.iterdir() if p.name.endswith(".tmp")] == []
-    assert not [p for p in _processes() if "shardrun.distribute.compress_child" in p]
+    assert not [p for p in _processes() if "shardrun.distribute.compress.compress_child" in p]
     restarted = hosts_script("restart w1")
     w1_client = docker.DockerClient(base_url=restarted["SHARDRUN_TEST_W1_UNIX"])
     label = {"label": f"{LABEL_PROJECT}={numbers_project.name}"}

@@ -20,7 +20,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from shardrun.distribute import oci_layout
+from shardrun.distribute.artifact import oci_layout
 from shardrun.model.image_ref import content_tag
 from tests.engine.conftest import (
     LABEL_PROJECT,

@@ -33,7 +33,7 @@ def _run_image(project, image: Path, worker: str, ceiling: int | None = None, ti
     patch = (
         ""
         if ceiling is None
-        else (f"import shardrun.distribute.image_file as f; f.CEILING = {ceiling}; ")
+        else (f"import shardrun.distribute.artifact.image_file as f; f.CEILING = {ceiling}; ")
     )
     started = time.monotonic()
     done = subprocess.run(

@@ -14,7 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from shardrun.distribute import layers
+from shardrun.distribute.artifact import layers
 from shardrun.model.image_ref import held_chain_ids
 from tests.engine.conftest import LABEL_PROJECT, hosts_script, shards_toml, wait_for_running
 from tests.engine.test_cache import with_manifest

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from shardrun.distribute.layers import read_manifest
+from shardrun.distribute.artifact.layers import read_manifest
 from shardrun.engine.api import (
     ContainerInfo,
     ContainerRequest,

@@ -11,12 +11,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from shardrun.distribute import layers
+from shardrun.distribute.artifact import layers
 from shardrun.engine.api import ContainerRequest, Engine
 from shardrun.model.errors import EngineRefused, TransportError
 from shardrun.model.image_ref import content_tag
 from shardrun.model.shard import Shard
-from shardrun.run import streams, workers
+from shardrun.run import workers
+from shardrun.run.shard import streams
 from tests.fakes.engine import KILLED, FakeEngine, FakeImage, frame
 
 IMAGE = FakeImage.make(b"base", b"tests", labels={"shardrun.project": "proj"})

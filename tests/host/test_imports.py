@@ -100,7 +100,7 @@ def test_run_over_unix_and_tcp_leaves_the_ssh_stack_out(tmp_path, proj):
     )
 
     assert "cannot reach the Docker engine" in done.stderr, done.stderr
-    assert {"docker", "shardrun.run.workflow", "shardrun.run.execute", "shardrun.engine"} <= modules
+    assert {"docker", "shardrun.run.workflow", "shardrun.run.shard.execute", "shardrun.engine"} <= modules
     assert top_level(modules, SSH_STACK) == set()
 
 
@@ -117,7 +117,8 @@ SSH_LATE = r"""
 import sys
 sys.modules["docker.transport.sshconn"] = None  # as cli.app.main does
 from shardrun.engine import endpoints as engine  # everything a run imports
-from shardrun.run import execute, workflow
+from shardrun.run.shard import execute
+from shardrun.run import workflow
 from shardrun.engine.docker_engine import translated
 from shardrun.model.errors import TransportError
 assert "paramiko" not in sys.modules

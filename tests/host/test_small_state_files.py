@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shardrun.distribute import blob_names
-from shardrun.distribute.tarball import latest_image_id, record_latest
+from shardrun.distribute.artifact import blob_names
+from shardrun.distribute.artifact.tarball import latest_image_id, record_latest
 from shardrun.state import latest_image
 from tests.host.foreign_json import write
 from tests.host.test_cli_errors import shardrun

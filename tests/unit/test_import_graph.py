@@ -109,8 +109,10 @@ def test_no_package_imports_itself_back_through_others():
 def test_the_engine_layer_imports_nothing_above_it():
     upward = {
         (module, dep)
-        for module, deps in graph().items() if module.startswith("shardrun.engine")
-        for dep in deps if not dep.startswith(ENGINE_MAY_IMPORT)
+        for module, deps in graph().items()
+        if module.startswith("shardrun.engine")
+        for dep in deps
+        if not dep.startswith(ENGINE_MAY_IMPORT)
     }
     assert upward == set()
 
@@ -133,6 +135,21 @@ ALLOWED = {
     "run": (
         "the workflow over the stages",
         {"model", "state", "config", "engine", "plan", "image", "distribute", "cleanup", "report"},
+    ),
+    "repro": (
+        "one shard of a past run again, through the docker CLI",
+        {
+            "model",
+            "state",
+            "config",
+            "engine",
+            "plan",
+            "image",
+            "distribute",
+            "cleanup",
+            "report",
+            "run",
+        },
     ),
     "cli": ("parses, calls a stage, maps the outcome", {"*"}),
     "__main__": ("python -m shardrun", {"cli"}),
@@ -161,7 +178,9 @@ def test_imports_follow_the_layers():
             if other in (own, "shardrun") or "*" in allowed or other in allowed:
                 continue
             if (module, dep) not in KNOWN:
-                crossings.append(f"{module} imports {dep}: {own}/ is {why!r}, may import {sorted(allowed)}")
+                crossings.append(
+                    f"{module} imports {dep}: {own}/ is {why!r}, may import {sorted(allowed)}"
+                )
     assert crossings == []
 
 
@@ -171,11 +190,14 @@ def test_the_known_crossings_are_still_there():
     assert [k for k in sorted(KNOWN) if k[1] not in edges.get(k[0], set())] == []
 
 
-@pytest.mark.parametrize("edges, expected", [
-    ({"a": {"b"}, "b": {"a"}}, [["a", "b"]]),
-    ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c"]]),
-    ({"a": {"b"}, "b": set()}, []),
-])
+@pytest.mark.parametrize(
+    "edges, expected",
+    [
+        ({"a": {"b"}, "b": {"a"}}, [["a", "b"]]),
+        ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c"]]),
+        ({"a": {"b"}, "b": set()}, []),
+    ],
+)
 def test_the_cycle_finder_finds_cycles(edges, expected):
     # The checks above pass on an empty answer, so the finder itself must be seen to work.
     assert cycles(edges) == expected

@@ -15,7 +15,7 @@ from shardrun.config.load import load
 from shardrun.model.options import BY_KEY, OPTIONS
 from shardrun.model.shard import RunOptions, Shard, Volume
 from shardrun.plan.expand import expand
-from shardrun.run.docker_run import docker_run_argv
+from shardrun.repro.docker_run import docker_run_argv
 
 # For each option: a value as shards.toml writes it, and what shard 2 of 3 gets from it.
 # Placeholders are in the samples of the options that fill them in.

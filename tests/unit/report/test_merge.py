@@ -12,8 +12,8 @@ from shardrun.model.errors import InfraError
 from shardrun.model.results import Status
 from shardrun.report import junit, merge
 from shardrun.report.merge_copy import Budget
-from shardrun.run import junit_intake
-from shardrun.run.masking import Masker
+from shardrun.run.shard import junit_intake
+from shardrun.run.shard.masking import Masker
 
 
 def _take_junit(data, size, target):

@@ -1,0 +1,1 @@
+"""repro: one shard of a past run, again, attached, as the docker CLI runs it."""

@@ -1,0 +1,1 @@
+"""One shard in one container: create, attach, wait, collect, remove."""
