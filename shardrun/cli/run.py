@@ -24,6 +24,7 @@ from shardrun.cli.options import (
     partition_option,
     run_option,
 )
+from shardrun.model.matrix import INDEX_NAMES
 
 
 @handles_errors
@@ -105,7 +106,7 @@ def run(
         str | None,
         partition_option(
             "Run partition K of N of the plan (beside --image, or --plan); default: "
-            "from CI_NODE_INDEX, BUILDKITE_PARALLEL_JOB or CIRCLE_NODE_INDEX."
+            f"from {INDEX_NAMES}."
         ),
     ] = None,
     plan_path: PlanOpt = None,
@@ -175,9 +176,9 @@ def run(
         summary = run_under(view, functools.partial(workflow.run, request), leftovers)
     reports = [request.run_dir / name for name in REPORTS]
     for name, wanted in (
-        ("junit.xml", junit_out),
-        ("report.json", json_out),
-        ("report.html", html_out),
+        (layout.JUNIT_XML, junit_out),
+        (layout.REPORT_JSON, json_out),
+        (layout.REPORT_HTML, html_out),
     ):
         if wanted is not None:
             reports.append(copy_report(request.run_dir / name, wanted))
@@ -190,12 +191,12 @@ def run(
 def _file_or_image(given: str | None) -> tuple[Path | None, str | None]:
     """`--image`: a file when one is there or the name says it is an image file (so a
     missing one is named as a file), else an image ID or tag on the build engine."""
-    from shardrun.distribute.artifact.image_file import CODECS
+    from shardrun.model.transit import IMAGE_FILE_SUFFIXES
 
     if given is None:
         return None, None
     path = Path(given)
     # Anything there is a file to read (a FIFO too: its reader refuses it in one line).
-    if os.path.lexists(path) or path.name.endswith(tuple(CODECS)):
+    if os.path.lexists(path) or path.name.endswith(tuple(IMAGE_FILE_SUFFIXES)):
         return path, None
     return None, given

@@ -6,6 +6,7 @@ import typer
 
 from shardrun.cli.errors import handles_errors
 from shardrun.cli.options import ConfigOpt, DebugOpt, WorkerOpt
+from shardrun.model.errors import EXIT_INFRA
 
 
 @handles_errors
@@ -32,4 +33,4 @@ def workers(config: ConfigOpt = None, worker: WorkerOpt = None, debug: DebugOpt 
     links = {row.url: facts.describe(row.url) for row in rows}
     table_console().print(workers_table(rows, image_id, links))
     if not any(row.reachable for row in rows):
-        raise typer.Exit(4)
+        raise typer.Exit(EXIT_INFRA)

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shardrun.config.spec import Config, WorkerSpec
+from shardrun.model.transit import AUTO, COMPRESS_SETTINGS
 from shardrun.model.values import (
     as_array_of_tables,
     as_bool,
@@ -23,7 +24,6 @@ from shardrun.model.values import (
 )
 
 # How the image travels to a worker (distribute.codec_choice): "auto" decides by measurement.
-COMPRESS_SETTINGS = ("auto", "zstd", "gzip", "none")
 # Each slot is a container running at once, with its log file, its engine connection and
 # threads of this process: 256 already nears the default limit of 1024 open files, and
 # more is a slip (slots = 8000 for 8) that would start thousands of containers.
@@ -66,7 +66,7 @@ def _worker(table: Any, where: str, root: Path) -> WorkerSpec:
         slots = as_positive(table["slots"], join(where, "slots"), int, most=MAX_SLOTS)
     volumes = parse_volumes(table.get("volumes", []), join(where, "volumes"), root)
     required = as_bool(table["required"], join(where, "required")) if "required" in table else False
-    compress = _compress(table, join(where, "compress")) if "compress" in table else "auto"
+    compress = _compress(table, join(where, "compress")) if "compress" in table else AUTO
     return WorkerSpec(
         got.get("name"), got.get("context"), got.get("host"), slots, volumes, required, compress
     )

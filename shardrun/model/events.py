@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from shardrun.model.transit import NONE
+
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
 
@@ -82,7 +84,7 @@ class WorkerTransfer(Event):
     sent: int
     total: int
     mode: str  # "none", "thin" or "full"
-    codec: str = "none"
+    codec: str = NONE
     raw: int = 0
 
 

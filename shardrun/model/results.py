@@ -51,6 +51,9 @@ class ShardResult:
 # The statuses of a shard that did not pass its tests or could not run them: what
 # `--failed` reruns, `--retries` retries, artifacts-when = "failure" copies and reports name.
 FAILED = (Status.FAIL, Status.TIMEOUT, Status.ERROR)
+# Those of them where the tests ran and did not pass (not an error running them): what
+# fail-fast stops on, --keep-failed keeps, and JUnit calls a failure.
+FAILED_TESTS = (Status.FAIL, Status.TIMEOUT)
 
 
 def exit_code(results: list[ShardResult], interrupted: bool = False) -> int:
@@ -60,6 +63,6 @@ def exit_code(results: list[ShardResult], interrupted: bool = False) -> int:
     statuses = {r.status for r in results}
     if statuses & {Status.ERROR, Status.NOT_RUN}:
         return EXIT_INFRA
-    if statuses & {Status.FAIL, Status.TIMEOUT, Status.CANCELLED, Status.SKIPPED}:
+    if statuses & {*FAILED_TESTS, Status.CANCELLED, Status.SKIPPED}:
         return EXIT_FAILED
     return EXIT_OK

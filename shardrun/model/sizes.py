@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shardrun.model.transit import NONE
+
 
 def size_text(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
@@ -15,7 +17,7 @@ def transfer_text(sent: int, codec: str, wire: int, seconds: float = 0.0, full: 
     """`sent` archive bytes (`of` the `full` tarball's), `as` `wire` bytes in `codec`
     where compressed, `in` `seconds` at the rate on the wire, where given."""
     text = size_text(sent) + (f" of {size_text(full)}" if full and full != sent else "")
-    if codec != "none":
+    if codec != NONE:
         text += f" as {size_text(wire)} {codec}"
     if seconds > 0:
         text += f" in {seconds:.1f}s ({size_text((wire or sent) / seconds)}/s)"

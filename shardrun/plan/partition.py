@@ -21,7 +21,9 @@ from pathlib import Path
 
 from shardrun.config.spec import Config
 from shardrun.model.errors import ConfigError
+from shardrun.model.matrix import CI_VARIABLES, INDEX_NAMES
 from shardrun.model.shard import Shard
+from shardrun.model.transit import IMAGE_FILE_SUFFIXES
 from shardrun.plan import affinity, assign, plan_file
 from shardrun.plan.affinity import NO_SETUP, Setup
 from shardrun.plan.plan_file import MAX_PARTITIONS, REWRITE, Plan
@@ -29,14 +31,6 @@ from shardrun.state import layout
 
 # The plan file is read and written in plan_file.py; build and list know it from here.
 load, save = plan_file.load, plan_file.save
-
-# The CI systems' own variables for a job's place in a parallel matrix: (index, total,
-# whether the index counts from 0).
-CI_VARIABLES = (
-    ("CI_NODE_INDEX", "CI_NODE_TOTAL", False),  # GitLab `parallel: N`
-    ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", True),
-    ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", True),
-)
 
 
 def config_digest(config: Config) -> str:
@@ -136,7 +130,7 @@ def _improve(parts: list[list[Shard]], times: Mapping[str, float]) -> None:
 def beside(image: Path) -> Path:
     """Where `build --output image.tar.zst --partitions N` writes the plan: image.plan.json."""
     name = image.name
-    for suffix in (".tar.zst", ".tar.gz", ".tgz", ".tar"):
+    for suffix in IMAGE_FILE_SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix):
             return image.with_name(name[: -len(suffix)] + ".plan.json")
     return image.with_name(name + ".plan.json")
@@ -159,7 +153,7 @@ def parse_partition(text: str | None, environ: Mapping[str, str] = os.environ) -
         else:
             raise ConfigError(
                 "--partition K/N is missing and no CI variable gives it "
-                "(CI_NODE_INDEX, BUILDKITE_PARALLEL_JOB, CIRCLE_NODE_INDEX); "
+                f"({INDEX_NAMES}); "
                 "give it, e.g. --partition 2/4"
             )
     index, slash, total = text.partition("/")

@@ -58,13 +58,13 @@ def load(state_dir: Path, run_id: str | None = None) -> PastRun:
         run_id = latest.readlink().name
     given = Path(run_id)
     if _is_run_path(given):  # a run from elsewhere (a CI's merged run), or its report
-        folder = given.parent if given.name == "report.json" else given
+        folder = given.parent if given.name == layout.REPORT_JSON else given
         within = folder
     elif not _RUN_ID.fullmatch(run_id):
         raise ConfigError(f'--run "{run_id}" is not a run ID; `shardrun runs` lists them')
     else:
         folder, within = layout.run_dir(state_dir, run_id), runs
-    path = folder / "report.json"
+    path = folder / layout.REPORT_JSON
     try:
         report = foreign.read_json(path, REPORT_MAX, within=within)
     except FileNotFoundError:
@@ -145,7 +145,7 @@ def run_ids(state_dir: Path) -> list[str]:
 
 def _has_report(folder: Path) -> bool:
     try:
-        return not folder.is_symlink() and (folder / "report.json").is_file()
+        return not folder.is_symlink() and (folder / layout.REPORT_JSON).is_file()
     except OSError:  # a folder we may not enter
         return False
 
@@ -198,9 +198,9 @@ def resolve_show(state_dir: Path, first: str | None, second: str | None) -> tupl
 def _is_run_path(given: Path) -> bool:
     """Whether `load` takes `given` as a run's folder or its report.json. lexists: a
     report that is a FIFO or a link is then refused by name, not taken for a shard."""
-    if given.name == "report.json":
+    if given.name == layout.REPORT_JSON:
         return os.path.lexists(given)
-    return given.is_dir() and os.path.lexists(given / "report.json")
+    return given.is_dir() and os.path.lexists(given / layout.REPORT_JSON)
 
 
 def shard_log(past: PastRun, shard: str) -> Path:
@@ -227,7 +227,7 @@ def summary(past: PastRun) -> Path:
     """The run's summary.md, in its folder (a downloaded one too), a regular file: what
     `show` prints. ConfigError if it is a FIFO, a device or a link out."""
     try:
-        return _in_folder(past, "summary.md")
+        return _in_folder(past, layout.SUMMARY_MD)
     except foreign.Refused as exc:
         raise ConfigError(f"run {past.run_id}'s summary.md is not one to show ({exc})") from None
 

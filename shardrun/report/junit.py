@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shardrun.model.results import ShardResult, Status
+from shardrun.model.results import FAILED_TESTS, ShardResult, Status
+from shardrun.state import layout
 
 _BAD = ("failure", "error")
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
@@ -92,7 +93,7 @@ def attempt_files(result: ShardResult) -> list[str | None]:
     run_dir = last.parent.parent
     files: list[str | None] = []
     for attempt in range(1, result.attempt):
-        folder = run_dir / (result.name if attempt == 1 else f"{result.name}.{attempt}")
+        folder = layout.shard_folder(run_dir, result.name, attempt)
         candidate = folder / last.name
         files.append(str(candidate) if candidate.is_file() else None)
     return [*files, str(last)]
@@ -226,7 +227,7 @@ def _shard_case(suite: ET.Element, result: ShardResult, tail: Callable[[str | No
     if result.status is Status.SKIPPED:
         ET.SubElement(case, "skipped", message=xml_safe(result.detail))
         return
-    tag = "failure" if result.status in (Status.FAIL, Status.TIMEOUT) else "error"
+    tag = "failure" if result.status in FAILED_TESTS else "error"
     message = result.detail or f"exit code {result.exit_code}"
     node = ET.SubElement(case, tag, message=xml_safe(f"{result.status.value}: {message}"))
     node.text = tail(result.log_path)

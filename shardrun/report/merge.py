@@ -24,6 +24,7 @@ from shardrun.model.text import one_line
 from shardrun.report.merge_copy import Budget, CopyFailed, Folder, TakeJunit, copy, scan
 from shardrun.report.merge_input import Partition, find, read
 from shardrun.report.summary import RunSummary, WorkerReport
+from shardrun.state import layout
 from shardrun.state.foreign import Refused, relative_name
 
 __all__ = ["Merged", "Partition", "find", "merge", "read"]
@@ -134,8 +135,11 @@ def _names(part: Partition) -> _Names:
     marker = f"/{part.report['run_id']}/"
     for entry in part.report["shards"]:
         name, attempt = entry["name"], entry["attempt"]
-        stem = _stem(name, attempt)
-        expected = {"log": PurePosixPath(f"{stem}.log"), "junit": PurePosixPath(stem, "junit.xml")}
+        stem = layout.shard_stem(name, attempt)
+        expected = {
+            "log": PurePosixPath(f"{stem}.log"),
+            "junit": PurePosixPath(stem, layout.SHARD_JUNIT),
+        }
         for key, want in expected.items():
             rel = _within(entry[key], marker)
             if rel == want:
@@ -144,20 +148,17 @@ def _names(part: Partition) -> _Names:
                 found.outside.append(f'shard "{name}": {key} {_shown(entry[key])}')
         if (name, "junit") in found.files:  # and the earlier attempts', as junit.py reads them
             found.junit.update(
-                PurePosixPath(_stem(name, k), "junit.xml") for k in range(1, attempt + 1)
+                PurePosixPath(layout.shard_stem(name, k), layout.SHARD_JUNIT)
+                for k in range(1, attempt + 1)
             )
         kept = found.artifacts.setdefault(name, [])
         for path in entry["artifacts"]:
             rel = _within(path, marker)
-            if rel is not None and rel.parts[:2] == (stem, "artifacts") and len(rel.parts) > 2:
+            if rel is not None and rel.parts[:2] == (stem, layout.ARTIFACTS) and len(rel.parts) > 2:
                 kept.append(rel)
             else:
                 found.outside.append(f'shard "{name}": artifact {_shown(path)}')
     return found
-
-
-def _stem(name: str, attempt: int) -> str:
-    return name if attempt == 1 else f"{name}.{attempt}"
 
 
 def _within(path: str | None, marker: str) -> PurePosixPath | None:

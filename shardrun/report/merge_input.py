@@ -20,7 +20,7 @@ from typing import Any
 
 from shardrun.model.errors import InfraError
 from shardrun.report.merge_report import MAX_PARTITIONS, MAX_SHARDS, MAX_WORKERS, Bad, checked
-from shardrun.state import foreign
+from shardrun.state import foreign, layout
 from shardrun.state.foreign import Refused
 
 REPORT_MAX = 32 * 1024 * 1024  # bytes of one report.json: as a JUnit file (junit_intake)
@@ -80,8 +80,8 @@ def _search(top: Path) -> list[Path]:
                 f"{top}: over {_WALK_MAX} files and folders searched for report.json; "
                 "give the partition jobs' run folders"
             )
-        if any(e.name == "report.json" for e in listed):
-            found.append(Path(folder) / "report.json")
+        if any(e.name == layout.REPORT_JSON for e in listed):
+            found.append(Path(folder) / layout.REPORT_JSON)
             continue
         stack += reversed([Path(e.path) for e in listed if e.is_dir(follow_symlinks=False)])
     return found

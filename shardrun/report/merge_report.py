@@ -16,6 +16,7 @@ from typing import Any
 
 from shardrun.model.results import Status
 from shardrun.model.text import one_line
+from shardrun.model.transit import CODECS, NONE
 from shardrun.state import shard_record
 from shardrun.state.foreign import number
 
@@ -127,7 +128,7 @@ def _worker(raw: Any, where: str) -> dict[str, Any]:
         "load_seconds": _time(raw, "load_seconds", where) or 0.0,
         "required": raw.get("required") is True,
         "load_started": _time(raw, "load_started", where),
-        "codec": _choice(raw, "codec", where, ("none", "gzip", "zstd")) or "none",
+        "codec": _choice(raw, "codec", where, CODECS) or NONE,
         **sizes,
     }
 

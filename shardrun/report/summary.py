@@ -11,6 +11,7 @@ from typing import Any
 
 from shardrun.model.results import EXIT_INFRA, ShardResult, Status, exit_code
 from shardrun.model.shard import Shard
+from shardrun.model.transit import NONE
 from shardrun.report import junit
 from shardrun.report.junit import xml_safe
 
@@ -27,7 +28,7 @@ class WorkerReport:
     load_seconds: float = 0.0
     required: bool = False  # its loss fails the run (exit 4)
     load_started: float | None = None  # wall clock, when getting the image there began
-    codec: str = "none"  # what the archive went in: "none", "gzip" or "zstd"
+    codec: str = NONE  # what the archive went in: "none", "gzip" or "zstd"
     wire: int = 0  # bytes on the wire: `sent`, or fewer compressed
 
     @property

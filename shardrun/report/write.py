@@ -11,6 +11,7 @@ from shardrun.report import junit
 from shardrun.report.json_report import to_json
 from shardrun.report.markdown import to_markdown
 from shardrun.report.summary import RunSummary, log_tail
+from shardrun.state import layout
 from shardrun.state.files import write_atomic
 
 
@@ -22,7 +23,7 @@ def to_junit(summary: RunSummary) -> str:
     )
 
 
-REPORTS = ("report.json", "junit.xml", "summary.md", "report.html")
+REPORTS = layout.REPORTS
 
 
 def write(summary: RunSummary, run_dir: Path, step_summary: Path | None = None) -> list[Path]:

@@ -17,6 +17,7 @@ from shardrun.model import owner
 from shardrun.model.events import ArtifactReady, BuildFinished, BuildStarted, Emit, Event
 from shardrun.model.results import Status
 from shardrun.model.shard import Shard
+from shardrun.model.transit import NONE
 from shardrun.plan import affinity, timings
 from shardrun.report import junit
 from shardrun.report.summary import RunSummary, WorkerReport
@@ -115,7 +116,7 @@ def _worker_report(worker: Worker) -> WorkerReport:
         load_seconds=d.seconds if d else 0.0,
         required=worker.required,
         load_started=d.started if d else None,
-        codec=d.codec if d else "none",
+        codec=d.codec if d else NONE,
         wire=d.wire if d else 0,
     )
 

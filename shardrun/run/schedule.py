@@ -13,7 +13,7 @@ from typing import Protocol, TypeVar
 
 import anyio
 
-from shardrun.model.results import FAILED, ShardResult, Status
+from shardrun.model.results import FAILED, FAILED_TESTS, ShardResult, Status
 from shardrun.model.shard import Shard
 
 
@@ -86,7 +86,7 @@ class ShardQueue:
             self._pending.append(entry)
             return True
         self._results[result.name] = result
-        if self.fail_fast and result.status in (Status.FAIL, Status.TIMEOUT):
+        if self.fail_fast and result.status in FAILED_TESTS:
             # Its tests failed (an ERROR is the infrastructure's): nothing queued starts.
             for waiting in self._pending:
                 self._results[waiting.shard.name] = _unrun(

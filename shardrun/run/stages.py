@@ -30,6 +30,7 @@ from shardrun.model.shard import Shard
 from shardrun.plan.expand import for_worker
 from shardrun.run.shard import execute
 from shardrun.run.workers import Worker
+from shardrun.state import layout
 
 
 class LostWorkers:
@@ -139,8 +140,7 @@ class ShardRunner:
             owner.LABEL_SHARD: shard.name,
             **owner.deadline_label(shard.timeout),
         }
-        suffix = f".{attempt}" if attempt > 1 else ""
-        log = self.run_dir / f"{shard.name}{suffix}.log"
+        log = layout.shard_log(self.run_dir, shard.name, attempt)
         try:
             connection, limiter = await worker.slot_engine(slot)
         except InfraError as exc:

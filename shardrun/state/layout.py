@@ -9,6 +9,8 @@ writer left behind cannot drift apart.
   workers.json                 per worker: refusals (thin loads, codecs), last transfers
   runs/<run-id>/               a run's logs, reports and artifacts; runs/latest links the newest
   runs/<run-id>/owner.json     the live runner of that run (gone once it has finished)
+  runs/<run-id>/report.json, junit.xml, summary.md, report.html   what every run writes
+  runs/<run-id>/<shard>[.K].log, <shard>[.K]/junit.xml, <shard>[.K]/artifacts/...
   cache/<id>.tar               an image's full tarball (docker save)
   cache/<id>.thin<N>.tar       a docker archive without the lowest N layers
   cache/<id>.oci<N>.tar        an OCI layout without the lowest N layers (containerd store)
@@ -67,11 +69,38 @@ def latest_link(state: Path) -> Path:
 
 def run_owner(state: Path, run_id: str) -> Path:
     """Who is writing the run's folder (owner labels), while it runs: `clean` leaves it."""
-    return run_dir(state, run_id) / "owner.json"
+    return run_dir(state, run_id) / OWNER
 
 
 def report_json(state: Path, run_id: str) -> Path:
-    return run_dir(state, run_id) / "report.json"
+    return run_dir(state, run_id) / REPORT_JSON
+
+
+# ---- a run's folder (a merged run's partition-K/ folders hold the same) ------------------
+
+REPORT_JSON, JUNIT_XML, SUMMARY_MD, REPORT_HTML = (
+    "report.json",
+    "junit.xml",
+    "summary.md",
+    "report.html",
+)
+REPORTS = (REPORT_JSON, JUNIT_XML, SUMMARY_MD, REPORT_HTML)  # what every run writes
+OWNER = "owner.json"
+SHARD_JUNIT = "junit.xml"  # <shard>[.<attempt>]/junit.xml: the shard's own, taken in
+ARTIFACTS = "artifacts"  # <shard>[.<attempt>]/artifacts/...: the files it left
+
+
+def shard_stem(name: str, attempt: int) -> str:
+    """`name`, or `name.K` for its Kth attempt: its log is STEM.log, its files in STEM/."""
+    return name if attempt == 1 else f"{name}.{attempt}"
+
+
+def shard_log(run_folder: Path, name: str, attempt: int) -> Path:
+    return run_folder / f"{shard_stem(name, attempt)}.log"
+
+
+def shard_folder(run_folder: Path, name: str, attempt: int) -> Path:
+    return run_folder / shard_stem(name, attempt)
 
 
 # ---- the cache --------------------------------------------------------------------------

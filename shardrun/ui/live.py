@@ -17,6 +17,7 @@ from rich.text import Text
 from shardrun.model import events as ev
 from shardrun.model.results import FAILED, Status
 from shardrun.model.sizes import size_text
+from shardrun.model.transit import NONE
 from shardrun.ui.plain import STATUS_STYLE, short_id
 from shardrun.ui.view_state import ShardView, ViewState
 
@@ -122,10 +123,10 @@ def _worker_line(worker) -> Text:
         load = ", image already there"
     elif worker.total and worker.sent < worker.total:
         load = f", {worker.mode} load {size_text(worker.sent)} of {size_text(worker.total)}"
-        load += f" {worker.codec}" if worker.codec != "none" else ""
+        load += f" {worker.codec}" if worker.codec != NONE else ""
     elif worker.total:
         load = f", {worker.mode} load of {size_text(worker.total)} done"
-        load += f" ({worker.codec})" if worker.codec != "none" else ""
+        load += f" ({worker.codec})" if worker.codec != NONE else ""
     else:
         load = ""
     return Text(f"Worker {worker.name}: {worker.slots} slots{load}")

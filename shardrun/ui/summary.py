@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from shardrun.model.results import Status
+from shardrun.model.results import FAILED_TESTS
 from shardrun.model.sizes import transfer_text
 from shardrun.model.text import one_line
 from shardrun.report import junit
@@ -105,7 +105,7 @@ def failing_case_lines(summary: RunSummary) -> list[str]:
     """The failing test cases of each failed shard that wrote JUnit (10 at most each)."""
     lines = []
     for r in summary.results:
-        if r.status in (Status.FAIL, Status.TIMEOUT):
+        if r.status in FAILED_TESTS:
             shown, total = junit.failing_cases(r)
             if shown:
                 more = f" (and {total - len(shown)} more)" if total > len(shown) else ""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from shardrun.model import events as ev
 from shardrun.model.results import ShardResult
+from shardrun.model.transit import NONE
 
 
 @dataclass
@@ -27,7 +28,7 @@ class WorkerView:
     sent: int = 0
     total: int = 0
     mode: str = ""
-    codec: str = "none"
+    codec: str = NONE
     lost: str = ""
 
 

@@ -26,11 +26,11 @@ from shardrun.distribute.artifact.tarball import Artifact
 from shardrun.distribute.compress import codecs
 from shardrun.engine.api import Engine
 from shardrun.model.errors import ConfigError, DiskFull, InfraError
+from shardrun.model.transit import IMAGE_FILE_SUFFIXES
 from shardrun.state import foreign, layout
 from shardrun.state.files import exclusive, temp_file
 
 _CHUNK = 1 << 20
-CODECS = {".tar": "none", ".tar.gz": "gzip", ".tgz": "gzip", ".tar.zst": "zstd"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ImageFile:
 
 def codec_of(path: Path) -> str:
     """The compression a file's name asks for; ConfigError for any other name."""
-    for suffix, codec in CODECS.items():
+    for suffix, codec in IMAGE_FILE_SUFFIXES.items():
         if path.name.endswith(suffix) and len(path.name) > len(suffix):
             return codec
     raise ConfigError(

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shardrun.distribute.compress.codecs import GZIP, NONE, ZSTD
 from shardrun.distribute.worker_facts import Transfer, WorkerFacts
+from shardrun.model.transit import AUTO, GZIP, NONE, ZSTD
 
-AUTO = "auto"
 # A link that carried compressed bytes faster than this may be faster still raw: the
 # worker daemons measured here take a raw archive in at 35-55 MB/s all told, which a
 # compressed stream at this rate (about half the size) already matches, and unpack a

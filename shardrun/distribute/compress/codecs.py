@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
-NONE, GZIP, ZSTD = "none", "gzip", "zstd"
-CODECS = (NONE, GZIP, ZSTD)
+from shardrun.model.transit import GZIP, NONE, ZSTD
+
 _CHUNK = 1 << 20
 # Level 1 of igzip makes about what `gzip -1` does at several times its speed; zstd's level
 # 3 is its default, smaller than gzip's and still faster than a 100 Mbit/s link by far.

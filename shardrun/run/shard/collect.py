@@ -31,6 +31,7 @@ from shardrun.model.shard import Shard
 from shardrun.model.text import one_line
 from shardrun.run.shard.junit_intake import JUNIT_MAX, take_in
 from shardrun.run.shard.masking import Masker
+from shardrun.state import layout
 
 ARTIFACTS_MAX = 200 * 1024 * 1024  # bytes a shard's artifacts may take, unless it says
 COLLECT_WITHIN = 60.0  # seconds for all of a shard's files
@@ -121,7 +122,7 @@ def collect(
                     engine.copy_out(container_id, base, _CHUNK),
                     posixpath.dirname(base),
                     pattern,
-                    dest / "artifacts",
+                    dest / layout.ARTIFACTS,
                     budget,
                     files,
                     secrets,
@@ -161,7 +162,7 @@ def _junit(
                 intake = take_in(
                     member_file(tar, member),
                     member.size,
-                    dest / "junit.xml",
+                    dest / layout.SHARD_JUNIT,
                     Masker(secrets),
                     limit,
                 )

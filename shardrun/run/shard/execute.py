@@ -21,11 +21,12 @@ from shardrun.cleanup import reap as reap_mod
 from shardrun.engine.api import ENGINE_FAILURES, ContainerRequest, Engine, OutputStream
 from shardrun.model.errors import TransportError
 from shardrun.model.events import Emit, ShardOutput
-from shardrun.model.results import ShardResult, Status
+from shardrun.model.results import FAILED_TESTS, ShardResult, Status
 from shardrun.model.shard import Shard
 from shardrun.model.text import one_line
 from shardrun.run.shard import collect, streams
 from shardrun.run.shard.masking import Masker
+from shardrun.state import layout
 
 _OUTPUT_EVERY = 0.25  # seconds between last-line updates sent to the UI per shard
 _KILL_GRACE = 10.0  # seconds a killed container gets to report its exit before we move on
@@ -205,7 +206,7 @@ async def run_shard(
     finished = time.time()
     collected = await _collect(engine, container_id, job, outcome, limiter)
     kept = None
-    if keep_failed and outcome.status in (Status.FAIL, Status.TIMEOUT):
+    if keep_failed and outcome.status in FAILED_TESTS:
         kept = await _keep(engine, container_id, shard.name, limiter)
     if kept is None and cleanup is not None:
         cleanup.start_soon(remove, engine, container_id, limiter)
@@ -252,7 +253,7 @@ async def _collect(
     shard = job.shard
     if outcome.worker_fault or not (collect.wanted(shard, outcome.status) or shard.junit):
         return collect.Collected()
-    dest = job.log_path.with_suffix("")
+    dest = layout.shard_folder(job.log_path.parent, shard.name, job.attempt)
     try:
         return await to_thread.run_sync(
             collect.collect,

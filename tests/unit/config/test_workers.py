@@ -181,7 +181,7 @@ def test_an_unknown_codec_names_the_key_and_the_choices(tmp_path: Path):
 
     assert message == (
         'shards.toml: worker[1].compress: "brotli" is not a codec; '
-        'use one of "auto", "zstd", "gzip", "none"'
+        'use one of "auto", "none", "gzip", "zstd"'
     )
 
 

@@ -32,6 +32,7 @@ from shardrun.distribute.artifact import image_file
 from shardrun.distribute.compress import codecs
 from shardrun.model.errors import ConfigError, DiskFull, InfraError
 from shardrun.model.image_ref import content_tag
+from shardrun.model.transit import CODECS
 from tests.host.test_cli_errors import shardrun
 from tests.unit.distribute.artifact.test_layers import layer_tar
 
@@ -246,7 +247,7 @@ def hostile_files(draw) -> tuple[bytes, str]:
             else:  # in a header: a size, a type, a checksum, a name
                 at = draw(st.sampled_from(headers)) + draw(st.integers(0, 511))
             data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1 :]
-    codec = draw(st.sampled_from(codecs.CODECS))
+    codec = draw(st.sampled_from(CODECS))
     if how == "noise":
         magic = {"gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd", "none": b""}[codec]
         return magic + draw(st.binary(min_size=1, max_size=4000)), how
