@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,13 @@ from shardrun.cli.options import (
     complete_shards,
     run_option,
 )
+
+if TYPE_CHECKING:  # for the annotations only: the command imports them when it runs
+    import anyio
+
+    from shardrun.config.spec import Config
+    from shardrun.model.events import Emit
+    from shardrun.run.workers import Worker
 
 
 @handles_errors
@@ -87,15 +94,15 @@ def repro(
     raise typer.Exit(reproduce(request, _build_quietly))
 
 
-def _build_quietly(cfg):
+def _build_quietly(cfg: Config) -> tuple[Worker, str]:
     """The build of a repro, showing only its verdict, so the shard's own output stands out."""
     from shardrun.run import workflow
     from shardrun.run.connect import connect_builder
     from shardrun.run.drive import run_under, unless_interrupted
     from shardrun.ui.plain import QuietView
 
-    async def work(emit, interrupt):
-        async def stages():
+    async def work(emit: Emit, interrupt: anyio.Event) -> tuple[Worker, str]:
+        async def stages() -> tuple[Worker, str]:
             engine = await connect_builder(cfg)
             return engine, await workflow.build_image(cfg, engine, emit)
 

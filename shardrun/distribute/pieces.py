@@ -31,6 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from shardrun.distribute.artifact import layers
 from shardrun.distribute.artifact.tarball import Artifact
@@ -114,7 +115,13 @@ def piece_tarball(artifact: Artifact, start: int, end: int) -> Piece:
 
 
 def _write_piece(
-    full: Path, paths: list[str], start: int, end: int, config: bytes, image_id: str, out
+    full: Path,
+    paths: list[str],
+    start: int,
+    end: int,
+    config: bytes,
+    image_id: str,
+    out: BinaryIO,
 ) -> None:
     wanted = set(paths[start:end])
     folders = {p.rpartition("/")[0] for p in wanted}

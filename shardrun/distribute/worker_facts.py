@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class WorkerFacts:
         then = "it is written anew when shardrun next learns of a worker"
         return _checked(foreign.read_state(self.path, WORKERS_MAX, _DEPTH, then))
 
-    def _change(self, change) -> None:
+    def _change(self, change: Callable[[dict[str, Any]], None]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with exclusive(self.path):
             data = self._read()

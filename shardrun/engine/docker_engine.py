@@ -13,7 +13,7 @@ import contextlib
 import os
 import socket
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import docker
@@ -317,7 +317,7 @@ def _uses_containerd_store(info: Mapping[str, Any]) -> bool:
     return any("io.containerd.snapshotter" in str(value) for pair in status for value in pair)
 
 
-def _reader(sock):
+def _reader(sock: Any) -> Callable[[], bytes]:
     if hasattr(sock, "recv"):  # a paramiko channel (ssh://), a TLS socket
         return lambda: sock.recv(_READ)
     if isinstance(sock, socket.SocketIO):  # unix:// and tcp://: one recv_into per call

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 from shardrun.model.results import ShardResult, Status
@@ -222,7 +223,7 @@ def _link(path: str, run_dir: Path, text: str) -> str:
     return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
 
 
-def _table(results) -> str:
+def _table(results: Iterable[ShardResult]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(r.name)}</td><td style='color:{COLOURS.get(r.status, '#999')}'>"
         f"{r.status.value}</td><td>{'' if r.duration is None else f'{r.duration:.1f}s'}</td>"

@@ -8,6 +8,8 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
+from types import FrameType
 
 from shardrun.model.options import OPTIONS
 from shardrun.model.shard import Shard
@@ -42,7 +44,7 @@ def printable(argv: Sequence[str]) -> str:
 
 def run_attached(
     argv: Sequence[str],
-    cwd,
+    cwd: Path,
     env: Mapping[str, str],
     remove_container: Callable[[], object],
     secrets: Iterable[str] = (),
@@ -59,7 +61,7 @@ def run_attached(
     proc, finish = relay.start(argv, cwd, env, secrets, tty)
     interrupted = False
 
-    def interrupt(signum, frame) -> None:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
         nonlocal interrupted
         interrupted = True
 

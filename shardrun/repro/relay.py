@@ -21,6 +21,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
+from pathlib import Path
 from typing import BinaryIO
 
 from shardrun.run.shard.masking import Masker
@@ -31,7 +32,7 @@ _DRAIN = 5.0
 
 
 def start(
-    argv: Sequence[str], cwd, env: Mapping[str, str], secrets: Iterable[str], tty: bool
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], secrets: Iterable[str], tty: bool
 ) -> tuple[subprocess.Popen, Callable[[], None]]:
     """The CLI started with its output masked (or not, without secrets), and what ends the
     relay once it has exited: every byte shown, the terminal as it was."""
@@ -84,7 +85,7 @@ def _join(threads: list[threading.Thread]) -> None:
 
 
 def _through_pty(
-    argv: Sequence[str], cwd, env: Mapping[str, str], secrets: list[str]
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], secrets: list[str]
 ) -> tuple[subprocess.Popen, Callable[[], None]]:
     import pty
     import termios

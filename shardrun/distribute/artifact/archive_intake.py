@@ -15,7 +15,10 @@ import io
 import posixpath
 import tarfile
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer as Buffer
 
 from shardrun.distribute.artifact.layers import chunk_reader
 from shardrun.state.foreign import Refused, relative_name
@@ -106,7 +109,7 @@ class _Tee(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Buffer) -> int:
         room = self._upto - self._read
         if room <= 0:
             if not self._src.readinto(bytearray(1)):

@@ -15,7 +15,12 @@ from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
+
+    from _typeshed import WriteableBuffer as Buffer
 
 # The one manifest reader; the thin-load code reaches it as layers.read_manifest too.
 from shardrun.distribute.artifact.save_manifest import member_file, read_manifest, resolve_link
@@ -186,7 +191,7 @@ def write_thin_from_stream(
     return omitted
 
 
-def copy_hashing(data: BinaryIO, out: BinaryIO, digest=None) -> str:
+def copy_hashing(data: BinaryIO, out: BinaryIO, digest: Hash | None = None) -> str:
     """Copy `data` to `out`; the sha256 of what was copied (added to `digest`, a hashlib
     object already fed what came before, if given)."""
     digest = digest or hashlib.sha256()
@@ -211,12 +216,13 @@ class _ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Buffer) -> int:
         while not self._left:
             self._left = memoryview(next(self._chunks, b""))
             if not self._left:
                 return 0
-        size = min(len(buffer), len(self._left))
-        buffer[:size] = self._left[:size]
+        out = memoryview(buffer).cast("B")
+        size = min(len(out), len(self._left))
+        out[:size] = self._left[:size]
         self._left = self._left[size:]
         return size

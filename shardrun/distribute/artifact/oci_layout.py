@@ -16,6 +16,7 @@ import tarfile
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from shardrun.distribute.artifact.layers import (
@@ -178,7 +179,7 @@ def _finish(
     return Layout(config_digest, frozenset(d for d in layer_digests if d in omit))
 
 
-def is_complete(path, image_id: str, omit: AbstractSet[str]) -> bool:
+def is_complete(path: Path, image_id: str, omit: AbstractSet[str]) -> bool:
     """True if the layout at `path` is whole: its index names the image of `image_id`
     (by its content tag), its manifest and config are there, and every layer blob not in
     `omit`."""
@@ -199,7 +200,7 @@ def is_complete(path, image_id: str, omit: AbstractSet[str]) -> bool:
     return "oci-layout" in names and all(_blob_name(d) in names for d in wanted)
 
 
-def compressed_blobs(path) -> dict[str, str]:
+def compressed_blobs(path: Path) -> dict[str, str]:
     """diff ID -> blob digest of the layers this layout names by a compressed blob."""
     try:
         with tarfile.open(path) as tar:

@@ -11,7 +11,7 @@ loads it (the containerd store), else gzip, which every engine loads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from shardrun.distribute.worker_facts import Transfer, WorkerFacts
@@ -78,6 +78,6 @@ def _pays(target: Target, facts: WorkerFacts) -> bool:
     return True  # never measured: a remote link is more often slow than not
 
 
-def _latest(transfers) -> Transfer | None:
+def _latest(transfers: Iterable[Transfer]) -> Transfer | None:
     found = list(transfers)
     return max(found, key=lambda t: t.at) if found else None

@@ -12,9 +12,10 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import anyio
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from anyio.abc import TaskGroup
 
 from shardrun.cleanup import reap as reap_mod
@@ -86,7 +87,7 @@ class _LogSink:
         maskers = self._maskers
         return b"".join(maskers.get(n, maskers[1]).feed(p) for n, p in demux.frames(block))
 
-    def _write(self, out, data: bytes) -> None:
+    def _write(self, out: BinaryIO, data: bytes) -> None:
         if data and not self._stopped:
             out.write(data)
             out.flush()
@@ -233,7 +234,9 @@ async def run_shard(
     )
 
 
-async def _keep(engine: Engine, container_id: str, shard: str, limiter) -> str | None:
+async def _keep(
+    engine: Engine, container_id: str, shard: str, limiter: CapacityLimiter | None
+) -> str | None:
     """Keep a failed shard's stopped container for a look inside: renamed, the run's end
     and orphan sweeps leave it (see reap.py). None if that fails: it is removed then."""
     name = f"{reap_mod.KEPT_PREFIX}{shard}-{container_id[:12]}"
@@ -245,7 +248,11 @@ async def _keep(engine: Engine, container_id: str, shard: str, limiter) -> str |
 
 
 async def _collect(
-    engine: Engine, container_id: str, job: ShardJob, outcome: _Outcome, limiter
+    engine: Engine,
+    container_id: str,
+    job: ShardJob,
+    outcome: _Outcome,
+    limiter: CapacityLimiter | None,
 ) -> collect.Collected:
     """The shard's artifacts and JUnit file, copied out after it exited (or was killed at
     its timeout) and before it is removed: into <run>/<shard>[.<attempt>]/, masked. Nothing
@@ -270,7 +277,11 @@ async def _collect(
 
 
 async def _supervise(
-    engine: Engine, container_id: str, shard: Shard, sink: _LogSink, limiter
+    engine: Engine,
+    container_id: str,
+    shard: Shard,
+    sink: _LogSink,
+    limiter: CapacityLimiter | None,
 ) -> tuple[_Outcome, float]:
     """Attach, start the container, follow its output, wait for its exit within the
     shard's timeout. Returns the outcome and when the container started.
@@ -303,7 +314,7 @@ async def _supervise(
     return outcome, started
 
 
-async def _follow(sink: _LogSink, stream: OutputStream, limiter) -> None:
+async def _follow(sink: _LogSink, stream: OutputStream, limiter: CapacityLimiter | None) -> None:
     # Abandoned on cancellation: the stream only ends once the container is gone, and the
     # container is removed after this task group exits.
     try:
@@ -312,7 +323,9 @@ async def _follow(sink: _LogSink, stream: OutputStream, limiter) -> None:
         pass  # the container went away; its exit status is what counts
 
 
-async def _wait(engine: Engine, container_id: str, timeout: float | None, limiter) -> _Outcome:
+async def _wait(
+    engine: Engine, container_id: str, timeout: float | None, limiter: CapacityLimiter | None
+) -> _Outcome:
     """The container's exit, or TIMEOUT after killing a container that outlived
     `timeout`, or an ERROR (the worker's fault) if the engine went away while we waited.
 
@@ -339,7 +352,7 @@ async def _wait(engine: Engine, container_id: str, timeout: float | None, limite
     return _Outcome(Status.TIMEOUT, None, f"killed after the {timeout:g}s timeout")
 
 
-async def remove(engine: Engine, container_id: str, limiter) -> None:
+async def remove(engine: Engine, container_id: str, limiter: CapacityLimiter | None) -> None:
     """Never raises: a container of a lost worker cannot be reached, and the run's final
     reap by label is the backstop. Bounded: an unreachable worker must not hold up the
     end of the run."""
@@ -349,7 +362,7 @@ async def remove(engine: Engine, container_id: str, limiter) -> None:
         )
 
 
-async def reap(engine: Engine, run_id: str, limiter) -> int:
+async def reap(engine: Engine, run_id: str, limiter: CapacityLimiter | None) -> int:
     """Remove every container of `run_id`, found by label: the backstop for all exits."""
     return await to_thread.run_sync(
         reap_mod.remove_run, engine, run_id, limiter=limiter, abandon_on_cancel=True
