@@ -64,8 +64,5 @@ def test_this_machines_own_errors_pass_through(exc):
 
 
 def test_a_load_the_engine_answers_with_an_error_is_a_refusal_whatever_the_status():
-    try:
-        with translated("loading", answered_is_refused=True):
-            raise _api_error(500)
-    except EngineRefused:
-        pass
+    with pytest.raises(EngineRefused), translated("loading", answered_is_refused=True):
+        raise _api_error(500)
