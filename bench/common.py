@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 import docker
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # Imported after the sys.path fix above.
-from tests.engine.conftest import ensure_busybox
+from tests.engine.conftest import ensure_busybox, ensure_python_base
 
 LOCAL = "unix:///var/run/docker.sock"
 # The Debian + Python base (scripts/make-python-base) plus a layer that copies /usr/lib,
@@ -40,6 +41,15 @@ COPY top.txt /top.txt
 
 def busybox(client: docker.DockerClient | None = None) -> str:
     return ensure_busybox(client or docker.from_env())
+
+
+def python_base(client: docker.DockerClient | None = None) -> str:
+    """The Debian + Python base, found or made as the tests get it (scripts/make-python-base,
+    one maker at a time); what is missing to make it, in one line."""
+    try:
+        return ensure_python_base(client or docker.from_env())
+    except pytest.fail.Exception as exc:
+        sys.exit(str(exc))
 
 
 def project(shards_toml: str, dockerfile: str = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n") -> Path:

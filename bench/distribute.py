@@ -106,12 +106,16 @@ class Bench:
             for w in bad:
                 self.lost.append(f"{self.phase}: attempt {attempt}: {w['name']}: {w['lost']}")
         else:
-            sys.exit(f"shardrun lost a worker in {ATTEMPTS} attempts in a row:\n"
-                     + "\n".join(self.lost[-ATTEMPTS:]))
+            sys.exit(
+                f"shardrun lost a worker in {ATTEMPTS} attempts in a row:\n"
+                + "\n".join(self.lost[-ATTEMPTS:])
+            )
         self.note(f"{scenario}_buildkit", buildkit)
         self.note(f"{scenario}_wall", wall)
-        self.note(f"{scenario}_loads",
-                  [(w["url"], w["load"], w["sent"], w["load_seconds"]) for w in workers])
+        self.note(
+            f"{scenario}_loads",
+            [(w["url"], w["load"], w["sent"], w["load_seconds"]) for w in workers],
+        )
         self.note(f"{scenario}_full_size", max(w["full_size"] for w in workers))
         return max(w["load_seconds"] for w in workers)
 
@@ -148,18 +152,24 @@ def _finish_times(procs: list[subprocess.Popen], start: float) -> list[float]:
 
 def _pipeline(script: str) -> subprocess.Popen:
     # bash for pipefail: a failed `docker save` must not pass for a fast load.
-    return subprocess.Popen(["bash", "-o", "pipefail", "-c", script],
-                            stdout=subprocess.DEVNULL)
+    return subprocess.Popen(["bash", "-o", "pipefail", "-c", script], stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size", type=int, default=200, help="MB of the big bottom layer")
-    parser.add_argument("--w2", choices=("unix", "ssh"), default="unix",
-                        help="how both shardrun and the baseline reach worker w2")
-    parser.add_argument("--no-w3", action="store_true",
-                        help="leave out w3, the worker on the containerd image store")
+    parser.add_argument(
+        "--w2",
+        choices=("unix", "ssh"),
+        default="unix",
+        help="how both shardrun and the baseline reach worker w2",
+    )
+    parser.add_argument(
+        "--no-w3",
+        action="store_true",
+        help="leave out w3, the worker on the containerd image store",
+    )
     args = parser.parse_args()
 
     env = worker_hosts()
@@ -191,8 +201,10 @@ def main() -> None:
         bench.shardrun("unchanged")
         bench.extra.clear()
         bench.phase = "unchanged"
-        print(f"image: busybox + {args.size} MB random layer + top.txt; "
-              f"{args.runs} interleaved runs per method\n")
+        print(
+            f"image: busybox + {args.size} MB random layer + top.txt; "
+            f"{args.runs} interleaved runs per method\n"
+        )
 
         unchanged = interleaved(
             args.runs,
@@ -222,14 +234,29 @@ def print_results(bench: Bench, unchanged: dict, changed: dict) -> None:
         full = med(x["changed_full_size"])  # "none" loads report no size
         par = med(samples["parallel"])
         sent = [sum(s for _, _, s, _ in loads) for loads in x[f"{scenario}_loads"]]
-        rows.append((scenario, "shardrun distribution (report.json)", samples["shardrun"], par,
-                     f"{mb(med(sent))} sent"))
-        rows.append((scenario, "shardrun run, whole (wall)", x[f"{scenario}_wall"], par,
-                     "with its build"))
+        rows.append(
+            (
+                scenario,
+                "shardrun distribution (report.json)",
+                samples["shardrun"],
+                par,
+                f"{mb(med(sent))} sent",
+            )
+        )
+        rows.append(
+            (scenario, "shardrun run, whole (wall)", x[f"{scenario}_wall"], par, "with its build")
+        )
         rows.append((scenario, "  of which BuildKit", x[f"{scenario}_buildkit"], par, ""))
         for method in ("serial", "parallel"):
-            rows.append((scenario, f"docker save | docker load, {method}", samples[method], par,
-                         f"{mb(full * n_others)} sent"))
+            rows.append(
+                (
+                    scenario,
+                    f"docker save | docker load, {method}",
+                    samples[method],
+                    par,
+                    f"{mb(full * n_others)} sent",
+                )
+            )
 
     print(f"{'scenario':<10} {'method':<37} {'median':>8} {'÷ parallel':>10}  bytes / runs")
     for scenario, method, values, par, note in rows:
@@ -239,15 +266,19 @@ def print_results(bench: Bench, unchanged: dict, changed: dict) -> None:
 
     print()
     for scenario in ("unchanged", "changed"):
-        print(f"{scenario}: per worker, shardrun's load (mode, bytes sent, seconds of each run) "
-              "and the parallel save|load to it:")
+        print(
+            f"{scenario}: per worker, shardrun's load (mode, bytes sent, seconds of each run) "
+            "and the parallel save|load to it:"
+        )
         runs = x[f"{scenario}_loads"]
         shell = x.get(f"{scenario}_parallel_each", [])
         for i, url in enumerate(u for u, _, _, _ in runs[0]):
             each = [loads[i] for loads in runs]
-            line = (f"    {url:<48} {' '.join(sorted({m for _, m, _, _ in each}))} "
-                    f"{mb(med([s for _, _, s, _ in each]))}, median {med([t for *_, t in each]):.2f}s "
-                    f"({' '.join(f'{t:.2f}' for *_, t in each)})")
+            line = (
+                f"    {url:<48} {' '.join(sorted({m for _, m, _, _ in each}))} "
+                f"{mb(med([s for _, _, s, _ in each]))}, median {med([t for *_, t in each]):.2f}s "
+                f"({' '.join(f'{t:.2f}' for *_, t in each)})"
+            )
             if i > 0 and shell:  # the first is the build engine: no baseline load to it
                 times = [sample[i - 1] for sample in shell]
                 line += f"; save|load median {med(times):.2f}s"
@@ -258,20 +289,26 @@ def print_results(bench: Bench, unchanged: dict, changed: dict) -> None:
     dist_a = med(unchanged["shardrun"])
     sent_a = max(sum(s for _, _, s, _ in loads) for loads in x["unchanged_loads"])
     verdict = "met" if dist_a <= 0.5 and sent_a == 0 else "MISSED"
-    print(f"\n(a) unchanged: shardrun distribution {dist_a:.2f}s, {sent_a} bytes sent "
-          f"(target <= 0.5 s, 0 bytes): {verdict}")
+    print(
+        f"\n(a) unchanged: shardrun distribution {dist_a:.2f}s, {sent_a} bytes sent "
+        f"(target <= 0.5 s, 0 bytes): {verdict}"
+    )
     dist_b, par_b = med(changed["shardrun"]), med(changed["parallel"])
     speedup = par_b / dist_b
     verdict = "met" if speedup >= 3 else "MISSED"
-    print(f"(b) top layer changed, end to end (the save the loads wait on included): "
-          f"shardrun {dist_b:.2f}s vs parallel save|load {par_b:.2f}s: {speedup:.1f}x "
-          f"faster (target >= 3x): {verdict}")
+    print(
+        f"(b) top layer changed, end to end (the save the loads wait on included): "
+        f"shardrun {dist_b:.2f}s vs parallel save|load {par_b:.2f}s: {speedup:.1f}x "
+        f"faster (target >= 3x): {verdict}"
+    )
     modes = {mode for loads in x["changed_loads"] for _, mode, _, _ in loads}
     if "full" in modes:
         print("    note: some loads in (b) were full, not thin (see the per-worker lines)")
     if bench.lost:
-        print(f"\nshardrun lost a worker in {len(bench.lost)} run(s); each was taken again "
-              "(in (b) on a new change) and left out of the figures. A shardrun bug:")
+        print(
+            f"\nshardrun lost a worker in {len(bench.lost)} run(s); each was taken again "
+            "(in (b) on a new change) and left out of the figures. A shardrun bug:"
+        )
         for line in bench.lost:
             print("   ", line[:300])
 

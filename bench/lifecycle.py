@@ -24,8 +24,11 @@ PHASES = ("create", "attach", "start", "wait", "remove")
 
 
 def lifecycle(engine: DockerEngine, image: str, network: str) -> dict[str, float]:
-    request = ContainerRequest(image, Shard(name="bench", command=("true",), network=network),
-                               {"shardrun.project": "bench-lifecycle"})
+    request = ContainerRequest(
+        image,
+        Shard(name="bench", command=("true",), network=network),
+        {"shardrun.project": "bench-lifecycle"},
+    )
     marks = [time.perf_counter()]
     container = engine.create(request)
     marks.append(time.perf_counter())
@@ -52,17 +55,27 @@ def main() -> None:
         for parallel in (1, 4):
             lifecycle(engine, image, network)  # warm-up
             with ThreadPoolExecutor(parallel) as pool:
-                rows = list(pool.map(lifecycle, [engine] * (args.runs * parallel),
-                                     [image] * (args.runs * parallel),
-                                     [network] * (args.runs * parallel)))
+                rows = list(
+                    pool.map(
+                        lifecycle,
+                        [engine] * (args.runs * parallel),
+                        [image] * (args.runs * parallel),
+                        [network] * (args.runs * parallel),
+                    )
+                )
             cells = []
             for phase in PHASES:
                 values = [row[phase] * 1000 for row in rows]
-                cells.append(f"{phase} {statistics.median(values):4.0f} ms "
-                             f"({min(values):.0f}-{max(values):.0f})")
+                cells.append(
+                    f"{phase} {statistics.median(values):4.0f} ms "
+                    f"({min(values):.0f}-{max(values):.0f})"
+                )
             total = statistics.median(sum(row.values()) * 1000 for row in rows)
-            print(f"network {network:<6} {parallel} at once: " + ", ".join(cells)
-                  + f"; total {total:.0f} ms")
+            print(
+                f"network {network:<6} {parallel} at once: "
+                + ", ".join(cells)
+                + f"; total {total:.0f} ms"
+            )
 
 
 if __name__ == "__main__":

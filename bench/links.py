@@ -54,6 +54,7 @@ from common import (
     load_note,
     mb,
     project,
+    python_base,
     remove_images,
     worker_hosts,
 )
@@ -387,12 +388,7 @@ def main() -> None:
     if shutil.which("pigz") is None:
         sys.exit("bench/links.py needs pigz for its baseline: apt-get install pigz")
     hosts = worker_hosts()
-    subprocess.run(
-        ["scripts/make-python-base"],
-        cwd=Path(__file__).parent.parent,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    python_base()
     bench = Bench(hosts)
     print(load_note())
     built = subprocess.run(

@@ -44,8 +44,21 @@ def main() -> None:
 
     def through_docker_run() -> float:
         start = time.perf_counter()
-        subprocess.run(["docker", "run", "--rm", "--network", "none", "shardrun-bench:logs",
-                        "sh", "-c", command], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "shardrun-bench:logs",
+                "sh",
+                "-c",
+                command,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         return time.perf_counter() - start
 
     samples = interleaved(args.runs, docker_run=through_docker_run, shardrun=through_shardrun)
@@ -53,8 +66,10 @@ def main() -> None:
     print(f"a shard printing {args.mb * 4 // 3} MB of base64, {args.runs} interleaved runs:")
     for name, values in samples.items():
         med = statistics.median(values)
-        print(f"  {name:<11} median {med:6.2f}s  spread {min(values):.2f}-{max(values):.2f}s"
-              f"  ratio {med / base_median:5.2f}")
+        print(
+            f"  {name:<11} median {med:6.2f}s  spread {min(values):.2f}-{max(values):.2f}s"
+            f"  ratio {med / base_median:5.2f}"
+        )
     print(f"  shardrun peak RSS {max(peaks):.0f} MB (target < 100 MB)")
     cleanup("bench-logs", root, ["unix:///var/run/docker.sock"])
 

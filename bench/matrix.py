@@ -65,6 +65,7 @@ from common import (
     load_note,
     mb,
     project,
+    python_base,
     remove_images,
 )
 
@@ -257,8 +258,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if run_quiet(["docker", "image", "inspect", BASE]).returncode != 0:
-        sys.exit(f"{BASE} is missing: run scripts/make-python-base")
+    python_base()
     env = run_quiet([str(Path(__file__).resolve().parents[1] / "scripts" / "worker-hosts"), "env"])
     hosts = dict(line.split("=", 1) for line in env.stdout.splitlines() if "=" in line)
     if "SHARDRUN_TEST_W1_UNIX" not in hosts:

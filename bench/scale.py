@@ -117,22 +117,46 @@ def start_workers(procs: list[subprocess.Popen]) -> None:
         ip("-n", ns, "link", "set", "eth0", "up")
         ip("-n", ns, "link", "set", "lo", "up")
         # Its own key file: the default /etc/docker/key.json gives every daemon one ID.
-        (state / "daemon.json").write_text(json.dumps({"deprecated-key-path":
-                                                       str(state / "key.json")}))
+        (state / "daemon.json").write_text(
+            json.dumps({"deprecated-key-path": str(state / "key.json")})
+        )
         with open(state / "dockerd.log", "w") as log:
             # nsenter, not `ip netns exec` (it remounts /sys and dockerd fails); --tls=false:
             # listen on tcp at once, not after 15 s; --debug logs each API call, the start of
             # a load in (c); its own cgroup parent and containerd namespaces keep it apart.
-            procs.append(subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/{ns}", "dockerd", "--debug",
-                 "--host", url_of(name), "--tls=false", "--data-root", f"{state}/data",
-                 "--exec-root", f"{state}/exec", "--pidfile", f"{state}/dockerd.pid",
-                 "--config-file", f"{state}/daemon.json",
-                 "--containerd-namespace", ns, "--containerd-plugins-namespace", f"{ns}-plugins",
-                 "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", f"/{ns}"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C reaches the bench, which stops it in order
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        "nsenter",
+                        f"--net=/run/netns/{ns}",
+                        "dockerd",
+                        "--debug",
+                        "--host",
+                        url_of(name),
+                        "--tls=false",
+                        "--data-root",
+                        f"{state}/data",
+                        "--exec-root",
+                        f"{state}/exec",
+                        "--pidfile",
+                        f"{state}/dockerd.pid",
+                        "--config-file",
+                        f"{state}/daemon.json",
+                        "--containerd-namespace",
+                        ns,
+                        "--containerd-plugins-namespace",
+                        f"{ns}-plugins",
+                        "--exec-opt",
+                        "native.cgroupdriver=cgroupfs",
+                        "--cgroup-parent",
+                        f"/{ns}",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # a Ctrl-C reaches the bench, which stops it in order
+                )
+            )
     deadline = time.monotonic() + READY_TIMEOUT
     for name, proc in zip(WORKERS, procs, strict=True):
         while True:
@@ -142,8 +166,9 @@ def start_workers(procs: list[subprocess.Popen]) -> None:
             except Exception:  # noqa: BLE001 - not listening yet, in any of many ways
                 if proc.poll() is not None or time.monotonic() > deadline:
                     tail = (STATE / name / "dockerd.log").read_text().splitlines()[-20:]
-                    sys.exit(f"{name}: dockerd did not answer on {url_of(name)}:\n"
-                             + "\n".join(tail))
+                    sys.exit(
+                        f"{name}: dockerd did not answer on {url_of(name)}:\n" + "\n".join(tail)
+                    )
                 time.sleep(0.2)
 
 
@@ -161,14 +186,20 @@ def stop_workers(procs: list[subprocess.Popen]) -> None:
         ns = netns_of(name)
         if os.path.exists(f"/run/netns/{ns}"):
             # Anything still in the namespace we made is ours: a containerd, shims.
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
-                                  text=True, check=False).stdout.split()
+            pids = subprocess.run(
+                ["ip", "netns", "pids", ns], capture_output=True, text=True, check=False
+            ).stdout.split()
             _kill(pids)
         # Containers live in namespaces of their own, but in the worker's cgroup.
         cgroups = glob.glob(f"/sys/fs/cgroup/*/{ns}")
-        _kill([pid for cg in cgroups for procs_file in glob.glob(f"{cg}/**/cgroup.procs",
-                                                                 recursive=True)
-               for pid in Path(procs_file).read_text().split()])
+        _kill(
+            [
+                pid
+                for cg in cgroups
+                for procs_file in glob.glob(f"{cg}/**/cgroup.procs", recursive=True)
+                for pid in Path(procs_file).read_text().split()
+            ]
+        )
         for cg in cgroups:
             for sub in sorted(glob.glob(f"{cg}/**/", recursive=True), key=len, reverse=True):
                 subprocess.run(["rmdir", sub], stderr=subprocess.DEVNULL, check=False)
@@ -195,14 +226,29 @@ def load_spans(name: str, since: float, until: float) -> list[tuple[float, float
     starts = []
     for line in (STATE / name / "dockerd.log").read_text(errors="replace").splitlines():
         if LOAD_CALL in line and line.startswith('time="'):
-            at = datetime.fromisoformat(line[6:line.index('"', 6)]).timestamp()
+            at = datetime.fromisoformat(line[6 : line.index('"', 6)]).timestamp()
             if since <= at <= until:
                 starts.append(at)
     ends = subprocess.run(
-        ["docker", "-H", url_of(name), "events", "--since", f"{since:.6f}",
-         "--until", f"{until:.6f}", "--filter", "type=image", "--filter", "event=load",
-         "--format", "{{.TimeNano}}"],
-        capture_output=True, text=True, check=True,
+        [
+            "docker",
+            "-H",
+            url_of(name),
+            "events",
+            "--since",
+            f"{since:.6f}",
+            "--until",
+            f"{until:.6f}",
+            "--filter",
+            "type=image",
+            "--filter",
+            "event=load",
+            "--format",
+            "{{.TimeNano}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return list(zip(starts, sorted(int(e) / 1e9 for e in ends), strict=False))
 
@@ -261,14 +307,14 @@ class Bench:
                 break
             for w in bad:
                 why = w["lost"] or "its load was abandoned, the other workers ran every shard"
-                self.lost.append(f"{scenario}, {n} workers, attempt {attempt}: {w['name']}: "
-                                 f"{why}")
+                self.lost.append(f"{scenario}, {n} workers, attempt {attempt}: {w['name']}: {why}")
         else:
-            sys.exit(f"a worker was lost or not needed in {ATTEMPTS} runs in a row:\n"
-                     + "\n".join(self.lost[-ATTEMPTS:]))
+            sys.exit(
+                f"a worker was lost or not needed in {ATTEMPTS} runs in a row:\n"
+                + "\n".join(self.lost[-ATTEMPTS:])
+            )
         workers = {self.name_of[w["url"]]: w for w in report["workers"]}
-        spans = {name: load_spans(name, report["started"], report["finished"])
-                 for name in workers}
+        spans = {name: load_spans(name, report["started"], report["finished"]) for name in workers}
         sample = Sample(workers, spans, rss_mb)
         self.samples.setdefault((scenario, n), []).append(sample)
         return sample.distribution
@@ -287,36 +333,47 @@ def print_scenario(bench: Bench, scenario: str, n: int) -> None:
     dist = [s.distribution for s in samples]
     total = [sum(w["load_seconds"] for w in s.workers.values()) for s in samples]
     sent = [s.sent for s in samples]
-    print(f"  {n} workers: distribution {spread(dist)}; load_seconds of all workers add up "
-          f"to {spread(total)}; sent {mb(statistics.median(sent))} in all")
+    print(
+        f"  {n} workers: distribution {spread(dist)}; load_seconds of all workers add up "
+        f"to {spread(total)}; sent {mb(statistics.median(sent))} in all"
+    )
     for name in WORKERS[:n]:
         entries = [s.workers[name] for s in samples]
         modes = " ".join(e["load"] for e in entries)
         sent_each = " ".join(mb(e["sent"]) for e in entries)
         load_s = " ".join(f"{e['load_seconds']:.2f}" for e in entries)
-        daemon = " ".join("+".join(f"{b - a:.2f}" for a, b in s.spans[name]) or "-"
-                          for s in samples)
-        print(f"    {name} {url_of(name):<23} {modes:<15} sent {sent_each:<24} "
-              f"load_seconds {load_s}  daemon's load {daemon}")
+        daemon = " ".join(
+            "+".join(f"{b - a:.2f}" for a, b in s.spans[name]) or "-" for s in samples
+        )
+        print(
+            f"    {name} {url_of(name):<23} {modes:<15} sent {sent_each:<24} "
+            f"load_seconds {load_s}  daemon's load {daemon}"
+        )
     for i, s in enumerate(samples, 1):
         spans = [span for name in s.workers for span in s.spans[name]]
         if spans:
             starts, ends = [a for a, _ in spans], [b for _, b in spans]
-            print(f"    run {i}, daemons' clocks: {len(spans)} loads, at most "
-                  f"{most_at_once(spans)} at once; started within {max(starts) - min(starts):.2f}s,"
-                  f" first start to last finish {max(ends) - min(starts):.2f}s, "
-                  f"the loads add up to {sum(b - a for a, b in spans):.2f}s")
+            print(
+                f"    run {i}, daemons' clocks: {len(spans)} loads, at most "
+                f"{most_at_once(spans)} at once; started within {max(starts) - min(starts):.2f}s,"
+                f" first start to last finish {max(ends) - min(starts):.2f}s, "
+                f"the loads add up to {sum(b - a for a, b in spans):.2f}s"
+            )
 
 
 def print_rss(bench: Bench) -> None:
     for scenario in ("unchanged", "changed"):
         rss = {n: [s.rss_mb for s in bench.samples[(scenario, n)]] for n in (2, 8)}
         ratio = statistics.median(rss[8]) / statistics.median(rss[2])
-        print(f"  {scenario:<9}: 2 workers {spread(rss[2], ' MB', '.0f')}, "
-              f"8 workers {spread(rss[8], ' MB', '.0f')}; 8 / 2 = {ratio:.2f}")
+        print(
+            f"  {scenario:<9}: 2 workers {spread(rss[2], ' MB', '.0f')}, "
+            f"8 workers {spread(rss[8], ' MB', '.0f')}; 8 / 2 = {ratio:.2f}"
+        )
     first = {n: bench.samples[("first", n)][0].rss_mb for n in (2, 8)}
-    print(f"  first load: 2 workers {first[2]:.0f} MB, 8 workers {first[8]:.0f} MB; "
-          f"8 / 2 = {first[8] / first[2]:.2f}")
+    print(
+        f"  first load: 2 workers {first[2]:.0f} MB, 8 workers {first[8]:.0f} MB; "
+        f"8 / 2 = {first[8] / first[2]:.2f}"
+    )
 
 
 def verdicts(bench: Bench) -> None:
@@ -324,29 +381,35 @@ def verdicts(bench: Bench) -> None:
     dist = med(s.distribution for s in bench.samples[("unchanged", 8)])
     sent = max(s.sent for s in bench.samples[("unchanged", 8)])
     ok = dist <= 0.5 and sent == 0
-    print(f"b. unchanged, 8 workers: distribution {dist:.2f}s, {sent} bytes sent "
-          f"(target <= 0.5 s, 0 bytes): {'met' if ok else 'MISSED'}")
+    print(
+        f"b. unchanged, 8 workers: distribution {dist:.2f}s, {sent} bytes sent "
+        f"(target <= 0.5 s, 0 bytes): {'met' if ok else 'MISSED'}"
+    )
 
     changed = bench.samples[("changed", 8)]
     modes = [w["load"] for s in changed for w in s.workers.values()]
     all_thin = set(modes) == {"thin"}
     sent = max(w["sent"] for s in changed for w in s.workers.values())
-    at_once = [most_at_once([sp for spans in s.spans.values() for sp in spans])
-               for s in changed]
+    at_once = [most_at_once([sp for spans in s.spans.values() for sp in spans]) for s in changed]
     concurrent = all(k == 8 for k in at_once)
-    print(f"c. top layer changed, 8 workers: loads {', '.join(sorted(set(modes)))}, at most "
-          f"{mb(sent)} to a worker (target: thin only): {'met' if all_thin else 'MISSED'}; "
-          f"{'/'.join(map(str, at_once))} loads at once in the runs (target: all 8): "
-          f"{'met' if concurrent else 'MISSED'}")
+    print(
+        f"c. top layer changed, 8 workers: loads {', '.join(sorted(set(modes)))}, at most "
+        f"{mb(sent)} to a worker (target: thin only): {'met' if all_thin else 'MISSED'}; "
+        f"{'/'.join(map(str, at_once))} loads at once in the runs (target: all 8): "
+        f"{'met' if concurrent else 'MISSED'}"
+    )
 
     rss2 = med(s.rss_mb for s in bench.samples[("changed", 2)])
     rss8 = med(s.rss_mb for s in changed)
     ratio = rss8 / rss2
-    print(f"d. runner peak RSS, top layer changed: {rss8:.0f} MB with 8 workers / {rss2:.0f} "
-          f"MB with 2 = {ratio:.2f} (target < 1.5): {'met' if ratio < 1.5 else 'MISSED'}")
+    print(
+        f"d. runner peak RSS, top layer changed: {rss8:.0f} MB with 8 workers / {rss2:.0f} "
+        f"MB with 2 = {ratio:.2f} (target < 1.5): {'met' if ratio < 1.5 else 'MISSED'}"
+    )
     if bench.lost:
-        print("\nruns taken again and left out of the figures (a lost worker is a shardrun "
-              "problem):")
+        print(
+            "\nruns taken again and left out of the figures (a lost worker is a shardrun problem):"
+        )
         for line in bench.lost:
             print("   ", line[:300])
 
@@ -382,10 +445,14 @@ def main() -> None:
         print(f"{load_note()} at the start")
         started = time.perf_counter()
         start_workers(procs)
-        print(f"workers s1..s8 ready in {time.perf_counter() - started:.1f}s: dockerd in netns "
-              f"shardrun-sK at {url_of('s1')} .. {url_of('s8')}")
-        print(f"image: busybox + {args.size} MB random layer + top.txt; "
-              f"{args.runs} interleaved runs per worker count\n")
+        print(
+            f"workers s1..s8 ready in {time.perf_counter() - started:.1f}s: dockerd in netns "
+            f"shardrun-sK at {url_of('s1')} .. {url_of('s8')}"
+        )
+        print(
+            f"image: busybox + {args.size} MB random layer + top.txt; "
+            f"{args.runs} interleaved runs per worker count\n"
+        )
 
         bench.change_top()
         bench.run("first", 8)
@@ -393,15 +460,21 @@ def main() -> None:
         remove_images(PROJECT, [url_of("s1"), url_of("s2")])
         bench.run("first", 2)
         for scenario in ("unchanged", "changed"):
-            interleaved(args.runs, **{f"{n} workers": lambda s=scenario, n=n: bench.run(s, n)
-                                      for n in (2, 8)})
+            interleaved(
+                args.runs,
+                **{f"{n} workers": lambda s=scenario, n=n: bench.run(s, n) for n in (2, 8)},
+            )
         print(f"{load_note()} at the end\n")
 
-        print("per worker: load mode, bytes sent, report.json's load_seconds and the load "
-              "as its daemon saw it, for each run\n")
-        titles = {"first": "a. first load (one run each, to seed)",
-                  "unchanged": "b. unchanged image (target: <= 0.5 s, 0 bytes)",
-                  "changed": "c. top layer changed (target: thin loads, all at once)"}
+        print(
+            "per worker: load mode, bytes sent, report.json's load_seconds and the load "
+            "as its daemon saw it, for each run\n"
+        )
+        titles = {
+            "first": "a. first load (one run each, to seed)",
+            "unchanged": "b. unchanged image (target: <= 0.5 s, 0 bytes)",
+            "changed": "c. top layer changed (target: thin loads, all at once)",
+        }
         for scenario, title in titles.items():
             print(title)
             for n in (2, 8):

@@ -58,9 +58,11 @@ def shard_name(i: int) -> str:
 
 
 def shards_toml(base: str, seconds: list[float]) -> str:
-    lines = [f'project = "{PROJECT}"',
-             f'[image]\nbuild-args = {{ BASE_IMAGE = "{base}" }}',
-             '[defaults]\nnetwork = "none"']
+    lines = [
+        f'project = "{PROJECT}"',
+        f'[image]\nbuild-args = {{ BASE_IMAGE = "{base}" }}',
+        '[defaults]\nnetwork = "none"',
+    ]
     for i, d in enumerate(seconds):
         lines.append(f'[[shard]]\nname = "{shard_name(i)}"\ncommand = "sleep {d:g}"')
     return "\n".join(lines) + "\n"
@@ -102,13 +104,17 @@ class Bench:
                 break
             self.retried.append(
                 f"attempt {attempt}: not PASS: {[s['name'] for s in bad]}; lost: "
-                + "; ".join(f"{w['name']}: {w['lost']}" for w in lost))
+                + "; ".join(f"{w['name']}: {w['lost']}" for w in lost)
+            )
         else:
-            sys.exit(f"{ATTEMPTS} shardrun runs in a row were not clean:\n"
-                     + "\n".join(self.retried[-ATTEMPTS:]))
+            sys.exit(
+                f"{ATTEMPTS} shardrun runs in a row were not clean:\n"
+                + "\n".join(self.retried[-ATTEMPTS:])
+            )
         shards = report["shards"]
-        self.makespans.append(max(s["finished"] for s in shards)
-                              - min(s["started"] for s in shards))
+        self.makespans.append(
+            max(s["finished"] for s in shards) - min(s["started"] for s in shards)
+        )
         self.reports.append(report)
         self.image_id = report["image_id"]
         return wall
@@ -119,10 +125,12 @@ class Bench:
         scripts = []
         for slot in range(slots):
             url = self.urls[slot // SLOTS_PER_WORKER]
-            scripts.append(" && ".join(
-                f"docker -H {url} run --rm --network none {self.image_id} sleep {d:g}"
-                for d in self.seconds[slot::slots]
-            ))
+            scripts.append(
+                " && ".join(
+                    f"docker -H {url} run --rm --network none {self.image_id} sleep {d:g}"
+                    for d in self.seconds[slot::slots]
+                )
+            )
         start = time.perf_counter()
         procs = [subprocess.Popen(["sh", "-c", s], stdout=subprocess.DEVNULL) for s in scripts]
         codes = [p.wait() for p in procs]
@@ -151,21 +159,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--unit", type=float, default=1.0, help="seconds per duration unit")
-    parser.add_argument("--w2", choices=("unix", "ssh"), default="unix",
-                        help="how both shardrun and the round-robin reach worker w2")
+    parser.add_argument(
+        "--w2",
+        choices=("unix", "ssh"),
+        default="unix",
+        help="how both shardrun and the round-robin reach worker w2",
+    )
     args = parser.parse_args()
 
     env = worker_hosts()
-    urls = [LOCAL, env["SHARDRUN_TEST_W1_TCP"],
-            env["SHARDRUN_TEST_W2_UNIX" if args.w2 == "unix" else "SHARDRUN_TEST_W2_SSH"]]
+    urls = [
+        LOCAL,
+        env["SHARDRUN_TEST_W1_TCP"],
+        env["SHARDRUN_TEST_W2_UNIX" if args.w2 == "unix" else "SHARDRUN_TEST_W2_SSH"],
+    ]
     seconds = [round(d * args.unit, 3) for d in DURATIONS]
     slots = len(urls) * SLOTS_PER_WORKER
     root = project(shards_toml(busybox(), seconds))
     bench = Bench(root, urls, seconds)
     try:
         print(f"{load_note()} at the start")
-        print(f"{len(seconds)} shards of `sleep D`, {sum(seconds):g}s in all "
-              f"(longest {max(seconds):g}s), on {slots} slots:")
+        print(
+            f"{len(seconds)} shards of `sleep D`, {sum(seconds):g}s in all "
+            f"(longest {max(seconds):g}s), on {slots} slots:"
+        )
         for url in urls:
             print(f"  {url} *{SLOTS_PER_WORKER}")
         # The recording run: no timings yet, so shards start in file order.
@@ -184,8 +201,9 @@ def main() -> None:
         cleanup(PROJECT, root, urls)
 
 
-def print_results(bench: Bench, samples: dict, slots: int,
-                  record_wall: float, record_span: float, runs: int) -> None:
+def print_results(
+    bench: Bench, samples: dict, slots: int, record_wall: float, record_span: float, runs: int
+) -> None:
     med = statistics.median
     seconds = bench.seconds
     bound = lower_bound(seconds, slots)
@@ -196,39 +214,52 @@ def print_results(bench: Bench, samples: dict, slots: int,
 
     print(f"\n{runs} interleaved runs each; medians:")
     print(f"  {'lower bound max(longest, total/slots)':<46} {bound:6.2f}s")
-    print(f"  {'ideal longest-first (no overhead)':<46} "
-          f"{ideal_longest_first(seconds, slots):6.2f}s")
+    print(
+        f"  {'ideal longest-first (no overhead)':<46} {ideal_longest_first(seconds, slots):6.2f}s"
+    )
     print(f"  {'ideal round-robin (no overhead)':<46} {ideal_round_robin(seconds, slots):6.2f}s")
-    print(f"  {'shardrun makespan (report.json)':<46} {span:6.2f}s  "
-          f"{span / bound:5.3f}x bound  (runs: {fmt(bench.makespans)})")
-    print(f"  {'shardrun wall (whole CLI)':<46} {wall:6.2f}s  "
-          f"{wall / bound:5.3f}x bound  (runs: {fmt(samples['shardrun'])})")
-    print(f"  {'round-robin, docker run per shard (wall)':<46} {rr:6.2f}s  "
-          f"{rr / bound:5.3f}x bound  (runs: {fmt(samples['round_robin'])})")
-    print(f"  {'recording run (no timings: file order)':<46} {record_span:6.2f}s  "
-          f"makespan, {record_wall:.2f}s wall")
+    print(
+        f"  {'shardrun makespan (report.json)':<46} {span:6.2f}s  "
+        f"{span / bound:5.3f}x bound  (runs: {fmt(bench.makespans)})"
+    )
+    print(
+        f"  {'shardrun wall (whole CLI)':<46} {wall:6.2f}s  "
+        f"{wall / bound:5.3f}x bound  (runs: {fmt(samples['shardrun'])})"
+    )
+    print(
+        f"  {'round-robin, docker run per shard (wall)':<46} {rr:6.2f}s  "
+        f"{rr / bound:5.3f}x bound  (runs: {fmt(samples['round_robin'])})"
+    )
+    print(
+        f"  {'recording run (no timings: file order)':<46} {record_span:6.2f}s  "
+        f"makespan, {record_wall:.2f}s wall"
+    )
 
     # Did the measured runs start the longest first? The first `slots` shards started.
     first = sorted(bench.reports[-1]["shards"], key=lambda s: s["started"])[:slots]
     by_name = {shard_name(i): d for i, d in enumerate(seconds)}
-    print(f"  first {slots} shards started (last run): "
-          + ", ".join(f"{s['name']} ({by_name[s['name']]:g}s)" for s in first))
+    print(
+        f"  first {slots} shards started (last run): "
+        + ", ".join(f"{s['name']} ({by_name[s['name']]:g}s)" for s in first)
+    )
     per_worker: dict[str, int] = {}
     for s in bench.reports[-1]["shards"]:
         per_worker[s["worker"]] = per_worker.get(s["worker"], 0) + 1
-    print("  shards per worker (last run): "
-          + ", ".join(f"{w} {n}" for w, n in per_worker.items()))
+    print("  shards per worker (last run): " + ", ".join(f"{w} {n}" for w, n in per_worker.items()))
 
     run_extra, gaps = overheads(bench.reports, by_name)
-    print(f"  per shard (measured runs): time beyond `sleep D` between start and exit seen "
-          f"median {med(run_extra):.2f}s; gap from a shard's exit to the next start on its "
-          f"slot (create + start) median {med(gaps):.2f}s, max {max(gaps):.2f}s")
+    print(
+        f"  per shard (measured runs): time beyond `sleep D` between start and exit seen "
+        f"median {med(run_extra):.2f}s; gap from a shard's exit to the next start on its "
+        f"slot (create + start) median {med(gaps):.2f}s, max {max(gaps):.2f}s"
+    )
 
     verdict = "met" if span <= 1.10 * bound else "MISSED"
-    print(f"\n(a) shardrun makespan {span:.2f}s = {span / bound:.3f}x the lower bound "
-          f"{bound:.2f}s (target <= 1.10): {verdict}; wall {wall / bound:.3f}x")
-    print(f"(b) shardrun / round-robin: {wall / rr:.3f} wall/wall, "
-          f"{span / rr:.3f} makespan/wall")
+    print(
+        f"\n(a) shardrun makespan {span:.2f}s = {span / bound:.3f}x the lower bound "
+        f"{bound:.2f}s (target <= 1.10): {verdict}; wall {wall / bound:.3f}x"
+    )
+    print(f"(b) shardrun / round-robin: {wall / rr:.3f} wall/wall, {span / rr:.3f} makespan/wall")
     if bench.retried:
         print(f"\n{len(bench.retried)} shardrun run(s) taken again and left out of the figures:")
         for line in bench.retried:

@@ -85,7 +85,7 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-from common import LOCAL, cleanup, interleaved, latest_report, load_note, project
+from common import LOCAL, cleanup, interleaved, latest_report, load_note, project, python_base
 
 from shardrun.plan import affinity, split
 
@@ -259,13 +259,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if (
-        subprocess.run(
-            ["docker", "image", "inspect", BASE], capture_output=True, check=False
-        ).returncode
-        != 0
-    ):
-        sys.exit(f"{BASE} is missing: run scripts/make-python-base")
+    python_base()
     if args.suite == "setup":
         main_setup(args.runs)
     else:

@@ -73,12 +73,16 @@ def main() -> None:
 
     base = statistics.median(samples["python3 -c pass"])
     compiled = "cached" if "PYTHONDONTWRITEBYTECODE" not in env else "compiled every run"
-    print(f"{args.src} (shardrun's bytecode {compiled}): {args.runs} interleaved runs "
-          "each, wall time:")
+    print(
+        f"{args.src} (shardrun's bytecode {compiled}): {args.runs} interleaved runs "
+        "each, wall time:"
+    )
     for name, values in samples.items():
         med = statistics.median(values)
-        print(f"  {name:<16} median {med:.3f}s  spread {min(values):.3f}-{max(values):.3f}s"
-              f"  ratio {med / base:5.2f}")
+        print(
+            f"  {name:<16} median {med:.3f}s  spread {min(values):.3f}-{max(values):.3f}s"
+            f"  ratio {med / base:5.2f}"
+        )
 
 
 if __name__ == "__main__":

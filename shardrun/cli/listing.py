@@ -38,6 +38,7 @@ def list_shards(
     """Print the expanded shards, in the order they would start, with their commands; or
     a CI matrix's partitions, from its plan."""
     from shardrun.config.load import load
+    from shardrun.image.context_files import split_files
     from shardrun.plan import listing, partition, timings
     from shardrun.plan.make import planned
 
@@ -48,14 +49,14 @@ def list_shards(
         index, total = None, plan.total
         if partition_text is not None or partition.in_matrix():
             index, total = partition.parse_partition(partition_text)
-        partition.check(plan, total, None, partition.config_digest(cfg), path)
+        partition.check(plan, total, partition.config_digest(cfg), path)
         # The commands a job will run are its config's, not the plan's (plan_file.py).
-        plan = partition.for_config(plan, cfg, path)
+        plan = partition.for_config(plan, cfg, path, split_files(cfg))
         for line in listing.partition_lines(plan, str(path), index):
             print(line)
         return
     slots = os.cpu_count() or 1
-    shards = planned(cfg, shard, slots)
+    shards = planned(cfg, shard, slots, split_files(cfg))
     path = cfg.timings_path
     together = tuple(glob for spec in cfg.shards for glob in spec.together)
     found = listing.lines(

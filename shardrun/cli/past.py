@@ -59,18 +59,25 @@ def show(
     state = layout.state_dir(load(config).root)
     run_id, shard_name = history.resolve_show(state, run_or_shard, shard)
     past = history.load(state, run_id)
-    path = history.shard_log(past, shard_name) if shard_name else history.summary(past)
+    if shard_name is None:
+        # As the run's end printed it, from its report: a table on a terminal, plain
+        # lines elsewhere (not summary.md, which is Markdown for a CI page).
+        from shardrun.ui.console import table_console
+        from shardrun.ui.summary import print_summary
+
+        summary, recorded = history.run_summary(past)
+        print_summary(table_console(), summary, history.report_files(past), recorded)
+        return
+    path = history.shard_log(past, shard_name)
     try:
         # Checked again by the open that reads: the file may have changed since.
         fd = foreign.open_regular(path, within=past.folder)
     except foreign.Refused as exc:
         raise ConfigError(f"{path} is not one to show ({exc})") from None
     except OSError as exc:
-        if shard_name:
-            raise ConfigError(
-                f"{path}: {exc.strerror}; the run's folder may have been cleaned"
-            ) from None
-        raise ConfigError(f"{path} is missing; `shardrun runs` lists the runs") from None
+        raise ConfigError(
+            f"{path}: {exc.strerror}; the run's folder may have been cleaned"
+        ) from None
     try:
         with open(fd, "rb") as f:
             _echo(f)
@@ -79,9 +86,9 @@ def show(
 
 
 def _echo(log: BinaryIO) -> None:
-    """A log (or a summary holding log tails) as a test wrote it, but shown as data: each
-    line with its unprintable characters spelled out, and on GitHub Actions fenced so that
-    no line of it runs as a workflow command. Read in bounded pieces: a line can be huge."""
+    """A shard's log as a test wrote it, but shown as data: each line with its
+    unprintable characters spelled out, and on GitHub Actions fenced so that no line of it
+    runs as a workflow command. Read in bounded pieces: a line can be huge."""
     from shardrun.model.text import visible_lines
     from shardrun.report.github import fenced
 
@@ -132,6 +139,7 @@ def clean(
 
     from shardrun.config.load import load
     from shardrun.config.workers import chosen, parse_worker_option
+    from shardrun.model.text import counted
     from shardrun.model.values import parse_duration
     from shardrun.report.history import used_images
     from shardrun.run.connect import resolve_workers
@@ -144,7 +152,8 @@ def clean(
     state = state_dir(cfg.root)
     done = clean_files(state, age)
     print(
-        f"removed {done.runs} runs and {done.cache_files} cache files ({done.freed / 1e6:.1f} MB)"
+        f"removed {counted(done.runs, 'run')} and {counted(done.cache_files, 'cache file')} "
+        f"({done.freed / 1e6:.1f} MB)"
     )
     request = CleanRequest(
         every=containers,
@@ -158,13 +167,14 @@ def clean(
         if row.error:
             print(f"{row.worker}: {row.error}")
             continue
-        what = "containers with shardrun's labels" if containers else "kept containers"
+        what = "container" if containers else "kept container"
+        labels = " with shardrun's labels" if containers else ""
         spared = (
             f" ({row.swept.spared} left: their run is live, or kept recently; --force removes them)"
             if row.swept.spared
             else ""
         )
         print(
-            f"{row.worker}: removed {row.swept.removed} {what}{spared}, {row.tags} unused "
-            f"image tags ({row.freed / 1e6:.1f} MB)"
+            f"{row.worker}: removed {counted(row.swept.removed, what)}{labels}{spared}, "
+            f"{counted(row.tags, 'unused image tag')} ({row.freed / 1e6:.1f} MB)"
         )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import os
-import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -114,89 +111,39 @@ def run(
     debug: DebugOpt = False,
 ) -> None:
     """Build the image once, run the shards, print a summary; exit 0 if all passed."""
+    from shardrun.cli import engines
     from shardrun.config.load import load, with_overrides
-    from shardrun.config.workers import check_slots, chosen, parse_worker_option
-    from shardrun.plan import partition
-    from shardrun.plan.make import planned
-    from shardrun.plan.rerun import only_failed
-    from shardrun.report import history
-    from shardrun.report.write import REPORTS, copy_report
-    from shardrun.run.request import RunRequest, read_secrets
-    from shardrun.state import layout
+    from shardrun.config.workers import parse_worker_option
+    from shardrun.run import job
     from shardrun.ui.console import pick_view
     from shardrun.ui.summary import print_outcome
 
-    check_slots(jobs, f"--jobs {jobs}")  # each is also a worker's slots: the same bound
-    cfg = with_overrides(load(config), build_arg or (), builder)
-    image_path, image_ref = _file_or_image(image)
-    share = partition.for_job(cfg, image_path, plan_path, partition_text)
-    shards = tuple(planned(cfg, shard)) if share is None else share.shards
-    replan = None
-    if share is None and (failed or run_id):
-        past, shards = only_failed(history.load(layout.state_dir(cfg.root), run_id), shards)
-        if not shards:
-            print(f"shardrun: run {past} had no failed shards; nothing to run")
-            raise typer.Exit(0)
-    elif share is None and any(spec.per_slot for spec in cfg.shards):
-        replan = functools.partial(planned, cfg, shard)  # count = "slots": once slots are known
-    given = tuple(parse_worker_option(w) for w in worker or ())
-    request = RunRequest(
-        config=cfg,
-        shards=shards,
-        workers=chosen(cfg, given, require_all_workers),
+    options = job.RunOptions(
+        config=with_overrides(load(config), build_arg or (), builder),
+        patterns=tuple(shard or ()),
         jobs=jobs,
         retries=retries,
-        fail_fast=fail_fast,
+        workers=tuple(parse_worker_option(w) for w in worker or ()),
+        require_all_workers=require_all_workers,
+        failed=failed,
+        past_run=run_id,
         keep_failed=keep_failed,
-        replan=replan,
-        secrets=read_secrets(shards, os.environ),
-        image_file=image_path,
-        image_ref=image_ref,
-        expected_image=share.plan.image_id if share and image else None,
-        partition={**share.report_entry, "machine": socket.gethostname()} if share else None,
+        fail_fast=fail_fast,
+        image=image,
+        partition=partition_text,
+        plan=plan_path,
+        junit=junit_out,
+        json=json_out,
+        html=html_out,
+        connect=engines.connect,
     )
     view, console = pick_view(plain)
-    if share is not None and not shards:
-        from shardrun.run.record import record_empty
-
-        # Its run is recorded all the same: the merge must tell it from a lost job.
-        print(
-            f"shardrun: partition {share.index}/{share.plan.total} of {share.path} has "
-            "no shards (the plan has fewer than its partitions); nothing to run"
-        )
-        summary = record_empty(request, share.plan.image_id)
-    else:
-        from shardrun.run import workflow
-        from shardrun.run.drive import run_under
-
-        leftovers = (
-            f"containers labelled shardrun.run={request.run_id} may be left on the "
-            "workers; its watchdog, or the next shardrun command there, removes them"
-        )
-        summary = run_under(view, functools.partial(workflow.run, request), leftovers)
-    reports = [request.run_dir / name for name in REPORTS]
-    for name, wanted in (
-        (layout.JUNIT_XML, junit_out),
-        (layout.REPORT_JSON, json_out),
-        (layout.REPORT_HTML, html_out),
-    ):
-        if wanted is not None:
-            reports.append(copy_report(request.run_dir / name, wanted))
-    print_outcome(console, summary, reports)
-    if summary.interrupted:
+    outcome = job.run(options, view)
+    if outcome.note:
+        print(f"shardrun: {outcome.note}")
+    if outcome.summary is None:
+        raise typer.Exit(0)
+    print_outcome(console, outcome.summary, list(outcome.reports))
+    if outcome.summary.interrupted:
         print("shardrun: interrupted", file=sys.stderr)
-    raise typer.Exit(summary.exit_code)
-
-
-def _file_or_image(given: str | None) -> tuple[Path | None, str | None]:
-    """`--image`: a file when one is there or the name says it is an image file (so a
-    missing one is named as a file), else an image ID or tag on the build engine."""
-    from shardrun.model.transit import IMAGE_FILE_SUFFIXES
-
-    if given is None:
-        return None, None
-    path = Path(given)
-    # Anything there is a file to read (a FIFO too: its reader refuses it in one line).
-    if os.path.lexists(path) or path.name.endswith(tuple(IMAGE_FILE_SUFFIXES)):
-        return path, None
-    return None, given
+    raise typer.Exit(outcome.summary.exit_code)

@@ -1,7 +1,8 @@
 """Build the test image once with BuildKit, through the Engine API.
 
 The docker CLI here has no buildx plugin and docker-py's `APIClient.build` has no BuildKit
-switch, so we POST the context ourselves to `/build?version=2` (README: "Libraries, and why").
+switch, so we POST the context ourselves to `/build?version=2` (docs/architecture.md,
+"Libraries, and why").
 """
 
 from __future__ import annotations

@@ -99,6 +99,10 @@ class RunPlanned(Event):
     run_id: str
     shards: tuple[str, ...]
     run_dir: str
+    # Each shard's expected seconds on a slot, in `shards`' order, from the recorded
+    # times; () when none are recorded (no expected end is shown then).
+    expected: tuple[float, ...] = ()
+    slots: int = 0  # containers the run runs at once (its workers' slots, --jobs); 0: unknown
 
 
 @dataclass(frozen=True)

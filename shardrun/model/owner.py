@@ -1,4 +1,4 @@
-"""Who started a container, and whether that runner is gone (README: "Guarantees").
+"""Who started a container, and whether that runner is gone (docs/guarantees.md).
 
 Every container carries its runner's host, boot, pid and process start time, and, when
 its shard has a timeout, a deadline. A container is an orphan when its runner is known

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from shardrun.model.errors import EXIT_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK
 
 
-class Status(str, enum.Enum):
+# Not StrEnum: its str() is the bare value, and reports and messages were written against
+# this one's.
+class Status(str, enum.Enum):  # noqa: UP042
     PASS = "PASS"
     FAIL = "FAIL"  # the shard's command exited non-zero: a test result
     TIMEOUT = "TIMEOUT"  # killed at the shard's timeout

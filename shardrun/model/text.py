@@ -34,3 +34,9 @@ def visible_lines(text: str) -> list[str]:
         "".join(c if c == "\t" else _escape(c) for c in line) if _HIDDEN.search(line) else line
         for line in text.splitlines()
     ]
+
+
+def counted(count: int, noun: str, plural: str = "") -> str:
+    """`count` with `noun` in the right number: "1 shard", "0 shards", "2 shards". The
+    plural is `noun` + "s" unless given ("1 entry", "2 entries")."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

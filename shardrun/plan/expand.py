@@ -10,6 +10,7 @@ from shardrun.config.spec import Config, ShardSpec
 from shardrun.model.errors import ConfigError
 from shardrun.model.options import OPTIONS
 from shardrun.model.shard import RunOptions, Shard, Volume, fill
+from shardrun.model.text import counted
 from shardrun.model.values import fail
 from shardrun.plan import affinity, split
 from shardrun.plan.affinity import NO_SETUP, Setup
@@ -99,7 +100,7 @@ def _split(
     if len(files) < total:
         fail(
             f"{where}.count",
-            f"{total} groups of {len(files)} files",
+            f"{counted(total, 'group')} of {counted(len(files), 'file')}",
             f"lower count to at most {len(files)}",
         )
     for i, glob in enumerate(spec.together, 1):

@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from shardrun.model.shard import Shard
+from shardrun.model.text import counted
 from shardrun.plan import affinity, split
 from shardrun.plan.affinity import NO_SETUP, Setup
 from shardrun.plan.partition import Plan
@@ -36,8 +37,9 @@ def lines(
             out.append(f"{s.name:<{width}}  {_what(s)}")
     if groups:
         out.append(
-            f"split: {len(every)} files in {len(groups)} groups, expected makespan "
-            f"~{split.span(groups, slots):.1f}s on {slots} slots (this machine's CPUs)"
+            f"split: {counted(len(every), 'file')} in {counted(len(groups), 'group')}, expected "
+            f"makespan ~{split.span(groups, slots):.1f}s on {counted(slots, 'slot')} "
+            "(this machine's CPUs)"
             + (
                 f", with {setup.base:.1f}s a group and {setup.per_dir:.1f}s a directory of setup"
                 if setup != NO_SETUP
@@ -64,8 +66,8 @@ def partition_lines(plan: Plan, where: str, index: int | None) -> list[str]:
         seconds = plan.seconds[k - 1] if plan.seconds else (None,) * len(part)
         files = sum(len(s.files) for s in part)
         out.append(
-            f"partition {k}/{plan.total} of {where}: {len(part)} shards"
-            + (f", {files} files" if files else "")
+            f"partition {k}/{plan.total} of {where}: {counted(len(part), 'shard')}"
+            + (f", {counted(files, 'file')}" if files else "")
             + f", expected ~{plan.expected[k - 1]:.1f}s"
         )
         width = max((len(s.name) for s in part), default=0)

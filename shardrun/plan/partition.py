@@ -24,10 +24,10 @@ from shardrun.model.errors import ConfigError
 from shardrun.model.matrix import CI_VARIABLES, INDEX_NAMES
 from shardrun.model.shard import Shard
 from shardrun.model.transit import IMAGE_FILE_SUFFIXES
-from shardrun.plan import affinity, assign, plan_file
+from shardrun.plan import affinity, assign, plan_file, timings
 from shardrun.plan.affinity import NO_SETUP, Setup
+from shardrun.plan.make import planned
 from shardrun.plan.plan_file import MAX_PARTITIONS, REWRITE, Plan
-from shardrun.state import layout
 
 # The plan file is read and written in plan_file.py; build and list know it from here.
 load, save = plan_file.load, plan_file.save
@@ -50,6 +50,36 @@ def expected_seconds(
     if shard.name in durations:
         return durations[shard.name]
     return sum(durations.values()) / len(durations) if durations else 1.0
+
+
+def expected_on_slots(shards: Sequence[Shard], path: Path) -> tuple[float, ...]:
+    """Each shard's expected seconds on a slot (its run and the slot's gap per shard) from
+    the times recorded in `path` (timings.json), in `shards`' order: what the live view
+    reckons the run's expected end from. () when no time is recorded yet."""
+    durations, file_times = timings.load(path), timings.load_files(path)
+    if not durations and not file_times:
+        return ()
+    setup, gap = timings.load_setup(path), timings.load_gap(path)
+    return tuple(round(expected_seconds(s, durations, file_times, setup) + gap, 3) for s in shards)
+
+
+def make_for(config: Config, total: int, image_id: str, files: Sequence[str] | None = None) -> Plan:
+    """The matrix's plan for `config`'s shards over `total` jobs, from the recorded times:
+    what `build --partitions` writes beside the image file."""
+    # A count = "slots" split makes N times this machine's CPUs of groups: the jobs of
+    # hosted CI are machines alike.
+    shards = planned(config, None, total * (os.cpu_count() or 1), files)
+    path = config.timings_path
+    return make(
+        shards,
+        total,
+        timings.load(path),
+        timings.load_files(path),
+        image_id,
+        config_digest(config),
+        timings.load_gap(path),
+        timings.load_setup(path),
+    )
 
 
 def make(
@@ -170,22 +200,29 @@ def parse_partition(text: str | None, environ: Mapping[str, str] = os.environ) -
 _NUMBER = re.compile(r"[0-9]{1,6}")
 
 
-def check(plan: Plan, total: int, image_id: str | None, config: str, where: Path) -> None:
-    """Refuse a plan made for another matrix, image or config (one line, exit 2)."""
+def check(plan: Plan, total: int, config: str, where: Path) -> None:
+    """Refuse a plan made for another matrix or config (one line, exit 2). Its image is
+    known only once the image file is read or the image found: `check_image`."""
     if total != plan.total:
         raise ConfigError(
             f"{where} is a plan for {plan.total} partitions, not {total}; "
             "give the plan of this matrix"
         )
-    if image_id is not None and image_id != plan.image_id:
-        raise ConfigError(
-            f"{where} was made for image {plan.image_id[:19]}, not "
-            f"{image_id[:19]}; give the plan the same build job wrote"
-        )
     if config != plan.config:
         raise ConfigError(
             f"{where} was made from another shards.toml than this one; give "
             "the plan the build job wrote for this commit"
+        )
+
+
+def check_image(planned: str, image_id: str, given: str) -> None:
+    """Refuse an image other than the one the plan was made for (one line, exit 2): the
+    image file and the plan must come from one build job. `given`: the image, as the user
+    gave it."""
+    if image_id != planned:
+        raise ConfigError(
+            f"{given} is image {image_id[:19]}, but the plan was made for image "
+            f"{planned[:19]}; give the image and the plan of one build job"
         )
 
 
@@ -228,6 +265,7 @@ def for_job(
     plan_path: Path | None,
     text: str | None,
     environ: Mapping[str, str] = os.environ,
+    files: Sequence[str] | None = None,
 ) -> JobShare | None:
     """This job's share of the plan, when it runs one partition: `--partition` or `--plan`
     given, or a CI variable set and a plan beside the image file. None: the whole suite."""
@@ -236,21 +274,15 @@ def for_job(
         return None
     plan = load(path)
     index, total = parse_partition(text, environ)
-    check(plan, total, None, config_digest(config), path)
-    plan = for_config(plan, config, path)
+    check(plan, total, config_digest(config), path)
+    plan = for_config(plan, config, path, files)
     return JobShare(plan.partitions[index - 1], plan, index, path)
 
 
-def for_config(plan: Plan, config: Config, where: Path) -> Plan:
+def for_config(plan: Plan, config: Config, where: Path, files: Sequence[str] | None = None) -> Plan:
     """`plan` (checked to be made from `config`) with each shard as `config` makes it: the
-    plan decides which shards and files a partition runs, never how (plan_file.py)."""
-    files = None
-    if any(spec.split for spec in config.shards):  # the build context's files, to check
-        # docker-py's .dockerignore rules: imported only when a split needs them.
-        from shardrun.engine.context import context_files
-
-        image = config.image
-        files = context_files(image.context, image.dockerfile, exclude=(layout.NAME,))
+    plan decides which shards and files a partition runs, never how (plan_file.py).
+    `files`: the build context's files (image/context_files.py), when a shard splits."""
     try:
         shards = assign.from_config(config, [s for part in plan.partitions for s in part], files)
     except ValueError as exc:

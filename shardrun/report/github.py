@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 
 from shardrun.model.results import Status
-from shardrun.model.text import one_line, visible_lines
+from shardrun.model.text import counted, one_line, visible_lines
 from shardrun.report import junit
 from shardrun.report.summary import RunSummary, log_tail
 
@@ -56,7 +56,10 @@ def github_annotations(summary: RunSummary, tail_lines: int = 30) -> list[str]:
             errors.append(f"::error title={_gh_property(title)}::{_gh_data(why)}")
     if len(errors) > MAX_ERRORS:
         more = len(errors) - (MAX_ERRORS - 1)
-        note = f"{more} more failures not annotated; the run's junit.xml and report.json list them"
+        note = (
+            f"{counted(more, 'more failure')} not annotated; the run's junit.xml and "
+            "report.json list them"
+        )
         errors[MAX_ERRORS - 1 :] = [f"::error title=shardrun::{note}"]
     return lines + errors
 

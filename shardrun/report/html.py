@@ -17,6 +17,7 @@ from pathlib import Path
 
 from shardrun.model.results import ShardResult, Status
 from shardrun.model.sizes import transfer_text
+from shardrun.model.text import counted
 from shardrun.report import junit
 from shardrun.report.summary import RunSummary, log_tail, lost_line, totals_line
 
@@ -98,7 +99,7 @@ def _timeline(summary: RunSummary) -> str:
     if b := summary.build:
         tip = (
             f"build: {b['finished'] - b['started']:.1f}s, {b['cached_steps']}/"
-            f"{b['total_steps']} steps cached"
+            f"{counted(b['total_steps'], 'step')} cached"
         )
         rows.append(row("build", bar("build", "build", b["started"], b["finished"], _PHASE, tip)))
     if s := summary.save:
@@ -202,7 +203,7 @@ def _failed(result: ShardResult, run_dir: Path) -> str:
         links.append(_link(result.log_path, run_dir, "log"))
     links += [_link(p, run_dir, os.path.basename(p)) for p in result.artifacts[:20]]
     if len(result.artifacts) > 20:
-        links.append(f"and {len(result.artifacts) - 20} more artifacts")
+        links.append(f"and {counted(len(result.artifacts) - 20, 'more artifact')}")
     if links:
         parts.append(f"<p>{' · '.join(links)}</p>")
     if result.artifacts_note:

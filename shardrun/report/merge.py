@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from shardrun.model.errors import EXIT_FAILED, EXIT_OK, InfraError
+from shardrun.model.errors import EXIT_FAILED, EXIT_OK, ConfigError, InfraError
 from shardrun.model.results import ShardResult, Status
 from shardrun.model.shard import Shard
-from shardrun.model.text import one_line
+from shardrun.model.text import counted, one_line
 from shardrun.report.merge_copy import Budget, CopyFailed, Folder, TakeJunit, copy, scan
 from shardrun.report.merge_input import Partition, find, read
 from shardrun.report.summary import RunSummary, WorkerReport
 from shardrun.state import layout
 from shardrun.state.foreign import Refused, relative_name
 
-__all__ = ["Merged", "Partition", "find", "merge", "read"]
+__all__ = ["Merged", "Partition", "check_apart", "find", "merge", "read"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,22 @@ def merge(
         partitions=tuple(_partition_entry(p) for p in partitions),
     )
     return Merged(summary, tuple(notes))
+
+
+def check_apart(run_dir: Path, folders: Sequence[Path], given: bool) -> None:
+    """The merged run is written apart from what it reads: inside a partition's folder
+    it would be copied into itself, or taken for a partition by the next merge.
+    `given`: `run_dir` is the user's --output."""
+    out = run_dir.resolve()
+    for folder in folders:
+        inner = folder.resolve()
+        if out == inner or inner in out.parents or out in inner.parents:
+            where = "--output" if given else "the merged run's folder"
+            raise ConfigError(
+                f"{where} {run_dir} {'holds' if out in inner.parents else 'lies in'} the "
+                f"partition folder {folder}; write the merged run apart from its inputs"
+                + ("" if given else " (give --output DIR)")
+            )
 
 
 def _moved(run_dir: Path, part: Partition) -> Path:
@@ -188,7 +204,7 @@ def _notes(part: Partition, folder: Folder, named: _Names) -> list[str]:
         notes.append(f"{where}: not copied: {skipped} (only regular files are)")
     if part.dropped:
         notes.append(
-            f"{where}: the recorded options of {part.dropped} shards could not be read; "
+            f"{where}: the recorded options of {counted(part.dropped, 'shard')} could not be read; "
             "`shardrun repro` cannot rerun them from the merged run"
         )
     return notes
@@ -205,7 +221,7 @@ def _result(
     junit = named.files.get((name, "junit"))
     notes = [entry["artifacts_note"], folder.junit_notes.get(junit, "") if junit else ""]
     if entry["artifacts_cut"]:
-        notes.append(f"{entry['artifacts_cut']} more artifacts not listed")
+        notes.append(f"{counted(entry['artifacts_cut'], 'more artifact')} not listed")
     return ShardResult(
         name=name,
         status=Status(entry["status"]),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, cast
 
+from shardrun.model.text import counted
 from shardrun.state.foreign import Refused, open_regular
 
 # What one merge copies: generous for a matrix's logs, JUnit files and artifacts (a run
@@ -52,7 +53,7 @@ class Budget:
     def note(self) -> str:
         parts = []
         if self.left_out:
-            parts.append(f"{self.left_out} files ({self.left_out_size / 1e6:.1f} MB)")
+            parts.append(f"{counted(self.left_out, 'file')} ({self.left_out_size / 1e6:.1f} MB)")
         if self.unseen:
             parts.append("the entries past the first ones looked at")
         if not parts:

@@ -73,7 +73,9 @@ def _search(top: Path) -> list[Path]:
             with os.scandir(folder) as entries:
                 listed = sorted(entries, key=lambda e: e.name)
         except OSError as exc:
-            raise InfraError(f"{folder}: cannot be read ({exc.strerror}); give readable folders")
+            raise InfraError(
+                f"{folder}: cannot be read ({exc.strerror}); give readable folders"
+            ) from None
         seen += len(listed)
         if seen > _WALK_MAX:
             raise InfraError(

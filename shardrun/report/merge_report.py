@@ -1,4 +1,5 @@
-"""A partition's report.json, checked field by field: the shape `shardrun merge` reads.
+"""A run's report.json, checked field by field: the shape `shardrun merge` reads of a
+partition's, and `shardrun show` of any run's.
 
 Only the keys the merge reads are kept, each of its type and range (a bool is no number,
 times are finite and plausible, counts whole and bounded), every text is made one line
@@ -48,6 +49,26 @@ def checked(data: Any) -> tuple[dict[str, Any], int]:
     if not isinstance(place, dict):
         raise Bad("partition is missing: not the report of a partition job (run --partition)")
     total = _whole(place, "total", "partition.", 1, MAX_PARTITIONS)
+    report, dropped = _run(data, times=True)
+    report["partition"] = {
+        "index": _whole(place, "index", "partition.", 1, total),
+        "total": total,
+        "plan": _text(place, "plan", "partition.", MAX_LABEL, cut=False, optional=False),
+        "machine": _text(place, "machine", "partition.", MAX_LABEL),
+    }
+    return report, dropped
+
+
+def checked_run(data: Any) -> tuple[dict[str, Any], int]:
+    """Any run's report, checked and cut as `checked` does a partition's, its times
+    optional (None): what `show` prints the summary from."""
+    if not isinstance(data, dict):
+        raise Bad(f"holds {_show(data)}, not a report")
+    return _run(data, times=False)
+
+
+def _run(data: dict[str, Any], times: bool) -> tuple[dict[str, Any], int]:
+    """Every key but the partition; `times`: the run's start and end must be there."""
     run_id = data.get("run_id")
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise Bad(f"run_id is {_show(run_id)}, not a run ID")
@@ -63,15 +84,11 @@ def checked(data: Any) -> tuple[dict[str, Any], int]:
         "run_id": run_id,
         "project": _text(data, "project", "", MAX_LABEL),
         "image_id": _text(data, "image_id", "", MAX_LABEL),
-        "started": _time(data, "started", "", optional=False),
-        "finished": _time(data, "finished", "", optional=False),
+        "started": _time(data, "started", "", optional=not times),
+        "finished": _time(data, "finished", "", optional=not times),
         "exit_code": _maybe_whole(data, "exit_code", "", 0, 255),
-        "partition": {
-            "index": _whole(place, "index", "partition.", 1, total),
-            "total": total,
-            "plan": _text(place, "plan", "partition.", MAX_LABEL, cut=False, optional=False),
-            "machine": _text(place, "machine", "partition.", MAX_LABEL),
-        },
+        "interrupted": data.get("interrupted") is True,
+        "error": _text(data, "error", "", MAX_TEXT) or "",
         "workers": [
             _worker(w, f"workers[{i}].")
             for i, w in enumerate(_list(data, "workers", "", MAX_WORKERS), 1)
@@ -111,6 +128,7 @@ def _shard(raw: Any, where: str) -> dict[str, Any]:
         "detail": _text(raw, "detail", where, MAX_TEXT) or "",
         "artifacts_note": _text(raw, "artifacts_note", where, MAX_TEXT) or "",
         "image": _text(raw, "image", where, MAX_LABEL),
+        "kept": _text(raw, "kept_container", where, MAX_LABEL),
         "options": _options(raw.get("options"), name),
     }
 

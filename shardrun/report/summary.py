@@ -11,6 +11,7 @@ from typing import Any
 
 from shardrun.model.results import EXIT_INFRA, ShardResult, Status, exit_code
 from shardrun.model.shard import Shard
+from shardrun.model.text import counted
 from shardrun.model.transit import NONE
 from shardrun.report import junit
 from shardrun.report.junit import xml_safe
@@ -79,13 +80,23 @@ class RunSummary:
         return Counter(r.status for r in self.results)
 
 
+@dataclass(frozen=True)
+class RecordedCases:
+    """The test cases as a report recorded them, for a summary printed again (`show`),
+    which reads no shard's JUnit file: per shard, its first failing cases and how many
+    failed; and how many cases were flaky in all."""
+
+    failing: Mapping[str, tuple[tuple[str, ...], int]]
+    flaky: int = 0
+
+
 def lost_line(summary: RunSummary) -> str:
     """How many workers were lost and why, for the end of the summary; "" if none was.
     A lost worker is never silent: the run may pass without it, but it says so."""
     lost = [w for w in summary.workers if w.lost]
     if not lost:
         return ""
-    count = f"{len(lost)} of {len(summary.workers)} workers"
+    count = f"{len(lost)} of {counted(len(summary.workers), 'worker')}"
     why = "; ".join(
         f"{w.name}{' (required)' if w.required else ''}: {_short(w.lost)}" for w in lost
     )
@@ -96,13 +107,16 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def totals_line(summary: RunSummary) -> str:
+def totals_line(summary: RunSummary, flaky: int | None = None) -> str:
+    """`flaky`: how many cases were flaky, if known (else read from the JUnit files)."""
     counts = summary.counts
     parts = [f"{counts[s]} {s.value.lower()}" for s in Status if counts[s]]
-    if flaky := junit.flaky_count(summary.results):
-        parts.append(f"{flaky} flaky test{'s' * (flaky != 1)}")
+    if flaky := junit.flaky_count(summary.results) if flaky is None else flaky:
+        parts.append(counted(flaky, "flaky test"))
     wall = summary.finished - summary.started
-    return f"{len(summary.results)} shards: {', '.join(parts) or 'none run'} in {wall:.1f}s"
+    return (
+        f"{counted(len(summary.results), 'shard')}: {', '.join(parts) or 'none run'} in {wall:.1f}s"
+    )
 
 
 def summary_rows(results: Sequence[ShardResult]) -> list[tuple[str, ...]]:
@@ -111,7 +125,8 @@ def summary_rows(results: Sequence[ShardResult]) -> list[tuple[str, ...]]:
     for r in results:
         duration = f"{r.duration:.1f}s" if r.duration is not None else "-"
         code = "-" if r.exit_code is None else str(r.exit_code)
-        where = f"{r.worker}/{r.slot}" if r.worker else "-"
+        where = r.worker or "-"
+        where += f"/{r.slot}" if r.worker and r.slot is not None else ""
         rows.append((r.name, r.status.value, duration, code, where, r.log_path or r.detail))
     return rows
 

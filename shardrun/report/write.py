@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 from shardrun.model.errors import ConfigError
@@ -47,3 +49,16 @@ def copy_report(made: Path, wanted: Path) -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot write {wanted}: {exc.strerror}; give a writable path") from None
     return wanted
+
+
+def save_reports(state_dir: Path, run_dir: Path, summary: RunSummary, latest: bool = True) -> None:
+    """Every report into `run_dir`, the Markdown also to $GITHUB_STEP_SUMMARY, and (with
+    `latest`) runs/latest pointing at it."""
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    write(summary, run_dir, Path(step_summary) if step_summary else None)
+    if not latest:
+        return
+    link = layout.latest_link(state_dir)
+    with contextlib.suppress(OSError):  # a convenience only
+        link.unlink(missing_ok=True)
+        link.symlink_to(run_dir.name)

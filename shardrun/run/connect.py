@@ -20,6 +20,7 @@ from shardrun.model.shard import Shard
 from shardrun.plan.expand import check_remote_binds
 from shardrun.run import workers as workers_mod
 from shardrun.run.fanout import in_threads
+from shardrun.run.request import Connect, real_engine
 from shardrun.run.workers import Worker
 
 Resolved = tuple[WorkerSpec, Endpoint, str]  # a worker's spec, its endpoint, its name
@@ -38,10 +39,11 @@ def connect_and_reap(
     name: str,
     default_slots: int | None = None,
     reap_orphans: bool = True,
+    engines: Connect = real_engine,
 ) -> Worker:
     """Connect; like every engine a command uses, it is first rid of orphaned containers
     (once per engine: the build engine is usually a worker too)."""
-    worker = workers_mod.connect(spec, endpoint, name, default_slots)
+    worker = workers_mod.connect(spec, endpoint, name, default_slots, engines)
     if reap_orphans:
         with contextlib.suppress(*ENGINE_FAILURES):
             reap.remove_orphans(worker.engine)
@@ -68,11 +70,11 @@ def builder_endpoint(config: Config) -> Resolved:
     return spec, endpoint, endpoint.name
 
 
-async def connect_builder(config: Config) -> Worker:
+async def connect_builder(config: Config, engines: Connect = real_engine) -> Worker:
     """Connect to the builder and check it can build from a context sent over the API."""
     spec, endpoint, name = builder_endpoint(config)
     builder = await to_thread.run_sync(
-        connect_and_reap, spec, endpoint, name, abandon_on_cancel=True
+        connect_and_reap, spec, endpoint, name, None, True, engines, abandon_on_cancel=True
     )
     build.check_builder(builder.name, builder.version, builder.containerd_store)
     return builder
@@ -83,6 +85,7 @@ async def connect_workers(
     emit: Emit,
     jobs: int | None = None,
     reaped: str = "",
+    engines: Connect = real_engine,
 ) -> tuple[list[Worker], tuple[tuple[str, str, bool], ...]]:
     """Connect to every worker at once, removing orphans there unless it is the engine at
     `reaped` (the builder's); an unreachable one is reported and skipped."""
@@ -90,7 +93,7 @@ async def connect_workers(
     def one(item: Resolved) -> Worker | InfraError:
         spec, endpoint, name = item
         try:
-            worker = connect_and_reap(spec, endpoint, name, jobs, endpoint.url != reaped)
+            worker = connect_and_reap(spec, endpoint, name, jobs, endpoint.url != reaped, engines)
         except InfraError as exc:
             emit(WorkerLost(worker=name, reason=f"unreachable, skipped: {exc}"))
             return exc

@@ -3,16 +3,24 @@ version, CPUs, slots, whether each has the image), `clean` removes the kept cont
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import anyio
+
 from shardrun.cleanup import reap
-from shardrun.config.spec import WorkerSpec
+from shardrun.config.spec import Config, WorkerSpec
+from shardrun.config.workers import chosen
+from shardrun.distribute.artifact.tarball import latest_image_id
+from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.engine.endpoints import Endpoint
 from shardrun.model.errors import InfraError
 from shardrun.run import workers
-from shardrun.run.connect import Resolved, connect_and_reap
+from shardrun.run.connect import Resolved, connect_and_reap, resolve_workers
 from shardrun.run.fanout import in_threads
+from shardrun.run.request import Connect, real_engine
+from shardrun.state.layout import state_dir, workers_file
 
 
 @dataclass(frozen=True)
@@ -27,9 +35,35 @@ class WorkerRow:
     has_image: bool | None = None  # None: no image built yet, or unreachable
 
 
-def _probe(spec: WorkerSpec, endpoint: Endpoint, name: str, image_id: str | None) -> WorkerRow:
+@dataclass(frozen=True)
+class Survey:
+    rows: list[WorkerRow]
+    image_id: str | None  # the latest image built or read here; None: none yet
+    links: dict[str, str]  # a worker's URL -> what its last loads measured
+
+    @property
+    def any_reachable(self) -> bool:
+        return any(row.reachable for row in self.rows)
+
+
+def survey_workers(
+    config: Config, given: Sequence[WorkerSpec] = (), engines: Connect = real_engine
+) -> Survey:
+    """`shardrun workers`: the chosen workers (`given`, else the config's), all at once."""
+    state = state_dir(config.root)
+    image_id = latest_image_id(state)
+    resolved = resolve_workers(chosen(config, tuple(given)))  # may load the SSH transport
+    rows = anyio.run(survey, resolved, image_id, engines)
+    facts = WorkerFacts(workers_file(state))
+    return Survey(rows, image_id, {row.url: facts.describe(row.url) for row in rows})
+
+
+def _probe(
+    spec: WorkerSpec, endpoint: Endpoint, name: str, image_id: str | None, engines: Connect
+) -> WorkerRow:
     try:
-        worker = connect_and_reap(spec, endpoint, name)  # like every command, reap first
+        # Like every command, reap first.
+        worker = connect_and_reap(spec, endpoint, name, engines=engines)
     except InfraError as exc:
         return WorkerRow(name, endpoint.url, reachable=False, error=str(exc))
     try:
@@ -40,8 +74,10 @@ def _probe(spec: WorkerSpec, endpoint: Endpoint, name: str, image_id: str | None
     return WorkerRow(name, endpoint.url, True, "", worker.version, worker.cpus, worker.slots, has)
 
 
-async def survey(resolved: list[Resolved], image_id: str | None) -> list[WorkerRow]:
-    return await in_threads(resolved, lambda item: _probe(*item, image_id))
+async def survey(
+    resolved: list[Resolved], image_id: str | None, engines: Connect = real_engine
+) -> list[WorkerRow]:
+    return await in_threads(resolved, lambda item: _probe(*item, image_id, engines))
 
 
 @dataclass(frozen=True)
@@ -62,13 +98,15 @@ class CleanRow:
     error: str = ""
 
 
-async def clean_workers(resolved: list[Resolved], request: CleanRequest) -> list[CleanRow]:
+async def clean_workers(
+    resolved: list[Resolved], request: CleanRequest, engines: Connect = real_engine
+) -> list[CleanRow]:
     """`shardrun clean` on every worker at once: containers, then unused content tags."""
 
     def one(item: Resolved) -> CleanRow:
         spec, endpoint, name = item
         try:
-            worker = workers.connect(spec, endpoint, name)
+            worker = workers.connect(spec, endpoint, name, None, engines)
         except InfraError as exc:
             return CleanRow(name, error=str(exc))
         try:

@@ -4,9 +4,7 @@ save happened, for report.json."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from shardrun.model.transit import NONE
 from shardrun.plan import affinity, timings
 from shardrun.report import junit
 from shardrun.report.summary import RunSummary, WorkerReport
-from shardrun.report.write import write
+from shardrun.report.write import save_reports
 from shardrun.run.request import RunRequest
 from shardrun.run.schedule import ShardQueue
 from shardrun.state import layout
@@ -201,16 +199,3 @@ def _setup_samples(
             outside = max(result.duration - sum(own.values()), 0.0)
             samples.append((outside, len(affinity.units(files, together))))
     return samples
-
-
-def save_reports(state_dir: Path, run_dir: Path, summary: RunSummary, latest: bool = True) -> None:
-    """Every report into `run_dir`, the Markdown also to $GITHUB_STEP_SUMMARY, and (with
-    `latest`) runs/latest pointing at it."""
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    write(summary, run_dir, Path(step_summary) if step_summary else None)
-    if not latest:
-        return
-    link = layout.latest_link(state_dir)
-    with contextlib.suppress(OSError):  # a convenience only
-        link.unlink(missing_ok=True)
-        link.symlink_to(run_dir.name)

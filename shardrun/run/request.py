@@ -7,12 +7,31 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shardrun.config.spec import Config, WorkerSpec
 from shardrun.config.workers import chosen
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Shard
 from shardrun.state import layout
+
+if TYPE_CHECKING:  # the Docker client: an empty partition's job never imports it
+    from shardrun.engine.api import Engine
+    from shardrun.engine.endpoints import Endpoint
+
+# How a command gets an engine for an endpoint (endpoints.connect's arguments: the pool's
+# concurrency, the first answer's timeout, later calls' timeout). The one seam between a
+# command and Docker: tests give fake engines here and run the real CLI end to end.
+Connect = Callable[["Endpoint", int, int, "int | None"], "Engine"]
+
+
+def real_engine(
+    endpoint: Endpoint, concurrency: int, timeout: int, call_timeout: int | None
+) -> Engine:
+    """The Docker engine at `endpoint` (engine.endpoints.connect, imported when first used)."""
+    from shardrun.engine.endpoints import connect
+
+    return connect(endpoint, concurrency, timeout, call_timeout)
 
 
 def new_run_id() -> str:
@@ -42,6 +61,9 @@ class RunRequest:
     # written anywhere by shardrun: kept out of repr, reports and messages.
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
     run_id: str = field(default_factory=new_run_id)
+    # Makes the builder's and the workers' engines (the watchdog, a process of its own,
+    # always connects for real).
+    connect: Connect = field(default=real_engine, repr=False, compare=False)
 
     @property
     def state_dir(self) -> Path:

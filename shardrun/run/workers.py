@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from shardrun.engine.api import Engine
 from shardrun.engine.endpoints import SSH_CALLS, Endpoint
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Volume
+from shardrun.run.request import Connect, real_engine
 
 if TYPE_CHECKING:  # distribute imports this module's neighbours; the type is all we need
     from shardrun.distribute.deliver import Delivery
@@ -44,6 +45,7 @@ class Worker:
     compress: str = "auto"  # the [[worker]]'s compress setting
     limiter: anyio.CapacityLimiter | None = field(default=None, repr=False)
     lost: str = ""  # why the worker was lost, once it is
+    engines: Connect = field(default=real_engine, repr=False)  # what connected it: for slots
     delivery: Delivery | None = None  # how the image got there, once it has
     _ready: anyio.Event | None = field(default=None, repr=False)
     _ok: bool = False
@@ -68,7 +70,7 @@ class Worker:
             return self.engine, self.limiter
         if slot not in self._slot_engines:
             connection = await to_thread.run_sync(
-                endpoints.connect, self.endpoint, 1, _CALL_TIMEOUT, abandon_on_cancel=True
+                self.engines, self.endpoint, 1, _CALL_TIMEOUT, None, abandon_on_cancel=True
             )
             self._slot_engines[slot] = (connection, anyio.CapacityLimiter(SSH_CALLS))
         return self._slot_engines[slot]
@@ -105,7 +107,12 @@ class Worker:
         finally:
             self._running.discard(scope)
 
-    async def watch(self, on_lost, interval: float = _BEAT, misses: int = _MISSES) -> None:
+    async def watch(
+        self,
+        on_lost: Callable[[Worker, str], object],
+        interval: float = _BEAT,
+        misses: int = _MISSES,
+    ) -> None:
         """Ping the engine while the run lasts. A daemon that dies resets its connections,
         but a host cut off from the network leaves a container wait hanging silently:
         only a heartbeat notices that."""
@@ -152,15 +159,18 @@ def resolve(specs: tuple[WorkerSpec, ...]) -> list[tuple[WorkerSpec, Endpoint, s
 
 
 def connect(
-    spec: WorkerSpec, endpoint: Endpoint, name: str, default_slots: int | None = None
+    spec: WorkerSpec,
+    endpoint: Endpoint,
+    name: str,
+    default_slots: int | None = None,
+    engines: Connect = real_engine,
 ) -> Worker:
-    """Connect and read the engine's facts. Blocking; raises InfraError if unreachable.
+    """Connect (through `engines`) and read the engine's facts. Blocking; raises
+    InfraError if unreachable.
 
     Slots: the worker's own `slots`, else `default_slots` (`--jobs`), else its CPU count.
     """
-    connection = endpoints.connect(
-        endpoint, concurrency=spec.slots or 64, timeout=_CONNECT_TIMEOUT, call_timeout=_CALL_TIMEOUT
-    )
+    connection = engines(endpoint, spec.slots or 64, _CONNECT_TIMEOUT, _CALL_TIMEOUT)
     facts = connection.facts()
     return Worker(
         name=name,
@@ -174,4 +184,5 @@ def connect(
         containerd_store=facts.containerd_store,
         required=spec.required,
         compress=spec.compress,
+        engines=engines,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from shardrun.image import build
 from shardrun.model.errors import ConfigError
 from shardrun.model.events import ArtifactReady, Emit, RunPlanned, ShardRequeued
 from shardrun.model.owner import LABEL_PROJECT
+from shardrun.plan.partition import check_image, expected_on_slots
 from shardrun.report.summary import RunSummary
 from shardrun.run import schedule, stages
 from shardrun.run.connect import (
@@ -64,7 +66,7 @@ async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
     return image_id
 
 
-def _announce(emit: Emit):
+def _announce(emit: Emit) -> Callable[[Artifact], None]:
     return lambda saved: emit(
         ArtifactReady(
             path=_rel(saved.path), size=saved.size, reused=saved.reused, seconds=saved.seconds
@@ -109,12 +111,16 @@ async def prepare(request: RunRequest, emit: Emit, interrupt: anyio.Event) -> Pr
         found: list = []
 
         async def connect_all() -> None:
-            found.extend(await connect_workers(resolved, emit, request.jobs, reaped=builder_url))
+            found.extend(
+                await connect_workers(
+                    resolved, emit, request.jobs, reaped=builder_url, engines=request.connect
+                )
+            )
 
         builder_url = builder_endpoint(request.config)[1].url
         async with anyio.create_task_group() as tg:
             tg.start_soon(connect_all)
-            builder = await connect_builder(request.config)
+            builder = await connect_builder(request.config, request.connect)
             image_id = await build_image(request.config, builder, emit)
         workers, unreachable = found
         return Prepared(image_id, builder, workers, unreachable)
@@ -133,11 +139,8 @@ async def _prepare_from_file(
         layout.cache(request.state_dir),
         abandon_on_cancel=True,
     )
-    if request.expected_image and image_id != request.expected_image:
-        raise ConfigError(
-            f"{path} holds image {image_id[:19]}, but the plan was made for "
-            f"{request.expected_image[:19]}; give the image file and the plan of one build job"
-        )
+    if request.expected_image:
+        check_image(request.expected_image, image_id, str(path))
     emit(
         ArtifactReady(
             path=_rel(tarball_path),
@@ -148,7 +151,9 @@ async def _prepare_from_file(
     )
     tarball.record_latest(request.state_dir, image_id)
     async with cancelled_by(interrupt):
-        workers, unreachable = await connect_workers(resolved, emit, request.jobs)
+        workers, unreachable = await connect_workers(
+            resolved, emit, request.jobs, engines=request.connect
+        )
         return Prepared(image_id, None, workers, unreachable)
     return None
 
@@ -158,7 +163,7 @@ async def _prepare_from_engine(
 ) -> Prepared:
     """No build: an image the build engine already holds, by ID or tag, treated as if it
     had just been built there (the workers that lack it get it from that engine)."""
-    builder = await connect_builder(request.config)
+    builder = await connect_builder(request.config, request.connect)
     image_id = await to_thread.run_sync(builder.engine.image_id_of, ref)
     if image_id is None:
         builder.engine.close()
@@ -166,15 +171,15 @@ async def _prepare_from_engine(
             f'--image "{ref}": no such file, nor an image of that ID or tag on '
             f"{builder.name}; give the file `shardrun build --output` wrote, or an image there"
         )
-    if request.expected_image and image_id != request.expected_image:
-        builder.engine.close()
-        raise ConfigError(
-            f"--image {ref} is image {image_id[:19]}, but the plan was made for "
-            f"{request.expected_image[:19]}; give the image the plan's build job made"
-        )
+    if request.expected_image:
+        try:
+            check_image(request.expected_image, image_id, f"--image {ref}")
+        except ConfigError:
+            builder.engine.close()
+            raise
     tarball.record_latest(request.state_dir, image_id)
     workers, unreachable = await connect_workers(
-        resolved, emit, request.jobs, reaped=builder.endpoint.url
+        resolved, emit, request.jobs, reaped=builder.endpoint.url, engines=request.connect
     )
     return Prepared(image_id, builder, workers, unreachable)
 
@@ -220,11 +225,14 @@ async def run_shards(
     workers, image_id = prepared.workers, prepared.image_id
     started = started or time.time()
     run_dir = make_run_dir(request)
+    slots = sum(w.slots for w in workers)
     emit(
         RunPlanned(
             run_id=request.run_id,
             shards=tuple(s.name for s in request.shards),
             run_dir=_rel(run_dir),
+            expected=expected_on_slots(request.shards, request.config.timings_path),
+            slots=min(slots, request.jobs or slots),
         )
     )
     for worker in workers:
@@ -302,9 +310,8 @@ async def run_shards(
 async def _reap(workers: list[Worker], run_id: str) -> None:
     async def one(worker: Worker) -> None:
         with anyio.move_on_after(30):
-            try:
+            # An unreachable worker's containers die with it: nothing to reach.
+            with contextlib.suppress(*ENGINE_FAILURES):
                 await execute.reap(worker.engine, run_id, worker.limiter)
-            except ENGINE_FAILURES:
-                pass  # an unreachable worker's containers die with it; nothing to reach
 
     await on_each(workers, one)

@@ -164,7 +164,7 @@ def number(value: object, low: float, high: float) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     # Compared before any conversion: JSON's 10**400 is a Python int no float can hold.
-    if isinstance(value, float) and not math.isfinite(value) or not low <= value <= high:
+    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
         return None
     return float(value)
 

@@ -1,1 +1,1 @@
-"""Front ends: typed events, the view state, the live and plain views; rich stays here."""
+"""Front ends: the view state, the live and plain views; rich stays here."""

@@ -17,9 +17,10 @@ from rich.text import Text
 from shardrun.model import events as ev
 from shardrun.model.results import FAILED, Status
 from shardrun.model.sizes import size_text
+from shardrun.model.text import counted
 from shardrun.model.transit import NONE
-from shardrun.ui.plain import STATUS_STYLE, short_id
-from shardrun.ui.view_state import ShardView, ViewState
+from shardrun.ui.plain import STATUS_STYLE, clock, short_id
+from shardrun.ui.view_state import ShardView, ViewState, WorkerView
 
 
 def render(state: ViewState, now: float, height: int | None = None) -> RenderableType:
@@ -46,7 +47,7 @@ def render(state: ViewState, now: float, height: int | None = None) -> Renderabl
             parts.append(_shard_table(shards, now))
         else:
             parts.extend(_collapsed(shards, now, room=height - len(head) - 1))  # - the bar
-        parts.append(_progress(shards))
+        parts.append(_progress(shards, state.seconds_left(shards, now)))
     return Group(*parts)
 
 
@@ -82,7 +83,7 @@ def _totals(shards: list[ShardView]) -> str:
         if count[s.value]
     )
     return (
-        f"{len(shards)} shard{'s' * (len(shards) != 1)}: {count['PASS']} passed, "
+        f"{counted(len(shards), 'shard')}: {count['PASS']} passed, "
         f"{count['failed']} failed, {count['running']} running, {count['queued']} queued{rare}"
     )
 
@@ -91,14 +92,19 @@ def _one_line(line: str) -> Text:
     return Text(line, no_wrap=True, overflow="ellipsis")
 
 
-def _progress(shards: list[ShardView]) -> Table:
+def _progress(shards: list[ShardView], left: float | None) -> Table:
+    """The bar, the counts, and the expected end once times are recorded (`left`)."""
     total = len(shards)
     done = sum(s.result is not None for s in shards)
     failed = sum(s.state in FAILED for s in shards)
     bar = Table.grid(padding=(0, 1))
     bar.add_row(
         ProgressBar(total=total, completed=done, width=40),
-        _one_line(f"{done}/{total} done" + (f", {failed} failed" if failed else "")),
+        _one_line(
+            f"{done}/{total} done"
+            + (f", {failed} failed" if failed else "")
+            + (f", ~{clock(left)} left" if left is not None else "")
+        ),
     )
     return bar
 
@@ -106,7 +112,9 @@ def _progress(shards: list[ShardView]) -> Table:
 def _build_line(state: ViewState, now: float) -> Text:
     if state.build_done:
         b = state.build_done
-        cached = f" ({b.cached_steps}/{b.total_steps} steps cached)" if b.total_steps else ""
+        cached = (
+            f" ({b.cached_steps}/{counted(b.total_steps, 'step')} cached)" if b.total_steps else ""
+        )
         return Text.from_markup(
             f"Build  [green]done[/] {short_id(b.image_id)} in {b.duration:.1f}s{cached}"
         )
@@ -116,7 +124,7 @@ def _build_line(state: ViewState, now: float) -> Text:
     return Text("Build  waiting")
 
 
-def _worker_line(worker) -> Text:
+def _worker_line(worker: WorkerView) -> Text:
     if worker.lost:
         return Text.from_markup(f"Worker {escape(worker.name)} [red]LOST[/]: {escape(worker.lost)}")
     if worker.mode == "none":
@@ -129,7 +137,7 @@ def _worker_line(worker) -> Text:
         load += f" ({worker.codec})" if worker.codec != NONE else ""
     else:
         load = ""
-    return Text(f"Worker {worker.name}: {worker.slots} slots{load}")
+    return Text(f"Worker {worker.name}: {counted(worker.slots, 'slot')}{load}")
 
 
 def _shard_table(shards: list[ShardView], now: float) -> Table:
@@ -170,8 +178,8 @@ class LiveView:
         self._live.__enter__()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._live.__exit__(*exc)
+    def __exit__(self, *exc: object) -> None:
+        self._live.stop()  # what Live's own __exit__ does, whatever the exception
 
     def handle(self, event: ev.Event) -> None:
         self.state.apply(event)

@@ -8,7 +8,8 @@ from typing import Self, TextIO
 from shardrun.model import events as ev
 from shardrun.model.results import Status
 from shardrun.model.sizes import size_text, transfer_text
-from shardrun.model.text import one_line
+from shardrun.model.text import counted, one_line
+from shardrun.ui.view_state import expected_end
 
 STATUS_STYLE = {
     "PASS": "green",
@@ -27,6 +28,16 @@ def short_id(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
 
 
+def clock(seconds: float) -> str:
+    """A time span to read at a glance: "45s", "1m20s", "2h05m"."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 def plain_line(event: ev.Event) -> str | None:
     """The plain-mode line for an event, or None for events only the live view shows."""
     match event:
@@ -40,21 +51,30 @@ def plain_line(event: ev.Event) -> str | None:
             return f"  |      {event.line}"
         case ev.BuildFinished():
             cached = (
-                event.total_steps and f" ({event.cached_steps}/{event.total_steps} steps cached)"
+                event.total_steps
+                and f" ({event.cached_steps}/{counted(event.total_steps, 'step')} cached)"
             )
             return f"built    {short_id(event.image_id)} in {event.duration:.1f}s{cached or ''}"
         case ev.ArtifactReady():
             how = "reused" if event.reused else "saved"
             return f"image    {event.path} ({size_text(event.size)}, {how})"
         case ev.WorkerReady():
-            return f"worker   {event.worker}: {event.slots} slots {event.detail}".rstrip()
+            return (
+                f"worker   {event.worker}: {counted(event.slots, 'slot')} {event.detail}".rstrip()
+            )
         case ev.WorkerTransfer() if event.sent == event.total:
             sent = transfer_text(event.raw or event.sent, event.codec, event.sent)
             return f"loaded   {event.worker}: {event.mode}, {sent} sent"
         case ev.WorkerLost():
             return f"LOST     {event.worker}: {event.reason}"
         case ev.RunPlanned():
-            return f"run      {event.run_id}: {len(event.shards)} shards, logs in {event.run_dir}"
+            shards = counted(len(event.shards), "shard")
+            expected = (
+                f", expected ~{clock(expected_end(event.expected, event.slots))}"
+                if event.expected
+                else ""
+            )
+            return f"run      {event.run_id}: {shards}{expected}, logs in {event.run_dir}"
         case ev.ShardStarted():
             return f"start    {event.name} on {event.worker}/{event.slot}"
         case ev.ShardFinished():
@@ -75,7 +95,7 @@ class PlainView:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.out.flush()
 
     def handle(self, event: ev.Event) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -13,15 +13,24 @@ from rich.text import Text
 
 from shardrun.model.results import FAILED_TESTS
 from shardrun.model.sizes import transfer_text
-from shardrun.model.text import one_line
+from shardrun.model.text import counted, one_line
 from shardrun.report import junit
 from shardrun.report.github import github_annotations
-from shardrun.report.summary import RunSummary, lost_line, summary_rows, totals_line
+from shardrun.report.summary import (
+    RecordedCases,
+    RunSummary,
+    lost_line,
+    summary_rows,
+    totals_line,
+)
 from shardrun.ui.plain import STATUS_STYLE, short_id
 
 
-def workers_table(rows, image_id: str | None, links: dict[str, str] | None = None) -> Table:
-    """`links`: per URL, the last transfer's codec and rate, as `workers` shows them."""
+def workers_table(
+    rows: Sequence[Any], image_id: str | None, links: dict[str, str] | None = None
+) -> Table:
+    """`rows`: run.inventory's WorkerRow (a stage's type, which a front end may not
+    import); `links`: per URL, the last transfer's codec and rate, as `workers` shows them."""
     image = short_id(image_id) if image_id else "none built yet"
     table = Table(title=f"workers (image {image})", title_justify="left")
     columns = ("worker", "url", "status", "engine", "CPUs", "slots", "last load", "has image")
@@ -63,7 +72,9 @@ def worker_lines(summary: RunSummary) -> list[str]:
         how = load.get(w.load, "no image")
         if w.load in ("thin", "full"):
             how += " " + transfer_text(w.sent, w.codec, w.wire, w.load_seconds, w.full_size)
-        lines.append(f"worker {w.name}: {w.slots} slots, {how}, ran {ran.get(w.name, 0)} shards")
+        lines.append(
+            f"worker {w.name}: {counted(w.slots, 'slot')}, {how}, ran {counted(ran.get(w.name, 0), 'shard')}"
+        )
     return lines
 
 
@@ -101,12 +112,17 @@ def kept_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
-def failing_case_lines(summary: RunSummary) -> list[str]:
-    """The failing test cases of each failed shard that wrote JUnit (10 at most each)."""
+def failing_case_lines(summary: RunSummary, recorded: RecordedCases | None = None) -> list[str]:
+    """The failing test cases of each failed shard that wrote JUnit (10 at most each):
+    as `recorded` in a report, else from the shards' JUnit files."""
     lines = []
     for r in summary.results:
         if r.status in FAILED_TESTS:
-            shown, total = junit.failing_cases(r)
+            if recorded is None:
+                shown, total = junit.failing_cases(r)
+            else:
+                found, total = recorded.failing.get(r.name, ((), 0))
+                shown = list(found)
             if shown:
                 more = f" (and {total - len(shown)} more)" if total > len(shown) else ""
                 lines.append(f"failing in {r.name}: {', '.join(shown)}{more}")
@@ -119,13 +135,16 @@ def artifact_lines(summary: RunSummary) -> list[str]:
     for r in summary.results:
         if r.artifacts:
             folder = os.path.commonpath([os.path.dirname(p) for p in r.artifacts])
-            lines.append(f"artifacts of {r.name}: {len(r.artifacts)} files in {folder}")
+            lines.append(f"artifacts of {r.name}: {counted(len(r.artifacts), 'file')} in {folder}")
         if r.artifacts_note:
             lines.append(f"artifacts of {r.name}: {r.artifacts_note}")
     return lines
 
 
-def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
+def print_summary(
+    console: Console, summary: RunSummary, reports: list, recorded: RecordedCases | None = None
+) -> None:
+    """`recorded`: the test cases as a report has them (`show`), instead of the JUnit files."""
     table = Table(title=f"shardrun {summary.run_id}", title_justify="left")
     for column in ("shard", "status", "duration", "exit", "worker", "log"):
         table.add_column(column, overflow="fold")
@@ -144,7 +163,8 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
         console.print(line, highlight=False, markup=False)
     # Not wrapped: these hold paths and commands to copy.
     # One line each: file names and test case names are what a test chose.
-    for line in artifact_lines(summary) + failing_case_lines(summary) + kept_lines(summary):
+    failing = failing_case_lines(summary, recorded)
+    for line in artifact_lines(summary) + failing + kept_lines(summary):
         console.print(one_line(line), highlight=False, soft_wrap=True, markup=False)
     verdict = (
         "[green]passed[/]"
@@ -155,12 +175,12 @@ def print_summary(console: Console, summary: RunSummary, reports: list) -> None:
     )
     lost = lost_line(summary)
     console.print(
-        f"{totals_line(summary)}: {verdict} (exit {summary.exit_code})"
-        + (f"; {escape(one_line(lost))}" if lost else ""),
+        f"{totals_line(summary, None if recorded is None else recorded.flaky)}: {verdict} "
+        f"(exit {summary.exit_code})" + (f"; {escape(one_line(lost))}" if lost else ""),
         highlight=False,
     )
     for path in reports:
-        console.print(f"report: {path}", highlight=False)
+        console.print(f"report: {path}", highlight=False, markup=False)
 
 
 def print_outcome(console: Console, summary: RunSummary, reports: list) -> None:

@@ -3,6 +3,7 @@ locally from busybox-static (no registry is needed), and throwaway projects."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -19,6 +20,11 @@ import docker
 import pytest
 
 BUSYBOX_IMAGE = "shardrun-test-busybox:1"
+PYTHON_BASE = "shardrun-python-base:bookworm"
+# One build of the Debian + Python base on this machine at a time, whatever the number of
+# pytest processes (a second run waits for the first, then finds the image).
+_PYTHON_BASE_LOCK = Path("/tmp/shardrun-python-base.lock")
+ROOT = Path(__file__).resolve().parents[2]
 LABEL_PROJECT = "shardrun.project"
 
 
@@ -73,6 +79,57 @@ def busybox_image(docker_client) -> str:
     return ensure_busybox(docker_client)
 
 
+def ensure_python_base(client: docker.DockerClient, image: str = PYTHON_BASE) -> str:
+    """The Debian + Python base image, found or made by scripts/make-python-base
+    (debootstrap, then `docker import`: about a minute), one maker at a time."""
+    if _has_image(client, image):
+        return image
+    if shutil.which("debootstrap") is None:
+        pytest.fail(
+            f"{image} is missing and debootstrap is not installed to make it: "
+            "apt-get install debootstrap",
+            pytrace=False,
+        )
+    if os.geteuid() != 0:
+        pytest.fail(
+            f"{image} is missing, and making it (debootstrap) needs root: run "
+            "scripts/make-python-base as root once",
+            pytrace=False,
+        )
+    with _PYTHON_BASE_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if _has_image(client, image):  # another run made it while this one waited
+            return image
+        made = subprocess.run(
+            [str(ROOT / "scripts" / "make-python-base"), image],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    if made.returncode != 0 or not _has_image(client, image):
+        pytest.fail(
+            f"scripts/make-python-base {image} failed (it needs root, debootstrap and "
+            f"a reachable Debian mirror):\n{(made.stdout + made.stderr)[-2000:]}",
+            pytrace=False,
+        )
+    return image
+
+
+def _has_image(client: docker.DockerClient, image: str) -> bool:
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def python_base(docker_client) -> str:
+    """For Dockerfiles that need Python in the container (split tests): made once."""
+    return ensure_python_base(docker_client)
+
+
 @dataclass
 class Project:
     root: Path
@@ -88,14 +145,20 @@ class Project:
         """Run the real CLI in a subprocess, as a user would."""
         return subprocess.run(  # noqa: PLW1510 - the exit code is what we test
             [sys.executable, "-m", "shardrun", *args],
-            cwd=self.root, capture_output=True, text=True, timeout=timeout,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env={**os.environ, **(env or {})},
         )
 
     def popen(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "shardrun", *args],
-            cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def report(self, run: str = "latest") -> dict:
@@ -132,8 +195,9 @@ def project(tmp_path, docker_client, busybox_image):
     assert not leftover, f"containers of {name} were left behind: {[c.name for c in leftover]}"
 
 
-def wait_for_running(client: docker.DockerClient, project: Project, count: int = 1,
-                     within: float = 60) -> list:
+def wait_for_running(
+    client: docker.DockerClient, project: Project, count: int = 1, within: float = 60
+) -> list:
     """Block until `count` of the project's containers run on that engine (or fail)."""
     deadline = time.monotonic() + within
     label = {"label": f"{LABEL_PROJECT}={project.name}"}
@@ -157,7 +221,11 @@ def shards_toml(project: Project, body: str, base: str = BUSYBOX_IMAGE, image: s
 def two_runs_at_once(project: Project, *args: str, pairs: int, ok: int) -> None:
     """Start `pairs` times two `shardrun run` 0.1 s apart in one project, as two terminals
     or two CI jobs would: each must report exactly its own, right results."""
-    project.write("shards.toml", shards_toml(project, f"""
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            f"""
 [defaults]
 network = "none"
 [[shard]]
@@ -167,7 +235,9 @@ command = ["sh", "-c", "sleep 0.3; echo ok"]
 [[shard]]
 name = "bad"
 command = ["sh", "-c", "echo bad; exit 3"]
-"""))
+""",
+        ),
+    )
     for _ in range(pairs):
         first = project.popen("run", "--plain", *args)
         time.sleep(0.1)
@@ -175,26 +245,31 @@ command = ["sh", "-c", "echo bad; exit 3"]
         for proc in (first, second):
             out, err = proc.communicate(timeout=180)
             assert proc.returncode == 1, out + err
-            run_id = next(ln.split()[2].rstrip(":") for ln in out.splitlines()
-                          if ln.split()[1:2] == ["run"])
-            statuses = {s["name"]: (s["status"], s["exit_code"])
-                        for s in project.report(run_id)["shards"]}
-            assert statuses == {**{f"ok-{i}": ("PASS", 0) for i in range(1, ok + 1)},
-                                "bad": ("FAIL", 3)}, out
-
-
-ROOT = Path(__file__).resolve().parents[2]
+            run_id = next(
+                ln.split()[2].rstrip(":") for ln in out.splitlines() if ln.split()[1:2] == ["run"]
+            )
+            statuses = {
+                s["name"]: (s["status"], s["exit_code"]) for s in project.report(run_id)["shards"]
+            }
+            assert statuses == {
+                **{f"ok-{i}": ("PASS", 0) for i in range(1, ok + 1)},
+                "bad": ("FAIL", 3),
+            }, out
 
 
 def hosts_script(command: str = "up") -> dict[str, str]:
     proc = subprocess.run(
         [str(ROOT / "scripts" / "worker-hosts"), *command.split()],
-        capture_output=True, text=True, timeout=180, check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     if proc.returncode != 0:
         pytest.fail(
             f"scripts/worker-hosts {command} failed (it needs root, iproute2, openssh-server "
-            f"and docker.io):\n{proc.stderr[-2000:]}", pytrace=False,
+            f"and docker.io):\n{proc.stderr[-2000:]}",
+            pytrace=False,
         )
     return dict(line.split("=", 1) for line in proc.stdout.split() if "=" in line)
 

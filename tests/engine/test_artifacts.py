@@ -49,7 +49,11 @@ def test_a_failed_or_timed_out_shards_files_land_on_the_host_and_a_passing_ones_
     report = project.report()
     shards = {s["name"]: s for s in report["shards"]}
     assert {n: s["status"] for n, s in shards.items()} == {
-        "fails": "FAIL", "passes": "PASS", "hangs": "TIMEOUT", "big": "FAIL"}
+        "fails": "FAIL",
+        "passes": "PASS",
+        "hangs": "TIMEOUT",
+        "big": "FAIL",
+    }
     run_dir = Path(shards["fails"]["log"]).parent
     assert (run_dir / "fails/artifacts/out/deep/r.txt").read_text() == "report\n"
     assert shards["fails"]["artifacts"] == [str(run_dir / "fails/artifacts/out/deep/r.txt")]
@@ -61,9 +65,10 @@ def test_a_failed_or_timed_out_shards_files_land_on_the_host_and_a_passing_ones_
     assert shards["passes"]["junit"] == str(run_dir / "passes/junit.xml")
     # 1 KB holds one of the two 600-byte files: the other is named, in report and summary.
     assert len(shards["big"]["artifacts"]) == 1
-    assert shards["big"]["artifacts_note"].startswith("1 artifacts left out: /big/")
-    assert shards["big"]["artifacts_left_out"][0].endswith("600 bytes, over artifacts-max "
-                                                           "(and what follows it in /big: not read)")
-    assert "1 artifacts left out" in result.stdout
+    assert shards["big"]["artifacts_note"].startswith("1 artifact left out: /big/")
+    assert shards["big"]["artifacts_left_out"][0].endswith(
+        "600 bytes, over artifacts-max (and what follows it in /big: not read)"
+    )
+    assert "1 artifact left out" in result.stdout
     schema = json.loads((Path(shardrun.__file__).parent / "report" / "schema.json").read_text())
     jsonschema.validate(report, schema)  # a real run's report, as documented

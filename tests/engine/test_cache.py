@@ -27,8 +27,9 @@ from tests.tmpfs import tmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
 # The CLI of this checkout, not whichever shardrun is installed.
-THIS_CHECKOUT = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
-                                                             os.environ.get("PYTHONPATH")]))}
+THIS_CHECKOUT = {
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+}
 
 ONE_SHARD = """
 [[shard]]
@@ -107,8 +108,9 @@ def thin_for_local_engine(project, docker_client) -> tuple[str, Path, Path, set[
     return image_id, tarball, thin, layers.omitted_files(saved, skip)
 
 
-def deliver_locally(docker_client, project, image_id: str, tarball: Path,
-                    facts: WorkerFacts) -> distribute.Delivery:
+def deliver_locally(
+    docker_client, project, image_id: str, tarball: Path, facts: WorkerFacts
+) -> distribute.Delivery:
     engine = DockerEngine(docker_client)
     streams = SharedStreams()
     try:
@@ -130,8 +132,7 @@ def test_a_cut_off_thin_tarball_is_rewritten_and_the_worker_still_takes_thin_loa
     os.truncate(thin, thin.stat().st_size // 2)  # as a killed run or a full disk left it
     memory = tmp_path / "workers.json"
 
-    delivery = deliver_locally(docker_client, project, image_id, tarball,
-                               WorkerFacts(memory))
+    delivery = deliver_locally(docker_client, project, image_id, tarball, WorkerFacts(memory))
 
     assert delivery.mode == "thin"
     assert delivery.sent < delivery.full_size
@@ -166,8 +167,7 @@ def test_an_engine_refusing_a_whole_thin_tarball_is_remembered_and_gets_the_full
     assert layers.is_complete(thin, image_id, omit)
     memory = tmp_path / "workers.json"
 
-    delivery = deliver_locally(docker_client, project, image_id, tarball,
-                               WorkerFacts(memory))
+    delivery = deliver_locally(docker_client, project, image_id, tarball, WorkerFacts(memory))
 
     assert delivery.mode == "full"
     assert DockerEngine(docker_client).has_image(image_id)

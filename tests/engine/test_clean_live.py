@@ -42,15 +42,22 @@ def test_clean_leaves_a_live_runs_containers_and_folder(project, docker_client):
     assert not (folders[0] / "owner.json").exists()
     again = project.shardrun("clean", "--older-than", "1ms")
     assert again.returncode == 0
-    assert docker_client.containers.list(
-        all=True, filters={"label": f"{LABEL_PROJECT}={project.name}"}) == []
+    assert (
+        docker_client.containers.list(
+            all=True, filters={"label": f"{LABEL_PROJECT}={project.name}"}
+        )
+        == []
+    )
 
 
 def test_clean_leaves_a_live_repros_container_unless_forced(project, docker_client):
     project.write("shards.toml", shards_toml(project, LONG))
     repro = subprocess.Popen(
-        [sys.executable, "-m", "shardrun", "repro", "long"], cwd=project.root,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "shardrun", "repro", "long"],
+        cwd=project.root,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env={**os.environ},
     )
     try:
@@ -92,5 +99,5 @@ def test_clean_removes_content_tags_that_no_remaining_run_names(project, docker_
     # The first run's folder goes (the latest stays), and with it the use of its image.
     cleaned = project.shardrun("clean", "--older-than", "1ms")
     assert cleaned.returncode == 0, cleaned.stderr
-    assert "removed 1 runs" in cleaned.stdout and "1 unused image tags" in cleaned.stdout
+    assert "removed 1 run " in cleaned.stdout and "1 unused image tag " in cleaned.stdout
     assert docker_client.images.list(name=tag) == []

@@ -44,12 +44,22 @@ def _tc(*args: str) -> None:
 @pytest.fixture
 def slow_links(hosts):
     for dev in ("shardrun-w1", "shardrun-w3"):
-        _tc("replace", "dev", dev, "root", "tbf", "rate", "100mbit", "burst", "256kb",
-            "latency", "100ms")
+        _tc(
+            "replace",
+            "dev",
+            dev,
+            "root",
+            "tbf",
+            "rate",
+            "100mbit",
+            "burst",
+            "256kb",
+            "latency",
+            "100ms",
+        )
     yield hosts
     for dev in ("shardrun-w1", "shardrun-w3"):
-        subprocess.run(["tc", "qdisc", "del", "dev", dev, "root"], check=False,
-                       capture_output=True)
+        subprocess.run(["tc", "qdisc", "del", "dev", dev, "root"], check=False, capture_output=True)
 
 
 @pytest.fixture
@@ -139,9 +149,15 @@ def test_both_stores_in_one_run_share_one_gzip_stream_and_a_unix_socket_gets_it_
     numbers_project, hosts
 ):
     # Enough shards for every worker to be given some, so no load is abandoned.
-    numbers_project.write("shards.toml", shards_toml(numbers_project, SHARDS.replace(
-        'name = "show"', 'name = "show-{index}"\ncount = 9').replace(
-        '"cat", "/payload.txt"', '"sleep", "2"')))
+    numbers_project.write(
+        "shards.toml",
+        shards_toml(
+            numbers_project,
+            SHARDS.replace('name = "show"', 'name = "show-{index}"\ncount = 9').replace(
+                '"cat", "/payload.txt"', '"sleep", "2"'
+            ),
+        ),
+    )
     report = _run(
         numbers_project,
         hosts["SHARDRUN_TEST_W1_TCP"],
@@ -168,8 +184,7 @@ def test_a_worker_refusing_its_codec_gets_the_archive_raw_and_it_is_remembered(
     w1 = hosts["SHARDRUN_TEST_W1_TCP"]
     numbers_project.write(
         "shards.toml",
-        shards_toml(numbers_project, SHARDS)
-        + f'\n[[worker]]\nhost = "{w1}"\ncompress = "zstd"\n',
+        shards_toml(numbers_project, SHARDS) + f'\n[[worker]]\nhost = "{w1}"\ncompress = "zstd"\n',
     )
 
     first = _run(numbers_project)
@@ -213,7 +228,10 @@ def test_a_full_load_over_a_slow_link_goes_in_pieces_and_leaves_just_the_image(
     made = sorted(p.name.split(".", 1)[1] for p in cache.glob("*.*.tar"))
     # Layers: unique.txt, busybox, /numbers, /more, payload.txt. Each piece but the top
     # one holds at least 32 MB; the containerd store's top piece is an OCI layout.
-    expected = {"w1": ["piece0-3.tar", "piece3-4.tar", "thin4.tar"], "w3": ["oci3.tar", "piece0-3.tar"]}
+    expected = {
+        "w1": ["piece0-3.tar", "piece3-4.tar", "thin4.tar"],
+        "w3": ["oci3.tar", "piece0-3.tar"],
+    }
     assert made == expected[name]
     assert _log(report) == "v1\n"
     client = docker.DockerClient(base_url=hosts[f"SHARDRUN_TEST_{name.upper()}_UNIX"])
@@ -227,8 +245,19 @@ def test_a_full_load_over_a_slow_link_goes_in_pieces_and_leaves_just_the_image(
 
 def test_an_interrupt_during_a_compressed_transfer_leaves_nothing(numbers_project, hosts):
     w1 = hosts["SHARDRUN_TEST_W1_TCP"]
-    _tc("replace", "dev", "shardrun-w1", "root", "tbf", "rate", "4mbit", "burst", "32kb",
-        "latency", "400ms")
+    _tc(
+        "replace",
+        "dev",
+        "shardrun-w1",
+        "root",
+        "tbf",
+        "rate",
+        "4mbit",
+        "burst",
+        "32kb",
+        "latency",
+        "400ms",
+    )
     proc = numbers_project.popen("run", "--plain", "--worker", w1)
     cache = numbers_project.root / ".shardrun" / "cache"
     deadline = time.monotonic() + 120
@@ -262,15 +291,24 @@ command = ["/bin/busybox", "cat", "/payload.txt"]
 """
 
 
-def test_a_worker_lost_during_a_compressed_transfer_leaves_nothing(
-    numbers_project, w1_restored
-):
+def test_a_worker_lost_during_a_compressed_transfer_leaves_nothing(numbers_project, w1_restored):
     # w3 takes the nap on its one slot, so "show" still needs w1 while w1's compressed
     # load creeps over 4 Mbit/s: then w1's daemon is killed.
     hosts = w1_restored
     numbers_project.write("shards.toml", shards_toml(numbers_project, NAP_THEN_SHOW))
-    _tc("replace", "dev", "shardrun-w1", "root", "tbf", "rate", "4mbit", "burst", "32kb",
-        "latency", "400ms")
+    _tc(
+        "replace",
+        "dev",
+        "shardrun-w1",
+        "root",
+        "tbf",
+        "rate",
+        "4mbit",
+        "burst",
+        "32kb",
+        "latency",
+        "400ms",
+    )
     w1, w3 = hosts["SHARDRUN_TEST_W1_TCP"], hosts["SHARDRUN_TEST_W3_TCP"]
     proc = numbers_project.popen("run", "--plain", "--worker", f"{w3}*1", "--worker", f"{w1}*1")
     cache = numbers_project.root / ".shardrun" / "cache"
@@ -288,7 +326,9 @@ def test_a_worker_lost_during_a_compressed_transfer_leaves_nothing(
     report = numbers_project.report()
     assert report["lost_workers"] == ["198.18.0.2:2375"], out
     assert {(s["name"], s["status"], s["worker"]) for s in report["shards"]} == {
-        ("nap", "PASS", "198.18.0.10:2375"), ("show", "PASS", "198.18.0.10:2375")}
+        ("nap", "PASS", "198.18.0.10:2375"),
+        ("show", "PASS", "198.18.0.10:2375"),
+    }
     assert "LOST     198.18.0.2:2375" in out
     assert [p.name for p in cache.iterdir() if p.name.endswith(".tmp")] == []
     assert not [p for p in _processes() if "shardrun.distribute.compress.compress_child" in p]

@@ -82,7 +82,8 @@ def test_a_containerd_store_worker_loads_once_then_nothing_then_only_the_new_lay
     image_id = store_project.report()["image_id"]
     # The store knows the image by another ID (its manifest's digest), and by our tag.
     w3_image = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W3_UNIX"]).images.get(
-        content_tag(image_id))
+        content_tag(image_id)
+    )
     assert w3_image.id != image_id
 
     again = store_project.shardrun("run", "--plain", "--worker", f"{w3}*2")
@@ -111,10 +112,20 @@ def test_a_containerd_store_worker_loads_once_then_nothing_then_only_the_new_lay
 
 
 def test_one_image_is_recognised_on_both_stores_in_one_run(store_project, hosts):
-    workers = ["--worker", "default*1", "--worker", f"{hosts['SHARDRUN_TEST_W1_TCP']}*1",
-               "--worker", f"{hosts['SHARDRUN_TEST_W3_TCP']}*1"]
-    store_project.write("shards.toml", shards_toml(store_project, NAPS.replace(
-        "count = 4", "count = 6").replace("sleep 1", "sleep 2")))
+    workers = [
+        "--worker",
+        "default*1",
+        "--worker",
+        f"{hosts['SHARDRUN_TEST_W1_TCP']}*1",
+        "--worker",
+        f"{hosts['SHARDRUN_TEST_W3_TCP']}*1",
+    ]
+    store_project.write(
+        "shards.toml",
+        shards_toml(
+            store_project, NAPS.replace("count = 4", "count = 6").replace("sleep 1", "sleep 2")
+        ),
+    )
 
     first = store_project.shardrun("run", "--plain", *workers)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -124,7 +135,10 @@ def test_one_image_is_recognised_on_both_stores_in_one_run(store_project, hosts)
     report = store_project.report()
     assert set(_loads(report).values()) == {("none", 0)}
     assert {s["worker"] for s in report["shards"]} == {
-        "local", "198.18.0.2:2375", "198.18.0.10:2375"}
+        "local",
+        "198.18.0.2:2375",
+        "198.18.0.10:2375",
+    }
     assert all(s["status"] == "PASS" for s in report["shards"])
 
 
@@ -144,8 +158,9 @@ def test_a_refused_oci_layout_falls_back_to_a_full_load_and_is_not_held_against_
     cache = store_project.root / ".shardrun" / "cache"
     bad = cache / f"{image_id.removeprefix('sha256:')}.oci3.tar"
     diff_ids = _diff_ids(Path(store_project.root, full))
-    _write_layout_with_an_extra_layer(Path(store_project.root, full), image_id,
-                                      set(diff_ids[:3]), bad)
+    _write_layout_with_an_extra_layer(
+        Path(store_project.root, full), image_id, set(diff_ids[:3]), bad
+    )
     assert oci_layout.is_complete(bad, image_id, set(diff_ids[:3]))
 
     result = store_project.shardrun("run", "--plain", "--shard", "nap-1", "--worker", w3)
@@ -165,13 +180,15 @@ def _diff_ids(tarball: Path) -> list[str]:
         return json.load(tar.extractfile(entry["Config"]))["rootfs"]["diff_ids"]
 
 
-def _write_layout_with_an_extra_layer(full: Path, image_id: str, omit: set[str],
-                                      dest: Path) -> None:
+def _write_layout_with_an_extra_layer(
+    full: Path, image_id: str, omit: set[str], dest: Path
+) -> None:
     """An OCI layout of `full` without `omit`, whose manifest lists its top layer twice."""
     plain = dest.with_suffix(".plain")
     with open(full, "rb") as src, open(plain, "w+b") as out:
-        oci_layout.write_from_save(iter(lambda: src.read(1 << 20), b""), omit,
-                                   content_tag(image_id), out)
+        oci_layout.write_from_save(
+            iter(lambda: src.read(1 << 20), b""), omit, content_tag(image_id), out
+        )
     with tarfile.open(plain) as tar, tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as bad:
         index = json.load(tar.extractfile("index.json"))
         [described] = index["manifests"]
@@ -180,9 +197,10 @@ def _write_layout_with_an_extra_layer(full: Path, image_id: str, omit: set[str],
         manifest["layers"].append(manifest["layers"][-1])
         data = json.dumps(manifest).encode()
         described.update(digest="sha256:" + hashlib.sha256(data).hexdigest(), size=len(data))
-        replaced = {old_name: ("blobs/sha256/" + described["digest"].removeprefix("sha256:"),
-                               data),
-                    "index.json": ("index.json", json.dumps(index).encode())}
+        replaced = {
+            old_name: ("blobs/sha256/" + described["digest"].removeprefix("sha256:"), data),
+            "index.json": ("index.json", json.dumps(index).encode()),
+        }
         for member in tar.getmembers():
             name, data = replaced.get(member.name, (member.name, None))
             if data is None:
@@ -192,9 +210,7 @@ def _write_layout_with_an_extra_layer(full: Path, image_id: str, omit: set[str],
     plain.unlink()
 
 
-def test_a_containerd_store_builder_before_28_stops_in_one_line_with_exit_3(
-    store_project, hosts
-):
+def test_a_containerd_store_builder_before_28_stops_in_one_line_with_exit_3(store_project, hosts):
     w3 = hosts["SHARDRUN_TEST_W3_TCP"]
     for command in ("run", "build"):
         result = store_project.shardrun(command, "--plain", "--builder", w3)
@@ -212,11 +228,17 @@ def test_a_remote_builder_sends_the_image_to_every_other_worker_the_local_one_to
 ):
     # w1 builds (named in [image] builder by its [[worker]] name); the local engine and
     # w3 get the tarball from it. Both lack the image: its bottom layer is new.
-    store_project.write("shards.toml", shards_toml(
-        store_project, NAPS, image='builder = "w1"\n'
-        f'[[worker]]\nname = "w1"\nhost = "{hosts["SHARDRUN_TEST_W1_TCP"]}"\nslots = 1\n'
-        '[[worker]]\ncontext = "default"\nslots = 1\n'
-        f'[[worker]]\nhost = "{hosts["SHARDRUN_TEST_W3_TCP"]}"\nslots = 1\n'))
+    store_project.write(
+        "shards.toml",
+        shards_toml(
+            store_project,
+            NAPS,
+            image='builder = "w1"\n'
+            f'[[worker]]\nname = "w1"\nhost = "{hosts["SHARDRUN_TEST_W1_TCP"]}"\nslots = 1\n'
+            '[[worker]]\ncontext = "default"\nslots = 1\n'
+            f'[[worker]]\nhost = "{hosts["SHARDRUN_TEST_W3_TCP"]}"\nslots = 1\n',
+        ),
+    )
 
     result = store_project.shardrun("run", "--plain")
 
@@ -240,13 +262,19 @@ def test_a_containerd_store_worker_stopped_mid_run_is_lost_and_its_shards_finish
     store_project, w3_restored
 ):
     hosts = w3_restored
-    store_project.write("shards.toml", shards_toml(store_project, NAPS.replace(
-        "count = 4", "count = 6").replace("sleep 1", "sleep 4")))
-    proc = store_project.popen("run", "--plain", "--worker", "default*2",
-                               "--worker", f"{hosts['SHARDRUN_TEST_W3_TCP']}*2")
+    store_project.write(
+        "shards.toml",
+        shards_toml(
+            store_project, NAPS.replace("count = 4", "count = 6").replace("sleep 1", "sleep 4")
+        ),
+    )
+    proc = store_project.popen(
+        "run", "--plain", "--worker", "default*2", "--worker", f"{hosts['SHARDRUN_TEST_W3_TCP']}*2"
+    )
     try:
-        wait_for_running(docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W3_UNIX"]),
-                         store_project)
+        wait_for_running(
+            docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W3_UNIX"]), store_project
+        )
         os.kill(int(hosts["SHARDRUN_TEST_W3_PID"]), signal.SIGTERM)  # as systemd stops it
         out, err = proc.communicate(timeout=120)
     finally:
@@ -266,8 +294,9 @@ def test_a_containerd_store_worker_stopped_mid_run_is_lost_and_its_shards_finish
     w3 = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W3_UNIX"])
     label = {"label": f"{LABEL_PROJECT}={store_project.name}"}
     assert w3.containers.list(all=True, filters=label), "expected the stopped run's leftovers"
-    again = store_project.shardrun("run", "--plain", "--shard", "nap-1",
-                                   "--worker", hosts["SHARDRUN_TEST_W3_TCP"])
+    again = store_project.shardrun(
+        "run", "--plain", "--shard", "nap-1", "--worker", hosts["SHARDRUN_TEST_W3_TCP"]
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     assert w3.containers.list(all=True, filters=label) == []
 
@@ -287,12 +316,25 @@ def test_a_current_containerd_store_builder_feeds_both_stores_thin(project, host
     w4 = hosts["SHARDRUN_TEST_W4_TCP"]
     ensure_busybox(docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W4_UNIX"]))
     project.write("Dockerfile.test", BUILT_ON_W4)
-    project.write("shards.toml", shards_toml(project, NAPS.replace(
-        '"/bin/busybox", "sh", "-c", "/bin/busybox cat /payload.txt; /bin/busybox sleep 1"',
-        '"sh", "-c", "cat /payload.txt; sleep 1"').replace("count = 4", "count = 3"),
-        image=f'builder = "{w4}"\n'))
-    workers = ["--worker", "default*1", "--worker", f"{hosts['SHARDRUN_TEST_W1_TCP']}*1",
-               "--worker", f"{hosts['SHARDRUN_TEST_W3_TCP']}*1"]
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            NAPS.replace(
+                '"/bin/busybox", "sh", "-c", "/bin/busybox cat /payload.txt; /bin/busybox sleep 1"',
+                '"sh", "-c", "cat /payload.txt; sleep 1"',
+            ).replace("count = 4", "count = 3"),
+            image=f'builder = "{w4}"\n',
+        ),
+    )
+    workers = [
+        "--worker",
+        "default*1",
+        "--worker",
+        f"{hosts['SHARDRUN_TEST_W1_TCP']}*1",
+        "--worker",
+        f"{hosts['SHARDRUN_TEST_W3_TCP']}*1",
+    ]
 
     first = project.shardrun("run", "--plain", *workers)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -300,7 +342,8 @@ def test_a_current_containerd_store_builder_feeds_both_stores_thin(project, host
     # w4's ID (a manifest digest) is not what the graph-driver worker knows the image by
     # (its config digest): that one finds it by the content tag.
     on_w1 = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"]).images.get(
-        content_tag(image_id))
+        content_tag(image_id)
+    )
     assert on_w1.id != image_id
     again = project.shardrun("run", "--plain", *workers)
     assert again.returncode == 0
@@ -316,9 +359,15 @@ def test_a_current_containerd_store_builder_feeds_both_stores_thin(project, host
         assert worker["sent"] < 0.05 * worker["full_size"], worker  # not the 2 MB layer
     assert set(_logs(report).values()) == {"built on w4, changed\n"}
     assert {s["worker"] for s in report["shards"]} == {
-        "local", "198.18.0.2:2375", "198.18.0.10:2375"}
-    for url in (hosts["SHARDRUN_TEST_W4_UNIX"], hosts["SHARDRUN_TEST_W3_UNIX"],
-                hosts["SHARDRUN_TEST_W1_UNIX"]):
+        "local",
+        "198.18.0.2:2375",
+        "198.18.0.10:2375",
+    }
+    for url in (
+        hosts["SHARDRUN_TEST_W4_UNIX"],
+        hosts["SHARDRUN_TEST_W3_UNIX"],
+        hosts["SHARDRUN_TEST_W1_UNIX"],
+    ):
         client = docker.DockerClient(base_url=url)
         for image in client.images.list(filters={"label": f"{LABEL_PROJECT}={project.name}"}):
             for tag in image.tags:

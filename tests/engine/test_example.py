@@ -36,5 +36,6 @@ def test_the_regression_matrix_example_fails_exactly_its_stale_golden_shard(
         assert "failing in div: div::round" in result.stdout
     finally:
         for image in docker_client.images.list(
-                filters={"label": "shardrun.project=regression-matrix"}):
+            filters={"label": "shardrun.project=regression-matrix"}
+        ):
             docker_client.images.remove(image.id, force=True)

@@ -161,26 +161,50 @@ def _dead_pid() -> int:
     return child.pid
 
 
-def test_every_command_reaps_orphans_and_leaves_live_runs_alone(project, docker_client,
-                                                                 busybox_image):
+def test_every_command_reaps_orphans_and_leaves_live_runs_alone(
+    project, docker_client, busybox_image
+):
     me = owner.me()
     base = {LABEL_PROJECT: project.name, owner.LABEL_SHARD: "s"}
-    runner_gone = {**base, owner.LABEL_RUN: "dead", **me.labels(),
-                   owner.LABEL_PID: str(_dead_pid())}
-    past_deadline = {**base, owner.LABEL_RUN: "elsewhere", owner.LABEL_HOST: "another-host",
-                     owner.LABEL_BOOT: "x", owner.LABEL_PID: "1", owner.LABEL_STARTED: "1",
-                     owner.LABEL_DEADLINE: f"{time.time() - 1:.0f}"}
-    live_elsewhere = {**past_deadline, owner.LABEL_RUN: "live",
-                      owner.LABEL_DEADLINE: f"{time.time() + 3600:.0f}"}
+    runner_gone = {
+        **base,
+        owner.LABEL_RUN: "dead",
+        **me.labels(),
+        owner.LABEL_PID: str(_dead_pid()),
+    }
+    past_deadline = {
+        **base,
+        owner.LABEL_RUN: "elsewhere",
+        owner.LABEL_HOST: "another-host",
+        owner.LABEL_BOOT: "x",
+        owner.LABEL_PID: "1",
+        owner.LABEL_STARTED: "1",
+        owner.LABEL_DEADLINE: f"{time.time() - 1:.0f}",
+    }
+    live_elsewhere = {
+        **past_deadline,
+        owner.LABEL_RUN: "live",
+        owner.LABEL_DEADLINE: f"{time.time() + 3600:.0f}",
+    }
     live_here = {**base, owner.LABEL_RUN: "mine", **me.labels()}
     made = {}
-    for name, labels in (("gone", runner_gone), ("late", past_deadline),
-                         ("elsewhere", live_elsewhere), ("here", live_here)):
+    for name, labels in (
+        ("gone", runner_gone),
+        ("late", past_deadline),
+        ("elsewhere", live_elsewhere),
+        ("here", live_here),
+    ):
         made[name] = docker_client.containers.run(
-            busybox_image, ["sleep", "600"], labels=labels, detach=True, network_mode="none",
+            busybox_image,
+            ["sleep", "600"],
+            labels=labels,
+            detach=True,
+            network_mode="none",
         )
     made["created"] = docker_client.containers.create(  # a live run's, between create and start
-        busybox_image, ["true"], labels={**live_here, owner.LABEL_RUN: "mine-created"},
+        busybox_image,
+        ["true"],
+        labels={**live_here, owner.LABEL_RUN: "mine-created"},
     )
     project.write("shards.toml", shards_toml(project, ONE_SHARD))
 
@@ -244,16 +268,25 @@ def test_a_secret_reaches_the_container_and_is_never_written(project, docker_cli
 
 
 def test_repro_passes_a_secret_through_the_environment_not_argv(project, docker_client):
-    project.write("shards.toml", shards_toml(project, """
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            """
 [[shard]]
 name = "leaky"
 network = "none"
 secret-env = ["SHARD_TOKEN"]
 command = ["sleep", "30"]
-"""))
+""",
+        ),
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shardrun", "repro", "leaky"], cwd=project.root,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "shardrun", "repro", "leaky"],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "SHARD_TOKEN": SECRET},
     )
     try:
@@ -299,7 +332,9 @@ def test_report_json_is_written_for_an_interrupted_run(project, docker_client):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
-    report = json.loads((project.root / ".shardrun" / "runs" / "latest" / "report.json").read_text())
+    report = json.loads(
+        (project.root / ".shardrun" / "runs" / "latest" / "report.json").read_text()
+    )
     assert report["interrupted"] is True
     assert [s["status"] for s in report["shards"]] == ["CANCELLED"]
     assert _containers(docker_client, project) == []

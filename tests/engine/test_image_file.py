@@ -38,14 +38,18 @@ def _job_copy(project, name: str) -> Path:
 
 
 def _shardrun(project, cwd: Path, *args: str):
-    return subprocess.run([sys.executable, "-m", "shardrun", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "shardrun", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("name", ["image.tar.zst", "image.tar.gz", "image.tar"])
-def test_a_partition_job_runs_the_build_jobs_image_file_on_its_own_engine(
-    project, hosts, name
-):
+def test_a_partition_job_runs_the_build_jobs_image_file_on_its_own_engine(project, hosts, name):
     project.write("shards.toml", shards_toml(project, SHARDS))
     image = project.root.parent / name
     built = project.shardrun("build", "--plain", "--output", str(image))
@@ -64,8 +68,16 @@ def test_a_partition_job_runs_the_build_jobs_image_file_on_its_own_engine(
     engine = docker.DockerClient(base_url=w1)
     assert engine.images.get(image_id).id == image_id
     # The image is there now: the next job on this engine sends nothing.
-    again = _shardrun(project, _job_copy(project, "again"), "run", "--plain", "--image",
-                      str(image), "--worker", w1)
+    again = _shardrun(
+        project,
+        _job_copy(project, "again"),
+        "run",
+        "--plain",
+        "--image",
+        str(image),
+        "--worker",
+        w1,
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     assert "loaded   docker.sock: none, 0 B sent" in again.stdout
     engine.images.remove(image_id, force=True)
@@ -126,9 +138,18 @@ def test_a_matrix_of_three_jobs_runs_every_shard_exactly_once_from_one_plan(proj
     digests = set()
     for k, worker in enumerate(("W1", "W3", "W4"), 1):
         job = _job_copy(project, f"job{k}")  # its own checkout, .shardrun and engine
-        done = _shardrun(project, job, "run", "--plain", "--image", str(image),
-                         "--partition", f"{k}/3", "--worker",
-                         hosts[f"SHARDRUN_TEST_{worker}_UNIX"])
+        done = _shardrun(
+            project,
+            job,
+            "run",
+            "--plain",
+            "--image",
+            str(image),
+            "--partition",
+            f"{k}/3",
+            "--worker",
+            hosts[f"SHARDRUN_TEST_{worker}_UNIX"],
+        )
         assert done.returncode in (0, 1), done.stdout + done.stderr  # s-7 fails its test
         report = json.loads(next((job / ".shardrun" / "runs").glob("2*/report.json")).read_text())
         assert report["partition"]["index"] == k and report["partition"]["total"] == 3
@@ -141,8 +162,14 @@ def test_a_matrix_of_three_jobs_runs_every_shard_exactly_once_from_one_plan(proj
     # The merge job: only the jobs' run folders, downloaded into a fourth folder.
     merge_dir = _job_copy(project, "merge")
     for k in (1, 2, 3):
-        shutil.copytree(next((project.root.parent / f"{project.root.name}-job{k}" / ".shardrun"
-                              / "runs").glob("2*")), merge_dir / "downloads" / f"job{k}")
+        shutil.copytree(
+            next(
+                (project.root.parent / f"{project.root.name}-job{k}" / ".shardrun" / "runs").glob(
+                    "2*"
+                )
+            ),
+            merge_dir / "downloads" / f"job{k}",
+        )
     merged = _shardrun(project, merge_dir, "merge", "--plain", "downloads")
     assert merged.returncode == 1, merged.stdout + merged.stderr  # the worst partition's
     assert "7 shards: 6 pass, 1 fail" in merged.stdout
@@ -160,7 +187,8 @@ def test_a_matrix_of_three_jobs_runs_every_shard_exactly_once_from_one_plan(proj
     assert all(p["phases"]["distribution"] for p in report["partitions"])  # each job's load
     page = (merge_dir / ".shardrun" / "runs" / "latest" / "report.html").read_text()
     assert [page.index(f"partition {k}/3 on ") for k in (1, 2, 3)] == sorted(
-        page.index(f"partition {k}/3 on ") for k in (1, 2, 3))
+        page.index(f"partition {k}/3 on ") for k in (1, 2, 3)
+    )
     assert sorted(s["name"] for s in report["shards"]) == sorted(ran)
     assert all(Path(s["log"]).is_file() for s in report["shards"])  # copied, paths mended
     junit = ET.parse(merge_dir / ".shardrun" / "runs" / "latest" / "junit.xml").getroot()
@@ -178,8 +206,18 @@ def test_a_matrix_of_three_jobs_runs_every_shard_exactly_once_from_one_plan(proj
         engine.images.remove(report["image_id"], force=True)
     dev = _job_copy(project, "dev")
     merged_run = next((merge_dir / ".shardrun" / "runs").glob("merged-*"))
-    repro = _shardrun(project, dev, "repro", "s-7", "--run", str(merged_run), "--image",
-                      str(image), "--worker", w2)
+    repro = _shardrun(
+        project,
+        dev,
+        "repro",
+        "s-7",
+        "--run",
+        str(merged_run),
+        "--image",
+        str(image),
+        "--worker",
+        w2,
+    )
     assert repro.returncode == 1, repro.stdout + repro.stderr  # the shard's own exit code
     assert "payload" in repro.stdout  # its output, from the image the CI ran
     assert f"as it ran in run {merged_run.name}" in repro.stderr
@@ -195,13 +233,26 @@ def test_a_matrix_of_three_jobs_runs_every_shard_exactly_once_from_one_plan(proj
     shutil.copytree(merge_dir / "downloads" / "job3", merge_dir / "downloads" / "latest")
     # ...but partition 1 run a second time is two verdicts for one partition.
     rerun = _job_copy(project, "job1-again")
-    done = _shardrun(project, rerun, "run", "--plain", "--image", str(image), "--partition",
-                     "1/3", "--worker", hosts["SHARDRUN_TEST_W1_UNIX"])
+    done = _shardrun(
+        project,
+        rerun,
+        "run",
+        "--plain",
+        "--image",
+        str(image),
+        "--partition",
+        "1/3",
+        "--worker",
+        hosts["SHARDRUN_TEST_W1_UNIX"],
+    )
     assert done.returncode in (0, 1), done.stdout + done.stderr
-    shutil.copytree(next((rerun / ".shardrun" / "runs").glob("2*")),
-                    merge_dir / "downloads" / "again")
-    shutil.copytree(next((project.root.parent / f"{project.root.name}-job2" / ".shardrun"
-                          / "runs").glob("2*")), merge_dir / "downloads" / "job2")
+    shutil.copytree(
+        next((rerun / ".shardrun" / "runs").glob("2*")), merge_dir / "downloads" / "again"
+    )
+    shutil.copytree(
+        next((project.root.parent / f"{project.root.name}-job2" / ".shardrun" / "runs").glob("2*")),
+        merge_dir / "downloads" / "job2",
+    )
     twice = _shardrun(project, merge_dir, "merge", "--plain", "downloads")
     assert twice.returncode == 4 and "partition 1/3 reported twice" in twice.stderr
 
@@ -236,8 +287,9 @@ def test_run_image_takes_an_id_or_tag_the_build_engine_holds(project, hosts):
         remote.images.remove(image_id, force=True)
     try:
         job = _job_copy(project, "bytag")
-        done = _shardrun(project, job, "run", "--plain", "--image", "shardrun-test-by-tag:ci",
-                         "--worker", w1)
+        done = _shardrun(
+            project, job, "run", "--plain", "--image", "shardrun-test-by-tag:ci", "--worker", w1
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         assert " build " not in done.stdout and "3 shards: 3 pass" in done.stdout
         report = json.loads((job / ".shardrun" / "runs" / "latest" / "report.json").read_text())
@@ -249,7 +301,9 @@ def test_run_image_takes_an_id_or_tag_the_build_engine_holds(project, hosts):
 
         missing = _shardrun(project, job, "run", "--plain", "--image", "no-such-image:here")
         assert missing.returncode == 2
-        assert missing.stderr.count("\n") == 1 and "nor an image of that ID or tag" in missing.stderr
+        assert (
+            missing.stderr.count("\n") == 1 and "nor an image of that ID or tag" in missing.stderr
+        )
     finally:
         local.images.remove("shardrun-test-by-tag:ci")
         with contextlib.suppress(docker.errors.ImageNotFound):
@@ -270,18 +324,33 @@ def _matrix_round(project, hosts, tag: str, timings: Path | None) -> tuple[Path,
         (build / ".shardrun").mkdir()
         shutil.copy(timings, build / ".shardrun" / "timings.json")
     image = build / "image.tar.zst"
-    built = _shardrun(project, build, "build", "--plain", "--output", str(image),
-                      "--partitions", "3")
+    built = _shardrun(
+        project, build, "build", "--plain", "--output", str(image), "--partitions", "3"
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     merge_dir = _job_copy(project, f"{tag}-merge")
     seconds = []
     for k, worker in enumerate(("W1", "W3", "W4"), 1):
         job = _job_copy(project, f"{tag}-job{k}")
-        done = _shardrun(project, job, "run", "--plain", "--jobs", "1", "--image", str(image),
-                         "--partition", f"{k}/3", "--worker", hosts[f"SHARDRUN_TEST_{worker}_UNIX"])
+        done = _shardrun(
+            project,
+            job,
+            "run",
+            "--plain",
+            "--jobs",
+            "1",
+            "--image",
+            str(image),
+            "--partition",
+            f"{k}/3",
+            "--worker",
+            hosts[f"SHARDRUN_TEST_{worker}_UNIX"],
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         run = next((job / ".shardrun" / "runs").glob("2*"))
-        seconds.append(sum(s["duration"] for s in json.loads((run / "report.json").read_text())["shards"]))
+        seconds.append(
+            sum(s["duration"] for s in json.loads((run / "report.json").read_text())["shards"])
+        )
         shutil.copytree(run, merge_dir / "downloads" / f"job{k}")
     merged = _shardrun(project, merge_dir, "merge", "--plain", "downloads")
     assert merged.returncode == 0, merged.stdout + merged.stderr
@@ -289,8 +358,9 @@ def _matrix_round(project, hosts, tag: str, timings: Path | None) -> tuple[Path,
 
 
 def test_after_one_recorded_matrix_run_the_next_plan_is_balanced(project, hosts):
-    toml = "[defaults]\nnetwork = \"none\"\n" + "".join(
-        f'[[shard]]\nname = "s-{i}"\ncommand = ["sleep", "{t}"]\n' for i, t in enumerate(SKEWED, 1))
+    toml = '[defaults]\nnetwork = "none"\n' + "".join(
+        f'[[shard]]\nname = "s-{i}"\ncommand = ["sleep", "{t}"]\n' for i, t in enumerate(SKEWED, 1)
+    )
     project.write("shards.toml", shards_toml(project, toml))
     first_merge, first = _matrix_round(project, hosts, "first", None)
     assert max(first) > 1.5 * statistics.mean(first)  # by name, before any timings: skewed

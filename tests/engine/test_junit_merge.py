@@ -41,15 +41,16 @@ def xml(*cases: str) -> str:
 
 def test_inner_cases_land_under_their_shard_and_a_retried_pass_is_flaky(project, docker_client):
     project.write("Dockerfile.test", DOCKERFILE)
-    project.write("junit/bad.xml", xml(CASE.format(m="b", n="ok", body=""),
-                                       CASE.format(m="b", n="bad", body=FAIL)))
+    project.write(
+        "junit/bad.xml",
+        xml(CASE.format(m="b", n="ok", body=""), CASE.format(m="b", n="bad", body=FAIL)),
+    )
     project.write("junit/first.xml", xml(CASE.format(m="a", n="flaky", body=FAIL)))
     project.write("junit/then.xml", xml(CASE.format(m="a", n="flaky", body="")))
     volume = f"{project.name}-state"
     project.write("shards.toml", shards_toml(project, SHARDS.replace("VOLUME", volume)))
 
-    result = project.shardrun("run", "--plain", "--retries", "1",
-                              env={"GITHUB_ACTIONS": "true"})
+    result = project.shardrun("run", "--plain", "--retries", "1", env={"GITHUB_ACTIONS": "true"})
 
     assert result.returncode == 1, result.stdout + result.stderr
     run_dir = Path(project.report()["shards"][0]["log"]).parent

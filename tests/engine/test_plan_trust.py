@@ -36,10 +36,15 @@ def test_a_split_matrix_runs_every_file_once_and_a_hand_edited_plan_grants_nothi
     path = project.root.parent / "image.plan.json"
     plan = json.loads(path.read_text())
     hostile = {
-        "command": ["sh", "-c", "echo HIJACKED"], "docker_socket": True, "network": "bridge",
+        "command": ["sh", "-c", "echo HIJACKED"],
+        "docker_socket": True,
+        "network": "bridge",
         "volumes": [
-            {"source": "/var/run/docker.sock", "target": "/var/run/docker.sock",
-             "read_only": False},
+            {
+                "source": "/var/run/docker.sock",
+                "target": "/var/run/docker.sock",
+                "read_only": False,
+            },
             {"source": "/", "target": "/host", "read_only": True},
         ],
     }
@@ -51,8 +56,18 @@ def test_a_split_matrix_runs_every_file_once_and_a_hand_edited_plan_grants_nothi
     ran: dict[str, list[str]] = {}
     for k in (1, 2):
         job = _job_copy(project, f"job{k}")
-        done = _shardrun(project, job, "run", "--plain", "--image", str(image), "--plan",
-                         str(path), "--partition", f"{k}/2")
+        done = _shardrun(
+            project,
+            job,
+            "run",
+            "--plain",
+            "--image",
+            str(image),
+            "--plan",
+            str(path),
+            "--partition",
+            f"{k}/2",
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         runs = job / ".shardrun" / "runs"
         report = json.loads((runs / "latest" / "report.json").read_text())

@@ -27,9 +27,7 @@ command = ["sh", "-c", "cat /payload.txt; echo $WHO; sleep 2; exit 7"]
 """
 
 
-def test_repro_runs_the_image_that_ran_with_the_same_command_env_and_mounts(
-    project, docker_client
-):
+def test_repro_runs_the_image_that_ran_with_the_same_command_env_and_mounts(project, docker_client):
     project.write("shards.toml", shards_toml(project, SHARD))
     ran = project.shardrun("run", "--plain")
     assert ran.returncode == 1, ran.stdout + ran.stderr
@@ -52,13 +50,15 @@ def test_repro_runs_the_image_that_ran_with_the_same_command_env_and_mounts(
     assert attrs["Config"]["Cmd"] == recorded["options"]["command"]
     assert "WHO=shard-2" in attrs["Config"]["Env"]
     assert [(m["Name"], m["Destination"]) for m in attrs["Mounts"]] == [
-        ("shardrun-test-repro-cache", "/cache")]
+        ("shardrun-test-repro-cache", "/cache")
+    ]
     assert attrs["HostConfig"]["NetworkMode"] == "none"
 
     line = project.shardrun("repro", "t-2", "--print")
     assert line.returncode == 0 and line.stdout.startswith("docker --host ")
-    through_sh = subprocess.run(["sh", "-c", line.stdout], capture_output=True, text=True,
-                                timeout=60, check=False)
+    through_sh = subprocess.run(
+        ["sh", "-c", line.stdout], capture_output=True, text=True, timeout=60, check=False
+    )
     assert (through_sh.returncode, through_sh.stdout) == (7, "payload\nshard-2\n")
 
     fresh = project.shardrun("repro", "t-2", "--fresh")
@@ -79,8 +79,9 @@ def test_repro_builds_afresh_when_the_image_that_ran_is_gone(project, docker_cli
     again = project.shardrun("repro", "t-1")
 
     assert again.returncode == 7, again.stdout + again.stderr
-    assert f"the image of run {project.report()['run_id']} ({image_id[:19]}) is gone" \
-        in again.stderr
+    assert (
+        f"the image of run {project.report()['run_id']} ({image_id[:19]}) is gone" in again.stderr
+    )
     assert again.stdout == "rebuilt\nshard-1\n"
     docker_client.volumes.get("shardrun-test-repro-cache").remove(force=True)
 
@@ -120,9 +121,14 @@ def _in_a_terminal(project, *args: str, env: dict) -> tuple[int, bytes]:
     """`shardrun ARGS` with a pseudo-terminal for stdin, stdout and stderr, as a developer
     runs it: its exit code and everything it showed."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "shardrun", *args], cwd=project.root,
-                            stdin=follower, stdout=follower, stderr=follower,
-                            env={**os.environ, **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shardrun", *args],
+        cwd=project.root,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, **env},
+    )
     os.close(follower)
     shown = b""
     try:
@@ -158,8 +164,14 @@ def test_repro_never_shows_a_secret_yet_the_container_gets_it(project):
     printed = project.shardrun("repro", "secret", "--print", env=env)
     assert printed.returncode == 0 and " --env TOKEN " in printed.stdout
     assert token not in printed.stdout + printed.stderr
-    again = subprocess.run(["sh", "-c", printed.stdout], capture_output=True, text=True,
-                           timeout=60, check=False, env={**os.environ, **env})
+    again = subprocess.run(
+        ["sh", "-c", printed.stdout],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
     assert again.returncode == 42, again.stdout + again.stderr  # the line still works
     spelled = project.shardrun("repro", "spelled", "--print", env=env)
     assert " --env COPY=*** " in spelled.stdout  # a value the config spells out is masked

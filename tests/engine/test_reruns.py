@@ -29,9 +29,10 @@ command = ["sleep", "30"]
 def started_by_engine(client, project, since: float) -> list[str]:
     """The shards whose containers the engine started since `since`, in order."""
     events = client.events(
-        since=int(since), until=int(time.time()) + 1, decode=True,
-        filters={"type": "container", "event": "start",
-                 "label": f"{LABEL_PROJECT}={project.name}"},
+        since=int(since),
+        until=int(time.time()) + 1,
+        decode=True,
+        filters={"type": "container", "event": "start", "label": f"{LABEL_PROJECT}={project.name}"},
     )
     return [e["Actor"]["Attributes"]["shardrun.shard"] for e in events]
 
@@ -53,8 +54,12 @@ def test_failed_reruns_exactly_the_shards_that_failed_or_timed_out(project, dock
 
     # Now b passes: --failed of the first run (by its ID) still names b and d, and a run
     # whose failures are fixed has nothing left to rerun.
-    project.write("shards.toml", shards_toml(project, FOUR.replace('"exit 1"', '"exit 0"')
-                                             .replace('["sleep", "30"]', '["true"]')))
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project, FOUR.replace('"exit 1"', '"exit 0"').replace('["sleep", "30"]', '["true"]')
+        ),
+    )
     fixed = project.shardrun("run", "--plain", "--failed", "--run", first_id)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert project.statuses() == {"b": "PASS", "d": "PASS"}
@@ -85,9 +90,12 @@ def test_keep_failed_leaves_the_failed_container_until_clean_removes_it(project,
     assert all(c.status == "exited" and c.name.startswith("shardrun-kept-") for c in kept)
     report = {s["name"]: s["kept_container"] for s in project.report()["shards"]}
     assert report["a"] is None and report["b"] == next(
-        c.name for c in kept if c.labels["shardrun.shard"] == "b")
-    assert f"kept b: container {report['b']} on local; look inside with: docker --host " \
+        c.name for c in kept if c.labels["shardrun.shard"] == "b"
+    )
+    assert (
+        f"kept b: container {report['b']} on local; look inside with: docker --host "
         in result.stdout
+    )
     assert f"commit {report['b']} shardrun-kept:b && " in result.stdout
 
     # Later commands' orphan sweeps leave them; `clean` leaves them while they are younger

@@ -49,7 +49,10 @@ def test_four_shards_give_pass_pass_fail_timeout(project, docker_client):
     report = project.report()
     by_name = {s["name"]: s for s in report["shards"]}
     assert {n: s["status"] for n, s in by_name.items()} == {
-        "pass-1": "PASS", "pass-2": "PASS", "fails": "FAIL", "slow": "TIMEOUT",
+        "pass-1": "PASS",
+        "pass-2": "PASS",
+        "fails": "FAIL",
+        "slow": "TIMEOUT",
     }
     assert by_name["fails"]["exit_code"] == 3
     assert 2 <= by_name["slow"]["duration"] < 15
@@ -75,7 +78,12 @@ def test_plain_output_has_no_escape_codes(project, tmp_path):
     project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
     step_summary = tmp_path / "step-summary.md"
     result = project.shardrun(
-        "run", "--plain", "--shard", "pass-*", "--shard", "fails",
+        "run",
+        "--plain",
+        "--shard",
+        "pass-*",
+        "--shard",
+        "fails",
         env={"GITHUB_STEP_SUMMARY": str(step_summary)},
     )
     assert result.returncode == 1
@@ -84,7 +92,8 @@ def test_plain_output_has_no_escape_codes(project, tmp_path):
     assert "\x1b" not in result.stdout + result.stderr
     # timestamped lines for the build and for each shard's start and end
     assert any(
-        line[:9].count(":") == 2 and line.split()[1] == "built" for line in result.stdout.splitlines()
+        line[:9].count(":") == 2 and line.split()[1] == "built"
+        for line in result.stdout.splitlines()
     )
     assert " start    pass-1 on " in result.stdout
     assert " FAIL     fails in " in result.stdout
@@ -156,13 +165,19 @@ def _most_at_once(spans) -> int:
 
 @pytest.mark.parametrize("jobs, overlap", [(1, False), (3, True)])
 def test_jobs_limits_how_many_run_at_once(project, jobs, overlap):
-    project.write("shards.toml", shards_toml(project, """
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            """
 [[shard]]
 name = "nap-{index}"
 count = 3
 command = "sleep 1"
 network = "none"
-"""))
+""",
+        ),
+    )
     result = project.shardrun("run", "--plain", "--jobs", str(jobs))
     assert result.returncode == 0, result.stdout + result.stderr
     spans = sorted((s["started"], s["finished"]) for s in project.report()["shards"])
@@ -174,10 +189,13 @@ network = "none"
 
 def test_broken_dockerfile_exits_3_and_names_the_step(project):
     project.write("shards.toml", shards_toml(project, FOUR_SHARDS))
-    project.write("Dockerfile.test", (
-        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
-        "RUN echo compiling the widgets && echo 'error: widget 7 is bent' && exit 7\n"
-    ))
+    project.write(
+        "Dockerfile.test",
+        (
+            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
+            "RUN echo compiling the widgets && echo 'error: widget 7 is bent' && exit 7\n"
+        ),
+    )
 
     result = project.shardrun("run", "--plain")
 
@@ -192,12 +210,18 @@ def test_dockerignore_is_honoured(project):
     project.write(".dockerignore", "secret.txt\n")
     project.write("secret.txt", "do not send\n")
     project.write("Dockerfile.test", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /ctx/\n")
-    project.write("shards.toml", shards_toml(project, """
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            """
 [[shard]]
 name = "ls"
 command = "ls /ctx"
 network = "none"
-"""))
+""",
+        ),
+    )
     result = project.shardrun("run", "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     listing = Path(project.report()["shards"][0]["log"]).read_text().split()
@@ -206,13 +230,19 @@ network = "none"
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_removes_every_container_and_exits_130(project, docker_client, signum):
-    project.write("shards.toml", shards_toml(project, """
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            """
 [[shard]]
 name = "long-{index}"
 count = 3
 command = "sleep 120"
 network = "none"
-"""))
+""",
+        ),
+    )
     proc = project.popen("run", "--plain", "--jobs", "2")
     try:
         wait_for_running(docker_client, project, 2)
@@ -228,16 +258,26 @@ network = "none"
 
 
 def test_terminal_gets_the_live_view(project):
-    project.write("shards.toml", shards_toml(project, """
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            """
 [[shard]]
 name = "tty-check"
 command = "sh -c 'echo the last line; sleep 1'"
 network = "none"
-"""))
+""",
+        ),
+    )
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shardrun", "run"], cwd=project.root,
-        stdin=follower, stdout=follower, stderr=follower, env={**os.environ, "COLUMNS": "120"},
+        [sys.executable, "-m", "shardrun", "run"],
+        cwd=project.root,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, "COLUMNS": "120"},
     )
     os.close(follower)
     output = b""
@@ -259,7 +299,9 @@ network = "none"
 
 
 def test_build_target_and_args_and_the_build_command(project):
-    project.write("Dockerfile.test", """\
+    project.write(
+        "Dockerfile.test",
+        """\
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE} AS base
 ARG FLAVOUR=plain
@@ -268,13 +310,21 @@ FROM base AS test
 RUN echo "stage=test" >> /flavour.txt
 FROM base AS other
 RUN echo "stage=other" >> /flavour.txt
-""")
-    project.write("shards.toml", shards_toml(project, """
+""",
+    )
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            """
 [[shard]]
 name = "show"
 command = "cat /flavour.txt"
 network = "none"
-""", image='target = "test"'))
+""",
+            image='target = "test"',
+        ),
+    )
 
     built = project.shardrun("build", "--plain", "--build-arg", "FLAVOUR=spicy")
 
@@ -292,13 +342,19 @@ network = "none"
 
 def test_retries_run_a_failed_shard_again(project):
     (project.root / "state").mkdir()
-    project.write("shards.toml", shards_toml(project, """
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            """
 [[shard]]
 name = "flaky"
 network = "none"
 volumes = ["./state:/state"]
 command = ["sh", "-c", "if [ -e /state/seen ]; then echo second; else touch /state/seen; echo first; exit 1; fi"]
-"""))
+""",
+        ),
+    )
     without = project.shardrun("run", "--plain")
     assert without.returncode == 1  # a failing test is a result, not a retry
     (project.root / "state" / "seen").unlink()
@@ -344,4 +400,4 @@ def test_repro_runs_one_shard_attached_and_prints_its_docker_run(project, docker
 
     unknown = project.shardrun("repro", "pass2")
     assert unknown.returncode == 2
-    assert 'did you mean pass-2' in unknown.stderr
+    assert "did you mean pass-2" in unknown.stderr

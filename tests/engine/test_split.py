@@ -1,5 +1,5 @@
 """`split` end to end: a pytest suite of 30 files with uneven times, split into groups run
-in containers of the Debian + Python base (scripts/make-python-base, which .ci/run makes).
+in containers of the Debian + Python base (the `python_base` fixture finds or makes it).
 Every file runs exactly once, and once times are learned the groups are better balanced."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import pytest
 
 from tests.engine.conftest import shards_toml
 
-BASE = "shardrun-python-base:bookworm"
 DOCKERFILE = """\
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
@@ -32,16 +31,6 @@ command = "python3 -m pytest -q -p no:cacheprovider --junitxml=/tmp/junit.xml {f
 """
 NAMES = sorted(f"suite/{'deep/' if n % 5 == 0 else ''}test_{n:02d}.py" for n in range(30))
 LONG = set(NAMES[0:9:3])  # every third by name: with no times, two share a group
-
-
-@pytest.fixture
-def python_base(docker_client) -> str:
-    try:
-        docker_client.images.get(BASE)
-    except Exception:  # noqa: BLE001 - any failure means it is not there
-        pytest.fail(f"{BASE} is missing: run scripts/make-python-base (.ci/run does)",
-                    pytrace=False)
-    return BASE
 
 
 def cases_by_file(run_dir: Path, shards: list[str]) -> list[str]:
@@ -72,14 +61,20 @@ def test_a_split_runs_every_file_once_and_balances_better_once_it_knows_the_time
         assert len(ran) == 30 and len(set(ran)) == 30  # each file exactly once
         files = [f for s in report["shards"] for f in s["options"]["files"]]
         assert sorted(files) == sorted(set(files)) and len(files) == 30
-        longest = max(sum(2.0 if f in LONG else 0.05 for f in s["options"]["files"])
-                      for s in report["shards"])
+        longest = max(
+            sum(2.0 if f in LONG else 0.05 for f in s["options"]["files"]) for s in report["shards"]
+        )
         spans.append(longest)
 
     assert spans[0] >= 4.0  # with no times every file counts alike: long ones share a group
     assert spans[1] < spans[0] and spans[1] <= 2.5  # by the learned times: one each
-    listed = subprocess.run(["python3", "-m", "shardrun", "list"], cwd=project.root,
-                            capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["python3", "-m", "shardrun", "list"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "split: 30 files in 3 groups, expected makespan" in listed
 
     # repro runs the files the shard had in the run, not a fresh split.
@@ -92,7 +87,11 @@ def small_split(project, files: int, count: str, command: str) -> None:
     """`files` empty test files split into groups g-1, g-2, ... by `count`."""
     for n in range(files):
         project.write(f"suite/test_{n}.py", "")
-    project.write("shards.toml", shards_toml(project, f"""
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            f"""
 [defaults]
 network = "none"
 [[shard]]
@@ -100,7 +99,9 @@ name = "g-{{index}}"
 count = {count}
 split = ["suite/test_*.py"]
 command = {command}
-"""))
+""",
+        ),
+    )
 
 
 def test_count_slots_makes_a_group_per_slot_of_the_run(project):
@@ -123,8 +124,13 @@ def test_failed_reruns_a_split_shard_with_the_files_it_had(project):
     timings = project.root / ".shardrun" / "timings.json"
     times = {f"suite/test_{n}.py": 50.0 if n in (0, 2) else 1.0 for n in range(6)}
     timings.write_text(json.dumps({"files": times}))
-    listed = subprocess.run(["python3", "-m", "shardrun", "list"], cwd=project.root,
-                            capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["python3", "-m", "shardrun", "list"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "g-1  ~52.0s  suite/ (3 of 6)  suite/test_0.py suite/test_1.py suite/test_3.py" in listed
     assert had["g-1"] == ["suite/test_0.py", "suite/test_1.py", "suite/test_2.py"]
 
@@ -142,9 +148,16 @@ def test_file_times_are_learned_from_the_junit_pytest_writes_in_the_container(
     sleeps = {"suite/test_long.py": 1.5, "suite/test_a.py": 0.05, "suite/test_b.py": 0.05}
     for name, seconds in sleeps.items():
         project.write(name, f"import time\n\ndef test_it():\n    time.sleep({seconds})\n")
-    project.write("shards.toml", shards_toml(project, SHARDS.replace("count = 3", "count = 1")
-                                             .replace("--junitxml", f"-o junit_family={family}"
-                                                      " --junitxml"), base=python_base))
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            SHARDS.replace("count = 3", "count = 1").replace(
+                "--junitxml", f"-o junit_family={family} --junitxml"
+            ),
+            base=python_base,
+        ),
+    )
 
     result = project.shardrun("run", "--plain", timeout=300)
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from tests.engine.conftest import shards_toml
-from tests.engine.test_split import DOCKERFILE, cases_by_file, python_base  # noqa: F401
+from tests.engine.test_split import DOCKERFILE, cases_by_file
 
 DIRS = ("alpha", "beta", "gamma", "delta")
 FILES = [f"suite/{d}/test_{n}.py" for d in DIRS for n in range(3)]
@@ -32,8 +32,10 @@ def scattered() -> str:
     out = '[defaults]\nnetwork = "none"\n'
     for k in (0, 1):
         files = " ".join(FILES[k::2])
-        out += (f'[[shard]]\nname = "by-file-{k + 1}"\njunit = "/tmp/junit.xml"\ncommand = '
-                f'"python3 -m pytest -q -p no:cacheprovider --junitxml=/tmp/junit.xml {files}"\n')
+        out += (
+            f'[[shard]]\nname = "by-file-{k + 1}"\njunit = "/tmp/junit.xml"\ncommand = '
+            f'"python3 -m pytest -q -p no:cacheprovider --junitxml=/tmp/junit.xml {files}"\n'
+        )
     return out
 
 
@@ -42,9 +44,7 @@ def makespan(report: dict) -> float:
     return max(s["finished"] for s in shards) - min(s["started"] for s in shards)
 
 
-def test_a_split_keeps_each_directory_in_one_group_and_beats_scattering(
-    project, python_base  # noqa: F811
-):
+def test_a_split_keeps_each_directory_in_one_group_and_beats_scattering(project, python_base):
     project.write("Dockerfile.test", DOCKERFILE)
     project.write("suite/__init__.py", "")
     for d in DIRS:  # packages: test_0.py is in every directory

@@ -35,7 +35,9 @@ command = ["sh", "-c", "sleep 0.5; echo done"]
 def _leftovers(url: str, project) -> list:
     try:
         client = docker.DockerClient(base_url=url)
-        found = client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={project.name}"})
+        found = client.containers.list(
+            all=True, filters={"label": f"{LABEL_PROJECT}={project.name}"}
+        )
     except docker.errors.DockerException:
         return []  # a daemon a test stopped
     for container in found:
@@ -96,10 +98,14 @@ RUN head -c 150000000 /dev/urandom > /big
 def test_a_full_disk_on_the_runner_is_one_line_and_exit_4_not_a_lost_worker(project, hosts):
     project.write("Dockerfile.test", BIG_IMAGE)
     project.write("payload.txt", f"{project.name}\n")
-    project.write("shards.toml", shards_toml(project, SHORT_NAPS.replace("count = 30", "count = 2")))
+    project.write(
+        "shards.toml", shards_toml(project, SHORT_NAPS.replace("count = 30", "count = 2"))
+    )
     with tmpfs(project.root / ".shardrun" / "cache", "50m") as cache:
-        for workers in (["--worker", "default", "--worker", hosts["SHARDRUN_TEST_W1_TCP"]],
-                        ["--worker", hosts["SHARDRUN_TEST_W1_TCP"]]):
+        for workers in (
+            ["--worker", "default", "--worker", hosts["SHARDRUN_TEST_W1_TCP"]],
+            ["--worker", hosts["SHARDRUN_TEST_W1_TCP"]],
+        ):
             result = project.shardrun("run", "--plain", *workers)
             assert result.returncode == 4, result.stdout + result.stderr
             [line] = result.stderr.splitlines()
@@ -112,12 +118,18 @@ def test_a_full_disk_on_the_runner_is_one_line_and_exit_4_not_a_lost_worker(proj
 def test_a_run_does_not_wait_for_a_load_that_no_shard_needs(project, hosts):
     project.write("Dockerfile.test", BIG_IMAGE)
     project.write("payload.txt", f"{project.name}\n")
-    project.write("shards.toml", shards_toml(project, """
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            """
 [[shard]]
 name = "quick"
 network = "none"
 command = ["true"]
-"""))
+""",
+        ),
+    )
     result = project.shardrun(
         "run", "--plain", "--worker", "default", "--worker", hosts["SHARDRUN_TEST_W1_TCP"]
     )
@@ -132,14 +144,20 @@ command = ["true"]
 
 
 def test_two_hundred_small_shards_on_eight_slots_in_little_memory(project, hosts):
-    project.write("shards.toml", shards_toml(project, """
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            """
 [defaults]
 network = "none"
 [[shard]]
 name = "tiny-{index}"
 count = 200
 command = ["true"]
-"""))
+""",
+        ),
+    )
     # The peak RSS of the runner alone: a parent whose only waited-for child it is.
     measure = (
         "import resource, subprocess, sys; "
@@ -147,9 +165,24 @@ command = ["true"]
         "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     proc = subprocess.run(  # noqa: PLW1510 - the exit code is what we test
-        [sys.executable, "-c", measure, sys.executable, "-m", "shardrun", "run", "--plain",
-         "--worker", "default*4", "--worker", f"{hosts['SHARDRUN_TEST_W1_TCP']}*4"],
-        cwd=project.root, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-c",
+            measure,
+            sys.executable,
+            "-m",
+            "shardrun",
+            "run",
+            "--plain",
+            "--worker",
+            "default*4",
+            "--worker",
+            f"{hosts['SHARDRUN_TEST_W1_TCP']}*4",
+        ],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     code, peak_kb = (int(x) for x in proc.stdout.split())
     assert code == 0, proc.stderr
@@ -169,7 +202,9 @@ def test_an_interrupt_during_distribution_leaves_nothing_and_records_the_run(
 ):
     project.write("Dockerfile.test", BIG_IMAGE)
     project.write("payload.txt", f"{project.name}\n")
-    project.write("shards.toml", shards_toml(project, SHORT_NAPS.replace("count = 30", "count = 2")))
+    project.write(
+        "shards.toml", shards_toml(project, SHORT_NAPS.replace("count = 30", "count = 2"))
+    )
     proc = project.popen("run", "--plain", "--worker", hosts["SHARDRUN_TEST_W1_TCP"])
     cache = project.root / ".shardrun" / "cache"
     deadline = time.monotonic() + 120

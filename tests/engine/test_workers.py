@@ -24,9 +24,12 @@ UNREACHABLE = "tcp://198.18.0.2:2999"  # w1's address, a port nothing listens on
 
 def _workers(hosts, local_slots=1, w1_slots=1, w2_slots=1) -> list[str]:
     return [
-        "--worker", f"default*{local_slots}",
-        "--worker", f"{hosts['SHARDRUN_TEST_W1_TCP']}*{w1_slots}",
-        "--worker", f"{hosts['SHARDRUN_TEST_W2_SSH']}*{w2_slots}",
+        "--worker",
+        f"default*{local_slots}",
+        "--worker",
+        f"{hosts['SHARDRUN_TEST_W1_TCP']}*{w1_slots}",
+        "--worker",
+        f"{hosts['SHARDRUN_TEST_W2_SSH']}*{w2_slots}",
     ]
 
 
@@ -119,20 +122,32 @@ def test_a_worker_killed_mid_run_is_lost_and_its_shards_finish_elsewhere(
     remote_project, w1_restored
 ):
     hosts = w1_restored
-    remote_project.write("shards.toml", shards_toml(remote_project, """
+    remote_project.write(
+        "shards.toml",
+        shards_toml(
+            remote_project,
+            """
 [defaults]
 network = "none"
 [[shard]]
 name = "work-{index}"
 count = 6
 command = ["sh", "-c", "sleep 3; echo done"]
-"""))
+""",
+        ),
+    )
     proc = remote_project.popen(
-        "run", "--plain", "--worker", "default*2",
-        "--worker", f"{hosts['SHARDRUN_TEST_W1_TCP']}*2",
+        "run",
+        "--plain",
+        "--worker",
+        "default*2",
+        "--worker",
+        f"{hosts['SHARDRUN_TEST_W1_TCP']}*2",
     )
     try:
-        wait_for_running(docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"]), remote_project)
+        wait_for_running(
+            docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"]), remote_project
+        )
         os.kill(int(hosts["SHARDRUN_TEST_W1_PID"]), 9)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -175,8 +190,17 @@ def test_an_unreachable_worker_is_reported_and_skipped(project):
     [verdict] = [line for line in result.stdout.splitlines() if "(exit 0)" in line]
     assert "1 of 2 workers lost: 198.18.0.2:2999: cannot reach" in verdict
 
-    required = project.shardrun("run", "--plain", "--shard", "nap-1", "--worker", "default",
-                                "--worker", UNREACHABLE, "--require-all-workers")
+    required = project.shardrun(
+        "run",
+        "--plain",
+        "--shard",
+        "nap-1",
+        "--worker",
+        "default",
+        "--worker",
+        UNREACHABLE,
+        "--require-all-workers",
+    )
     assert required.returncode == 4, required.stdout + required.stderr
     assert project.statuses() == {"nap-1": "PASS"}
     assert "198.18.0.2:2999 (required): cannot reach" in required.stdout
@@ -214,11 +238,18 @@ volumes = ["{data}:/data:ro"]
 
     # Declared: the worker's own path for /data (here the same folder, as the worker
     # namespace shares this machine's filesystem) replaces the shard's.
-    project.write("shards.toml", shards_toml(project, body + f"""
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            body
+            + f"""
 [[worker]]
 host = "{tcp}"
 volumes = ["{data}:/data:ro"]
-"""))
+""",
+        ),
+    )
     accepted = project.shardrun("run", "--plain")
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     [shard] = project.report()["shards"]
@@ -229,12 +260,20 @@ volumes = ["{data}:/data:ro"]
 def test_workers_command_lists_reachability_and_image(remote_project, hosts):
     assert remote_project.shardrun("run", "--plain", "--shard", "nap-1").returncode == 0
     result = remote_project.shardrun(
-        "workers", "--worker", "default", "--worker", hosts["SHARDRUN_TEST_W2_SSH"] + "*3",
-        "--worker", UNREACHABLE,
+        "workers",
+        "--worker",
+        "default",
+        "--worker",
+        hosts["SHARDRUN_TEST_W2_SSH"] + "*3",
+        "--worker",
+        UNREACHABLE,
     )
     assert result.returncode == 0, result.stderr
-    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines()
-            if line.startswith("│") and line.split("│")[1].strip()}
+    rows = {
+        line.split("│")[1].strip(): line
+        for line in result.stdout.splitlines()
+        if line.startswith("│") and line.split("│")[1].strip()
+    }
     assert "ok" in rows["local"] and "yes" in rows["local"]
     ssh = rows["root@198.18.0.6"]
     assert "ok" in ssh and "20.10" in ssh and "│ 3 " in ssh and "no" in ssh
@@ -242,7 +281,11 @@ def test_workers_command_lists_reachability_and_image(remote_project, hosts):
 
 
 def test_shardrun_json_timings_make_the_longest_start_first(project):
-    project.write("shards.toml", shards_toml(project, """
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            """
 [defaults]
 network = "none"
 command = "true"
@@ -254,7 +297,9 @@ name = "long"
 name = "medium"
 [[shard]]
 name = "new"
-"""))
+""",
+        ),
+    )
     state = project.root / ".shardrun"
     state.mkdir()
     (state / "timings.json").write_text(
@@ -311,18 +356,29 @@ def test_a_refused_thin_load_falls_back_to_full_and_is_remembered(project, hosts
 
 def test_a_worker_cut_off_from_the_network_is_lost_by_the_heartbeat(remote_project, hosts):
     """A dead daemon resets its connections; a host cut off leaves waits hanging silently."""
-    remote_project.write("shards.toml", shards_toml(remote_project, """
+    remote_project.write(
+        "shards.toml",
+        shards_toml(
+            remote_project,
+            """
 [defaults]
 network = "none"
 [[shard]]
 name = "long-{index}"
 count = 4
 command = ["sh", "-c", "sleep 6; echo done"]
-"""))
+""",
+        ),
+    )
     w1 = docker.DockerClient(base_url=hosts["SHARDRUN_TEST_W1_UNIX"])  # not over the veth
     label = {"label": f"{LABEL_PROJECT}={remote_project.name}"}
     proc = remote_project.popen(
-        "run", "--plain", "--worker", "default*2", "--worker", f"{hosts['SHARDRUN_TEST_W1_TCP']}*2",
+        "run",
+        "--plain",
+        "--worker",
+        "default*2",
+        "--worker",
+        f"{hosts['SHARDRUN_TEST_W1_TCP']}*2",
     )
     try:
         wait_for_running(w1, remote_project, 2)
@@ -352,14 +408,20 @@ def test_every_line_of_output_lands_in_the_log_once(project, hosts):
     """Output written at once and later, on stdout and stderr, in 24 quick containers on
     three workers: each log holds exactly its shard's lines, none lost before the attach
     and none repeated (a replay of the engine's log file raced the live stream)."""
-    project.write("shards.toml", shards_toml(project, """
+    project.write(
+        "shards.toml",
+        shards_toml(
+            project,
+            """
 [defaults]
 network = "none"
 [[shard]]
 name = "quick-{index}"
 count = 24
 command = ["sh", "-c", "echo first {index}; echo err {index} >&2; sleep 0.3; echo last {index}"]
-"""))
+""",
+        ),
+    )
     result = project.shardrun("run", "--plain", *_workers(hosts, 2, 2, 2))
 
     assert result.returncode == 0, result.stdout + result.stderr

@@ -127,8 +127,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _read_tarball(data: bytes, held: Mapping[str, bytes],
-                  held_chains: set[str]) -> tuple[FakeImage, list[str]]:
+def _read_tarball(
+    data: bytes, held: Mapping[str, bytes], held_chains: set[str]
+) -> tuple[FakeImage, list[str]]:
     """The image in a (possibly thin) save tarball, as dockerd's load takes it, and the
     tags it names."""
     try:
@@ -183,7 +184,7 @@ class Script:
         if self.read_size is None:
             return frames
         data = b"".join(frames)
-        return [data[i:i + self.read_size] for i in range(0, len(data), self.read_size)]
+        return [data[i : i + self.read_size] for i in range(0, len(data), self.read_size)]
 
 
 @dataclass
@@ -219,8 +220,11 @@ class _Fault:
     when: Callable[..., bool] | None
 
     def matches(self, method: str, n: int, args: tuple) -> bool:
-        return (method == self.method and (self.nth is None or self.nth == n)
-                and (self.when is None or bool(self.when(*args))))
+        return (
+            method == self.method
+            and (self.nth is None or self.nth == n)
+            and (self.when is None or bool(self.when(*args)))
+        )
 
     def make(self, engine: str) -> Exception:
         if isinstance(self.error, Exception):
@@ -268,19 +272,34 @@ class FakeEngine:
 
     # ---- scripting -----------------------------------------------------------------
 
-    def script(self, shard: str = "*", *, exit_code: int = 0,
-               output: bytes | Sequence[bytes] = b"", seconds: float | None = 0.0,
-               read_size: int | None = None, stream: int = 1, pace: float = 0.0,
-               files: Mapping[str, bytes] | None = None) -> FakeEngine:
+    def script(
+        self,
+        shard: str = "*",
+        *,
+        exit_code: int = 0,
+        output: bytes | Sequence[bytes] = b"",
+        seconds: float | None = 0.0,
+        read_size: int | None = None,
+        stream: int = 1,
+        pace: float = 0.0,
+        files: Mapping[str, bytes] | None = None,
+    ) -> FakeEngine:
         """How the containers of `shard` ("*": of every shard not scripted) behave: see
         `Script`."""
         with self._cond:
-            self._scripts[shard] = Script(exit_code, output, seconds, read_size, stream, pace,
-                                          dict(files or {}))
+            self._scripts[shard] = Script(
+                exit_code, output, seconds, read_size, stream, pace, dict(files or {})
+            )
         return self
 
-    def fail(self, method: str, error: type[Exception] | Exception = TransportError, *,
-             nth: int | None = None, when: Callable[..., bool] | None = None) -> FakeEngine:
+    def fail(
+        self,
+        method: str,
+        error: type[Exception] | Exception = TransportError,
+        *,
+        nth: int | None = None,
+        when: Callable[..., bool] | None = None,
+    ) -> FakeEngine:
         """Make `method` raise `error` (a class gets a message naming the call): on every
         call, or only on its `nth` call (1 is the first on this engine), or on the calls
         whose arguments `when(*args)` accepts. The call is recorded all the same. A
@@ -365,16 +384,22 @@ class FakeEngine:
         """Containers whose run time is up have exited (time passes between calls)."""
         now = time.monotonic()
         for container in self.present.values():
-            if container.state == "running" and container.ends_at is not None \
-                    and now >= container.ends_at:
+            if (
+                container.state == "running"
+                and container.ends_at is not None
+                and now >= container.ends_at
+            ):
                 container.state = "exited"
                 container.exit_code = container.script.exit_code
                 self._cond.notify_all()
 
     def _sleep_until_change(self, until: float | None = None) -> None:
         """Wait for a notify, the next scripted exit or `until`, whichever comes first."""
-        ends = [c.ends_at for c in self.present.values()
-                if c.state == "running" and c.ends_at is not None]
+        ends = [
+            c.ends_at
+            for c in self.present.values()
+            if c.state == "running" and c.ends_at is not None
+        ]
         if until is not None:
             ends.append(until)
         timeout = max(min(ends) - time.monotonic(), 0.0) + 0.001 if ends else None
@@ -383,8 +408,9 @@ class FakeEngine:
     def _container(self, container_id: str, method: str) -> FakeContainer:
         container = self.present.get(container_id)
         if container is None:
-            raise EngineRefused(f"fake engine {self.name}: {method}: no such container: "
-                                f"{container_id}")
+            raise EngineRefused(
+                f"fake engine {self.name}: {method}: no such container: {container_id}"
+            )
         return container
 
     # ---- the Engine interface --------------------------------------------------------
@@ -408,8 +434,12 @@ class FakeEngine:
         if self.built is None:
             raise EngineRefused(f"fake engine {self.name}: no image scripted to build")
         self.add_image(self.built)
-        return iter([{"stream": "Successfully built (fake)\n"},
-                     {"id": "moby.image.id", "aux": {"ID": self.built.id}}])
+        return iter(
+            [
+                {"stream": "Successfully built (fake)\n"},
+                {"id": "moby.image.id", "aux": {"ID": self.built.id}},
+            ]
+        )
 
     def has_image(self, image_id: str) -> bool:
         self._enter("has_image", image_id)
@@ -450,16 +480,22 @@ class FakeEngine:
     def content_tags(self, project: str) -> list[TaggedImage]:
         self._enter("content_tags", project)
         with self._cond:
-            return [TaggedImage(tag, image_id, len(b"".join(self.images[image_id].layers)))
-                    for tag, image_id in self.tags.items()
-                    if tag.startswith(f"{CONTENT_REPO}:") and image_id in self.images
-                    and self.images[image_id].labels.get(LABEL_PROJECT) == project]
+            return [
+                TaggedImage(tag, image_id, len(b"".join(self.images[image_id].layers)))
+                for tag, image_id in self.tags.items()
+                if tag.startswith(f"{CONTENT_REPO}:")
+                and image_id in self.images
+                and self.images[image_id].labels.get(LABEL_PROJECT) == project
+            ]
 
     def image_layers(self, project: str | None) -> list[list[str]]:
         self._enter("image_layers", project)
         with self._cond:
-            return [image.diff_ids for image in self.images.values()
-                    if project is None or image.labels.get(LABEL_PROJECT) == project]
+            return [
+                image.diff_ids
+                for image in self.images.values()
+                if project is None or image.labels.get(LABEL_PROJECT) == project
+            ]
 
     def save(self, name: str, chunk_size: int) -> Iterator[bytes]:
         self._enter("save", name, chunk_size)
@@ -467,7 +503,7 @@ class FakeEngine:
             tagged = name in self.tags
             image_id = self.tags.get(name, name)
         data = self._image(image_id).tarball([name] if tagged else [])
-        return iter([data[i:i + chunk_size] for i in range(0, len(data), chunk_size)])
+        return iter([data[i : i + chunk_size] for i in range(0, len(data), chunk_size)])
 
     def _image(self, image_id: str) -> FakeImage:
         with self._cond:
@@ -482,8 +518,11 @@ class FakeEngine:
         with self._cond:
             self._check_alive("load")
             self.loads.append(data)
-            held = {d: layer for image in self.images.values()
-                    for d, layer in zip(image.diff_ids, image.layers, strict=True)}
+            held = {
+                d: layer
+                for image in self.images.values()
+                for d, layer in zip(image.diff_ids, image.layers, strict=True)
+            }
             chains = {c for image in self.images.values() for c in chain_ids(image.diff_ids)}
             image, tags = _read_tarball(data, held, chains)
             self.images[image.id] = image
@@ -583,9 +622,9 @@ class FakeEngine:
         out = io.BytesIO()
         with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
             for name, data in sorted(inside.items()):
-                _add(tar, name[len(parent):].lstrip("/"), data)
+                _add(tar, name[len(parent) :].lstrip("/"), data)
         data = out.getvalue()
-        return iter([data[i:i + chunk_size] for i in range(0, len(data), chunk_size)])
+        return iter([data[i : i + chunk_size] for i in range(0, len(data), chunk_size)])
 
     def remove(self, container_id: str) -> None:
         self._enter("remove", container_id)

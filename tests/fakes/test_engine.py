@@ -67,8 +67,11 @@ def in_thread(target, *args):
 
 
 def test_it_has_every_method_of_the_engine_interface_with_the_same_parameters():
-    wanted = {name for name, _ in inspect.getmembers(Engine, inspect.isfunction)
-              if not name.startswith("_")}
+    wanted = {
+        name
+        for name, _ in inspect.getmembers(Engine, inspect.isfunction)
+        if not name.startswith("_")
+    }
     assert wanted  # the Protocol's methods were found at all
     for name in wanted:
         ours = inspect.signature(getattr(FakeEngine, name)).parameters
@@ -159,7 +162,13 @@ def test_a_container_runs_its_script_and_streams_its_output_as_frames(fakes):
     engine.remove(container_id)
     assert engine.present == {} and engine.history[0].state == "removed"
     assert [c.name for c in engine.calls] == [
-        "create", "attach", "start", "wait", "containers", "containers", "remove"
+        "create",
+        "attach",
+        "start",
+        "wait",
+        "containers",
+        "containers",
+        "remove",
     ]
 
 
@@ -277,8 +286,7 @@ def test_the_heartbeat_notices_a_host_cut_off(fakes, monkeypatch):
     # Worker.watch takes its interval as an argument; the ping timeout is the module's.
     monkeypatch.setattr(workers, "_PING_TIMEOUT", 0.05)
     engine = fakes()
-    worker = workers.Worker(name="w", endpoint=None, engine=engine, slots=1, cpus=1,
-                            version="fake")
+    worker = workers.Worker(name="w", endpoint=None, engine=engine, slots=1, cpus=1, version="fake")
     lost: list[str] = []
 
     async def main() -> None:

@@ -17,7 +17,8 @@ def _config_with_builder(tmp_path: Path, builder: str | None) -> Config:
     image = f'[image]\nbuilder = "{builder}"\n' if builder else ""
     (tmp_path / "shards.toml").write_text(
         image + '[[worker]]\nname = "big"\nhost = "tcp://10.9.9.9:2375"\nslots = 8\n'
-        '[[shard]]\nname = "a"\ncommand = "true"\n')
+        '[[shard]]\nname = "a"\ncommand = "true"\n'
+    )
     return load(cwd=tmp_path)
 
 
@@ -37,8 +38,14 @@ def test_the_builder_is_a_worker_by_name_or_an_engine_url_or_the_current_context
 
 @pytest.mark.parametrize(
     "version, containerd_store, refused",
-    [("26.1.5+dfsg1", True, True), ("27.5.1", True, True), ("28.0.0", True, False),
-     ("29.1.2", True, False), ("20.10.24+dfsg1", False, False), ("26.1.5", False, False)],
+    [
+        ("26.1.5+dfsg1", True, True),
+        ("27.5.1", True, True),
+        ("28.0.0", True, False),
+        ("29.1.2", True, False),
+        ("20.10.24+dfsg1", False, False),
+        ("26.1.5", False, False),
+    ],
 )
 def test_a_containerd_store_builder_before_28_is_refused_before_anything_is_sent(
     version: str, containerd_store: bool, refused: bool

@@ -18,8 +18,12 @@ GOOD_SHARD = '[[shard]]\nname = "a"\ncommand = "true"\n'
 def shardrun(cwd, *args):
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"}  # must not be needed
     return subprocess.run(  # noqa: PLW1510 - the exit code is what we test
-        [sys.executable, "-m", "shardrun", *args], cwd=cwd, capture_output=True, text=True,
-        env=env, timeout=60,
+        [sys.executable, "-m", "shardrun", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 
@@ -32,15 +36,23 @@ def proj(tmp_path):
 @pytest.mark.parametrize(
     "toml, expected",
     [
-        ('[[shard]]\nname = "a"\ncommand = "true"\ntimout = "1m"\n',
-         'shards.toml: shard[1] ("a").timout: unknown key'),
+        (
+            '[[shard]]\nname = "a"\ncommand = "true"\ntimout = "1m"\n',
+            'shards.toml: shard[1] ("a").timout: unknown key',
+        ),
         ('[[shard]]\nname = "a"\ncommand = 5\n', 'shards.toml: shard[1] ("a").command:'),
         ('[defaults]\ntimeout = "5 minutes"\n' + GOOD_SHARD, "shards.toml: defaults.timeout:"),
-        ('[[shard]]\nname = "a"\ncommand = "true"\nsplit-together = ["t/**"]\n',
-         'shards.toml: shard[1] ("a").split-together: without a split'),
-        (('[[shard]]\nname = "a"\ncommand = "x {files}"\nsplit = ["t/*.py"]\n'
-          'split-together = ["/abs/**"]\n'),
-         'shards.toml: shard[1] ("a").split-together[1]: "/abs/**" is not a path'),
+        (
+            '[[shard]]\nname = "a"\ncommand = "true"\nsplit-together = ["t/**"]\n',
+            'shards.toml: shard[1] ("a").split-together: without a split',
+        ),
+        (
+            (
+                '[[shard]]\nname = "a"\ncommand = "x {files}"\nsplit = ["t/*.py"]\n'
+                'split-together = ["/abs/**"]\n'
+            ),
+            'shards.toml: shard[1] ("a").split-together[1]: "/abs/**" is not a path',
+        ),
         ('[defaults]\nmemory = "lots"\n' + GOOD_SHARD, "shards.toml: defaults.memory:"),
         ('[image]\ndockerfile = "Nope.test"\n' + GOOD_SHARD, "shards.toml: image.dockerfile:"),
         ('[defaults]\nnetwork = "none"\n', "shards.toml: shard:"),
@@ -48,9 +60,19 @@ def proj(tmp_path):
         ('[[shard]]\nname = "a"\ncount = 0\n', 'shards.toml: shard[1] ("a").count:'),
         ("[[shard]\nname = 'a'\n", "shards.toml: "),
     ],
-    ids=["unknown-key", "wrong-type", "bad-duration", "together-no-split", "together-abs",
-         "bad-size", "missing-dockerfile",
-         "no-shards", "duplicate-name", "zero-count", "invalid-toml"],
+    ids=[
+        "unknown-key",
+        "wrong-type",
+        "bad-duration",
+        "together-no-split",
+        "together-abs",
+        "bad-size",
+        "missing-dockerfile",
+        "no-shards",
+        "duplicate-name",
+        "zero-count",
+        "invalid-toml",
+    ],
 )
 def test_malformed_config_exits_2_with_one_line(proj, toml, expected):
     (proj / "shards.toml").write_text(toml)
@@ -197,8 +219,13 @@ def test_output_into_a_closed_pipe_stops_quietly_never_an_internal_error(proj):
     os.close(read_end)
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"}
     done = subprocess.run(  # noqa: PLW1510
-        [sys.executable, "-m", "shardrun", "runs"], cwd=proj, stdout=write_end,
-        stderr=subprocess.PIPE, text=True, env=env, timeout=60,
+        [sys.executable, "-m", "shardrun", "runs"],
+        cwd=proj,
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        timeout=60,
     )
     os.close(write_end)
     assert done.returncode == 141, done.stderr

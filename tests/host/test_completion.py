@@ -23,8 +23,12 @@ command = "true"
 
 def complete(cwd: Path, env: dict[str, str]) -> list[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "shardrun"], cwd=cwd, capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-m", "shardrun"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         # No engine anywhere: completion must not need one.
         env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock", **env},
     )
@@ -41,8 +45,11 @@ def project(tmp_path: Path) -> Path:
 
 def bash(words: str) -> dict[str, str]:
     # COMP_CWORD: the word being completed, the empty one after a trailing space.
-    return {"_SHARDRUN_COMPLETE": "complete_bash", "COMP_WORDS": words,
-            "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    return {
+        "_SHARDRUN_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+    }
 
 
 def test_bash_completes_shard_names_for_shard_repro_and_show(project: Path):
@@ -52,12 +59,19 @@ def test_bash_completes_shard_names_for_shard_repro_and_show(project: Path):
 
 
 def test_zsh_and_fish_complete_them_too(project: Path):
-    zsh = complete(project, {"_SHARDRUN_COMPLETE": "complete_zsh",
-                             "_TYPER_COMPLETE_ARGS": "shardrun repro unit-"})
+    zsh = complete(
+        project,
+        {"_SHARDRUN_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "shardrun repro unit-"},
+    )
     assert "unit-1" in " ".join(zsh) and "lint" not in " ".join(zsh)
-    fish = complete(project, {"_SHARDRUN_COMPLETE": "complete_fish",
-                              "_TYPER_COMPLETE_ARGS": "shardrun repro ",
-                              "_TYPER_COMPLETE_FISH_ACTION": "get-args"})
+    fish = complete(
+        project,
+        {
+            "_SHARDRUN_COMPLETE": "complete_fish",
+            "_TYPER_COMPLETE_ARGS": "shardrun repro ",
+            "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+        },
+    )
     assert fish == ["unit-1", "unit-2", "lint"]
 
 

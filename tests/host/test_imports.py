@@ -47,8 +47,13 @@ def imported(tmp_path: Path, cwd: Path, *args: str) -> tuple[set[str], subproces
     """Run `shardrun ARGS` in `cwd`; the modules loaded when it exited, and the process."""
     out = tmp_path / "modules.txt"
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], check=False, cwd=cwd, capture_output=True, text=True,
-        env=_env(tmp_path, PROBE_MODULES=str(out)), timeout=120,
+        [sys.executable, "-c", PROBE, *args],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path, PROBE_MODULES=str(out)),
+        timeout=120,
     )
     assert out.exists(), done.stderr
     return set(out.read_text().split()), done
@@ -95,12 +100,23 @@ def test_list_imports_config_and_plan_only(tmp_path, proj):
 
 def test_run_over_unix_and_tcp_leaves_the_ssh_stack_out(tmp_path, proj):
     modules, done = imported(
-        tmp_path, proj, "run", "--plain",
-        "-w", f"unix://{tmp_path}/no-worker.sock", "-w", "tcp://127.0.0.1:1",
+        tmp_path,
+        proj,
+        "run",
+        "--plain",
+        "-w",
+        f"unix://{tmp_path}/no-worker.sock",
+        "-w",
+        "tcp://127.0.0.1:1",
     )
 
     assert "cannot reach the Docker engine" in done.stderr, done.stderr
-    assert {"docker", "shardrun.run.workflow", "shardrun.run.shard.execute", "shardrun.engine"} <= modules
+    assert {
+        "docker",
+        "shardrun.run.workflow",
+        "shardrun.run.shard.execute",
+        "shardrun.engine",
+    } <= modules
     assert top_level(modules, SSH_STACK) == set()
 
 
@@ -108,7 +124,7 @@ def test_run_with_an_ssh_worker_loads_the_ssh_stack(tmp_path, proj):
     modules, done = imported(tmp_path, proj, "run", "--plain", "-w", "ssh://nobody@127.0.0.1:1")
 
     assert "cannot reach the Docker engine" in done.stderr, done.stderr
-    assert SSH_STACK <= modules
+    assert modules >= SSH_STACK
 
 
 # In one interpreter, the way the CLI sets it up (cli.app.main): docker without its SSH
@@ -151,8 +167,13 @@ print("ok")
 
 def test_an_ssh_endpoint_loads_the_transport_and_its_errors_after_the_fact(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-c", SSH_LATE], check=False, capture_output=True, text=True,
-        env=_env(tmp_path), timeout=120, cwd=tmp_path,
+        [sys.executable, "-c", SSH_LATE],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=120,
+        cwd=tmp_path,
     )
 
     assert done.returncode == 0, done.stderr

@@ -28,8 +28,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_a_second_interrupt_says_cleanup_goes_on_and_a_third_exits_at_once():
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline() == "working\n"
         proc.send_signal(signal.SIGINT)

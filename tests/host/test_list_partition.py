@@ -21,8 +21,9 @@ def proj(tmp_path):
     (tmp_path / "shards.toml").write_text(TOML)
     cfg = load(tmp_path / "shards.toml")
     times = {f"s{i}": float(i + 1) for i in range(5)}
-    plan = partition.make(expand(cfg), 2, times, {}, "sha256:" + "ab" * 32,
-                          partition.config_digest(cfg))
+    plan = partition.make(
+        expand(cfg), 2, times, {}, "sha256:" + "ab" * 32, partition.config_digest(cfg)
+    )
     partition.save(plan, tmp_path / "image.plan.json")
     return tmp_path
 

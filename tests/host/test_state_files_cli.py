@@ -184,6 +184,7 @@ SPLIT = (
 
 def test_a_partition_job_runs_the_plans_split_files_only_as_its_checkout_has_them(proj):
     from shardrun.config.load import load
+    from shardrun.image.context_files import split_files
     from shardrun.model.errors import ConfigError
     from shardrun.plan import partition
 
@@ -202,7 +203,7 @@ def test_a_partition_job_runs_the_plans_split_files_only_as_its_checkout_has_the
             [{"name": "t-2", "files": ["tests/test_a.py"], "options": hostile}],
         ],
     )
-    share = partition.for_job(cfg, None, proj / "image.plan.json", "1/2", {})
+    share = partition.for_job(cfg, None, proj / "image.plan.json", "1/2", {}, split_files(cfg))
     assert share is not None
     (shard,) = share.shards
     assert shard.command == ("pytest", "tests/test_b.py") and not shard.docker_socket
@@ -212,32 +213,90 @@ def test_a_partition_job_runs_the_plans_split_files_only_as_its_checkout_has_the
             [[{"name": "t-1", "files": [stray]}], [{"name": "t-2", "files": ["tests/test_a.py"]}]],
         )
         with pytest.raises(ConfigError, match=f'the file "{stray}", which its split'):
-            partition.for_job(cfg, None, proj / "image.plan.json", "2/2", {})
+            partition.for_job(cfg, None, proj / "image.plan.json", "2/2", {}, split_files(cfg))
 
 
 def test_show_prints_a_downloaded_runs_own_summary(proj, tmp_path):
-    (a_run(proj) / "summary.md").write_text("summary of r1\n")
+    a_run(proj)
     downloads = tmp_path / "downloads"
-    folder = a_run(downloads, run_id="ci-7")
-    (folder / "summary.md").write_text("summary of ci-7\n")
-    for given in (str(folder), str(folder / "report.json")):
+    a_run(downloads, run_id="ci-7")
+    for given in (
+        str(downloads / ".shardrun" / "runs" / "ci-7"),
+        str(downloads / ".shardrun" / "runs" / "ci-7" / "report.json"),
+    ):
         done = shardrun(proj, "show", given)
-        assert (done.returncode, done.stdout) == (0, "summary of ci-7\n"), done.stderr
-    assert shardrun(proj, "show").stdout == "summary of r1\n"
+        assert done.returncode == 0, done.stderr
+        assert first_line(done.stdout) == "shardrun ci-7", done.stdout
+    assert first_line(shardrun(proj, "show").stdout) == "shardrun r1"
+
+
+def first_line(text: str) -> str:
+    return text.split("\n", 1)[0].rstrip()  # the table's title, padded to its width
+
+
+def test_show_prints_the_summary_as_the_run_did_not_markdown(proj):
+    """The table the run ended with (plain here: no terminal), from report.json; not
+    summary.md, whose `|---|` rows are for a CI page."""
+    folder = a_run(
+        proj,
+        {
+            "run_id": "r1",
+            "started": 1000.0,
+            "finished": 1012.5,
+            "exit_code": 1,
+            "workers": [{"name": "local", "url": "unix:///s", "slots": 1}],
+            "shards": [
+                {
+                    "name": "a",
+                    "status": "FAIL",
+                    "exit_code": 1,
+                    "started": 1000.0,
+                    "finished": 1010.0,
+                    "worker": "local",
+                    "slot": 1,
+                    "log": "/x/r1/a.log",
+                    "test_cases": [
+                        {"classname": "t.test_a", "name": "test_x", "outcome": "failure"},
+                        {
+                            "classname": "t.test_a",
+                            "name": "test_y",
+                            "outcome": "passed",
+                            "flaky": True,
+                        },
+                    ],
+                },
+            ],
+        },
+    )
+    (folder / "summary.md").write_text("| shard |\n|---|\n")
+
+    done = shardrun(proj, "show")
+
+    assert done.returncode == 0, done.stderr
+    lines = [line.rstrip() for line in done.stdout.splitlines()]
+    assert lines[0] == "shardrun r1" and "|---|" not in done.stdout
+    row = next(line for line in lines if " a " in line)
+    assert ["FAIL", "10.0s", "1", "local/1", str(folder / "a.log")] == [
+        cell.strip() for cell in row.strip("│┃ ").split("│")
+    ][1:]
+    assert "failing in a: t.test_a::test_x" in lines
+    assert "1 shard: 1 fail, 1 flaky test in 12.5s: failed (exit 1)" in lines
+    assert f"report: {folder / 'report.json'}" in lines
+    assert f"report: {folder / 'summary.md'}" in lines
+    assert "\x1b" not in done.stdout
 
 
 @pytest.mark.parametrize("where", ["local", "downloaded"])
-def test_a_fifo_summary_is_one_line_at_once(proj, tmp_path, where):
+def test_show_opens_no_summary_md_a_fifo_there_does_not_hang_it(proj, tmp_path, where):
     folder = a_run(proj if where == "local" else tmp_path / "downloads")
     os.mkfifo(folder / "summary.md")
     done, took = quick(proj, "show", *([str(folder)] if where == "downloaded" else []))
-    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert "summary.md is not one to show (a FIFO, not a regular file)" in done.stderr
+    assert done.returncode == 0 and first_line(done.stdout) == "shardrun r1", done.stderr
     assert took < 20
 
 
 @pytest.mark.parametrize("link", ["file", "folder"])
-def test_a_summary_linked_out_of_its_run_prints_nothing_of_its_target(proj, tmp_path, link):
+def test_show_reads_nothing_a_summary_md_links_to(proj, tmp_path, link):
     folder = a_run(proj)
     if link == "file":
         (folder / "summary.md").symlink_to(tmp_path / "planted")
@@ -245,12 +304,35 @@ def test_a_summary_linked_out_of_its_run_prints_nothing_of_its_target(proj, tmp_
         (folder / "up").symlink_to(tmp_path)
         (folder / "summary.md").symlink_to("up/planted")
     done = shardrun(proj, "show")
-    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert "summary.md is not one to show" in done.stderr
+    assert done.returncode == 0, done.stderr
     assert PLANTED not in done.stdout + done.stderr
 
 
-def test_a_missing_summary_is_one_line(proj):
-    a_run(proj)
+def test_a_report_named_path_out_of_its_run_is_shown_as_no_file(proj, tmp_path):
+    a_run(
+        proj,
+        {
+            "run_id": "r1",
+            "shards": [
+                {
+                    "name": "a",
+                    "status": "ERROR",
+                    "worker": "local",
+                    "log": str(tmp_path / "planted"),
+                    "detail": "no container",
+                    "artifacts": ["/x/r1/../../../planted"],
+                },
+            ],
+        },
+    )
     done = shardrun(proj, "show")
-    assert done.returncode == 2 and "summary.md is missing" in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert PLANTED not in done.stdout and "planted" not in done.stdout
+    assert "no container" in done.stdout  # the detail stands where no log is
+
+
+def test_a_report_of_the_wrong_shape_for_a_summary_is_one_line(proj):
+    a_run(proj, {"run_id": "r1", "shards": [{"name": "a", "status": "MAYBE", "worker": "w"}]})
+    done = shardrun(proj, "show")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "report.json is not one to show (shards[1].status is 'MAYBE', not one of" in done.stderr

@@ -23,6 +23,13 @@ sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "tests/unit"]))
 def test_the_unit_tests_pass_without_docker_py_anyio_or_the_test_extras():
     # No plugin autoload: the image's pytest has none, and anyio's would import anyio.
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, check=False, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -9,7 +9,6 @@ summary, the events, which fake ran what, and what is left on the fakes.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from shardrun.engine.endpoints import Endpoint
 from shardrun.model.errors import EngineRefused, TransportError
 from shardrun.model.events import (
     Event,
+    RunPlanned,
     ShardFinished,
     ShardOutput,
     ShardRequeued,
@@ -39,29 +39,11 @@ from shardrun.run import workflow
 from shardrun.run.request import RunRequest
 from shardrun.run.workers import Worker
 from tests.fakes.engine import FakeEngine, FakeImage
+from tests.fakes.watchdogs import assert_released
 
 PROJECT = "proj"
 IMAGE = FakeImage.make(b"base layer", b"test layer", labels={"shardrun.project": PROJECT})
 UNREACHABLE = "unix:///nonexistent.sock"  # what the watchdog is given: fails fast
-
-
-def _watchdogs() -> list[int]:
-    """This process's children that are a live shardrun watchdog (zombies have no
-    command line: they have exited)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                command = f.read()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == os.getpid() and b"shardrun.cleanup.watchdog" in command:
-            found.append(int(entry))
-    return found
 
 
 @pytest.fixture(autouse=True)
@@ -69,11 +51,7 @@ def no_leftovers(monkeypatch):
     # run_shards appends to the file this names (a CI step summary), if it is set.
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     yield
-    # A released watchdog exits at once; give it a moment to go.
-    end = time.monotonic() + 3
-    while _watchdogs() and time.monotonic() < end:
-        time.sleep(0.02)
-    assert _watchdogs() == [], "a run left its watchdog process running"
+    assert_released()
 
 
 @pytest.fixture
@@ -93,8 +71,13 @@ def fakes():
 
 def worker(fake: FakeEngine, slots: int = 1) -> Worker:
     return Worker(
-        name=fake.name, endpoint=Endpoint(fake.name, f"tcp://{fake.name}.test:2375"),
-        engine=fake, slots=slots, cpus=fake.cpus, version=fake.version, target=UNREACHABLE,
+        name=fake.name,
+        endpoint=Endpoint(fake.name, f"tcp://{fake.name}.test:2375"),
+        engine=fake,
+        slots=slots,
+        cpus=fake.cpus,
+        version=fake.version,
+        target=UNREACHABLE,
     )
 
 
@@ -118,15 +101,20 @@ During = Callable[[anyio.Event], Awaitable[None]]
 
 
 def run(
-    tmp_path: Path, workers: list[Worker], shards: list[dict], *,
-    builder: FakeEngine | None = None, during: During | None = None,
+    tmp_path: Path,
+    workers: list[Worker],
+    shards: list[dict],
+    *,
+    builder: FakeEngine | None = None,
+    during: During | None = None,
     secrets: dict[str, str] | None = None,
 ) -> Run:
     """run_shards over `workers`, with shards.toml's [[shard]] tables `shards`; `during`
     runs beside it and gets the interrupt event."""
     (tmp_path / "Dockerfile.test").write_text("FROM scratch\n")
-    config = config_mod.parse({"project": PROJECT, "shard": shards}, tmp_path / "shards.toml",
-                              cwd=tmp_path)
+    config = config_mod.parse(
+        {"project": PROJECT, "shard": shards}, tmp_path / "shards.toml", cwd=tmp_path
+    )
     request = RunRequest(config, tuple(plan.expand(config)), secrets=secrets or {})
     build_worker = worker(builder) if builder else workers[0]
     prepared = workflow.Prepared(IMAGE.id, build_worker, workers, unreachable=())
@@ -176,13 +164,15 @@ def test_all_shards_pass_across_two_workers(tmp_path, fakes):
         assert {out.result(s).worker for s in fake.started_shards()} == {fake.name}
         assert fake.present == {}  # every container removed
     assert [(w.name, w.load, w.lost) for w in out.summary.workers] == [
-        ("w1", "none", ""), ("w2", "none", "")
+        ("w1", "none", ""),
+        ("w2", "none", ""),
     ]
     assert w1.loads == w2.loads == []  # both held the image: no tarball was sent
     assert not out.of(ShardRequeued) and not out.of(WorkerLost)
     assert len(out.of(ShardStarted)) == len(out.of(ShardFinished)) == 4
-    report = json.loads((tmp_path / ".shardrun" / "runs" / out.summary.run_id
-                         / "report.json").read_text())
+    report = json.loads(
+        (tmp_path / ".shardrun" / "runs" / out.summary.run_id / "report.json").read_text()
+    )
     assert (report["exit_code"], len(report["shards"])) == (0, 4)
 
 
@@ -200,7 +190,12 @@ def test_a_worker_without_the_image_is_sent_the_tarball_then_runs(tmp_path, fake
     # fewer on the wire.
     assert (report.codec, report.wire < report.sent) == ("gzip", True)
     last = out.of(WorkerTransfer)[-1]
-    assert (last.mode, last.codec, last.sent, last.raw) == ("full", "gzip", report.wire, report.sent)
+    assert (last.mode, last.codec, last.sent, last.raw) == (
+        "full",
+        "gzip",
+        report.wire,
+        report.sent,
+    )
 
 
 def test_a_remote_worker_lacking_the_image_gets_it_in_pieces_bottom_first(
@@ -221,7 +216,10 @@ def test_a_remote_worker_lacking_the_image_gets_it_in_pieces_bottom_first(
     assert report.load == "full"
     cache = tmp_path / ".shardrun" / "cache"
     assert sorted(p.name.split(".", 1)[1] for p in cache.glob("*.tar")) == [
-        "piece0-1.tar", "tar", "thin1.tar"]
+        "piece0-1.tar",
+        "tar",
+        "thin1.tar",
+    ]
     assert report.sent == sum(p.stat().st_size for p in cache.glob("*.*.tar"))
 
 
@@ -231,8 +229,11 @@ def test_a_refused_piece_calls_the_pieces_off_and_the_full_tarball_goes(
     monkeypatch.setattr(pieces, "LEAST", 1)
     builder = fakes("builder")
     # The first piece is refused compressed, then raw: not the codec, the piece.
-    w = fakes("w", has_image=False).fail("load", EngineRefused, nth=1).fail(
-        "load", EngineRefused, nth=2)
+    w = (
+        fakes("w", has_image=False)
+        .fail("load", EngineRefused, nth=1)
+        .fail("load", EngineRefused, nth=2)
+    )
 
     out = run(tmp_path, [worker(w)], [shard("a")], builder=builder)
 
@@ -244,12 +245,11 @@ def test_a_refused_piece_calls_the_pieces_off_and_the_full_tarball_goes(
     assert set(w.tags) == {content_tag(IMAGE.id)}
 
 
-def test_a_worker_holding_the_base_gets_a_thin_tarball_cut_from_the_save_stream(
-    tmp_path, fakes
-):
+def test_a_worker_holding_the_base_gets_a_thin_tarball_cut_from_the_save_stream(tmp_path, fakes):
     builder = fakes("builder")
-    old = FakeImage.make(b"base layer", b"an older test layer",
-                         labels={"shardrun.project": PROJECT})
+    old = FakeImage.make(
+        b"base layer", b"an older test layer", labels={"shardrun.project": PROJECT}
+    )
     w = FakeEngine("w", images=[old])
 
     out = run(tmp_path, [worker(w)], [shard("a")], builder=builder)
@@ -296,9 +296,7 @@ def test_a_worker_lost_while_loading_leaves_its_shards_to_the_others(tmp_path, f
     assert out.summary.exit_code == 0
 
 
-def test_a_transport_error_on_create_moves_the_shard_once_while_the_worker_answers(
-    tmp_path, fakes
-):
+def test_a_transport_error_on_create_moves_the_shard_once_while_the_worker_answers(tmp_path, fakes):
     flaky = fakes("flaky").fail("create", TransportError("connection reset by peer"), nth=1)
     good = fakes("good").script(seconds=0.05)
 
@@ -324,8 +322,9 @@ def test_a_worker_that_stops_answering_mid_run_is_lost_and_its_shard_passes_else
         await until(lambda: bool(dying.running()))
         dying.stop_answering()
 
-    out = run(tmp_path, [worker(dying), worker(good)], [shard(n) for n in "abc"],
-              during=kill_the_daemon)
+    out = run(
+        tmp_path, [worker(dying), worker(good)], [shard(n) for n in "abc"], during=kill_the_daemon
+    )
 
     [victim] = dying.started_shards()
     assert [(e.name, e.reason.split(":")[0]) for e in out.of(ShardRequeued)] == [
@@ -341,8 +340,11 @@ def test_a_worker_that_stops_answering_mid_run_is_lost_and_its_shard_passes_else
 def test_an_engine_refusing_the_create_is_an_error_result_and_is_not_moved(tmp_path, fakes):
     w1, w2 = fakes("w1"), fakes("w2")
     for fake in (w1, w2):
-        fake.fail("create", EngineRefused("invalid mount config for type bind"),
-                  when=lambda request: request.shard.name == "bad")
+        fake.fail(
+            "create",
+            EngineRefused("invalid mount config for type bind"),
+            when=lambda request: request.shard.name == "bad",
+        )
 
     out = run(tmp_path, [worker(w1), worker(w2)], [shard("bad"), shard("ok")])
 
@@ -362,8 +364,7 @@ def test_an_interrupt_cancels_the_run_and_removes_every_container(tmp_path, fake
         await until(lambda: len(w1.running()) + len(w2.running()) == 3)
         interrupt.set()
 
-    out = run(tmp_path, [worker(w1, 2), worker(w2, 1)], [shard(n) for n in "abcd"],
-              during=ctrl_c)
+    out = run(tmp_path, [worker(w1, 2), worker(w2, 1)], [shard(n) for n in "abcd"], during=ctrl_c)
 
     assert out.summary.interrupted and out.summary.exit_code == 130
     assert [r.status for r in out.summary.results] == [Status.CANCELLED] * 4
@@ -419,7 +420,9 @@ def test_with_no_worker_left_the_rest_is_not_run(tmp_path, fakes):
     out = run(tmp_path, [worker(only)], [shard(n) for n in "abc"], during=kill_the_daemon)
 
     assert [(r.name, r.status) for r in out.summary.results] == [
-        ("a", Status.NOT_RUN), ("b", Status.NOT_RUN), ("c", Status.NOT_RUN)
+        ("a", Status.NOT_RUN),
+        ("b", Status.NOT_RUN),
+        ("c", Status.NOT_RUN),
     ]
     assert {r.detail for r in out.summary.results} == {"no worker was left to run it"}
     assert [e.name for e in out.of(ShardRequeued)] == ["a"]  # requeued, and nobody took it
@@ -434,8 +437,9 @@ def test_a_secret_in_the_output_is_masked_in_the_log(tmp_path, fakes):
     # Reads of 7 bytes: the secret arrives cut across several of them, and so do frames.
     w = fakes("w").script("s", output=[printed[:20], printed[20:]], read_size=7)
 
-    out = run(tmp_path, [worker(w)], [shard("s", **{"secret-env": ["TOKEN"]})],
-              secrets={"TOKEN": secret})
+    out = run(
+        tmp_path, [worker(w)], [shard("s", **{"secret-env": ["TOKEN"]})], secrets={"TOKEN": secret}
+    )
 
     result = out.result("s")
     assert result.status is Status.PASS
@@ -463,9 +467,7 @@ def test_a_lost_workers_container_writes_nothing_into_the_log_of_the_rerun(tmp_p
     assert Path(out.result(victim).log_path).read_bytes() == b"from good\n"
 
 
-def test_a_run_that_loses_a_required_worker_exits_4_though_every_shard_passed(
-    tmp_path, fakes
-):
+def test_a_run_that_loses_a_required_worker_exits_4_though_every_shard_passed(tmp_path, fakes):
     a, b = fakes("a"), fakes("b", has_image=False)
     a.script("*", seconds=0.5)  # still running when b's load is refused
     b.fail("load", EngineRefused("refused: not a tarball this engine takes"))
@@ -477,4 +479,19 @@ def test_a_run_that_loses_a_required_worker_exits_4_though_every_shard_passed(
     assert out.table() == [("x", Status.PASS, "a"), ("y", Status.PASS, "a")]
     assert out.summary.lost_required == ("b",) and out.summary.exit_code == 4
     assert lost_line(out.summary).startswith(
-        "1 of 2 workers lost: b (required): could not get the image there")
+        "1 of 2 workers lost: b (required): could not get the image there"
+    )
+
+
+def test_once_times_are_recorded_the_run_announces_each_shards_expected_seconds(tmp_path, fakes):
+    w1 = fakes("w1").script(seconds=0.1)
+    shards = [shard("s1"), shard("s2")]
+
+    first = run(tmp_path, [worker(w1, 2)], shards)
+    second = run(tmp_path, [worker(w1, 2)], shards)
+
+    [planned] = first.of(RunPlanned)
+    assert (planned.expected, planned.slots) == ((), 2)  # nothing recorded yet: no end shown
+    [planned] = second.of(RunPlanned)
+    assert planned.slots == 2 and len(planned.expected) == 2
+    assert all(0.1 <= seconds < 5 for seconds in planned.expected)  # the first run's times

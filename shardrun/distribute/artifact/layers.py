@@ -2,7 +2,7 @@
 
 `docker load` skips reading a layer file whose chain ID the engine already holds, so a
 tarball may leave out the `layer.tar` of a lower prefix of layers the worker has, as long
-as the config and every `Layers` entry of `manifest.json` stay (README: "Many workers").
+as the config and every `Layers` entry of `manifest.json` stay (docs/workers.md).
 """
 
 from __future__ import annotations

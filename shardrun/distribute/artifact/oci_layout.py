@@ -3,7 +3,7 @@
 That store refuses a docker archive that leaves out layers it holds, but takes an OCI
 layout (`oci-layout`, `index.json`, `blobs/sha256/...`) holding only the missing layer
 blobs, when the manifest names every layer by its uncompressed digest (its diff ID) and
-the store already has the blobs it leaves out (README: "Many workers"). Pure: the
+the store already has the blobs it leaves out (docs/workers.md). Pure: the
 stream comes from the build engine, the file goes to `Engine.load`.
 """
 

@@ -28,7 +28,7 @@ from shardrun.engine.api import Engine
 from shardrun.model.errors import EngineRefused
 from shardrun.model.results import FAILED, Status
 from shardrun.model.shard import Shard
-from shardrun.model.text import one_line
+from shardrun.model.text import counted, one_line
 from shardrun.run.shard.junit_intake import JUNIT_MAX, take_in
 from shardrun.run.shard.masking import Masker
 from shardrun.state import layout
@@ -58,7 +58,7 @@ class Collected:
         parts = []
         if self.left_out_count:
             shown = ", ".join(self.left_out[:3]) + (" ..." if self.left_out_count > 3 else "")
-            parts.append(f"{self.left_out_count} artifacts left out: {shown}")
+            parts.append(f"{counted(self.left_out_count, 'artifact')} left out: {shown}")
         if self.missing:
             parts.append(f"no such artifact: {', '.join(self.missing)}")
         if self.junit_note:

@@ -317,10 +317,8 @@ async def _supervise(
 async def _follow(sink: _LogSink, stream: OutputStream, limiter: CapacityLimiter | None) -> None:
     # Abandoned on cancellation: the stream only ends once the container is gone, and the
     # container is removed after this task group exits.
-    try:
+    with contextlib.suppress(*ENGINE_FAILURES):  # gone: its exit status is what counts
         await to_thread.run_sync(sink.follow, stream, limiter=limiter, abandon_on_cancel=True)
-    except ENGINE_FAILURES:
-        pass  # the container went away; its exit status is what counts
 
 
 async def _wait(

@@ -75,8 +75,15 @@ def either(valid: st.SearchStrategy, edges: st.SearchStrategy) -> st.SearchStrat
 NAME_VALUES = ["unit", "u-{index}", "a-{index}-of-{total}", "x" * 98 + "{index}"]
 VOLUMES = ["./data:/data:ro", "cache:/c", "/abs:/abs", "~/x:/x"]
 BAD_VOLUMES = [
-    "/var/run/docker.sock:/var/run/docker.sock", "./docker.sock:/s", "~nosuchuser/x:/y",
-    "/a:/a:rx", "/" + "a" * 300 + ":/z", "bad name:/b", "/x:rel", "/x:/c", "/l\n:/nl",
+    "/var/run/docker.sock:/var/run/docker.sock",
+    "./docker.sock:/s",
+    "~nosuchuser/x:/y",
+    "/a:/a:rx",
+    "/" + "a" * 300 + ":/z",
+    "bad name:/b",
+    "/x:rel",
+    "/x:/c",
+    "/l\n:/nl",
 ]
 ENV_NAMES = ["TOKEN", "PATH", "A_1"]
 # For each key: mostly valid values, then its edge cases.
@@ -90,7 +97,7 @@ BY_KEY = {
     "entrypoint": either(st.sampled_from(["/entry", ["/run-{index}.sh"]]), st.just([1])),
     "env": either(
         st.dictionaries(st.sampled_from(ENV_NAMES), st.text(max_size=5), max_size=3),
-        st.dictionaries(st.sampled_from(ENV_NAMES + ["", "\n"]), scalars, max_size=3),
+        st.dictionaries(st.sampled_from([*ENV_NAMES, "", "\n"]), scalars, max_size=3),
     ),
     "volumes": either(lists_of(*VOLUMES), lists_of(*VOLUMES, *BAD_VOLUMES)),
     "workdir": either(st.just("/src"), st.sampled_from(["src", "/" + "w" * 300])),
@@ -108,8 +115,9 @@ BY_KEY = {
     ),
     "secret-env": either(lists_of(*ENV_NAMES), lists_of(*ENV_NAMES, "1BAD", "", "a-b")),
     "docker-socket": either(st.booleans(), st.sampled_from([1, "true"])),
-    "artifacts": either(lists_of("/out", "/shots/*.png", "/r/{index}"),
-                        lists_of("/out", "relative", "", "/a\0b")),
+    "artifacts": either(
+        lists_of("/out", "/shots/*.png", "/r/{index}"), lists_of("/out", "relative", "", "/a\0b")
+    ),
     "artifacts-when": either(st.sampled_from(["failure", "always"]), st.sampled_from(["x", 1])),
     "artifacts-max": either(st.sampled_from(["200m", 1024]), st.sampled_from(["-1", 0])),
     "junit": either(st.just("/tmp/junit.xml"), st.sampled_from(["junit.xml", "", 3])),
@@ -271,7 +279,7 @@ def project_folder(tmp: str) -> Path:
 corruptions = st.lists(
     st.tuples(
         st.floats(0, 1),
-        st.sampled_from(list("[]{}\"'=,.#\\\n ") + ['"""', "'''", "[[", "]]", "\x00"])
+        st.sampled_from([*list("[]{}\"'=,.#\\\n "), '"""', "'''", "[[", "]]", "\x00"])
         | st.text(max_size=5),
     ),
     max_size=4,

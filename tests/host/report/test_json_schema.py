@@ -19,11 +19,24 @@ from tests.unit.report.test_write import mixed  # noqa: F401 - the fixture
 def test_report_json_round_trips_and_validates_against_its_schema(mixed: RunSummary):  # noqa: F811
     schema = json.loads((Path(report.__file__).parent / "schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
-    data = to_json(replace(
-        mixed, build={"started": 1.0, "finished": 2.0, "cached_steps": 3, "total_steps": 4},
-        save={"started": 2.0, "finished": 3.0, "bytes": 10, "reused": False},
-        compression=({"archive": "abc.tar", "layer": "sha256:1", "codec": "zstd", "raw": 10,
-                      "compressed": 4, "seconds": 0.5, "cpu": 0.7},)))
+    data = to_json(
+        replace(
+            mixed,
+            build={"started": 1.0, "finished": 2.0, "cached_steps": 3, "total_steps": 4},
+            save={"started": 2.0, "finished": 3.0, "bytes": 10, "reused": False},
+            compression=(
+                {
+                    "archive": "abc.tar",
+                    "layer": "sha256:1",
+                    "codec": "zstd",
+                    "raw": 10,
+                    "compressed": 4,
+                    "seconds": 0.5,
+                    "cpu": 0.7,
+                },
+            ),
+        )
+    )
     assert data["schema"] == schema["$id"]
     again = json.loads(json.dumps(data))
     assert again == data

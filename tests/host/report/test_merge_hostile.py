@@ -294,5 +294,5 @@ def test_markup_in_a_partitions_texts_is_shown_as_text(tmp_path):
     done = shardrun(tmp_path, "merge", "--plain", "--output", "out", "downloads")
 
     assert done.returncode == 4, done.stderr
-    assert "worker 1:[/]: 1 slots" in done.stdout and "[/red] no log" in done.stdout
+    assert "worker 1:[/]: 1 slot," in done.stdout and "[/red] no log" in done.stdout
     assert "worker 1:[bold]b: LOST ([/] gone)" in done.stdout

@@ -22,11 +22,24 @@ def shards(*names: str) -> list[Shard]:
     return [Shard(name=n) for n in names]
 
 
-def result(name: str, status: Status = Status.PASS, worker: str | None = "w", slot: int = 1,
-           detail: str = "", attempt: int = 1) -> ShardResult:
+def result(
+    name: str,
+    status: Status = Status.PASS,
+    worker: str | None = "w",
+    slot: int = 1,
+    detail: str = "",
+    attempt: int = 1,
+) -> ShardResult:
     return ShardResult(
-        name=name, status=status, exit_code=0 if status is Status.PASS else None,
-        started=0.0, finished=1.0, worker=worker, slot=slot, log_path=None, detail=detail,
+        name=name,
+        status=status,
+        exit_code=0 if status is Status.PASS else None,
+        started=0.0,
+        finished=1.0,
+        worker=worker,
+        slot=slot,
+        log_path=None,
+        detail=detail,
         attempt=attempt,
     )
 
@@ -37,7 +50,8 @@ def result(name: str, status: Status = Status.PASS, worker: str | None = "w", sl
 def test_take_hands_out_shards_in_plan_order_then_none():
     queue = ShardQueue(shards("a", "b"))
     assert [(s.name, attempt) for s, attempt in [queue.take(), queue.take()]] == [
-        ("a", 1), ("b", 1)
+        ("a", 1),
+        ("b", 1),
     ]
     assert queue.take() is None
     assert not queue.has_pending and not queue.finished  # both still running
@@ -189,7 +203,11 @@ def run(queue: ShardQueue, workers, rec: Recorder, limit: int | None = None):
     async def main():
         with anyio.fail_after(10):  # a scheduling bug fails the test instead of hanging it
             return await run_queue(
-                queue, workers, rec.run_one, on_lost=rec.on_lost, on_requeue=rec.on_requeue,
+                queue,
+                workers,
+                rec.run_one,
+                on_lost=rec.on_lost,
+                on_requeue=rec.on_requeue,
                 limit=limit,
             )
 
@@ -237,7 +255,8 @@ def test_a_lost_worker_is_reported_once_and_its_shards_finish_elsewhere():
     assert sorted(rec.ran_on("bad")) == ["s1", "s2"]
     assert sorted(rec.ran_on("good")) == ["s1", "s2", "s3", "s4", "s5"]
     assert sorted(rec.requeued) == [
-        ("s1", "worker bad lost: connection refused"), ("s2", "worker bad lost: connection refused")
+        ("s1", "worker bad lost: connection refused"),
+        ("s2", "worker bad lost: connection refused"),
     ]
     assert [(r.name, r.status, r.worker) for r in results] == [
         (name, Status.PASS, "good") for name in ("s1", "s2", "s3", "s4", "s5")
@@ -253,7 +272,9 @@ def test_when_the_only_worker_is_lost_the_rest_is_not_run():
     assert rec.lost == [("w", "connection refused")]
     assert rec.ran_on("w") == ["a"]
     assert [(r.name, r.status) for r in results] == [
-        ("a", Status.NOT_RUN), ("b", Status.NOT_RUN), ("c", Status.NOT_RUN)
+        ("a", Status.NOT_RUN),
+        ("b", Status.NOT_RUN),
+        ("c", Status.NOT_RUN),
     ]
     assert all(r.detail == "no worker was left to run it" for r in results)
 
@@ -287,7 +308,8 @@ def test_with_a_limit_a_lost_worker_takes_no_more_shards():
     results = run(ShardQueue(shards("s1", "s2")), [bad, good], rec, limit=1)
     assert rec.ran_on("bad") == ["s1"]
     assert [(r.name, r.status, r.worker) for r in results] == [
-        ("s1", Status.PASS, "good"), ("s2", Status.PASS, "good")
+        ("s1", Status.PASS, "good"),
+        ("s2", Status.PASS, "good"),
     ]
 
 
@@ -324,8 +346,13 @@ class FlakyRecorder(Recorder):
         res = await super().run_one(shard, worker, slot, attempt)
         if worker.name != self.faulty:
             return res
-        return replace(res, status=Status.ERROR, exit_code=None, worker_fault=True,
-                       detail="could not create the container: Connection reset by peer")
+        return replace(
+            res,
+            status=Status.ERROR,
+            exit_code=None,
+            worker_fault=True,
+            detail="could not create the container: Connection reset by peer",
+        )
 
 
 def test_a_transport_error_moves_the_shard_even_when_the_worker_still_answers_pings():
@@ -374,7 +401,8 @@ def test_fail_fast_skips_what_is_queued_once_a_shard_fails_its_tests_but_not_for
     assert queue.take() is None and queue.finished
     statuses = {r.name: (r.status, r.detail) for r in queue.results()}
     assert statuses == {
-        "a": (Status.ERROR, ""), "b": (Status.FAIL, ""),
+        "a": (Status.ERROR, ""),
+        "b": (Status.FAIL, ""),
         "c": (Status.SKIPPED, "--fail-fast: b failed first"),
         "d": (Status.SKIPPED, "--fail-fast: b failed first"),
     }

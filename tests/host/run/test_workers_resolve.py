@@ -69,9 +69,7 @@ def cert_folder(folder: Path) -> Path:
 def test_a_context_name_resolves_to_its_host(store):
     endpoint = engine.resolve("box2")
 
-    assert endpoint == Endpoint(
-        name="box2", url="ssh://ci@box2", tls=False, source="context box2"
-    )
+    assert endpoint == Endpoint(name="box2", url="ssh://ci@box2", tls=False, source="context box2")
 
 
 def test_an_unknown_context_is_a_config_error_pointing_at_docker_context_ls(store):

@@ -182,14 +182,14 @@ def test_pyproject_errors_carry_the_tool_prefix(project: Path) -> None:
 
 def test_pyproject_without_tool_table_is_not_a_config(project: Path) -> None:
     write(project, '[project]\nname = "x"\n', "pyproject.toml")
-    with pytest.raises(ConfigError, match="neither shards.toml nor .*--config"):
+    with pytest.raises(ConfigError, match=r"neither shards.toml nor .*--config"):
         load(cwd=project)
     with pytest.raises(ConfigError, match=r"^pyproject.toml: tool.shardrun: no such table"):
         load(Path("pyproject.toml"), cwd=project)
 
 
 def test_nothing_found_says_how_to_fix(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="create shards.toml here, or pass --config"):
+    with pytest.raises(ConfigError, match=r"create shards.toml here, or pass --config"):
         load(cwd=tmp_path)
 
 
@@ -565,7 +565,7 @@ BAD = [
     ),
     pytest.param(
         "[defaults]\nshm-size = '" + "9" * 400 + "t'\n" + MINIMAL,
-        "shards.toml: defaults.shm-size: \"" + "9" * 400 + 't" is too large; '
+        'shards.toml: defaults.shm-size: "' + "9" * 400 + 't" is too large; '
         "the engine takes sizes below 8 EiB",
         id="huge-size",
     ),
@@ -717,8 +717,9 @@ def test_worker_host_urls_accepted(project: Path, host: str) -> None:
 
 
 def test_a_worker_can_be_required(project: Path) -> None:
-    config = load_text(project, MINIMAL + "[[worker]]\ncontext = 'a'\nrequired = true\n"
-                       "[[worker]]\ncontext = 'b'\n")
+    config = load_text(
+        project, MINIMAL + "[[worker]]\ncontext = 'a'\nrequired = true\n[[worker]]\ncontext = 'b'\n"
+    )
     assert [w.required for w in config.workers] == [True, False]
     message = error_of(project, MINIMAL + "[[worker]]\ncontext = 'a'\nrequired = 'yes'\n")
     assert message.startswith("shards.toml: worker[1].required: ") and "true" in message

@@ -245,4 +245,3 @@ def test_every_remote_worker_is_checked():
             [SHARD_WITH_VOLUMES],
             [("local", False, ()), ("box2", True, declared), ("box3", True, ())],
         )
-

@@ -34,14 +34,23 @@ def test_a_large_image_of_many_layers_is_at_most_six_pieces():
 
 
 def test_a_piece_config_keeps_the_platform_and_labels_and_names_its_layers():
-    image = {"architecture": "arm64", "variant": "v8", "os": "linux",
-             "config": {"Labels": {"shardrun.project": "demo"}, "Cmd": ["sh"]},
-             "rootfs": {"type": "layers", "diff_ids": ["sha256:a", "sha256:b"]},
-             "history": [{}, {}]}
+    image = {
+        "architecture": "arm64",
+        "variant": "v8",
+        "os": "linux",
+        "config": {"Labels": {"shardrun.project": "demo"}, "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:a", "sha256:b"]},
+        "history": [{}, {}],
+    }
     piece = json.loads(piece_config(json.dumps(image).encode(), ["sha256:a"]))
-    assert piece == {"architecture": "arm64", "variant": "v8", "os": "linux",
-                     "config": {"Labels": {"shardrun.project": "demo"}},
-                     "rootfs": {"type": "layers", "diff_ids": ["sha256:a"]}}
+    assert piece == {
+        "architecture": "arm64",
+        "variant": "v8",
+        "os": "linux",
+        "config": {"Labels": {"shardrun.project": "demo"}},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:a"]},
+    }
     # The same layers always make the same piece image (its ID is the config's digest).
     assert piece_config(json.dumps(image).encode(), ["sha256:a"]) == piece_config(
-        json.dumps(image).encode(), ["sha256:a"])
+        json.dumps(image).encode(), ["sha256:a"]
+    )

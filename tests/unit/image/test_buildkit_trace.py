@@ -77,8 +77,11 @@ def vertex(
 
 
 def vertex_log(digest: str, msg: bytes, stream: int = 1) -> bytes:
-    return lendelim(1, digest) + lendelim(2, timestamp(1_700_000_000)) + uint(3, stream) + (
-        lendelim(4, msg)
+    return (
+        lendelim(1, digest)
+        + lendelim(2, timestamp(1_700_000_000))
+        + uint(3, stream)
+        + (lendelim(4, msg))
     )
 
 
@@ -99,10 +102,14 @@ T1 = timestamp(1_700_000_003, 750_000_000)
 
 
 def test_decode_reads_vertex_fields_and_multibyte_varints():
-    status = decode(response([
-        vertex("sha256:a", "[1/2] FROM python", started=T0, completed=T1),
-        vertex("sha256:b", "[2/2] RUN false", cached=True, error="exit code: 1"),
-    ]))
+    status = decode(
+        response(
+            [
+                vertex("sha256:a", "[1/2] FROM python", started=T0, completed=T1),
+                vertex("sha256:b", "[2/2] RUN false", cached=True, error="exit code: 1"),
+            ]
+        )
+    )
     assert status.vertexes == [
         Vertex("sha256:a", "[1/2] FROM python", False, 1_700_000_000.25, 1_700_000_003.75),
         Vertex("sha256:b", "[2/2] RUN false", cached=True, error="exit code: 1"),
@@ -111,7 +118,9 @@ def test_decode_reads_vertex_fields_and_multibyte_varints():
 
 
 def test_decode_reads_logs():
-    status = decode(response(logs=[vertex_log("sha256:a", b"out\n"), vertex_log("sha256:a", b"e", 2)]))
+    status = decode(
+        response(logs=[vertex_log("sha256:a", b"out\n"), vertex_log("sha256:a", b"e", 2)])
+    )
     assert status.logs == [VertexLog("sha256:a", 1, b"out\n"), VertexLog("sha256:a", 2, b"e")]
 
 
@@ -211,7 +220,9 @@ def test_log_bytes_split_across_messages_are_joined_into_whole_lines():
 def test_partial_lines_are_kept_per_vertex():
     progress = Progress()
     _, lines = feed(progress, logs=[vertex_log("sha256:a", b"a-"), vertex_log("sha256:b", b"b-")])
-    _, lines = feed(progress, logs=[vertex_log("sha256:b", b"end\n"), vertex_log("sha256:a", b"end\n")])
+    _, lines = feed(
+        progress, logs=[vertex_log("sha256:b", b"end\n"), vertex_log("sha256:a", b"end\n")]
+    )
     # No vertex was announced, so lines are attributed to the digest.
     assert lines == [("sha256:b", "b-end"), ("sha256:a", "a-end")]
 

@@ -40,8 +40,14 @@ SAMPLES = {
     "junit": ('"/tmp/junit-{index}.xml"', "/tmp/junit-2.xml"),
 }
 # Options shardrun acts on itself, with nothing to tell docker.
-NOT_FOR_DOCKER = {"timeout", "docker_socket", "artifacts", "artifacts_when", "artifacts_max",
-                  "junit"}
+NOT_FOR_DOCKER = {
+    "timeout",
+    "docker_socket",
+    "artifacts",
+    "artifacts_when",
+    "artifacts_max",
+    "junit",
+}
 SECRETS = {"TOKEN": "s3cret"}
 
 
@@ -89,8 +95,13 @@ def test_a_sample_travels_from_the_file_to_both_mappings(tmp_path, option, where
 
 
 def test_only_the_argv_options_env_and_container_paths_fill_placeholders() -> None:
-    templates = {"command": ("{index}",), "entrypoint": ("{total}",), "env": {"A": "{index}"},
-                 "artifacts": ("/out/{index}",), "junit": "/tmp/{index}.xml"}
+    templates = {
+        "command": ("{index}",),
+        "entrypoint": ("{total}",),
+        "env": {"A": "{index}"},
+        "artifacts": ("/out/{index}",),
+        "junit": "/tmp/{index}.xml",
+    }
     for option in OPTIONS:
         value = templates.get(option.name, "{index}")
         filled = option.fill(value, 2, 3)

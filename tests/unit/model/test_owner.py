@@ -43,10 +43,10 @@ def test_another_host_or_boot_is_judged_by_the_deadline_only():
 
 
 def test_a_passed_deadline_makes_even_a_live_runners_container_an_orphan():
-    assert owner.is_orphan(labels(**{owner.LABEL_DEADLINE: f"{NOW - 1:.0f}"}), "running",
-                           NOW, ME)
-    assert not owner.is_orphan(labels(**{owner.LABEL_DEADLINE: f"{NOW + 1:.0f}"}), "running",
-                               NOW, ME)
+    assert owner.is_orphan(labels(**{owner.LABEL_DEADLINE: f"{NOW - 1:.0f}"}), "running", NOW, ME)
+    assert not owner.is_orphan(
+        labels(**{owner.LABEL_DEADLINE: f"{NOW + 1:.0f}"}), "running", NOW, ME
+    )
 
 
 def test_containers_from_before_owner_labels_are_orphans_once_not_running():

@@ -10,8 +10,14 @@ from shardrun.model.results import ShardResult, Status, exit_code
 
 def result(status: Status, name: str = "s", started=None, finished=None) -> ShardResult:
     return ShardResult(
-        name=name, status=status, exit_code=None, started=started, finished=finished,
-        worker=None, slot=None, log_path=None,
+        name=name,
+        status=status,
+        exit_code=None,
+        started=started,
+        finished=finished,
+        worker=None,
+        slot=None,
+        log_path=None,
     )
 
 

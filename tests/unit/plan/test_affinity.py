@@ -52,8 +52,12 @@ def test_the_same_times_give_the_same_groups_whatever_the_order():
 
 
 def test_split_together_keeps_files_of_other_directories_in_one_group():
-    times = {"tests/db/test_db_a.py": 1.0, "tests/api/test_db_b.py": 1.0,
-             "tests/api/test_c.py": 1.0, "tests/ui/test_d.py": 1.0}
+    times = {
+        "tests/db/test_db_a.py": 1.0,
+        "tests/api/test_db_b.py": 1.0,
+        "tests/api/test_c.py": 1.0,
+        "tests/ui/test_d.py": 1.0,
+    }
     together = ("tests/**/*db*",)  # the database tests, wherever they are
     assert affinity.unit_of("tests/api/test_db_b.py", together) == "tests/**/*db*"
     assert affinity.unit_of("tests/api/test_c.py", together) == "tests/api"
@@ -76,8 +80,11 @@ def test_no_group_is_ever_empty_and_every_file_is_placed_once():
 
 def test_the_makespan_stays_near_the_bound_that_counts_each_setup_once():
     rng = random.Random(3)
-    times = {f"tests/d{d}/test_{i}.py": round(rng.uniform(0.1, 3.0), 2)
-             for d in range(9) for i in range(rng.randint(2, 12))}
+    times = {
+        f"tests/d{d}/test_{i}.py": round(rng.uniform(0.1, 3.0), 2)
+        for d in range(9)
+        for i in range(rng.randint(2, 12))
+    }
     setup = Setup(base=1.0, per_dir=2.0)
     for count in (2, 3, 4, 6):
         groups = affinity.groups(list(times), count, times, setup)
@@ -94,12 +101,21 @@ def test_describe_names_each_groups_directories_whole_and_cut():
 
 def test_only_a_directory_larger_than_a_group_should_be_is_cut():
     """Uneven directories, 4 groups: the small ones fill in whole, the large one is cut."""
-    times = suite(api=[1.5] * 12, db=[1.45] * 9, models=[1.47] * 7, cli=[1.34] * 5,
-                  utils=[1.05] * 4, web=[1.03] * 3)
+    times = suite(
+        api=[1.5] * 12,
+        db=[1.45] * 9,
+        models=[1.47] * 7,
+        cli=[1.34] * 5,
+        utils=[1.05] * 4,
+        web=[1.03] * 3,
+    )
     setup = Setup(base=0.4, per_dir=1.0)
     groups = affinity.groups(list(times), 4, times, setup)
-    cut = {d for d in ("api", "db", "models", "cli", "utils", "web")
-           if sum(f"tests/{d}" in dirs_of(g) for g in groups) > 1}
+    cut = {
+        d
+        for d in ("api", "db", "models", "cli", "utils", "web")
+        if sum(f"tests/{d}" in dirs_of(g) for g in groups) > 1
+    }
     assert cut == {"api"}  # 19 s with its setup: more than a quarter of 61.3 s
     bound = setup.base + (sum(times.values()) + 6 * setup.per_dir) / 4
     assert max(affinity.seconds(g, times, setup) for g in groups) <= 1.08 * bound

@@ -166,7 +166,7 @@ def test_a_split_file_the_config_does_not_match_here_is_refused(tmp_path: Path, 
 
 def test_a_per_slot_split_with_no_group_in_the_plan_is_refused(tmp_path: Path):
     cfg = config(tmp_path, SPLIT)
-    with pytest.raises(ValueError, match='it has no group of "p-{index}-of-{total}"'):
+    with pytest.raises(ValueError, match=r'it has no group of "p-{index}-of-{total}"'):
         assign.from_config(cfg, groups({"t-1": ["tests/a.py"], "t-2": ["tests/b.py"]}, {}), CONTEXT)
 
 

@@ -60,29 +60,40 @@ def test_a_plan_round_trips_and_is_refused_for_another_matrix_image_or_config(tm
     again = partition.load(path)
     assert names(again) == names(plan) and again.digest == plan.digest
 
-    partition.check(again, 2, IMAGE, CONFIG, path)
+    partition.check(again, 2, CONFIG, path)
     with pytest.raises(ConfigError, match="a plan for 2 partitions, not 3"):
-        partition.check(again, 3, IMAGE, CONFIG, path)
-    with pytest.raises(ConfigError, match="made for image"):
-        partition.check(again, 2, "sha256:" + "ef" * 32, CONFIG, path)
-    with pytest.raises(ConfigError, match="from another shards.toml"):
-        partition.check(again, 2, IMAGE, "sha256:" + "00" * 32, path)
+        partition.check(again, 3, CONFIG, path)
+    with pytest.raises(ConfigError, match=r"from another shards.toml"):
+        partition.check(again, 2, "sha256:" + "00" * 32, path)
+    partition.check_image(again.image_id, IMAGE, "image.tar")
+    with pytest.raises(ConfigError, match=r"image.tar is image sha256:efefef.*made for image"):
+        partition.check_image(again.image_id, "sha256:" + "ef" * 32, "image.tar")
 
 
-@pytest.mark.parametrize("text", ['{"schema": "x"}', "[]", "not json", '{"schema": "' +
-                                  plan_file.SCHEMA + '", "partitions": [[1]]}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"schema": "x"}',
+        "[]",
+        "not json",
+        '{"schema": "' + plan_file.SCHEMA + '", "partitions": [[1]]}',
+    ],
+)
 def test_a_damaged_plan_is_one_line_naming_it(tmp_path: Path, text: str):
     path = tmp_path / "plan.json"
     path.write_text(text)
-    with pytest.raises(ConfigError, match="plan.json cannot be read as a plan"):
+    with pytest.raises(ConfigError, match=r"plan.json cannot be read as a plan"):
         partition.load(path)
 
 
-@pytest.mark.parametrize("environ, expected", [
-    ({"CI_NODE_INDEX": "1", "CI_NODE_TOTAL": "4"}, (1, 4)),  # GitLab counts from 1
-    ({"BUILDKITE_PARALLEL_JOB": "0", "BUILDKITE_PARALLEL_JOB_COUNT": "3"}, (1, 3)),
-    ({"CIRCLE_NODE_INDEX": "2", "CIRCLE_NODE_TOTAL": "3"}, (3, 3)),
-])
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        ({"CI_NODE_INDEX": "1", "CI_NODE_TOTAL": "4"}, (1, 4)),  # GitLab counts from 1
+        ({"BUILDKITE_PARALLEL_JOB": "0", "BUILDKITE_PARALLEL_JOB_COUNT": "3"}, (1, 3)),
+        ({"CIRCLE_NODE_INDEX": "2", "CIRCLE_NODE_TOTAL": "3"}, (3, 3)),
+    ],
+)
 def test_the_partition_comes_from_the_cis_own_variables(environ, expected):
     assert partition.parse_partition(None, environ) == expected
 
@@ -138,35 +149,45 @@ def test_where_lpt_alone_ends_late_a_move_or_swap_balances_the_partitions():
 
 
 def plan_text(**change) -> str:
-    data = {"schema": plan_file.SCHEMA, "image_id": IMAGE, "config": CONFIG,
-            "expected": [1.0, 2.0], "seconds": [[1.0], [2.0]],
-            "partitions": [[{"name": "a", "files": []}], [{"name": "b", "files": ["t/x.py"]}]]}
+    data = {
+        "schema": plan_file.SCHEMA,
+        "image_id": IMAGE,
+        "config": CONFIG,
+        "expected": [1.0, 2.0],
+        "seconds": [[1.0], [2.0]],
+        "partitions": [[{"name": "a", "files": []}], [{"name": "b", "files": ["t/x.py"]}]],
+    }
     return json.dumps({**data, **change})
 
 
-@pytest.mark.parametrize("text, phrase", [
-    (plan_text(expected=[-1, 2]), "expected holds -1, not seconds from 0 to 1e+07"),
-    (plan_text(expected=[1e308, 2]), "expected holds 1e+308"),
-    (plan_text(seconds=[[1.0], [1e8]]), "seconds holds 100000000.0"),
-    (plan_text(expected=[1, "2"]), 'expected holds "2"'),
-    (plan_text().replace("2.0]]", "NaN]]"), "NaN is not a number JSON allows"),
-    (plan_text().replace("[1.0, 2.0]", "[1.0, Infinity]"), "Infinity is not a number"),
-    (plan_text(expected=[1.0]), "do not add up"),
-    (plan_text(seconds=[[1.0, 2.0], [2.0]]), "do not add up"),
-    (plan_text(partitions=[]), "not a list of 1 to 1024 partitions"),
-    (plan_text(partitions=[[]] * 1025, expected=[0] * 1025), "not a list of 1 to 1024"),
-    (plan_text(partitions=[[{"name": "../../tmp/x"}], []]), '"../../tmp/x"} is not a shard'),
-    (plan_text(partitions=[[{"name": "a"}], [{"name": "a"}]]), "a shard is in it twice"),
-    (plan_text(partitions=[[{"name": "a", "files": ["/etc/passwd"]}], []]),
-     "not a relative path"),
-    (plan_text(partitions=[[{"name": "a", "files": "t"}], []]), '"t" where a list belongs'),
-    (plan_text(partitions=[[{"name": "a"}], "b"]), '"b" where a list belongs'),
-    (plan_text(image_id=None), "not a digest"),
-    (plan_text(config="x" * 500), "not a digest"),
-    ('{"a": ' * 50 + "1" + "}" * 50, "nested deeper than 8 levels"),
-    ("[" * 100_000 + "]" * 100_000, "nested deeper than 8 levels"),
-    (plan_text(partitions=[[{"name": "a", "timeout": "soon"}], [{"name": "b"}]]), None),
-])
+@pytest.mark.parametrize(
+    "text, phrase",
+    [
+        (plan_text(expected=[-1, 2]), "expected holds -1, not seconds from 0 to 1e+07"),
+        (plan_text(expected=[1e308, 2]), "expected holds 1e+308"),
+        (plan_text(seconds=[[1.0], [1e8]]), "seconds holds 100000000.0"),
+        (plan_text(expected=[1, "2"]), 'expected holds "2"'),
+        (plan_text().replace("2.0]]", "NaN]]"), "NaN is not a number JSON allows"),
+        (plan_text().replace("[1.0, 2.0]", "[1.0, Infinity]"), "Infinity is not a number"),
+        (plan_text(expected=[1.0]), "do not add up"),
+        (plan_text(seconds=[[1.0, 2.0], [2.0]]), "do not add up"),
+        (plan_text(partitions=[]), "not a list of 1 to 1024 partitions"),
+        (plan_text(partitions=[[]] * 1025, expected=[0] * 1025), "not a list of 1 to 1024"),
+        (plan_text(partitions=[[{"name": "../../tmp/x"}], []]), '"../../tmp/x"} is not a shard'),
+        (plan_text(partitions=[[{"name": "a"}], [{"name": "a"}]]), "a shard is in it twice"),
+        (
+            plan_text(partitions=[[{"name": "a", "files": ["/etc/passwd"]}], []]),
+            "not a relative path",
+        ),
+        (plan_text(partitions=[[{"name": "a", "files": "t"}], []]), '"t" where a list belongs'),
+        (plan_text(partitions=[[{"name": "a"}], "b"]), '"b" where a list belongs'),
+        (plan_text(image_id=None), "not a digest"),
+        (plan_text(config="x" * 500), "not a digest"),
+        ('{"a": ' * 50 + "1" + "}" * 50, "nested deeper than 8 levels"),
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than 8 levels"),
+        (plan_text(partitions=[[{"name": "a", "timeout": "soon"}], [{"name": "b"}]]), None),
+    ],
+)
 def test_a_plan_of_a_wrong_value_is_one_line_naming_it_and_the_fix(tmp_path, text, phrase):
     path = tmp_path / "image.plan.json"
     path.write_text(text)
@@ -212,3 +233,20 @@ def test_a_ci_variable_in_other_digits_is_one_line():
 def test_a_matrix_of_more_than_1024_jobs_is_refused():
     with pytest.raises(ConfigError, match="from 1 to 1024"):
         partition.make(shards("a"), 1025, {}, {}, IMAGE, CONFIG)
+
+
+def test_expected_on_slots_gives_each_shard_its_recorded_seconds_and_the_slots_gap(tmp_path):
+    path = tmp_path / "timings.json"
+    planned = shards("a", "new", "g-1", files={"g-1": ("t/test_x.py", "t/test_y.py")})
+    assert partition.expected_on_slots(planned, path) == ()  # no file: nothing to expect
+    path.write_text(
+        json.dumps(
+            {
+                "durations": {"a": 10.0, "b": 30.0},
+                "files": {"t/test_x.py": 4.0, "t/test_y.py": 2.0},
+                "slot": {"gap": 0.5},
+            }
+        )
+    )
+    # "new" has no record: the mean of the recorded ones; a split group: its files' times
+    assert partition.expected_on_slots(planned, path) == (10.5, 20.5, 6.5)

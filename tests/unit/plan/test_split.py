@@ -17,7 +17,10 @@ def test_longest_first_into_the_least_loaded_group():
 
 def test_unknown_files_count_as_the_mean_of_the_known_ones_and_one_second_with_none():
     assert split.estimates(["a", "b", "new"], {"a": 2.0, "b": 4.0}) == {
-        "a": 2.0, "b": 4.0, "new": 3.0}
+        "a": 2.0,
+        "b": 4.0,
+        "new": 3.0,
+    }
     assert split.estimates(["x", "y"], {}) == {"x": split.UNKNOWN, "y": split.UNKNOWN}
 
 
@@ -25,8 +28,11 @@ def test_equal_times_give_the_same_groups_whatever_the_input_order():
     files = [f"test_{n}.py" for n in "hgfedcba"]
     first = split.groups(files, 3, {})
     assert first == split.groups(list(reversed(files)), 3, {})
-    assert first == [["test_a.py", "test_d.py", "test_g.py"],
-                     ["test_b.py", "test_e.py", "test_h.py"], ["test_c.py", "test_f.py"]]
+    assert first == [
+        ["test_a.py", "test_d.py", "test_g.py"],
+        ["test_b.py", "test_e.py", "test_h.py"],
+        ["test_c.py", "test_f.py"],
+    ]
 
 
 def test_more_groups_than_files_is_an_error():
@@ -37,10 +43,17 @@ def test_more_groups_than_files_is_an_error():
 def test_files_expand_as_separate_arguments_wherever_the_word_stands():
     files = ["tests/a b.py", "tests/c.py"]
     assert split.expand_files(("pytest", "-q", "{files}"), files) == (
-        "pytest", "-q", "tests/a b.py", "tests/c.py")
+        "pytest",
+        "-q",
+        "tests/a b.py",
+        "tests/c.py",
+    )
     assert split.expand_files(("{files}", "--x"), files) == ("tests/a b.py", "tests/c.py", "--x")
     assert split.expand_files(("sh", "-c", "pytest {files} -x"), files) == (
-        "sh", "-c", "pytest 'tests/a b.py' tests/c.py -x")
+        "sh",
+        "-c",
+        "pytest 'tests/a b.py' tests/c.py -x",
+    )
     assert split.expand_files(None, files) is None
     assert split.mentions_files(("go", "test", "{files}")) and not split.mentions_files(("x",))
 
@@ -53,11 +66,19 @@ def test_makespan_and_spread():
 
 
 def test_globs_match_within_a_folder_and_across_folders_with_two_stars():
-    files = ["tests/test_a.py", "tests/sub/test_b.py", "tests/sub/deeper/test_c.py",
-             "tests/helper.py", "other/test_d.py"]
+    files = [
+        "tests/test_a.py",
+        "tests/sub/test_b.py",
+        "tests/sub/deeper/test_c.py",
+        "tests/helper.py",
+        "other/test_d.py",
+    ]
     assert split.match(files, "tests/test_*.py") == ["tests/test_a.py"]
     assert split.match(files, "tests/**/test_*.py") == [
-        "tests/sub/deeper/test_c.py", "tests/sub/test_b.py", "tests/test_a.py"]
+        "tests/sub/deeper/test_c.py",
+        "tests/sub/test_b.py",
+        "tests/test_a.py",
+    ]
     assert split.match(files, "**/test_?.py") == sorted(f for f in files if "test_" in f)
 
 
@@ -80,35 +101,46 @@ def planned(tmp_path: Path, shard: str, known=None, files=FILES):
 
 
 def test_each_shard_of_a_split_gets_its_group_in_both_command_forms(tmp_path: Path):
-    shards = planned(tmp_path, """
+    shards = planned(
+        tmp_path,
+        """
         [[shard]]
         name = "t-{index}"
         count = 2
         split = ["tests/test_*.py"]
         command = "pytest -q --shard {index} {files}"
-        """, known={"tests/test_a.py": 10.0, **dict.fromkeys(FILES[1:], 1.0)})
-    assert [s.files for s in shards] == [("tests/test_a.py",),
-                                          ("tests/test_b.py", "tests/test_c.py",
-                                           "tests/test_d.py", "tests/test_e.py")]
+        """,
+        known={"tests/test_a.py": 10.0, **dict.fromkeys(FILES[1:], 1.0)},
+    )
+    assert [s.files for s in shards] == [
+        ("tests/test_a.py",),
+        ("tests/test_b.py", "tests/test_c.py", "tests/test_d.py", "tests/test_e.py"),
+    ]
     assert shards[0].command == ("pytest", "-q", "--shard", "1", "tests/test_a.py")
-    listed = planned(tmp_path, """
+    listed = planned(
+        tmp_path,
+        """
         [[shard]]
         name = "t-{index}"
         count = 5
         split = ["tests/test_*.py"]
         command = ["node", "--test", "{files}"]
-        """)
+        """,
+    )
     assert [s.command for s in listed][4] == ("node", "--test", "tests/test_e.py")
 
 
-@pytest.mark.parametrize("shard, message", [
-    ('command = "pytest {files}"', "{files} in its command, but no split"),
-    ('split = ["tests/*.py"]\ncommand = "pytest"', "split, but no {files}"),
-    ('split = ["nope/*.py"]\ncommand = "pytest {files}"', '"nope/*.py" matches no file'),
-    ('count = 6\nsplit = ["tests/*.py"]\ncommand = "pytest {files}"', "6 groups of 5 files"),
-    ('split = ["/abs/*.py"]\ncommand = "pytest {files}"', "is not a path in the build context"),
-    ('split = []\ncommand = "pytest {files}"', "split: is empty"),
-])
+@pytest.mark.parametrize(
+    "shard, message",
+    [
+        ('command = "pytest {files}"', "{files} in its command, but no split"),
+        ('split = ["tests/*.py"]\ncommand = "pytest"', "split, but no {files}"),
+        ('split = ["nope/*.py"]\ncommand = "pytest {files}"', '"nope/*.py" matches no file'),
+        ('count = 6\nsplit = ["tests/*.py"]\ncommand = "pytest {files}"', "6 groups of 5 files"),
+        ('split = ["/abs/*.py"]\ncommand = "pytest {files}"', "is not a path in the build context"),
+        ('split = []\ncommand = "pytest {files}"', "split: is empty"),
+    ],
+)
 def test_a_split_that_cannot_be_is_one_line(tmp_path: Path, shard: str, message: str):
     name = 'name = "t-{index}"' if "count" in shard else 'name = "t"'
     with pytest.raises(ConfigError) as info:
@@ -132,5 +164,8 @@ def test_count_slots_makes_one_group_per_slot_or_per_file_when_fewer(tmp_path: P
     with pytest.raises(ConfigError, match='"slots" needs a split'):
         planned(tmp_path, '[[shard]]\nname = "t-{index}"\ncount = "slots"\ncommand = "x"\n')
     with pytest.raises(ConfigError, match="would all be named"):
-        planned(tmp_path, '[[shard]]\nname = "t"\ncount = "slots"\nsplit = ["tests/*.py"]\n'
-                          'command = "pytest {files}"\n')
+        planned(
+            tmp_path,
+            '[[shard]]\nname = "t"\ncount = "slots"\nsplit = ["tests/*.py"]\n'
+            'command = "pytest {files}"\n',
+        )

@@ -13,8 +13,13 @@ from shardrun.plan import timings
 
 def result(name: str, status: Status, duration: float | None) -> ShardResult:
     return ShardResult(
-        name=name, status=status, exit_code=0, started=None if duration is None else 1000.0,
-        finished=None if duration is None else 1000.0 + duration, worker="local", slot=1,
+        name=name,
+        status=status,
+        exit_code=0,
+        started=None if duration is None else 1000.0,
+        finished=None if duration is None else 1000.0 + duration,
+        worker="local",
+        slot=1,
         log_path=None,
     )
 
@@ -77,14 +82,28 @@ def test_split_files_learn_their_times_keep_the_others_and_drop_the_gone(tmp_pat
     from shardrun.plan import timings as t
 
     old = {"a.py": 2.0, "b.py": 2.0, "kept.py": 5.0, "gone.py": 1.0}
-    ran = ShardResult(name="g-1", status=Status.PASS, exit_code=0, started=0.0,
-                      finished=6.0, worker="w", slot=1, log_path=None)
-    new = t.update_files(old, [ran], {"g-1": ("a.py", "b.py")},
-                         exists=lambda name: name != "gone.py")
+    ran = ShardResult(
+        name="g-1",
+        status=Status.PASS,
+        exit_code=0,
+        started=0.0,
+        finished=6.0,
+        worker="w",
+        slot=1,
+        log_path=None,
+    )
+    new = t.update_files(
+        old, [ran], {"g-1": ("a.py", "b.py")}, exists=lambda name: name != "gone.py"
+    )
     # No JUnit: 6 s spread by the estimates (2:2), blended half and half with the record.
     assert new == {"a.py": 2.5, "b.py": 2.5, "kept.py": 5.0}
-    measured = t.update_files({}, [ran], {"g-1": ("a.py", "b.py")}, exists=lambda n: True,
-                              measured=lambda result, files: {"a.py": 5.0, "b.py": 1.0})
+    measured = t.update_files(
+        {},
+        [ran],
+        {"g-1": ("a.py", "b.py")},
+        exists=lambda n: True,
+        measured=lambda result, files: {"a.py": 5.0, "b.py": 1.0},
+    )
     assert measured == {"a.py": 5.0, "b.py": 1.0}
     path = tmp_path / "timings.json"
     t.save(path, {"g-1": 6.0}, new)
@@ -95,12 +114,25 @@ def test_split_files_learn_their_times_keep_the_others_and_drop_the_gone(tmp_pat
 
 def test_the_gap_between_shards_on_a_slot_is_learned_and_kept(tmp_path: Path):
     def ran(name, worker, slot, start, end):
-        return ShardResult(name=name, status=Status.PASS, exit_code=0, started=start,
-                           finished=end, worker=worker, slot=slot, log_path=None)
+        return ShardResult(
+            name=name,
+            status=Status.PASS,
+            exit_code=0,
+            started=start,
+            finished=end,
+            worker=worker,
+            slot=slot,
+            log_path=None,
+        )
 
-    results = [ran("a", "w", 1, 0.0, 1.0), ran("b", "w", 1, 1.2, 2.0), ran("c", "w", 1, 2.3, 3.0),
-               ran("d", "w", 2, 0.0, 5.0),  # alone on its slot: no gap
-               ran("e", "v", 1, 0.0, 1.0), ran("f", "v", 1, 1.2, 2.0)]
+    results = [
+        ran("a", "w", 1, 0.0, 1.0),
+        ran("b", "w", 1, 1.2, 2.0),
+        ran("c", "w", 1, 2.3, 3.0),
+        ran("d", "w", 2, 0.0, 5.0),  # alone on its slot: no gap
+        ran("e", "v", 1, 0.0, 1.0),
+        ran("f", "v", 1, 1.2, 2.0),
+    ]
     assert timings.update_gap(None, results) == 0.2  # the median of 0.2, 0.3, 0.2
     assert timings.update_gap(0.4, results) == 0.3  # blended
     assert timings.update_gap(0.4, results[3:4]) == 0.4  # nothing to learn from
@@ -151,4 +183,6 @@ def test_a_first_setup_is_not_blended_with_zeros_in_a_file_that_has_none(tmp_pat
     path = tmp_path / "timings.json"
     timings.save(path, {"a": 1.0})  # times of other shards, no setup yet
     assert timings.recorded_setup(path) is None and timings.recorded_gap(path) is None
-    assert timings.update_setup(timings.recorded_setup(path), [(3.0, 1), (5.0, 2)]) == Setup(1.0, 2.0)
+    assert timings.update_setup(timings.recorded_setup(path), [(3.0, 1), (5.0, 2)]) == Setup(
+        1.0, 2.0
+    )

@@ -14,8 +14,10 @@ from shardrun.report import history
 def write_run(state: Path, run_id: str, statuses: dict[str, str], latest: bool = True) -> None:
     folder = state / "runs" / run_id
     folder.mkdir(parents=True)
-    shards = [{"name": n, "status": s, "worker": None if s == "NOT RUN" else "local"}
-              for n, s in statuses.items()]
+    shards = [
+        {"name": n, "status": s, "worker": None if s == "NOT RUN" else "local"}
+        for n, s in statuses.items()
+    ]
     (folder / "report.json").write_text(json.dumps({"run_id": run_id, "shards": shards}))
     if latest:
         link = state / "runs" / "latest"
@@ -25,17 +27,25 @@ def write_run(state: Path, run_id: str, statuses: dict[str, str], latest: bool =
 
 def test_the_failed_shards_of_the_latest_run_or_of_a_named_one(tmp_path: Path):
     write_run(tmp_path, "r1", {"a": "FAIL", "b": "PASS"})
-    write_run(tmp_path, "r2", {"a": "PASS", "b": "TIMEOUT", "c": "ERROR", "d": "NOT RUN",
-                               "e": "CANCELLED"})
+    write_run(
+        tmp_path,
+        "r2",
+        {"a": "PASS", "b": "TIMEOUT", "c": "ERROR", "d": "NOT RUN", "e": "CANCELLED"},
+    )
     assert history.load(tmp_path).failed_names() == {"b", "c"}
     assert history.load(tmp_path, "r1").failed_names() == {"a"}
     assert history.load(tmp_path).shard("d") is None  # it never ran
     assert history.load(tmp_path).shard("a")["status"] == "PASS"
 
 
-@pytest.mark.parametrize("run_id, message", [
-    (None, "no earlier run in"), ("r9", "no run r9 in"), ("../etc", "is not a run ID"),
-])
+@pytest.mark.parametrize(
+    "run_id, message",
+    [
+        (None, "no earlier run in"),
+        ("r9", "no run r9 in"),
+        ("../etc", "is not a run ID"),
+    ],
+)
 def test_a_missing_run_is_one_line(tmp_path: Path, run_id, message):
     if run_id == "r9":
         write_run(tmp_path, "r1", {"a": "FAIL"})
@@ -47,7 +57,9 @@ def test_a_missing_run_is_one_line(tmp_path: Path, run_id, message):
 def test_a_damaged_report_is_one_line_naming_it(tmp_path: Path):
     write_run(tmp_path, "r1", {"a": "FAIL"})
     (tmp_path / "runs" / "r1" / "report.json").write_text("{not json")
-    with pytest.raises(ConfigError, match=r"runs/r1/report.json is not a shardrun report \(not JSON"):
+    with pytest.raises(
+        ConfigError, match=r"runs/r1/report.json is not a shardrun report \(not JSON"
+    ):
         history.load(tmp_path)
 
 

@@ -136,13 +136,80 @@ def test_a_downloaded_folder_whose_report_is_a_fifo_or_link_is_refused(tmp_path:
         history.load(tmp_path / ".shardrun", str(folder))
 
 
-def test_the_summary_shown_is_the_runs_own_a_regular_file(tmp_path: Path):
+def test_the_summary_shown_is_made_from_the_report_with_paths_inside_the_run(tmp_path: Path):
     state = tmp_path / ".shardrun"
-    folder = write_run(state, report())
-    assert history.summary(history.load(state)) == folder / "summary.md"  # missing: the CLI says
-    os.mkfifo(folder / "summary.md")
-    with pytest.raises(ConfigError, match="summary.md is not one to show \\(a FIFO"):
-        history.summary(history.load(state))
+    data = report(log="/home/runner/work/p/.shardrun/runs/r1/a.log", finished=1.7e9 + 5)
+    data["shards"][0].update(
+        artifacts=[
+            "/home/runner/.shardrun/runs/r1/a/artifacts/x.txt",
+            "/etc/passwd",
+            "/x/r1/../../../etc/shadow",
+        ],
+        detail="[/] \x1b[31m",
+        kept_container="shardrun-kept-a",
+        test_cases=[
+            {"classname": "t", "name": "one", "outcome": "failure", "flaky": False},
+            {"classname": "t", "name": "two\nthree", "outcome": "error"},
+            {"name": "flaky", "outcome": "passed", "flaky": True},
+            "not a case",
+            {"outcome": "failure", "name": 7},
+        ],
+    )
+    data["workers"] = [{"name": "local", "url": "unix:///s", "slots": 2, "load": "none"}]
+    data["phases"] = {
+        "compression": [
+            {"codec": "zstd", "raw": 10, "compressed": 4, "cpu": 0.5},
+            {"codec": "rot13", "raw": 1, "compressed": 1, "cpu": 0},
+            {"codec": "gzip", "raw": "10", "compressed": 4, "cpu": 1},
+        ]
+    }
+    folder = write_run(state, data)
+    os.mkfifo(folder / "summary.md")  # never opened
+
+    summary, recorded = history.run_summary(history.load(state))
+
+    [result] = summary.results
+    assert result.log_path == str(folder / "a.log")
+    assert result.artifacts == (str(folder / "a" / "artifacts" / "x.txt"),)  # the rest leave it
+    assert result.junit is None  # not read: the report's own cases are what is shown
+    assert (result.detail, result.kept) == ("[/] \\x1b[31m", "shardrun-kept-a")
+    assert (summary.started, summary.finished, summary.exit_code) == (1.7e9, 1.7e9 + 5, 1)
+    assert [(w.name, w.slots, w.load) for w in summary.workers] == [("local", 2, "none")]
+    assert summary.compression == ({"codec": "zstd", "raw": 10, "compressed": 4, "cpu": 0.5},)
+    assert recorded.failing == {"a": (("t::one", "t::two\\nthree", "?"), 3)}
+    assert recorded.flaky == 1
+
+
+def test_a_report_without_times_is_shown_from_its_shards_times(tmp_path: Path):
+    state = tmp_path / ".shardrun"
+    data = {
+        "shards": [
+            {"name": "a", "status": "PASS", "worker": "w", "started": 10.0, "finished": 12.0},
+            {"name": "b", "status": "NOT RUN", "worker": None},
+        ]
+    }
+    write_run(state, data)
+    summary, recorded = history.run_summary(history.load(state))
+    assert (summary.run_id, summary.started, summary.finished) == ("r1", 10.0, 12.0)
+    assert recorded.failing == {"a": ((), 0), "b": ((), 0)}
+
+
+@pytest.mark.parametrize(
+    ("change", "phrase"),
+    [
+        ({"status": "MAYBE"}, "shards[1].status is 'MAYBE', not one of"),
+        ({"exit_code": "1"}, "shards[1].exit_code is '1', not a whole number"),
+        ({"started": -5}, "shards[1].started is -5, not a time in seconds"),
+    ],
+)
+def test_a_report_of_another_shape_is_not_shown(tmp_path: Path, change: dict, phrase: str):
+    state = tmp_path / ".shardrun"
+    data = report()
+    data["shards"][0].update(change)
+    write_run(state, data)
+    with pytest.raises(ConfigError, match=r"report.json is not one to show") as caught:
+        history.run_summary(history.load(state))
+    assert phrase in str(caught.value)
 
 
 def test_the_latest_image_id_that_is_a_fifo_is_no_image_not_a_hang(tmp_path: Path):

@@ -28,11 +28,25 @@ def shard_run(run: Path, name: str, attempt: int, xml: str | None) -> str | None
     return str(folder / "junit.xml")
 
 
-def result(name: str, status: Status, attempt: int = 1, junit_path: str | None = None,
-           log: str | None = None) -> ShardResult:
-    return ShardResult(name=name, status=status, exit_code=0 if status is Status.PASS else 1,
-                       started=0.0, finished=2.0, worker="local", slot=1, log_path=log,
-                       attempt=attempt, junit=junit_path)
+def result(
+    name: str,
+    status: Status,
+    attempt: int = 1,
+    junit_path: str | None = None,
+    log: str | None = None,
+) -> ShardResult:
+    return ShardResult(
+        name=name,
+        status=status,
+        exit_code=0 if status is Status.PASS else 1,
+        started=0.0,
+        finished=2.0,
+        worker="local",
+        slot=1,
+        log_path=log,
+        attempt=attempt,
+        junit=junit_path,
+    )
 
 
 def parse(results) -> ET.Element:
@@ -41,12 +55,16 @@ def parse(results) -> ET.Element:
 
 def test_a_shards_cases_go_under_its_suite_and_a_shard_without_a_file_is_one_case(tmp_path):
     path = shard_run(tmp_path, "unit-1", 1, PYTEST_XML.format(flaky="", bad=FAIL))
-    root = parse([result("unit-1", Status.FAIL, junit_path=path),
-                  result("lint", Status.FAIL, log="x.log")])
+    root = parse(
+        [result("unit-1", Status.FAIL, junit_path=path), result("lint", Status.FAIL, log="x.log")]
+    )
 
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     assert [c.get("name") for c in suites["unit-1"].iter("testcase")] == [
-        "test_ok", "test_flaky", "test_bad"]
+        "test_ok",
+        "test_flaky",
+        "test_bad",
+    ]
     assert suites["unit-1"].get("failures") == "1" and suites["unit-1"].get("tests") == "3"
     bad = suites["unit-1"].find("testcase[@name='test_bad']/failure")
     assert (bad.get("message"), bad.text) == ("assert 1 == 2", "E   assert 1 == 2")
@@ -54,7 +72,9 @@ def test_a_shards_cases_go_under_its_suite_and_a_shard_without_a_file_is_one_cas
     assert lint.find("failure").text == "the log tail"
     assert (root.get("tests"), root.get("failures")) == ("4", "2")
     assert junit.failing_cases(result("unit-1", Status.FAIL, junit_path=path)) == (
-        ["tests.test_b::test_bad"], 1)
+        ["tests.test_b::test_bad"],
+        1,
+    )
 
 
 def test_a_case_that_failed_then_passed_on_a_retry_is_flaky_not_a_pass_or_a_failure(tmp_path):
@@ -97,8 +117,19 @@ def test_file_times_come_from_the_file_attribute_or_the_classname_alone(tmp_path
     files = ["tests/unit/test_a.py", "tests/test_b.py"]
     assert junit.file_seconds(ran, files) == {"tests/unit/test_a.py": 2.0, "tests/test_b.py": 2.0}
     # 8 s in all: the 4 s outside the cases are the group's setup, not its files'.
-    slower = ShardResult(name="g-1", status=Status.PASS, exit_code=0, started=0.0,
-                         finished=8.0, worker="w", slot=1, log_path=None, junit=path)
-    assert junit.file_seconds(slower, files) == {"tests/unit/test_a.py": 2.0,
-                                                  "tests/test_b.py": 2.0}
+    slower = ShardResult(
+        name="g-1",
+        status=Status.PASS,
+        exit_code=0,
+        started=0.0,
+        finished=8.0,
+        worker="w",
+        slot=1,
+        log_path=None,
+        junit=path,
+    )
+    assert junit.file_seconds(slower, files) == {
+        "tests/unit/test_a.py": 2.0,
+        "tests/test_b.py": 2.0,
+    }
     assert junit.file_seconds(result("g-1", Status.PASS), files) is None  # no JUnit file

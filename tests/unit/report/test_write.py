@@ -20,21 +20,38 @@ from shardrun.ui.summary import compression_lines
 
 
 def result(name: str, status: Status, **kw) -> ShardResult:
-    unset = {"exit_code": None, "started": None, "finished": None, "worker": None,
-             "slot": None, "log_path": None}
+    unset = {
+        "exit_code": None,
+        "started": None,
+        "finished": None,
+        "worker": None,
+        "slot": None,
+        "log_path": None,
+    }
     return ShardResult(name=name, status=status, **{**unset, **kw})
 
 
 def ran(name: str, status: Status, code: int | None, took: float, **kw) -> ShardResult:
     return result(
-        name, status, exit_code=code, started=1000.0, finished=1000.0 + took, worker="local",
-        slot=1, **kw,
+        name,
+        status,
+        exit_code=code,
+        started=1000.0,
+        finished=1000.0 + took,
+        worker="local",
+        slot=1,
+        **kw,
     )
 
 
 def summary(*results: ShardResult, **kw) -> RunSummary:
-    run = {"run_id": "20240101-120000-ab12", "project": "demo", "image_id": "sha256:abc",
-           "started": 1000.0, "finished": 1042.0}
+    run = {
+        "run_id": "20240101-120000-ab12",
+        "project": "demo",
+        "image_id": "sha256:abc",
+        "started": 1000.0,
+        "finished": 1042.0,
+    }
     return RunSummary(results=results, **{**run, **kw})
 
 
@@ -74,20 +91,53 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "lost_required_workers": [],
         "partition": None,
         "partitions": [],
-        "phases": {"build": None, "save": None,
-                   "distribution": [{"worker": "local", "mode": "none", "sent": 0,
-                                     "codec": "none", "wire": 0, "rate": 0,
-                                     "started": None, "seconds": 0.0}],
-                   "compression": []},
+        "phases": {
+            "build": None,
+            "save": None,
+            "distribution": [
+                {
+                    "worker": "local",
+                    "mode": "none",
+                    "sent": 0,
+                    "codec": "none",
+                    "wire": 0,
+                    "rate": 0,
+                    "started": None,
+                    "seconds": 0.0,
+                }
+            ],
+            "compression": [],
+        },
         "flaky": 0,
         "workers": [
-            {"name": "local", "url": "unix:///var/run/docker.sock", "slots": 2, "lost": "",
-             "load": "none", "sent": 0, "full_size": 0, "load_seconds": 0.0,
-             "required": False, "load_started": None, "codec": "none", "wire": 0},
-            {"name": "remote", "url": "ssh://ci@box", "slots": 4,
-             "lost": "lost while running: EOF", "load": "", "sent": 0, "full_size": 0,
-             "load_seconds": 0.0, "required": False, "load_started": None, "codec": "none",
-             "wire": 0},
+            {
+                "name": "local",
+                "url": "unix:///var/run/docker.sock",
+                "slots": 2,
+                "lost": "",
+                "load": "none",
+                "sent": 0,
+                "full_size": 0,
+                "load_seconds": 0.0,
+                "required": False,
+                "load_started": None,
+                "codec": "none",
+                "wire": 0,
+            },
+            {
+                "name": "remote",
+                "url": "ssh://ci@box",
+                "slots": 4,
+                "lost": "lost while running: EOF",
+                "load": "",
+                "sent": 0,
+                "full_size": 0,
+                "load_seconds": 0.0,
+                "required": False,
+                "load_started": None,
+                "codec": "none",
+                "wire": 0,
+            },
         ],
     }
     assert [s["name"] for s in data["shards"]] == ["unit-1", "unit-2", "slow", "docs", "lint"]
@@ -154,7 +204,8 @@ def test_a_lost_worker_is_named_at_the_end_but_fails_the_run_only_if_required():
     required = _with_workers(served, replace(lost, required=True))
     assert required.exit_code == 4 and required.lost_required == ("w3",)
     assert lost_line(required) == (
-        "1 of 2 workers lost: w3 (required): could not get the image there")
+        "1 of 2 workers lost: w3 (required): could not get the image there"
+    )
     assert to_json(required)["lost_required_workers"] == ["w3"]
     assert "1 of 2 workers lost: w3 (required)" in to_markdown(required)
     # Ctrl-C is what the user did: it stays 130.
@@ -170,11 +221,22 @@ def test_to_junit_is_valid_xml_with_counts(mixed: RunSummary):
     assert text.startswith("<?xml")
     root = ET.fromstring(text)
     assert root.tag == "testsuites"
-    assert root.attrib == {"name": "demo", "tests": "5", "failures": "2", "errors": "2",
-                           "skipped": "0", "time": "42.000"}
+    assert root.attrib == {
+        "name": "demo",
+        "tests": "5",
+        "failures": "2",
+        "errors": "2",
+        "skipped": "0",
+        "time": "42.000",
+    }
     # A shard without its own JUnit file is one suite of one case, named after it.
     assert [s.get("name") for s in root.findall("testsuite")] == [
-        "unit-1", "unit-2", "slow", "docs", "lint"]
+        "unit-1",
+        "unit-2",
+        "slow",
+        "docs",
+        "lint",
+    ]
     cases = list(root.iter("testcase"))
     assert [(c.get("name"), c.get("classname"), c.get("time")) for c in cases] == [
         ("unit-1", "unit-1", "12.340"),
@@ -184,7 +246,11 @@ def test_to_junit_is_valid_xml_with_counts(mixed: RunSummary):
         ("lint", "lint", "0.000"),
     ]
     assert [[child.tag for child in c] for c in cases] == [
-        [], ["failure"], ["failure"], ["error"], ["error"]
+        [],
+        ["failure"],
+        ["failure"],
+        ["error"],
+        ["error"],
     ]
 
 
@@ -230,11 +296,8 @@ def test_write_writes_every_report_and_no_temp_files(mixed: RunSummary, tmp_path
     run_dir.mkdir(parents=True)
     (run_dir / "report.json").write_text("stale")
     paths = report.write(mixed, run_dir)
-    assert paths == [run_dir / n for n in ("report.json", "junit.xml", "summary.md",
-                                           "report.html")]
-    assert sorted(os.listdir(run_dir)) == [
-        "junit.xml", "report.html", "report.json", "summary.md"
-    ]
+    assert paths == [run_dir / n for n in ("report.json", "junit.xml", "summary.md", "report.html")]
+    assert sorted(os.listdir(run_dir)) == ["junit.xml", "report.html", "report.json", "summary.md"]
     assert json.loads(paths[0].read_text()) == to_json(mixed)
     assert ET.parse(paths[1]).getroot().get("tests") == "5"
     assert paths[2].read_text() == to_markdown(mixed)
@@ -307,7 +370,7 @@ def test_github_annotations_give_one_error_per_failed_shard_and_group_its_log(mi
     start = lines.index("::group::unit-2: FAIL, last lines")
     token = lines[start + 1].removeprefix("::stop-commands::")
     assert len(token) == 32  # random: a test cannot guess it to end the fence
-    assert lines[start + 2:start + 4] == ["line 52", "line 53"]
+    assert lines[start + 2 : start + 4] == ["line 52", "line 53"]
     end = lines.index("::endgroup::", start)
     assert lines[end - 1] == f"::{token}::"
     assert lines[end - 2] == "E   assert 1 == 2"

@@ -15,9 +15,13 @@ DAY = 86400.0
 def run(state: Path, run_id: str, age_days: float, statuses=("PASS",), latest=False) -> Path:
     folder = state / "runs" / run_id
     folder.mkdir(parents=True)
-    report = {"run_id": run_id, "started": 1000.0, "image_id": "sha256:" + "ab" * 32,
-              "exit_code": 0, "shards": [{"name": f"s{i}", "status": s}
-                                         for i, s in enumerate(statuses)]}
+    report = {
+        "run_id": run_id,
+        "started": 1000.0,
+        "image_id": "sha256:" + "ab" * 32,
+        "exit_code": 0,
+        "shards": [{"name": f"s{i}", "status": s} for i, s in enumerate(statuses)],
+    }
     (folder / "report.json").write_text(json.dumps(report))
     (folder / "s0.log").write_text("log\n")
     for path in (folder / "report.json", folder / "s0.log"):
@@ -65,7 +69,9 @@ def test_runs_are_listed_newest_first_with_counts_and_show_picks_run_or_shard(tm
     assert [r.run_id for r in rows] == ["20200102-000000-bbbbbb", "20200101-000000-aaaaaa"]
     assert rows[1].counts == "1 pass, 2 fail"
     assert resolve_show(tmp_path, "20200101-000000-aaaaaa", None) == (
-        "20200101-000000-aaaaaa", None)
+        "20200101-000000-aaaaaa",
+        None,
+    )
     assert resolve_show(tmp_path, "s1", None) == ("20200102-000000-bbbbbb", "s1")
 
 

@@ -65,10 +65,12 @@ def test_the_lock_and_temp_file_of_a_killed_writer_are_swept_for_every_cache_fil
     cache = layout.cache(tmp_path)
     cache.mkdir()
     image_id = "sha256:" + "ab" * 32
-    final = {"oci": layout.oci_layout(cache, image_id, 2),
-             "thin": layout.thin_tarball(layout.tarball(cache, image_id), 1),
-             "full": layout.tarball(cache, image_id),
-             "blobs": layout.blob_names(cache)}[kind]
+    final = {
+        "oci": layout.oci_layout(cache, image_id, 2),
+        "thin": layout.thin_tarball(layout.tarball(cache, image_id), 1),
+        "full": layout.tarball(cache, image_id),
+        "blobs": layout.blob_names(cache),
+    }[kind]
     ctx = multiprocessing.get_context("fork")
     ready = ctx.Event()
     writer = ctx.Process(target=_write_forever, args=(final, ready))

@@ -14,8 +14,15 @@ from shardrun.ui.summary import print_summary
 
 def test_markup_in_names_details_and_workers_is_printed_as_written() -> None:
     result = ShardResult(
-        name="a", status=Status.ERROR, exit_code=None, started=1.0, finished=2.0,
-        worker="[/]w", slot=1, log_path="[bold]x.log", detail="boom [/] [red]x",
+        name="a",
+        status=Status.ERROR,
+        exit_code=None,
+        started=1.0,
+        finished=2.0,
+        worker="[/]w",
+        slot=1,
+        log_path="[bold]x.log",
+        detail="boom [/] [red]x",
     )
     workers = (
         WorkerReport(name="[/]w", url="tcp://[/]", slots=1, lost="reset [/]"),

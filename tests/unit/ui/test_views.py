@@ -11,16 +11,23 @@ from rich.console import Console
 from shardrun.model import events as ev
 from shardrun.model.results import ShardResult, Status
 from shardrun.ui.live import LiveView, render
-from shardrun.ui.plain import PlainView, plain_line
-from shardrun.ui.view_state import ViewState
+from shardrun.ui.plain import PlainView, clock, plain_line
+from shardrun.ui.view_state import ViewState, expected_end
 
 
-def result(name: str, status: Status, code: int | None = None, took: float | None = None,
-           detail: str = "") -> ShardResult:
+def result(
+    name: str, status: Status, code: int | None = None, took: float | None = None, detail: str = ""
+) -> ShardResult:
     return ShardResult(
-        name=name, status=status, exit_code=code,
-        started=None if took is None else 1000.0, finished=None if took is None else 1000.0 + took,
-        worker="local", slot=1, log_path=None, detail=detail,
+        name=name,
+        status=status,
+        exit_code=code,
+        started=None if took is None else 1000.0,
+        finished=None if took is None else 1000.0 + took,
+        worker="local",
+        slot=1,
+        log_path=None,
+        detail=detail,
     )
 
 
@@ -30,41 +37,74 @@ def result(name: str, status: Status, code: int | None = None, took: float | Non
 @pytest.mark.parametrize(
     ("event", "line"),
     [
-        (ev.ShardFinished(result=result("unit-1", Status.PASS, 0, 12.34)),
-         "PASS     unit-1 in 12.3s"),
-        (ev.ShardFinished(result=result("unit-2", Status.FAIL, 2, 5.0)),
-         "FAIL     unit-2 in 5.0s (exit 2)"),
-        (ev.ShardFinished(result=result("slow", Status.TIMEOUT, None, 60.0,
-                                        "killed after the 60s timeout")),
-         "TIMEOUT  slow in 60.0s: killed after the 60s timeout"),
-        (ev.ShardFinished(result=result("docs", Status.NOT_RUN, detail="no worker left")),
-         "NOT RUN  docs: no worker left"),
+        (
+            ev.ShardFinished(result=result("unit-1", Status.PASS, 0, 12.34)),
+            "PASS     unit-1 in 12.3s",
+        ),
+        (
+            ev.ShardFinished(result=result("unit-2", Status.FAIL, 2, 5.0)),
+            "FAIL     unit-2 in 5.0s (exit 2)",
+        ),
+        (
+            ev.ShardFinished(
+                result=result("slow", Status.TIMEOUT, None, 60.0, "killed after the 60s timeout")
+            ),
+            "TIMEOUT  slow in 60.0s: killed after the 60s timeout",
+        ),
+        (
+            ev.ShardFinished(result=result("docs", Status.NOT_RUN, detail="no worker left")),
+            "NOT RUN  docs: no worker left",
+        ),
         (ev.BuildStarted(dockerfile="Dockerfile.test", context="."), "build    Dockerfile.test"),
-        (ev.BuildStep(digest="d", name="[2/3] RUN pip install .", state="started"),
-         "started  [2/3] RUN pip install ."),
-        (ev.BuildStep(digest="d", name="[1/3] FROM python", state="cached"),
-         "cached   [1/3] FROM python"),
-        (ev.BuildStep(digest="d", name="[3/3] RUN false", state="error", error="exit code: 1"),
-         "error    [3/3] RUN false: exit code: 1"),
+        (
+            ev.BuildStep(digest="d", name="[2/3] RUN pip install .", state="started"),
+            "started  [2/3] RUN pip install .",
+        ),
+        (
+            ev.BuildStep(digest="d", name="[1/3] FROM python", state="cached"),
+            "cached   [1/3] FROM python",
+        ),
+        (
+            ev.BuildStep(digest="d", name="[3/3] RUN false", state="error", error="exit code: 1"),
+            "error    [3/3] RUN false: exit code: 1",
+        ),
         (ev.BuildLog(name="RUN make", line="cc -o x x.c"), "  |      cc -o x x.c"),
-        (ev.BuildFinished(image_id="sha256:0123456789abcdef", duration=12.34, cached_steps=3,
-                          total_steps=5),
-         "built    0123456789ab in 12.3s (3/5 steps cached)"),
-        (ev.ArtifactReady(path=".shardrun/cache/img.tar", size=1_500_000, reused=False),
-         "image    .shardrun/cache/img.tar (1.5 MB, saved)"),
-        (ev.ArtifactReady(path="img.tar", size=999, reused=True), "image    img.tar (999 B, reused)"),
+        (
+            ev.BuildFinished(
+                image_id="sha256:0123456789abcdef", duration=12.34, cached_steps=3, total_steps=5
+            ),
+            "built    0123456789ab in 12.3s (3/5 steps cached)",
+        ),
+        (
+            ev.ArtifactReady(path=".shardrun/cache/img.tar", size=1_500_000, reused=False),
+            "image    .shardrun/cache/img.tar (1.5 MB, saved)",
+        ),
+        (
+            ev.ArtifactReady(path="img.tar", size=999, reused=True),
+            "image    img.tar (999 B, reused)",
+        ),
         (ev.WorkerReady(worker="local", slots=4), "worker   local: 4 slots"),
-        (ev.WorkerReady(worker="local", slots=4, detail="(docker 27.1, 8 CPUs)"),
-         "worker   local: 4 slots (docker 27.1, 8 CPUs)"),
-        (ev.WorkerTransfer(worker="ci-2", sent=2_000_000, total=2_000_000, mode="thin"),
-         "loaded   ci-2: thin, 2.0 MB sent"),
-        (ev.WorkerLost(worker="ci-2", reason="connection refused"),
-         "LOST     ci-2: connection refused"),
-        (ev.RunPlanned(run_id="r1", shards=("a", "b"), run_dir=".shardrun/runs/r1"),
-         "run      r1: 2 shards, logs in .shardrun/runs/r1"),
+        (
+            ev.WorkerReady(worker="local", slots=4, detail="(docker 27.1, 8 CPUs)"),
+            "worker   local: 4 slots (docker 27.1, 8 CPUs)",
+        ),
+        (
+            ev.WorkerTransfer(worker="ci-2", sent=2_000_000, total=2_000_000, mode="thin"),
+            "loaded   ci-2: thin, 2.0 MB sent",
+        ),
+        (
+            ev.WorkerLost(worker="ci-2", reason="connection refused"),
+            "LOST     ci-2: connection refused",
+        ),
+        (
+            ev.RunPlanned(run_id="r1", shards=("a", "b"), run_dir=".shardrun/runs/r1"),
+            "run      r1: 2 shards, logs in .shardrun/runs/r1",
+        ),
         (ev.ShardStarted(name="unit-1", worker="local", slot=3), "start    unit-1 on local/3"),
-        (ev.ShardRequeued(name="unit-1", reason="worker ci-2 lost"),
-         "requeue  unit-1: worker ci-2 lost"),
+        (
+            ev.ShardRequeued(name="unit-1", reason="worker ci-2 lost"),
+            "requeue  unit-1: worker ci-2 lost",
+        ),
     ],
 )
 def test_plain_line(event: ev.Event, line: str):
@@ -109,7 +149,9 @@ def test_run_planned_makes_queued_rows_in_order():
     state = planned("a", "b", "c")
     assert state.run_id == "r1"
     assert [(s.name, s.state) for s in state.shards.values()] == [
-        ("a", "queued"), ("b", "queued"), ("c", "queued")
+        ("a", "queued"),
+        ("b", "queued"),
+        ("c", "queued"),
     ]
     assert state.finished_count == 0
 
@@ -148,7 +190,11 @@ def test_workers_fold_ready_transfer_and_lost():
     state.apply(ev.WorkerLost(worker="ci-2", reason="connection refused"))
     worker = state.workers["ci-2"]
     assert (worker.slots, worker.sent, worker.total, worker.mode, worker.lost) == (
-        4, 10, 20, "thin", "connection refused"
+        4,
+        10,
+        20,
+        "thin",
+        "connection refused",
     )
 
 
@@ -156,9 +202,7 @@ def test_workers_fold_ready_transfer_and_lost():
 
 
 def text_of(renderable) -> str:
-    console = Console(
-        file=io.StringIO(), width=120, force_terminal=False, color_system=None
-    )
+    console = Console(file=io.StringIO(), width=120, force_terminal=False, color_system=None)
     console.print(renderable)
     return console.file.getvalue()
 
@@ -235,8 +279,11 @@ def big_run(total: int = 200, passed: int = 0, failed: int = 0, running: int = 0
     the newest), then `running` start one a second (the first has run longest); the rest queue.
     Above the table: the build line and one worker line."""
     state = planned(*(f"s{i:03}" for i in range(total)))
-    state.apply(ev.BuildFinished(image_id="sha256:0123456789abcdef", duration=12.0,
-                                     cached_steps=0, total_steps=0))
+    state.apply(
+        ev.BuildFinished(
+            image_id="sha256:0123456789abcdef", duration=12.0, cached_steps=0, total_steps=0
+        )
+    )
     state.apply(ev.WorkerReady(worker="local", slots=8))
     names = iter(state.shards)
     at = 1000.0
@@ -303,8 +350,12 @@ def test_running_rows_that_do_not_fit_collapse_into_a_count_and_push_out_failure
 
 def test_the_totals_line_counts_every_state():
     state = big_run(total=12, passed=2, failed=1, running=2)
-    for name, status in (("s009", Status.TIMEOUT), ("s010", Status.ERROR),
-                         ("s011", Status.CANCELLED), ("s008", Status.NOT_RUN)):
+    for name, status in (
+        ("s009", Status.TIMEOUT),
+        ("s010", Status.ERROR),
+        ("s011", Status.CANCELLED),
+        ("s008", Status.NOT_RUN),
+    ):
         state.apply(ev.ShardFinished(result=result(name, status), at=2000.0))
     lines = frame(render(state, now=2000.0, height=10))
     assert lines[2] == (
@@ -319,8 +370,9 @@ def test_a_collapsed_frame_never_outgrows_the_terminal(width: int):
     state = big_run(passed=100, failed=30, running=20)
     state.build_done = None
     state.apply(ev.BuildStarted(dockerfile="Dockerfile", context=".", at=100.0))
-    state.apply(ev.BuildStep(digest="d", name="[2/3] RUN " + "pip install x " * 20,
-                             state="started"))  # would wrap at this width
+    state.apply(
+        ev.BuildStep(digest="d", name="[2/3] RUN " + "pip install x " * 20, state="started")
+    )  # would wrap at this width
     state.apply(ev.ArtifactReady(path="/a/long/path/" * 10 + "img.tar", size=10, reused=True))
     state.apply(ev.ShardOutput(name="s130", line="collecting " * 30))
     # the smallest frame: build, image, worker, totals and the bar
@@ -334,13 +386,124 @@ def test_a_collapsed_frame_never_outgrows_the_terminal(width: int):
 def test_the_live_view_reads_the_terminal_height_on_every_refresh():
     console = Console(file=io.StringIO(), width=100, height=40, color_system=None)
     view = LiveView(console)  # not entered: nothing is drawn, the frame is only built
-    for event in (ev.WorkerReady(worker="local", slots=8),
-                  ev.RunPlanned(run_id="r1", shards=tuple(f"s{i:03}" for i in range(60)),
-                                run_dir="runs/r1"),
-                  ev.ShardStarted(name="s000", worker="local", slot=1)):
+    for event in (
+        ev.WorkerReady(worker="local", slots=8),
+        ev.RunPlanned(run_id="r1", shards=tuple(f"s{i:03}" for i in range(60)), run_dir="runs/r1"),
+        ev.ShardStarted(name="s000", worker="local", slot=1),
+    ):
         view.handle(event)
     assert len(frame(view._live.renderable)) <= 40
     console.size = (100, 12)  # the terminal was resized
     lines = frame(view._live.renderable)
     assert len(lines) <= 12
     assert "60 shards: 0 passed, 0 failed, 1 running, 59 queued" in lines
+
+
+# --- the expected end, once times are recorded (issue 26) ------------------------------------
+
+
+def timed(expected: dict[str, float], slots: int = 2) -> ViewState:
+    state = ViewState()
+    state.apply(
+        ev.RunPlanned(
+            run_id="r1",
+            shards=tuple(expected),
+            run_dir="runs/r1",
+            expected=tuple(expected.values()),
+            slots=slots,
+            at=100.0,
+        )
+    )
+    return state
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.0, "0s"),
+        (45.2, "45s"),
+        (59.6, "1m00s"),
+        (80.0, "1m20s"),
+        (3599.0, "59m59s"),
+        (7500.0, "2h05m"),
+    ],
+)
+def test_clock(seconds: float, text: str):
+    assert clock(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("left", "slots", "end"),
+    [
+        ([], 4, 0.0),
+        ([30.0, 30.0, 30.0, 30.0], 2, 60.0),  # the work spread over the slots
+        ([100.0, 10.0], 4, 100.0),  # but no sooner than the longest shard alone
+        ([10.0, 10.0], 0, 20.0),  # slots unknown: one
+    ],
+)
+def test_expected_end(left: list[float], slots: int, end: float):
+    assert expected_end(left, slots) == end
+
+
+def test_no_expected_end_without_recorded_times():
+    state = planned("a", "b")
+    assert state.seconds_left(list(state.shards.values()), now=100.0) is None
+    progress = text_of(render(state, now=100.0)).splitlines()[-1]
+    assert "left" not in progress
+
+
+def test_the_expected_end_counts_queued_shards_whole_and_running_ones_less_their_run():
+    state = timed({"a": 60.0, "b": 40.0, "c": 20.0, "d": 30.0}, slots=2)
+
+    def shards() -> list:
+        return list(state.shards.values())
+
+    assert state.seconds_left(shards(), now=100.0) == 75.0  # 150 s of work on 2 slots
+    state.apply(ev.ShardStarted(name="a", worker="w", slot=1, at=100.0))
+    state.apply(ev.ShardStarted(name="b", worker="w", slot=2, at=100.0))
+    # 10 s on: a has 50 s left, b 30 s, c and d queued: 130 s on 2 slots
+    assert state.seconds_left(shards(), now=110.0) == 65.0
+    state.apply(ev.ShardFinished(result=result("b", Status.PASS, 0, 40.0), at=140.0))
+    state.apply(ev.ShardStarted(name="c", worker="w", slot=2, at=140.0))
+    state.apply(ev.ShardFinished(result=result("c", Status.PASS, 0, 20.0), at=160.0))
+    state.apply(ev.ShardStarted(name="d", worker="w", slot=2, at=160.0))
+    # a alone has 0 s left by its record, d 25 s: the longest running shard bounds it
+    assert state.seconds_left(shards(), now=165.0) == 25.0
+    state.apply(ev.ShardFinished(result=result("a", Status.PASS, 0, 70.0), at=170.0))
+    state.apply(ev.ShardFinished(result=result("d", Status.PASS, 0, 30.0), at=190.0))
+    assert state.seconds_left(shards(), now=190.0) is None  # nothing left
+
+
+def test_a_lost_worker_leaves_fewer_slots_for_the_expected_end():
+    state = timed({"a": 60.0, "b": 60.0, "c": 60.0, "d": 60.0}, slots=4)
+    for worker in ("w1", "w2"):
+        state.apply(ev.WorkerReady(worker=worker, slots=2))
+    assert state.seconds_left(list(state.shards.values()), now=100.0) == 60.0
+    state.apply(ev.WorkerLost(worker="w2", reason="reset"))
+    assert state.seconds_left(list(state.shards.values()), now=100.0) == 120.0
+
+
+def test_the_live_frame_shows_the_expected_end_beside_the_progress():
+    state = timed({"unit-1": 100.0, "unit-2": 60.0}, slots=2)
+    state.apply(ev.ShardStarted(name="unit-1", worker="local", slot=1, at=100.0))
+    state.apply(ev.ShardStarted(name="unit-2", worker="local", slot=2, at=100.0))
+    progress = text_of(render(state, now=120.0)).splitlines()[-1]
+    assert progress.endswith("0/2 done, ~1m20s left")
+    # In a short terminal too: the bar's line is always drawn.
+    lines = frame(render(state, now=120.0, height=4))
+    assert lines[-1].endswith("0/2 done, ~1m20s left")
+
+
+def test_the_plain_run_line_says_when_the_run_is_expected_to_end():
+    event = ev.RunPlanned(
+        run_id="r1", shards=("a", "b", "c"), run_dir="runs/r1", expected=(60.0, 30.0, 30.0), slots=2
+    )
+    assert plain_line(event) == "run      r1: 3 shards, expected ~1m00s, logs in runs/r1"
+
+
+def test_expected_times_that_do_not_match_the_shards_are_ignored():
+    state = ViewState()
+    state.apply(
+        ev.RunPlanned(run_id="r1", shards=("a", "b"), run_dir="runs/r1", expected=(60.0,), slots=2)
+    )
+    assert state.seconds_left(list(state.shards.values()), now=0.0) is None

@@ -191,7 +191,7 @@ def hostile_files(draw) -> tuple[bytes, str]:
             ),
         )
     elif how == "names":  # a member whose own name leaves the archive
-        name = draw(st.sampled_from(HOSTILE_NAMES[:4] + ["l0/layer.tar", "manifest.json"]))
+        name = draw(st.sampled_from([*HOSTILE_NAMES[:4], "l0/layer.tar", "manifest.json"]))
         members = [Member(name, b"data"), *members]
     elif how == "links":  # the layer a manifest names is a link out, or to a link
         target = draw(

@@ -42,8 +42,7 @@ def _image_id(tarball: Path) -> str:
 
 
 def _artifact(path: Path) -> Artifact:
-    return Artifact(image_id=_image_id(path), path=path, size=path.stat().st_size,
-                    reused=False)
+    return Artifact(image_id=_image_id(path), path=path, size=path.stat().st_size, reused=False)
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -170,8 +169,11 @@ def test_temp_files_of_a_dead_writer_are_swept_and_a_live_ones_stay(tmp_path: Pa
         f".{image}.thin2.tar.{dead}.89efcdab.tmp",  # a thin tarball
         f".{image}.tar.{dead}.tmp",  # a save by an older version
     ]
-    kept = [f".{image}.tar.{live}.0123abcd.tmp", f".{image}.thin1.tar.{live}.deadbeef.tmp",
-            f"{image}.tar"]
+    kept = [
+        f".{image}.tar.{live}.0123abcd.tmp",
+        f".{image}.thin1.tar.{live}.deadbeef.tmp",
+        f"{image}.tar",
+    ]
     for name in stale + kept:
         (tmp_path / name).write_bytes(b"part")
 
@@ -313,8 +315,11 @@ def test_a_full_disk_while_writing_a_thin_tarball_is_disk_full_and_leaves_no_fil
 ):
     with tmpfs(tmp_path / "cache", "3m") as cache:
         full = cache / "image.tar"
-        build_tarball(full, [ID1, ID2], {ID1: layer_tar("base.txt", 200_000),
-                                         ID2: layer_tar("app.txt", 1_800_000)})
+        build_tarball(
+            full,
+            [ID1, ID2],
+            {ID1: layer_tar("base.txt", 200_000), ID2: layer_tar("app.txt", 1_800_000)},
+        )
         artifact = _artifact(full)
         omit = layers.omitted_files(layers.read_saved(full), 1)  # ~1.8 MB, ~1 MB free
 
@@ -331,9 +336,15 @@ def test_a_full_disk_while_writing_a_thin_tarball_is_disk_full_and_leaves_no_fil
 # ---- the image file of hosted CI (distribute/image_file.py) --------------------------
 
 
-@pytest.mark.parametrize("name, codec", [
-    ("image.tar.zst", "zstd"), ("ci/image.tar.gz", "gzip"), ("x.tgz", "gzip"), ("i.tar", "none"),
-])
+@pytest.mark.parametrize(
+    "name, codec",
+    [
+        ("image.tar.zst", "zstd"),
+        ("ci/image.tar.gz", "gzip"),
+        ("x.tgz", "gzip"),
+        ("i.tar", "none"),
+    ],
+)
 def test_an_image_files_name_says_its_format(name, codec):
     from shardrun.distribute.artifact import image_file
 
@@ -344,7 +355,7 @@ def test_an_image_files_name_says_its_format(name, codec):
 def test_a_name_that_says_no_format_is_a_usage_error(name):
     from shardrun.distribute.artifact import image_file
 
-    with pytest.raises(ConfigError, match="end it with .tar.zst"):
+    with pytest.raises(ConfigError, match=r"end it with .tar.zst"):
         image_file.codec_of(Path(name))
 
 

@@ -13,6 +13,7 @@ import pytest
 from shardrun.engine.api import ContainerRequest
 from shardrun.model.results import Status
 from shardrun.model.shard import Shard
+from shardrun.model.text import counted
 from shardrun.run.shard import collect
 from tests.fakes.engine import FakeEngine
 
@@ -35,9 +36,15 @@ def relative(paths, root: Path) -> set[str]:
     return {str(Path(p).relative_to(root)) for p in paths}
 
 
-@pytest.mark.parametrize("status, copied", [
-    (Status.FAIL, True), (Status.TIMEOUT, True), (Status.ERROR, True), (Status.PASS, False),
-])
+@pytest.mark.parametrize(
+    "status, copied",
+    [
+        (Status.FAIL, True),
+        (Status.TIMEOUT, True),
+        (Status.ERROR, True),
+        (Status.PASS, False),
+    ],
+)
 def test_artifacts_are_copied_on_failure_by_default(tmp_path, status, copied):
     engine = FakeEngine()
     shard = Shard(name="s", artifacts=("/out",))
@@ -70,14 +77,18 @@ def test_the_cap_leaves_files_out_and_says_which(tmp_path):
     # not read. Later patterns still get what fits.
     over = [item for item in got.left_out if "over artifacts-max" in item]
     assert over and all("bytes, over artifacts-max" in item for item in over)
-    assert got.note.startswith(f"{got.left_out_count} artifacts left out: ")
+    assert got.note.startswith(f"{counted(got.left_out_count, 'artifact')} left out: ")
     assert "not read" in got.left_out[0]
 
 
 def test_a_missing_path_is_reported_and_the_junit_file_is_copied_even_on_a_pass(tmp_path):
     engine = FakeEngine()
-    shard = Shard(name="s", artifacts=("/nowhere", "/out/*.nope"), artifacts_when="always",
-                  junit="/tmp/junit.xml")
+    shard = Shard(
+        name="s",
+        artifacts=("/nowhere", "/out/*.nope"),
+        artifacts_when="always",
+        junit="/tmp/junit.xml",
+    )
     got = collect.collect(engine, container(engine, shard), shard, Status.PASS, tmp_path)
 
     assert got.missing == ("/nowhere", "/out/*.nope")
@@ -91,8 +102,9 @@ def test_a_missing_path_is_reported_and_the_junit_file_is_copied_even_on_a_pass(
 def test_a_member_climbing_out_of_its_folder_stays_under_the_artifacts_folder(tmp_path):
     chunks = [_tar({"out/../../../etc/evil": b"x"})]
     files: list[str] = []
-    collect._extract(iter(chunks), "/", "/", tmp_path / "artifacts",
-                     collect._Budget(1000, 60), files, ())
+    collect._extract(
+        iter(chunks), "/", "/", tmp_path / "artifacts", collect._Budget(1000, 60), files, ()
+    )
     assert files == [str(tmp_path / "artifacts" / "etc" / "evil")]
 
 

@@ -29,36 +29,47 @@ def _api_error(status: int) -> docker.errors.APIError:
     return docker.errors.APIError("refused", response=response)
 
 
-@pytest.mark.parametrize("exc", [
-    requests.exceptions.ConnectionError(
-        urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
-    ),
-    requests.exceptions.ReadTimeout("read timed out"),
-    requests.exceptions.ChunkedEncodingError("ended early"),
-    ConnectionResetError(104, "Connection reset by peer"),
-    BrokenPipeError(32, "Broken pipe"),
-    TimeoutError("timed out"),
-    SSHException("SSH session not active"),
-    _api_error(500),
-    _api_error(503),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        requests.exceptions.ConnectionError(
+            urllib3.exceptions.ProtocolError(
+                "Connection aborted.", ConnectionResetError(104, "reset")
+            )
+        ),
+        requests.exceptions.ReadTimeout("read timed out"),
+        requests.exceptions.ChunkedEncodingError("ended early"),
+        ConnectionResetError(104, "Connection reset by peer"),
+        BrokenPipeError(32, "Broken pipe"),
+        TimeoutError("timed out"),
+        SSHException("SSH session not active"),
+        _api_error(500),
+        _api_error(503),
+    ],
+)
 def test_the_worker_is_in_trouble(exc):
     assert translated_as(exc) is TransportError
 
 
-@pytest.mark.parametrize("exc", [
-    _api_error(400),  # a bad mount or option
-    _api_error(404),
-    _api_error(409),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        _api_error(400),  # a bad mount or option
+        _api_error(404),
+        _api_error(409),
+    ],
+)
 def test_the_engine_refused(exc):
     assert translated_as(exc) is EngineRefused
 
 
-@pytest.mark.parametrize("exc", [
-    FileNotFoundError(2, "No such file"),  # a local file, not the worker
-    PermissionError(13, "Permission denied"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        FileNotFoundError(2, "No such file"),  # a local file, not the worker
+        PermissionError(13, "Permission denied"),
+    ],
+)
 def test_this_machines_own_errors_pass_through(exc):
     assert translated_as(exc) is type(exc)
 

@@ -110,8 +110,14 @@ EVERY = Shard(
 )
 SECRETS = {"TOKEN": "s3cret"}
 # Options shardrun acts on itself, with nothing to tell docker.
-NOT_FOR_DOCKER = {"timeout", "docker_socket", "artifacts", "artifacts_when", "artifacts_max",
-                  "junit"}
+NOT_FOR_DOCKER = {
+    "timeout",
+    "docker_socket",
+    "artifacts",
+    "artifacts_when",
+    "artifacts_max",
+    "junit",
+}
 
 
 def test_the_sample_shard_sets_every_option():

@@ -51,13 +51,17 @@ def consumed_by(output: bytes, data: bytes, secrets: list[str]) -> int:
 def cases(draw) -> tuple[list[str], bytes, list[bytes]]:
     secrets = draw(st.lists(st.text(ALPHABET, max_size=6), max_size=4))
     pieces = [s.encode() for s in secrets if s] + [
-        b"a", b"b", b"*", "\u00e9".encode()[:1], "\u20ac".encode()[1:]
+        b"a",
+        b"b",
+        b"*",
+        "\u00e9".encode()[:1],
+        "\u20ac".encode()[1:],
     ]
     data = b"".join(
         draw(st.lists(st.one_of(st.sampled_from(pieces), st.binary(max_size=4)), max_size=30))
     )
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=12)))
-    chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+    chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
     return secrets, data, chunks
 
 

@@ -414,9 +414,7 @@ def test_a_missing_or_empty_file_is_not_complete(tmp_path: Path):
 # ---- write_thin_to and thin_size -----------------------------------------------------
 
 
-def test_write_thin_to_an_open_file_writes_what_write_thin_writes(
-    image_tar: Path, tmp_path: Path
-):
+def test_write_thin_to_an_open_file_writes_what_write_thin_writes(image_tar: Path, tmp_path: Path):
     omit = {f"{ID2}/layer.tar"}
     write_thin(image_tar, omit, tmp_path / "by-path.tar")
     with open(tmp_path / "by-file.tar", "wb") as out:
@@ -439,7 +437,7 @@ def test_thin_size_is_about_the_size_of_the_thin_tarball(image_tar: Path, tmp_pa
 
 def _chunks(path: Path, size: int):
     data = path.read_bytes()
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 @pytest.mark.parametrize("chunk", [1, 700, 1 << 20])

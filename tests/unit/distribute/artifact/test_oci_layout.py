@@ -31,9 +31,13 @@ def hybrid_save(base: bytes, built: bytes) -> tuple[bytes, str, list[str], str]:
     diff_ids = [sha(base), sha(built)]
     config = json.dumps({"rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
     image_id = "sha256:" + "9" * 64  # a manifest digest: not the config's
-    manifest = [{"Config": "blobs/sha256/" + sha(config)[7:],
-                 "RepoTags": [content_tag(image_id)],
-                 "Layers": ["blobs/sha256/" + sha(base)[7:], "blobs/sha256/" + sha(gz)[7:]]}]
+    manifest = [
+        {
+            "Config": "blobs/sha256/" + sha(config)[7:],
+            "RepoTags": [content_tag(image_id)],
+            "Layers": ["blobs/sha256/" + sha(base)[7:], "blobs/sha256/" + sha(gz)[7:]],
+        }
+    ]
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for blob in sorted([base, gz, config], key=sha):
@@ -44,9 +48,7 @@ def hybrid_save(base: bytes, built: bytes) -> tuple[bytes, str, list[str], str]:
     return out.getvalue(), image_id, diff_ids, sha(gz)
 
 
-def test_an_oci_layout_names_a_gzip_layer_by_its_blob_and_leaves_out_the_held_base(
-    tmp_path: Path
-):
+def test_an_oci_layout_names_a_gzip_layer_by_its_blob_and_leaves_out_the_held_base(tmp_path: Path):
     save, image_id, diff_ids, gz = hybrid_save(b"base layer " * 50, b"built layer " * 50)
     path = tmp_path / "thin.tar"
     with open(path, "wb") as out:
@@ -58,7 +60,9 @@ def test_an_oci_layout_names_a_gzip_layer_by_its_blob_and_leaves_out_the_held_ba
         [described] = json.load(tar.extractfile("index.json"))["manifests"]
         manifest = json.load(tar.extractfile("blobs/sha256/" + described["digest"][7:]))
     assert [(layer["mediaType"], layer["digest"]) for layer in manifest["layers"]] == [
-        (oci_layout.LAYER, diff_ids[0]), (oci_layout.GZIP_LAYER, gz)]
+        (oci_layout.LAYER, diff_ids[0]),
+        (oci_layout.GZIP_LAYER, gz),
+    ]
     assert "blobs/sha256/" + diff_ids[0][7:] not in names  # the held base is left out
     assert oci_layout.compressed_blobs(path) == {diff_ids[1]: gz}
 

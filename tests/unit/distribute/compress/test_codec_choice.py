@@ -18,8 +18,14 @@ def facts(tmp_path: Path) -> WorkerFacts:
     return WorkerFacts(tmp_path / "workers.json")
 
 
-def measured(codec: str, link_rate: float, seconds: float, raw: int = 400 * MB,
-             wire: int = 200 * MB, at: float = 1.0) -> Transfer:
+def measured(
+    codec: str,
+    link_rate: float,
+    seconds: float,
+    raw: int = 400 * MB,
+    wire: int = 200 * MB,
+    at: float = 1.0,
+) -> Transfer:
     return Transfer(codec, raw, wire, seconds, wire / link_rate, at)
 
 
@@ -37,7 +43,9 @@ def test_workers_that_compress_share_zstd_only_where_every_one_loads_it(facts):
 
 def test_a_setting_wins_unless_the_worker_refused_that_codec(facts):
     assert choose([Target("a", UNIX, "gzip"), Target("b", TCP, "none")], facts) == {
-        "a": "gzip", "b": "none"}
+        "a": "gzip",
+        "b": "none",
+    }
     facts.refuse_codec(TCP, "zstd")
     assert choose([Target("a", TCP, "zstd")], facts) == {"a": "none"}
     # An auto worker that refused zstd gets gzip: the others then share gzip too.
@@ -67,8 +75,9 @@ def test_a_raw_transfer_on_a_slow_link_makes_the_next_one_compress(facts):
 
 def test_small_transfers_say_nothing_about_the_link(facts):
     # 2 MB vanish into socket buffers at once: as if never measured.
-    facts.record(TCP, measured("zstd", link_rate=500 * MB, seconds=0.1, raw=20 * MB,
-                               wire=MEANINGFUL // 8))
+    facts.record(
+        TCP, measured("zstd", link_rate=500 * MB, seconds=0.1, raw=20 * MB, wire=MEANINGFUL // 8)
+    )
     assert choose([Target("a", TCP, containerd_store=True)], facts) == {"a": "zstd"}
 
 

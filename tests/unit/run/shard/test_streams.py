@@ -27,7 +27,7 @@ def test_a_frame_cut_anywhere_waits_for_its_rest():
 def test_byte_by_byte_is_the_same_as_all_at_once():
     data = b"".join(frame(bytes([65 + i]) * i, stream=1 + i % 2) for i in range(50))
     demux = Demux()
-    assert b"".join(demux.feed(data[i:i + 1]) for i in range(len(data))) == Demux().feed(data)
+    assert b"".join(demux.feed(data[i : i + 1]) for i in range(len(data))) == Demux().feed(data)
 
 
 def test_a_stream_cut_short_leaves_the_partial_frame_pending():

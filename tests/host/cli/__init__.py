@@ -1,0 +1,1 @@
+"""The real CLI, end to end, on fake engines."""
