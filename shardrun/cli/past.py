@@ -53,7 +53,7 @@ def show(
 ) -> None:
     """Print a run's summary again (default: the latest), or one shard's log."""
     from shardrun.config.load import load
-    from shardrun.report import history
+    from shardrun.report import history, shown_run
     from shardrun.state import foreign, layout
 
     state = layout.state_dir(load(config).root)
@@ -65,8 +65,8 @@ def show(
         from shardrun.ui.console import table_console
         from shardrun.ui.summary import print_summary
 
-        summary, recorded = history.run_summary(past)
-        print_summary(table_console(), summary, history.report_files(past), recorded)
+        summary, recorded = shown_run.run_summary(past)
+        print_summary(table_console(), summary, shown_run.report_files(past), recorded)
         return
     path = history.shard_log(past, shard_name)
     try:
@@ -133,37 +133,22 @@ def clean(
 ) -> None:
     """Remove old runs and unused cache files, the containers kept by --keep-failed, and
     the content tags of images no remaining run used. A live run is never touched."""
-    import time
-
-    import anyio
-
+    from shardrun.cli import engines
     from shardrun.config.load import load
-    from shardrun.config.workers import chosen, parse_worker_option
+    from shardrun.config.workers import parse_worker_option
     from shardrun.model.text import counted
     from shardrun.model.values import parse_duration
-    from shardrun.report.history import used_images
-    from shardrun.run.connect import resolve_workers
-    from shardrun.run.inventory import CleanRequest, clean_workers
-    from shardrun.state.clean import clean_files
-    from shardrun.state.layout import state_dir
+    from shardrun.run import inventory
 
     cfg = load(config)
     age = parse_duration(older_than, "--older-than")
-    state = state_dir(cfg.root)
-    done = clean_files(state, age)
+    given = [parse_worker_option(w) for w in worker or ()]
+    done = inventory.clean(cfg, age, containers, force, given, engines.connect)
     print(
-        f"removed {counted(done.runs, 'run')} and {counted(done.cache_files, 'cache file')} "
-        f"({done.freed / 1e6:.1f} MB)"
+        f"removed {counted(done.files.runs, 'run')} and "
+        f"{counted(done.files.cache_files, 'cache file')} ({done.files.freed / 1e6:.1f} MB)"
     )
-    request = CleanRequest(
-        every=containers,
-        force=force,
-        kept_before=time.time() - age,
-        project=cfg.project,
-        used_tags=frozenset(used_images(state)),
-    )
-    specs = chosen(cfg, [parse_worker_option(w) for w in worker or ()])
-    for row in anyio.run(clean_workers, resolve_workers(specs), request):
+    for row in done.rows:
         if row.error:
             print(f"{row.worker}: {row.error}")
             continue

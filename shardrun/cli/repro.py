@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # for the annotations only: the command imports them when it 
 
     from shardrun.config.spec import Config
     from shardrun.model.events import Emit
+    from shardrun.run.request import Connect
     from shardrun.run.workers import Worker
 
 
@@ -78,6 +79,7 @@ def repro(
 ) -> None:
     """Run one shard again, exactly as it ran (its image, command, env, mounts), attached
     to this terminal; exit with its exit code."""
+    from shardrun.cli import engines
     from shardrun.config.load import load, with_overrides
     from shardrun.repro.reproduce import ReproRequest, reproduce
 
@@ -90,11 +92,12 @@ def repro(
         shell=shell,
         worker=worker,
         image=image,
+        connect=engines.connect,
     )
     raise typer.Exit(reproduce(request, _build_quietly))
 
 
-def _build_quietly(cfg: Config) -> tuple[Worker, str]:
+def _build_quietly(cfg: Config, connect: Connect) -> tuple[Worker, str]:
     """The build of a repro, showing only its verdict, so the shard's own output stands out."""
     from shardrun.run import workflow
     from shardrun.run.connect import connect_builder
@@ -103,7 +106,7 @@ def _build_quietly(cfg: Config) -> tuple[Worker, str]:
 
     async def work(emit: Emit, interrupt: anyio.Event) -> tuple[Worker, str]:
         async def stages() -> tuple[Worker, str]:
-            engine = await connect_builder(cfg)
+            engine = await connect_builder(cfg, connect)
             return engine, await workflow.build_image(cfg, engine, emit)
 
         return await unless_interrupted(interrupt, stages)

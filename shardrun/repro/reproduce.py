@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shardrun.cleanup import reap
@@ -35,7 +35,7 @@ from shardrun.plan.expand import expand, for_worker
 from shardrun.repro.docker_run import docker_run_argv, printable, run_attached
 from shardrun.repro.recorded import Recorded, find_recorded, pick
 from shardrun.run.connect import connect_and_reap
-from shardrun.run.request import new_run_id, read_secrets
+from shardrun.run.request import Connect, new_run_id, read_secrets, real_engine
 from shardrun.run.shard.masking import Masker
 from shardrun.run.stages import Links
 from shardrun.run.workers import Worker
@@ -55,10 +55,11 @@ class ReproRequest:
     # The image file a CI build job wrote (`build --output`): loaded where the image is
     # missing, so a shard that failed on CI is reproduced here from the CI's own image.
     image: Path | None = None
+    connect: Connect = field(default=real_engine, repr=False)  # the engine factory (tests swap it)
 
 
 # Builds the image for a repro through the CLI's quiet view: (the builder, the image ID).
-BuildForRepro = Callable[[Config], tuple[Worker, str]]
+BuildForRepro = Callable[[Config, Connect], tuple[Worker, str]]
 
 
 def reproduce(request: ReproRequest, build_image: BuildForRepro) -> int:
@@ -75,7 +76,7 @@ def reproduce(request: ReproRequest, build_image: BuildForRepro) -> int:
     )
     if isinstance(recorded, Recorded):
         recorded = _on_this_host(recorded, cfg, request.name)
-        image_ref, engine_worker = _recorded_image(recorded, request.worker)
+        image_ref, engine_worker = _recorded_image(recorded, request.worker, request.connect)
         if image_ref is None and request.image is not None:
             image_ref = _load_file(cfg, request.image, engine_worker, recorded)
         if image_ref is not None:
@@ -97,13 +98,13 @@ def reproduce(request: ReproRequest, build_image: BuildForRepro) -> int:
     if not request.print_only:
         read_secrets((target,), os.environ)  # a usage error: before the build
     if request.image is not None:  # no record of it: the config's shard, on the file's image
-        engine_worker = _engine(request.worker)
+        engine_worker = _engine(request.worker, connect=request.connect)
         return _run(
             cfg, target, engine_worker, _load_file(cfg, request.image, engine_worker), request
         )
     if request.worker:
         cfg = dataclasses.replace(cfg, image=dataclasses.replace(cfg.image, builder=request.worker))
-    engine_worker, image_ref = build_image(cfg)
+    engine_worker, image_ref = build_image(cfg, request.connect)
     return _run(cfg, target, engine_worker, image_ref, request)
 
 
@@ -123,19 +124,21 @@ def _on_this_host(recorded: Recorded, cfg: Config, name: str) -> Recorded:
     return dataclasses.replace(recorded, shard=shard)
 
 
-def _recorded_image(recorded: Recorded, worker: str | None) -> tuple[str | None, Worker]:
+def _recorded_image(
+    recorded: Recorded, worker: str | None, connect: Connect = real_engine
+) -> tuple[str | None, Worker]:
     """What the chosen engine knows the recorded image by (None: gone), and that engine:
     `worker` (a name from the run, a context or a URL), else the current one."""
     url = recorded.worker_url if worker and worker == recorded.worker else None
-    engine_worker = _engine(url or worker, worker)
+    engine_worker = _engine(url or worker, worker, connect)
     return engine_worker.engine.find_image(recorded.image_id, None), engine_worker
 
 
-def _engine(where: str | None, name: str | None = None) -> Worker:
+def _engine(where: str | None, name: str | None = None, connect: Connect = real_engine) -> Worker:
     """The engine at `where` (a docker context or a URL; None: the current context)."""
     spec = parse_worker_option(where or "default")
     endpoint = resolve(spec.context or spec.host)
-    return connect_and_reap(spec, endpoint, name or where or endpoint.name)
+    return connect_and_reap(spec, endpoint, name or where or endpoint.name, engines=connect)
 
 
 def _load_file(

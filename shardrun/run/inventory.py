@@ -3,6 +3,7 @@ version, CPUs, slots, whether each has the image), `clean` removes the kept cont
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,10 +17,13 @@ from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.engine.endpoints import Endpoint
 from shardrun.model.errors import InfraError
+from shardrun.report.history import used_images
 from shardrun.run import workers
 from shardrun.run.connect import Resolved, connect_and_reap, resolve_workers
 from shardrun.run.fanout import in_threads
 from shardrun.run.request import Connect, real_engine
+from shardrun.state.clean import Cleaned as CleanedFiles
+from shardrun.state.clean import clean_files
 from shardrun.state.layout import state_dir, workers_file
 
 
@@ -123,3 +127,32 @@ async def clean_workers(
             worker.engine.close()
 
     return await in_threads(resolved, one)
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    files: CleanedFiles  # the run folders and cache files removed
+    rows: list[CleanRow]  # each worker's containers and tags
+
+
+def clean(
+    config: Config,
+    older_than: float,
+    every: bool,
+    force: bool,
+    given: Sequence[WorkerSpec] = (),
+    engines: Connect = real_engine,
+) -> Cleaned:
+    """`shardrun clean`: old runs and cache files, then on every chosen worker at once the
+    kept containers (with `every`, any whose runner is gone) and unused content tags."""
+    state = state_dir(config.root)
+    files = clean_files(state, older_than)
+    request = CleanRequest(
+        every=every,
+        force=force,
+        kept_before=time.time() - older_than,
+        project=config.project,
+        used_tags=frozenset(used_images(state)),
+    )
+    resolved = resolve_workers(chosen(config, tuple(given)))
+    return Cleaned(files, anyio.run(clean_workers, resolved, request, engines))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shardrun.model.errors import ConfigError
-from shardrun.report import history
+from shardrun.report import history, shown_run
 
 
 def report(run_id: str = "r1", log: str | None = None, **top) -> dict:
@@ -166,7 +166,7 @@ def test_the_summary_shown_is_made_from_the_report_with_paths_inside_the_run(tmp
     folder = write_run(state, data)
     os.mkfifo(folder / "summary.md")  # never opened
 
-    summary, recorded = history.run_summary(history.load(state))
+    summary, recorded = shown_run.run_summary(history.load(state))
 
     [result] = summary.results
     assert result.log_path == str(folder / "a.log")
@@ -189,7 +189,7 @@ def test_a_report_without_times_is_shown_from_its_shards_times(tmp_path: Path):
         ]
     }
     write_run(state, data)
-    summary, recorded = history.run_summary(history.load(state))
+    summary, recorded = shown_run.run_summary(history.load(state))
     assert (summary.run_id, summary.started, summary.finished) == ("r1", 10.0, 12.0)
     assert recorded.failing == {"a": ((), 0), "b": ((), 0)}
 
@@ -208,7 +208,7 @@ def test_a_report_of_another_shape_is_not_shown(tmp_path: Path, change: dict, ph
     data["shards"][0].update(change)
     write_run(state, data)
     with pytest.raises(ConfigError, match=r"report.json is not one to show") as caught:
-        history.run_summary(history.load(state))
+        shown_run.run_summary(history.load(state))
     assert phrase in str(caught.value)
 
 
