@@ -43,9 +43,9 @@ def printed(tmp_path, monkeypatch, capsys, toml: str, name: str, options: dict) 
     folder = downloaded_run(tmp_path, name, options)
     engine = SimpleNamespace(close=lambda: None)
     worker = SimpleNamespace(name="here", engine=engine, endpoint=SimpleNamespace(url=None))
-    monkeypatch.setattr(repro, "_recorded_image", lambda recorded, _: (recorded.image_id, worker))
+    monkeypatch.setattr(repro, "_recorded_image", lambda recorded, *_: (recorded.image_id, worker))
 
-    def no_build(_cfg):
+    def no_build(*_):
         raise AssertionError("a recorded shard whose image is there needs no build")
 
     request = repro.ReproRequest(cfg, name, run_id=str(folder), print_only=True)
@@ -115,7 +115,7 @@ def test_a_record_that_cannot_be_trusted_is_the_configs_shard(
     engine = SimpleNamespace(close=lambda: None)
     worker = SimpleNamespace(name="here", engine=engine, endpoint=SimpleNamespace(url=None))
     request = repro.ReproRequest(cfg, "a", run_id=str(folder), print_only=True)
-    assert repro.reproduce(request, lambda _cfg: (worker, IMAGE)) == 0
+    assert repro.reproduce(request, lambda *_: (worker, IMAGE)) == 0
     out, err = capsys.readouterr()
     assert why in err and "building from the current sources" in err
     assert out.rstrip().endswith(f"{IMAGE} true") and "docker.sock" not in out
