@@ -12,6 +12,7 @@ from shardrun.cli.errors import handles_errors
 from shardrun.cli.options import (
     BuildArgOpt,
     BuilderOpt,
+    CacheFromOpt,
     ConfigOpt,
     DebugOpt,
     PlainOpt,
@@ -23,6 +24,7 @@ def build(
     config: ConfigOpt = None,
     build_arg: BuildArgOpt = None,
     builder: BuilderOpt = None,
+    cache_from: CacheFromOpt = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -55,7 +57,7 @@ def build(
     from shardrun.ui.console import pick_view
 
     request = build_job.BuildRequest(
-        config=with_overrides(load(config), build_arg or (), builder),
+        config=with_overrides(load(config), build_arg or (), builder, cache_from or ()),
         output=output,
         partitions=partitions,
         connect=engines.connect,

@@ -78,6 +78,16 @@ BuilderOpt = Annotated[
         "context).",
     ),
 ]
+CacheFromOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cache-from",
+        metavar="SOURCE",
+        help="Build steps to reuse on an engine without this project's build cache: an "
+        "image file (`build --output`'s) or an image reference (repeatable; after "
+        "[image] cache-from). One that cannot be used is a warning, not a failure.",
+    ),
+]
 PlainOpt = Annotated[
     bool, typer.Option("--plain", help="Timestamped plain lines instead of the live view.")
 ]

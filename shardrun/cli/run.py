@@ -12,6 +12,7 @@ from shardrun.cli.errors import handles_errors
 from shardrun.cli.options import (
     BuildArgOpt,
     BuilderOpt,
+    CacheFromOpt,
     ConfigOpt,
     DebugOpt,
     PlainOpt,
@@ -47,6 +48,7 @@ def run(
     ] = 0,
     build_arg: BuildArgOpt = None,
     builder: BuilderOpt = None,
+    cache_from: CacheFromOpt = None,
     worker: WorkerOpt = None,
     require_all_workers: Annotated[
         bool,
@@ -119,7 +121,7 @@ def run(
     from shardrun.ui.summary import print_outcome
 
     options = job.RunOptions(
-        config=with_overrides(load(config), build_arg or (), builder),
+        config=with_overrides(load(config), build_arg or (), builder, cache_from or ()),
         patterns=tuple(shard or ()),
         jobs=jobs,
         retries=retries,

@@ -19,6 +19,7 @@ from shardrun.config.spec import Config, ImageSpec, ShardSpec
 from shardrun.config.workers import parse_workers
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import RunOptions, fill
+from shardrun.model.transit import IMAGE_FILE_SUFFIXES
 from shardrun.model.values import (
     as_array_of_tables,
     as_positive,
@@ -129,7 +130,11 @@ def parse(data: Mapping, path: Path, *, cwd: Path | None = None) -> Config:
 
 def _image(table: Any, where: str, root: Path) -> ImageSpec:
     table = as_table(table, where)
-    check_keys(table, ("dockerfile", "context", "target", "build-args", "tag", "builder"), where)
+    check_keys(
+        table,
+        ("dockerfile", "context", "target", "build-args", "tag", "builder", "cache-from"),
+        where,
+    )
     dockerfile = root / as_str(
         table.get("dockerfile", "Dockerfile.test"), join(where, "dockerfile")
     )
@@ -139,7 +144,26 @@ def _image(table: Any, where: str, root: Path) -> ImageSpec:
     _check_path(context, Path.is_dir, "is not a folder", join(where, "context"))
     opt = {k: as_str(table[k], join(where, k)) for k in ("target", "tag", "builder") if k in table}
     build_args = as_str_map(table.get("build-args", {}), join(where, "build-args"))
-    return ImageSpec(dockerfile, context, build_args=build_args, **opt)
+    cache_from = table.get("cache-from", [])
+    cache_from = as_str_list(
+        [cache_from] if isinstance(cache_from, str) else cache_from, join(where, "cache-from")
+    )
+    return ImageSpec(
+        dockerfile,
+        context,
+        build_args=build_args,
+        cache_from=tuple(cache_source(s, root) for s in cache_from),
+        **opt,
+    )
+
+
+def cache_source(value: str, base: Path) -> str:
+    """An image file as an absolute path (relative ones are to `base`: the config's folder,
+    or the working directory for `--cache-from`); anything else is an image reference."""
+    path = base / value
+    if value.endswith(tuple(IMAGE_FILE_SUFFIXES)) or os.path.lexists(path):
+        return os.path.normpath(path)
+    return value
 
 
 def _check_path(path: Path, test: Callable[[Path], bool], problem: str, where: str) -> None:
@@ -274,11 +298,18 @@ def _check_name_length(name: str, total: int, where: str) -> None:
 
 
 def with_overrides(
-    config: Config, build_args: Sequence[str] = (), builder: str | None = None
+    config: Config,
+    build_args: Sequence[str] = (),
+    builder: str | None = None,
+    cache_from: Sequence[str] = (),
 ) -> Config:
-    """The config with the command line's `--build-arg KEY=VALUE`s and `--builder`."""
+    """The config with the command line's `--build-arg KEY=VALUE`s, `--builder` and
+    `--cache-from`s (after the config's own)."""
     if builder:
         config = replace(config, image=replace(config.image, builder=builder))
+    if cache_from:
+        sources = (*config.image.cache_from, *(cache_source(s, Path.cwd()) for s in cache_from))
+        config = replace(config, image=replace(config.image, cache_from=sources))
     if not build_args:
         return config
     overrides = {}

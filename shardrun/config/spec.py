@@ -39,6 +39,10 @@ class ImageSpec:
     build_args: Mapping[str, str] = field(default_factory=frozen_map, hash=False)
     tag: str | None = None
     builder: str | None = None  # a [[worker]] name, a docker context or an engine URL
+    # Where a build on an engine without this project's build cache finds one: image files
+    # (absolute paths) and image references (an ID or tag the builder holds, or a
+    # registry's), tried in order (`[image] cache-from`, then `--cache-from`).
+    cache_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "build_args", frozen_map(self.build_args))

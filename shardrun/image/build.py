@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from shardrun.config.spec import ImageSpec
 from shardrun.engine.api import Engine, EngineFacts
@@ -34,7 +36,14 @@ def _check_session_features(spec: ImageSpec) -> None:
             )
 
 
-def _params(spec: ImageSpec, dockerfile_name: str, labels: dict[str, str]) -> dict:
+# Every image carries BuildKit's inline cache metadata (a few hundred bytes of its
+# config), so it can be a later build's --cache-from on an engine that never built it.
+INLINE_CACHE = {"BUILDKIT_INLINE_CACHE": "1"}
+
+
+def _params(
+    spec: ImageSpec, dockerfile_name: str, labels: dict[str, str], cache_from: Sequence[str]
+) -> dict:
     params = {
         "version": "2",
         "dockerfile": dockerfile_name,
@@ -46,8 +55,9 @@ def _params(spec: ImageSpec, dockerfile_name: str, labels: dict[str, str]) -> di
         params["t"] = spec.tag
     if spec.target:
         params["target"] = spec.target
-    if spec.build_args:
-        params["buildargs"] = json.dumps(dict(spec.build_args))
+    params["buildargs"] = json.dumps({**INLINE_CACHE, **spec.build_args})
+    if cache_from:
+        params["cachefrom"] = json.dumps(list(cache_from))
     return params
 
 
@@ -69,7 +79,19 @@ def check_builder(name: str, version: str, containerd_store: bool) -> None:
         )
 
 
-def build(engine: Engine, spec: ImageSpec, emit: Emit, labels: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class CacheSource:
+    ref: str  # what the builder knows it by: an image ID or tag, or a registry reference
+    shown: str  # how the user gave it: the file's name, or the reference
+
+
+def build(
+    engine: Engine,
+    spec: ImageSpec,
+    emit: Emit,
+    labels: dict[str, str],
+    cache_from: Sequence[CacheSource] = (),
+) -> str:
     """Build `spec`, emitting build events, and return the image ID. Blocking."""
     _check_session_features(spec)
     started = time.time()
@@ -78,7 +100,7 @@ def build(engine: Engine, spec: ImageSpec, emit: Emit, labels: dict[str, str]) -
     image_id = None
     body, dockerfile_name = context_archive(spec.context, spec.dockerfile, exclude=(layout.NAME,))
     with body:
-        params = _params(spec, dockerfile_name, labels)
+        params = _params(spec, dockerfile_name, labels, [c.ref for c in cache_from])
         try:
             for message in engine.build(body, params):
                 image_id = _handle(message, progress, emit) or image_id
@@ -93,6 +115,7 @@ def build(engine: Engine, spec: ImageSpec, emit: Emit, labels: dict[str, str]) -
             duration=time.time() - started,
             cached_steps=sum(v.cached for v in steps),
             total_steps=len(steps),
+            cache_from=tuple(c.shown for c in cache_from),
         )
     )
     return image_id

@@ -57,6 +57,14 @@ class BuildFinished(Event):
     duration: float
     cached_steps: int
     total_steps: int
+    cache_from: tuple[str, ...] = ()  # the --cache-from sources the build could use
+
+
+@dataclass(frozen=True)
+class CacheSkipped(Event):
+    """A --cache-from source the build cannot use: it builds without it."""
+
+    message: str  # "--cache-from SOURCE: why"
 
 
 @dataclass(frozen=True)

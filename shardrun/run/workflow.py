@@ -28,7 +28,7 @@ from shardrun.model.events import ArtifactReady, Emit, RunPlanned, ShardRequeued
 from shardrun.model.owner import LABEL_PROJECT
 from shardrun.plan.partition import check_image, expected_on_slots
 from shardrun.report.summary import RunSummary
-from shardrun.run import schedule, stages
+from shardrun.run import cache_sources, schedule, stages
 from shardrun.run.connect import (
     builder_endpoint,
     connect_builder,
@@ -53,6 +53,9 @@ class Prepared:
 
 
 async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
+    cache_from = await to_thread.run_sync(
+        cache_sources.for_builder, config, builder, emit, abandon_on_cancel=True
+    )
     # Abandoned on Ctrl-C: closing the stream is what cancels a BuildKit build.
     image_id = await to_thread.run_sync(
         build.build,
@@ -60,6 +63,7 @@ async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
         config.image,
         emit,
         {LABEL_PROJECT: config.project},
+        cache_from,
         abandon_on_cancel=True,
     )
     tarball.record_latest(layout.state_dir(config.root), image_id)

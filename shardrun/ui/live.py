@@ -19,7 +19,7 @@ from shardrun.model.results import FAILED, Status
 from shardrun.model.sizes import size_text
 from shardrun.model.text import counted
 from shardrun.model.transit import NONE
-from shardrun.ui.plain import STATUS_STYLE, clock, short_id
+from shardrun.ui.plain import STATUS_STYLE, cached, clock, short_id, skipped
 from shardrun.ui.view_state import ShardView, ViewState, WorkerView
 
 
@@ -112,11 +112,8 @@ def _progress(shards: list[ShardView], left: float | None) -> Table:
 def _build_line(state: ViewState, now: float) -> Text:
     if state.build_done:
         b = state.build_done
-        cached = (
-            f" ({b.cached_steps}/{counted(b.total_steps, 'step')} cached)" if b.total_steps else ""
-        )
         return Text.from_markup(
-            f"Build  [green]done[/] {short_id(b.image_id)} in {b.duration:.1f}s{cached}"
+            f"Build  [green]done[/] {short_id(b.image_id)} in {b.duration:.1f}s" + escape(cached(b))
         )
     if state.build_started is not None:
         took = now - state.build_started
@@ -185,3 +182,5 @@ class LiveView:
         self.state.apply(event)
         if isinstance(event, ev.BuildStep) and event.state == "error":
             self.console.print(f"[red]build step failed:[/] {escape(event.name)}")
+        elif isinstance(event, ev.CacheSkipped):
+            self.console.print(f"[yellow]warning:[/] {escape(skipped(event))}")

@@ -38,6 +38,20 @@ def clock(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
+def cached(event: ev.BuildFinished) -> str:
+    """What the build took from a cache: " (7/9 steps cached, from image.tar.zst)"."""
+    if not event.total_steps:
+        return ""
+    steps = f"{event.cached_steps}/{counted(event.total_steps, 'step')} cached"
+    if event.cache_from:
+        steps += f", cache from {', '.join(event.cache_from)}"
+    return f" ({steps})"
+
+
+def skipped(event: ev.CacheSkipped) -> str:
+    return f"{event.message}; building without it"
+
+
 def plain_line(event: ev.Event) -> str | None:
     """The plain-mode line for an event, or None for events only the live view shows."""
     match event:
@@ -50,11 +64,9 @@ def plain_line(event: ev.Event) -> str | None:
         case ev.BuildLog():
             return f"  |      {event.line}"
         case ev.BuildFinished():
-            cached = (
-                event.total_steps
-                and f" ({event.cached_steps}/{counted(event.total_steps, 'step')} cached)"
-            )
-            return f"built    {short_id(event.image_id)} in {event.duration:.1f}s{cached or ''}"
+            return f"built    {short_id(event.image_id)} in {event.duration:.1f}s{cached(event)}"
+        case ev.CacheSkipped():
+            return f"warning  {skipped(event)}"
         case ev.ArtifactReady():
             how = "reused" if event.reused else "saved"
             return f"image    {event.path} ({size_text(event.size)}, {how})"

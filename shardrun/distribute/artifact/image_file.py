@@ -12,7 +12,7 @@ names; a truncated or damaged file is one line and nothing is loaded anywhere.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import json
 import os
 import shutil
 import tarfile
@@ -137,7 +137,9 @@ CEILING = 64 << 30
 MARGIN = 1 << 30
 
 
-def import_into_cache(path: Path, cache_dir: Path) -> tuple[str, Path, bool]:
+def import_into_cache(
+    path: Path, cache_dir: Path, option: str = "--image"
+) -> tuple[str, Path, bool]:
     """The image ID a file holds, its verified tarball in the cache, and whether the cache
     had that already (it is decompressed anyway: the ID is known only once it is read).
     ConfigError if it is no image file, InfraError if it is truncated or damaged or would
@@ -150,20 +152,22 @@ def import_into_cache(path: Path, cache_dir: Path) -> tuple[str, Path, bool]:
         fd = foreign.open_regular(path)
     except (OSError, foreign.Refused) as exc:
         raise ConfigError(
-            f"--image {path}: {_why(exc) if isinstance(exc, foreign.Refused) else exc.strerror}; "
+            f"{option} {path}: {_why(exc) if isinstance(exc, foreign.Refused) else exc.strerror}; "
             "give the image file the build job wrote (shardrun build --output)"
         ) from None
     with open(fd, "rb") as f:
         codec = codecs.sniff(os.pread(fd, 512, 0))
         if codec is None:
             raise ConfigError(
-                f"--image {path}: not an image file (a docker archive, plain, gzip "
+                f"{option} {path}: not an image file (a docker archive, plain, gzip "
                 "or zstd); give the file `shardrun build --output` wrote"
             )
-        return _import(f, path, codec, cache_dir)
+        return _import(f, path, codec, cache_dir, option)
 
 
-def _import(f: BinaryIO, path: Path, codec: str, cache_dir: Path) -> tuple[str, Path, bool]:
+def _import(
+    f: BinaryIO, path: Path, codec: str, cache_dir: Path, option: str
+) -> tuple[str, Path, bool]:
     cache_dir.mkdir(parents=True, exist_ok=True)
     room = shutil.disk_usage(cache_dir).free - MARGIN
     cap = min(CEILING, room)
@@ -179,29 +183,29 @@ def _import(f: BinaryIO, path: Path, codec: str, cache_dir: Path) -> tuple[str, 
             tmp.file.flush()
             with tarfile.open(tmp.path) as tar:
                 manifest = save_manifest.read_manifest(tar)
+                image_id = save_manifest.archive_image_id(tar, manifest)
             _check_layers(manifest, members)
         except archive_intake.Overflow as exc:
             if exc.reached <= CEILING:
                 raise DiskFull(
-                    f"{cache_dir}: no room for the image of --image {path}: it unpacks to "
+                    f"{cache_dir}: no room for the image of {option} {path}: it unpacks to "
                     f"more than the {max(cap, 0) / 1e6:.0f} MB free there (less 1 GiB kept "
                     "free); free some space there, or delete .shardrun/cache"
                 ) from None
             raise ConfigError(
-                f"--image {path} unpacks to more than {CEILING / (1 << 30):g} GiB, more than any image "
+                f"{option} {path} unpacks to more than {CEILING / (1 << 30):g} GiB, more than any image "
                 "shardrun runs: it is no image file; give the file `shardrun build --output` wrote"
             ) from None
         except (KeyError, ValueError) as exc:  # a whole archive, but not of an image
             raise ConfigError(
-                f"--image {path}: not a docker image archive ({_why(exc)}); "
+                f"{option} {path}: not a docker image archive ({_why(exc)}); "
                 "give the file `shardrun build --output` wrote"
             ) from None
         except codecs.decode_errors() as exc:
             raise InfraError(
-                f"--image {path} is truncated or damaged ({_why(exc)}); "
+                f"{option} {path} is truncated or damaged ({_why(exc)}); "
                 "download it again, or rebuild it"
             ) from None
-        image_id = "sha256:" + hashlib.sha256(manifest.config).hexdigest()
         final = layout.tarball(cache_dir, image_id)
         with exclusive(final):
             if final.exists() and layers.is_complete(final, image_id):
@@ -209,11 +213,20 @@ def _import(f: BinaryIO, path: Path, codec: str, cache_dir: Path) -> tuple[str, 
                 return image_id, final, True
             if not layers.is_complete(tmp.path, image_id):
                 raise InfraError(
-                    f"--image {path} is truncated or damaged (a layer is "
+                    f"{option} {path} is truncated or damaged (a layer is "
                     "missing); download it again, or rebuild it"
                 )
             tmp.publish(final)
     return image_id, final, False
+
+
+def config_of(tarball: Path) -> dict:
+    """The image config of a verified tarball of the cache (its labels, its layers)."""
+    with tarfile.open(tarball) as tar:
+        config = json.loads(save_manifest.read_manifest(tar).config)
+    if not isinstance(config, dict):
+        raise TypeError("the image config is not a JSON object")
+    return config
 
 
 def _check_layers(manifest: save_manifest.Manifest, members: list[tarfile.TarInfo]) -> None:

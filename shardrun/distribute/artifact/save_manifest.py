@@ -7,12 +7,14 @@ relative path inside it, checked before it is looked up.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from shardrun.model.image_ref import CONTENT_REPO
 from shardrun.state.foreign import Refused, parse_json, relative_name
 
 
@@ -32,6 +34,9 @@ MANIFEST_LIMIT = 4 << 20  # one entry naming at most MAX_LAYERS files: some 100 
 CONFIG_LIMIT = 8 << 20  # an image config; its history grows with the layers
 MAX_LAYERS = 1000  # an overlay2 image holds at most 128
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_HEX = re.compile(r"[0-9a-f]{64}")
+# What reading one member of a damaged archive raises, besides a missing name.
+UNREADABLE_MEMBER = (OSError, tarfile.TarError, ValueError)
 
 
 def read_manifest(tar: tarfile.TarFile) -> Manifest:
@@ -53,6 +58,31 @@ def read_manifest(tar: tarfile.TarFile) -> Manifest:
     config = _bounded(tar, entry["Config"], CONFIG_LIMIT)
     _diff_ids(config)
     return Manifest(entry, config)
+
+
+def archive_image_id(tar: tarfile.TarFile, manifest: Manifest) -> str:
+    """The ID the archive's image had on the engine that saved it. A graph-driver engine's
+    is its config's digest; the containerd store's is its manifest's digest, which shardrun's
+    content tag names and that store's `docker save` writes as a blob beside the config. The
+    tag is taken only when that blob is there, hashes to it and names this config."""
+    config_id = "sha256:" + hashlib.sha256(manifest.config).hexdigest()
+    for tag in manifest.entry.get("RepoTags") or []:
+        repo, _, digest = str(tag).partition(":")
+        if repo != CONTENT_REPO or not _HEX.fullmatch(digest) or f"sha256:{digest}" == config_id:
+            continue
+        try:
+            blob = _bounded(tar, f"blobs/sha256/{digest}", MANIFEST_LIMIT)
+            named = parse_json(blob)
+        except (KeyError, Refused, *UNREADABLE_MEMBER):
+            continue
+        config = named.get("config") if isinstance(named, dict) else None
+        if (
+            hashlib.sha256(blob).hexdigest() == digest
+            and isinstance(config, dict)
+            and config.get("digest") == config_id
+        ):
+            return f"sha256:{digest}"
+    return config_id
 
 
 def _bounded(tar: tarfile.TarFile, name: str, limit: int) -> bytes:
