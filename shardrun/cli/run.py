@@ -92,6 +92,14 @@ def run(
             "queued shard (they are SKIPPED); running ones finish.",
         ),
     ] = False,
+    no_reuse: Annotated[
+        bool,
+        typer.Option(
+            "--no-reuse",
+            help="Run every shard, also those with `reuse = true` that passed before on "
+            "the same content.",
+        ),
+    ] = False,
     image: Annotated[
         str | None,
         typer.Option(
@@ -131,6 +139,7 @@ def run(
         past_run=run_id,
         keep_failed=keep_failed,
         fail_fast=fail_fast,
+        reuse=not no_reuse,
         image=image,
         partition=partition_text,
         plan=plan_path,

@@ -116,6 +116,11 @@ class Engine(Protocol):
         """The image's layers (diff IDs), bottom first."""
         ...
 
+    def image_inspect(self, image_id: str) -> Mapping:
+        """The image's inspect: its `RootFS` layers and its run `Config` (what a result's
+        reuse key takes of its content)."""
+        ...
+
     def image_layers(self, project: str | None) -> list[list[str]]:
         """The RootFS layers (diff IDs) of the project's images, or (None) of all."""
         ...

@@ -175,6 +175,10 @@ class DockerEngine:
         with translated(f"inspecting image {image_id[:19]}"):
             return list(self.api.inspect_image(image_id)["RootFS"].get("Layers") or [])
 
+    def image_inspect(self, image_id: str) -> Mapping:
+        with translated(f"inspecting image {image_id[:19]}"):
+            return self.api.inspect_image(image_id)
+
     def image_layers(self, project: str | None) -> list[list[str]]:
         # images.list() inspects every image for RootFS (~3 ms an image): the project's own
         # images are the quick first look.

@@ -61,10 +61,11 @@ class BuildFinished(Event):
 
 
 @dataclass(frozen=True)
-class CacheSkipped(Event):
-    """A --cache-from source the build cannot use: it builds without it."""
+class Warned(Event):
+    """Something the run goes on without (a --cache-from source it cannot use, a record
+    of past results it cannot read): one line."""
 
-    message: str  # "--cache-from SOURCE: why"
+    message: str
 
 
 @dataclass(frozen=True)

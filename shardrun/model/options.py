@@ -288,6 +288,9 @@ OPTIONS: tuple[RunOption, ...] = (
     RunOption("artifacts_when", _artifacts_when),
     RunOption("artifacts_max", _rootless(parse_size)),
     RunOption("junit", _container_path, fill=_filled),
+    # A pass on the same content may be reported instead of run again (plan/reuse_key.py):
+    # shardrun's own, nothing for docker. expand.py notes a shard's own reuse = true apart.
+    RunOption("reuse", _rootless(as_bool)),
 )
 
 BY_KEY: Mapping[str, RunOption] = {option.key: option for option in OPTIONS}

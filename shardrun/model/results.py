@@ -42,6 +42,9 @@ class ShardResult:
     junit: str | None = None  # host path of the shard's own JUnit file, if it wrote one
     image: str | None = None  # what its container was created from: an image ID or tag
     kept: str | None = None  # the name of its stopped container, kept by --keep-failed
+    # Not run: it passed in this run (a run ID) on the same content, with the same options.
+    reused_from: str | None = None
+    reuse_key: str | None = None  # what a pass of it is recorded under (plan/reuse_key.py)
 
     @property
     def duration(self) -> float | None:

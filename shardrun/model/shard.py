@@ -57,6 +57,10 @@ class RunOptions:
     artifacts_when: str | None = None  # "failure" (None: the default) or "always"
     artifacts_max: int | None = None  # bytes per shard; None: ARTIFACTS_MAX
     junit: str | None = None  # the shard's own JUnit file in the container, always copied
+    # A pass on the same content may be reported instead of run again (plan/reuse_key.py).
+    # None means false, kept apart, as docker_socket is, so a shard's false overrides a
+    # default's true.
+    reuse: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", frozen_map(self.env))
@@ -74,6 +78,10 @@ class Shard(RunOptions):
 
     name: str = field(kw_only=True)
     files: tuple[str, ...] = field(default=(), kw_only=True)
+    # Its own [[shard]] table said reuse = true, not just [defaults]: what a shard that
+    # reads inputs the reuse key cannot see (a host path, the engine) needs to be reused.
+    # Not recorded by to_json: a report cannot grant it.
+    reuse_own: bool = field(default=False, kw_only=True)
 
 
 def to_json(shard: Shard) -> dict:

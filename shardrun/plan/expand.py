@@ -37,7 +37,7 @@ def expand(
         groups = _split(spec, merged, context_files, file_times or {}, max(slots, 1), setup)
         total = len(groups) if groups is not None else spec.count or 1
         for index in range(1, total + 1):
-            shard = _instantiate(spec.name, merged, index, total)
+            shard = _instantiate(spec.name, merged, index, total, spec.options.reuse is True)
             if groups is not None:
                 files = tuple(groups[index - 1])
                 shard = replace(
@@ -145,9 +145,11 @@ def _check_docker_socket(options: RunOptions, where: str) -> None:
             fail(where, what, fix)
 
 
-def _instantiate(template: str, options: RunOptions, index: int, total: int) -> Shard:
+def _instantiate(
+    template: str, options: RunOptions, index: int, total: int, reuse_own: bool
+) -> Shard:
     values = {o.name: o.fill(getattr(options, o.name), index, total) for o in OPTIONS}
-    return Shard(name=fill(template, index, total), **values)
+    return Shard(name=fill(template, index, total), reuse_own=reuse_own, **values)
 
 
 def select(

@@ -224,11 +224,17 @@ def _link(path: str, run_dir: Path, text: str) -> str:
     return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
 
 
+def _where(result: ShardResult) -> str:
+    if result.reused_from:
+        return f"reused from run {result.reused_from}"
+    return f"{result.worker}/{result.slot}" if result.worker else ""
+
+
 def _table(results: Iterable[ShardResult]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(r.name)}</td><td style='color:{COLOURS.get(r.status, '#999')}'>"
         f"{r.status.value}</td><td>{'' if r.duration is None else f'{r.duration:.1f}s'}</td>"
-        f"<td>{html.escape(f'{r.worker}/{r.slot}' if r.worker else '')}</td></tr>"
+        f"<td>{html.escape(_where(r))}</td></tr>"
         for r in results
     )
     return (

@@ -10,12 +10,16 @@ from shardrun.report import junit
 from shardrun.report.summary import RunSummary
 
 SCHEMA = "https://shardrun.dev/schemas/report-1.json"  # its file: shardrun/report/schema.json
+# Additions within version 1 (schema.json's rule): 1 adds each shard's reused_from and
+# reuse_key (results reused by content, issue 27).
+SCHEMA_MINOR = 1
 
 
 def to_json(summary: RunSummary) -> dict:
     planned = {s.name: shard_json(s) for s in summary.shards}
     return {
         "schema": SCHEMA,
+        "schema_minor": SCHEMA_MINOR,
         "run_id": summary.run_id,
         "project": summary.project,
         "image_id": summary.image_id,
@@ -70,6 +74,8 @@ def to_json(summary: RunSummary) -> dict:
                 "options": planned.get(r.name),
                 "test_cases": _cases_json(r),
                 "kept_container": r.kept,
+                "reused_from": r.reused_from,
+                "reuse_key": r.reuse_key,
             }
             for r in summary.results
         ],

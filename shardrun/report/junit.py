@@ -84,6 +84,23 @@ def read_cases(path: str | Path | None) -> list[Case] | None:
     return cases
 
 
+def write_passed(path: Path, suite: str, cases: Sequence[Case]) -> None:
+    """A JUnit file of cases that passed or were skipped: a reused shard's, carried over
+    from the run it passed in, so the reports of the run that reused it list them."""
+    root = ET.Element("testsuite", name=xml_safe(suite), tests=str(len(cases)))
+    for case in cases:
+        node = ET.SubElement(
+            root,
+            "testcase",
+            classname=xml_safe(case.classname),
+            name=xml_safe(case.name),
+            time=f"{case.time:.3f}",
+        )
+        if case.outcome == "skipped":
+            ET.SubElement(node, "skipped")
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
 def attempt_files(result: ShardResult) -> list[str | None]:
     """The JUnit files of each attempt of the shard, first to last: an attempt's files
     are in <run>/<shard>[.<attempt>]/ (see execute.run_shard)."""

@@ -111,6 +111,8 @@ def totals_line(summary: RunSummary, flaky: int | None = None) -> str:
     """`flaky`: how many cases were flaky, if known (else read from the JUnit files)."""
     counts = summary.counts
     parts = [f"{counts[s]} {s.value.lower()}" for s in Status if counts[s]]
+    if reused := sum(r.reused_from is not None for r in summary.results):
+        parts[0] += f" ({reused} reused)"  # only a PASS is reused, and PASS comes first
     if flaky := junit.flaky_count(summary.results) if flaky is None else flaky:
         parts.append(counted(flaky, "flaky test"))
     wall = summary.finished - summary.started
@@ -125,7 +127,7 @@ def summary_rows(results: Sequence[ShardResult]) -> list[tuple[str, ...]]:
     for r in results:
         duration = f"{r.duration:.1f}s" if r.duration is not None else "-"
         code = "-" if r.exit_code is None else str(r.exit_code)
-        where = r.worker or "-"
+        where = r.worker or ("reused" if r.reused_from else "-")
         where += f"/{r.slot}" if r.worker and r.slot is not None else ""
         rows.append((r.name, r.status.value, duration, code, where, r.log_path or r.detail))
     return rows

@@ -32,7 +32,7 @@ from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.image.build import CacheSource
 from shardrun.model.errors import ConfigError, DiskFull, InfraError
-from shardrun.model.events import CacheSkipped, Emit
+from shardrun.model.events import Emit, Warned
 from shardrun.model.image_ref import content_tag
 from shardrun.model.owner import LABEL_PROJECT
 from shardrun.model.transit import NONE
@@ -61,7 +61,7 @@ def for_builder(config: Config, builder: Worker, emit: Emit) -> list[CacheSource
             else:
                 usable.append(_from_reference(source, builder))
         except Unusable as exc:
-            emit(CacheSkipped(message=str(exc)))
+            emit(Warned(message=f"{exc}; building without it"))
     return usable
 
 

@@ -47,6 +47,7 @@ class RunOptions:
     past_run: str | None = None  # --run: the run --failed reads
     keep_failed: bool = False
     fail_fast: bool = False
+    reuse: bool = True  # not --no-reuse
     image: str | None = None  # --image: a file, or an image ID or tag on the build engine
     partition: str | None = None  # --partition K/N
     plan: Path | None = None
@@ -146,6 +147,7 @@ def _request(
         jobs=options.jobs,
         retries=options.retries,
         fail_fast=options.fail_fast,
+        reuse=options.reuse,
         keep_failed=options.keep_failed,
         replan=replan,
         secrets=read_secrets(shards, options.environ),

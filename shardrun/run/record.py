@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from shardrun.model import owner
@@ -20,10 +21,12 @@ from shardrun.plan import affinity, timings
 from shardrun.report import junit
 from shardrun.report.summary import RunSummary, WorkerReport
 from shardrun.report.write import save_reports
+from shardrun.run import reuse
 from shardrun.run.request import RunRequest
 from shardrun.run.schedule import ShardQueue
 from shardrun.state import layout
 from shardrun.state.files import make_state_dirs, write_atomic
+from shardrun.state.results_record import Passed
 
 if TYPE_CHECKING:  # it brings in the Docker client, which an empty partition's job never needs
     from shardrun.run.workers import Worker
@@ -72,6 +75,7 @@ class Ending:
     unreachable: tuple[tuple[str, str, bool], ...] = ()  # (worker, why, required)
     error: str = ""
     compression: tuple[Mapping[str, Any], ...] = ()  # see RunSummary.compression
+    reuse_keys: Mapping[str, str] = field(default_factory=dict)  # shard -> its reuse key
 
 
 def summarize(
@@ -85,7 +89,10 @@ def summarize(
         image_id=ending.image_id,
         started=ending.started,
         finished=time.time(),
-        results=tuple(queue.results()),
+        results=tuple(
+            replace(r, reuse_key=ending.reuse_keys.get(r.name)) if r.reuse_key is None else r
+            for r in queue.results()
+        ),
         interrupted=ending.interrupted,
         error=ending.error,
         shards=request.shards,
@@ -129,8 +136,11 @@ def make_run_dir(request: RunRequest) -> Path:
     return path
 
 
-def record(request: RunRequest, summary: RunSummary) -> None:
-    """The run's reports, the times the next plan uses, and runs/latest."""
+def record(
+    request: RunRequest, summary: RunSummary, reused: Mapping[str, Passed] = MappingProxyType({})
+) -> None:
+    """The run's reports, the times the next plan uses, the passes a later run may reuse
+    (`reused`: the record's entries this run reused), and runs/latest."""
     context = request.config.image.context
     save_times(
         request.config.timings_path,
@@ -140,6 +150,14 @@ def record(request: RunRequest, summary: RunSummary) -> None:
         tuple(glob for spec in request.config.shards for glob in spec.together),
     )
     save_reports(request.state_dir, make_run_dir(request), summary)
+    if request.reuse:
+        reuse.remember(
+            layout.results_record(request.state_dir),
+            summary.results,
+            request.run_id,
+            summary.image_id,
+            reused,
+        )
     layout.run_owner(request.state_dir, request.run_id).unlink(missing_ok=True)
 
 

@@ -47,6 +47,7 @@ class RunRequest:
     workers: tuple[WorkerSpec, ...] = ()  # config.workers.chosen(); () is the config's
     fail_fast: bool = False  # after a shard fails its tests, no queued shard starts
     keep_failed: bool = False  # failed shards' stopped containers stay, for a look inside
+    reuse: bool = True  # shards with `reuse = true` that passed on the same content are not run
     # Run this image file (`build --output`'s) instead of building: hosted CI's jobs.
     image_file: Path | None = None
     # Or run this image, already on the build engine (an ID or a tag), instead of building.

@@ -68,6 +68,12 @@ class ShardQueue:
         self.requeue_lost = requeue_lost
         self.fail_fast = fail_fast
 
+    def settle(self, result: ShardResult) -> None:
+        """A result known before the shard runs (a pass reused from an earlier run): the
+        shard leaves the queue."""
+        self._pending = [e for e in self._pending if e.shard.name != result.name]
+        self._results[result.name] = result
+
     def take(self, worker: str | None = None) -> tuple[Shard, int] | None:
         """The next shard for `worker`, skipping those its own failure put back."""
         for i, entry in enumerate(self._pending):

@@ -24,11 +24,18 @@ from shardrun.distribute.worker_facts import WorkerFacts
 from shardrun.engine.api import ENGINE_FAILURES
 from shardrun.image import build
 from shardrun.model.errors import ConfigError
-from shardrun.model.events import ArtifactReady, Emit, RunPlanned, ShardRequeued
+from shardrun.model.events import (
+    ArtifactReady,
+    Emit,
+    RunPlanned,
+    ShardFinished,
+    ShardRequeued,
+    Warned,
+)
 from shardrun.model.owner import LABEL_PROJECT
 from shardrun.plan.partition import check_image, expected_on_slots
 from shardrun.report.summary import RunSummary
-from shardrun.run import cache_sources, schedule, stages
+from shardrun.run import cache_sources, reuse, schedule, stages
 from shardrun.run.connect import (
     builder_endpoint,
     connect_builder,
@@ -244,6 +251,10 @@ async def run_shards(
     queue = schedule.ShardQueue(
         request.shards, retries=request.retries, fail_fast=request.fail_fast
     )
+    found = await to_thread.run_sync(_reused, request, prepared, run_dir, emit)
+    for result in found.reused:
+        queue.settle(result)
+        emit(ShardFinished(result=result))
     lost = stages.LostWorkers(emit)
     stop = anyio.CancelScope()
     links = stages.Links(workers, WorkerFacts(layout.workers_file(request.state_dir)), emit)
@@ -274,7 +285,8 @@ async def run_shards(
             )
             with stop:
                 async with anyio.create_task_group() as background:
-                    for worker in workers:
+                    # Every shard reused: no worker needs the image, no container starts.
+                    for worker in workers if queue.has_pending else ():
                         background.start_soon(distribution.deliver, worker)
                         background.start_soon(worker.watch, lost.mark)
                     await schedule.run_queue(
@@ -303,12 +315,36 @@ async def run_shards(
                 unreachable=prepared.unreachable,
                 error=str(stopped) if stopped else "",
                 compression=links.compression(),
+                reuse_keys=found.keys,
             )
             summary = summarize(request, queue, ending, emit if isinstance(emit, Phases) else None)
-            record(request, summary)
+            record(request, summary, found.passed)
     if distribution.stopped:
         raise distribution.stopped
     return summary
+
+
+def _reused(request: RunRequest, prepared: Prepared, run_dir: Path, emit: Emit) -> reuse.Found:
+    """The shards that passed before on this image's content (none with --no-reuse)."""
+    if not request.reuse or not any(s.reuse for s in request.shards):
+        return reuse.Found()
+    engine = prepared.builder.engine if prepared.builder else None
+    try:
+        content = reuse.image_content(engine, prepared.image_id, layout.cache(request.state_dir))
+    except ValueError as exc:
+        emit(Warned(message=f"no shard is reused this run: {exc}"))
+        return reuse.Found()
+    found = reuse.look_up(
+        request.shards,
+        content,
+        request.secrets,
+        layout.results_record(request.state_dir),
+        run_dir,
+        worker_volumes=any(spec.volumes for spec in request.worker_specs),
+    )
+    for warning in found.warnings:
+        emit(Warned(message=warning))
+    return found
 
 
 async def _reap(workers: list[Worker], run_id: str) -> None:

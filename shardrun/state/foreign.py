@@ -139,8 +139,11 @@ def _no_constant(name: str) -> float:
 def inside(root: Path, path: Path | str) -> Path:
     """`path` (relative to `root`, or absolute) resolved, if it lies inside `root`
     once links are followed; Refused naming it otherwise."""
-    base = root.resolve()
-    target = (base / path).resolve()
+    try:
+        base = root.resolve()
+        target = (base / path).resolve()
+    except RuntimeError:  # Python 3.11 raises this, not OSError, on a loop of links
+        raise Refused(f'"{path}" is a loop of symbolic links') from None
     if target != base and base not in target.parents:
         raise Refused(f'"{path}" lies outside {root}')
     return target

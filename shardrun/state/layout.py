@@ -6,6 +6,8 @@ writer left behind cannot drift apart.
 .shardrun/
   image-id                     the latest build's image ID (for `shardrun workers`)
   timings.json                 recorded shard and file times (unless `timings = "..."`)
+  results.json                 shards that passed, by the content they ran on (reuse)
+  .results.lock                its writer lock (flock)
   workers.json                 per worker: refusals (thin loads, codecs), last transfers
   runs/<run-id>/               a run's logs, reports and artifacts; runs/latest links the newest
   runs/<run-id>/owner.json     the live runner of that run (gone once it has finished)
@@ -42,6 +44,12 @@ def state_dir(project_root: Path) -> Path:
 
 def timings(state: Path) -> Path:
     return state / "timings.json"
+
+
+def results_record(state: Path) -> Path:
+    """The passed shards a later run may reuse; beside timings.json, so a CI cache that
+    carries one carries both."""
+    return state / "results.json"
 
 
 def workers_file(state: Path) -> Path:
@@ -152,8 +160,9 @@ def lock(final: Path) -> Path:
     return final.with_name(f".{final.stem}.lock")
 
 
-# Lock files of every cache file that has a writer: tarballs of all four kinds, blobs.json.
-LOCK = re.compile(r"\.(?:[0-9a-f]{64}(?:\.(?:thin|oci)\d+|\.piece\d+-\d+)?|blobs)\.lock")
+# Lock files of every file that has a writer: tarballs of all four kinds, blobs.json, and
+# in the state folder itself results.json.
+LOCK = re.compile(r"\.(?:[0-9a-f]{64}(?:\.(?:thin|oci)\d+|\.piece\d+-\d+)?|blobs|results)\.lock")
 
 
 def temp(final: Path, pid: int, token: str) -> Path:

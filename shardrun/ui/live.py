@@ -19,7 +19,7 @@ from shardrun.model.results import FAILED, Status
 from shardrun.model.sizes import size_text
 from shardrun.model.text import counted
 from shardrun.model.transit import NONE
-from shardrun.ui.plain import STATUS_STYLE, cached, clock, short_id, skipped
+from shardrun.ui.plain import STATUS_STYLE, cached, clock, short_id
 from shardrun.ui.view_state import ShardView, ViewState, WorkerView
 
 
@@ -182,5 +182,5 @@ class LiveView:
         self.state.apply(event)
         if isinstance(event, ev.BuildStep) and event.state == "error":
             self.console.print(f"[red]build step failed:[/] {escape(event.name)}")
-        elif isinstance(event, ev.CacheSkipped):
-            self.console.print(f"[yellow]warning:[/] {escape(skipped(event))}")
+        elif isinstance(event, ev.Warned):
+            self.console.print(f"[yellow]warning:[/] {escape(event.message)}")

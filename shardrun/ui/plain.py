@@ -48,10 +48,6 @@ def cached(event: ev.BuildFinished) -> str:
     return f" ({steps})"
 
 
-def skipped(event: ev.CacheSkipped) -> str:
-    return f"{event.message}; building without it"
-
-
 def plain_line(event: ev.Event) -> str | None:
     """The plain-mode line for an event, or None for events only the live view shows."""
     match event:
@@ -65,8 +61,8 @@ def plain_line(event: ev.Event) -> str | None:
             return f"  |      {event.line}"
         case ev.BuildFinished():
             return f"built    {short_id(event.image_id)} in {event.duration:.1f}s{cached(event)}"
-        case ev.CacheSkipped():
-            return f"warning  {skipped(event)}"
+        case ev.Warned():
+            return f"warning  {event.message}"
         case ev.ArtifactReady():
             how = "reused" if event.reused else "saved"
             return f"image    {event.path} ({size_text(event.size)}, {how})"

@@ -477,6 +477,12 @@ class FakeEngine:
         self._enter("image_diff_ids", image_id)
         return self._image(image_id).diff_ids
 
+    def image_inspect(self, image_id: str) -> dict:
+        self._enter("image_inspect", image_id)
+        config = json.loads(self._image(image_id).config)
+        layers = config["rootfs"]["diff_ids"]
+        return {"Id": image_id, "RootFS": {"Layers": layers}, "Config": config.get("config")}
+
     def content_tags(self, project: str) -> list[TaggedImage]:
         self._enter("content_tags", project)
         with self._cond:

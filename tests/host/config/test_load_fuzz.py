@@ -115,6 +115,7 @@ BY_KEY = {
     ),
     "secret-env": either(lists_of(*ENV_NAMES), lists_of(*ENV_NAMES, "1BAD", "", "a-b")),
     "docker-socket": either(st.booleans(), st.sampled_from([1, "true"])),
+    "reuse": either(st.booleans(), st.sampled_from([1, "true"])),
     "artifacts": either(
         lists_of("/out", "/shots/*.png", "/r/{index}"), lists_of("/out", "relative", "", "/a\0b")
     ),

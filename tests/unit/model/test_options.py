@@ -38,6 +38,7 @@ SAMPLES = {
     "artifacts_when": ('"always"', "always"),
     "artifacts_max": ('"3m"', 3 * 1024 * 1024),
     "junit": ('"/tmp/junit-{index}.xml"', "/tmp/junit-2.xml"),
+    "reuse": ("true", True),
 }
 # Options shardrun acts on itself, with nothing to tell docker.
 NOT_FOR_DOCKER = {
@@ -47,6 +48,7 @@ NOT_FOR_DOCKER = {
     "artifacts_when",
     "artifacts_max",
     "junit",
+    "reuse",
 }
 SECRETS = {"TOKEN": "s3cret"}
 
@@ -85,8 +87,10 @@ def test_a_sample_travels_from_the_file_to_both_mappings(tmp_path, option, where
     written, expected = SAMPLES[option.name]
     line = f"{option.key} = {written}"
     shard = shard_2_of_3(tmp_path, **{"defaults" if where == "defaults" else "own": line})
-    # Parsed, merged (inherited or the shard's own) and filled, and no other option set.
-    assert shard == replace(Shard(name="s-2"), **{option.name: expected})
+    # Parsed, merged (inherited or the shard's own) and filled, and no other option set;
+    # a shard's own reuse = true is also noted as its own.
+    own = {"reuse_own": True} if (option.name, where) == ("reuse", "shard") else {}
+    assert shard == replace(Shard(name="s-2"), **{option.name: expected}, **own)
 
     value, unset = getattr(shard, option.name), getattr(Shard(name="s-2"), option.name)
     created = option.create(value, SECRETS) != option.create(unset, SECRETS)

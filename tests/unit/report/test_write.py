@@ -79,6 +79,7 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
     data = to_json(mixed)
     assert {k: v for k, v in data.items() if k != "shards"} == {
         "schema": SCHEMA,
+        "schema_minor": 1,
         "run_id": "20240101-120000-ab12",
         "project": "demo",
         "image_id": "sha256:abc",
@@ -161,6 +162,8 @@ def test_to_json_has_the_run_and_every_shard(mixed: RunSummary):
         "options": None,
         "test_cases": None,
         "kept_container": None,
+        "reused_from": None,
+        "reuse_key": None,
     }
     assert data["shards"][4]["status"] == "NOT RUN"
     assert data["shards"][4]["duration"] is None

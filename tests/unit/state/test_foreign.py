@@ -102,3 +102,10 @@ def test_inside_resolves_links(tmp_path: Path) -> None:
 )
 def test_number(value: object, expected: float | None) -> None:
     assert foreign.number(value, 0, 1e9) == expected
+
+
+def test_a_loop_of_links_is_refused_not_a_crash(tmp_path: Path) -> None:
+    loop = tmp_path / "timings.json"
+    loop.symlink_to(loop)
+    with pytest.raises(foreign.Refused, match="loop of symbolic links"):
+        foreign.inside(tmp_path, "timings.json")

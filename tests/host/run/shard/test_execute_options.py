@@ -107,6 +107,7 @@ EVERY = Shard(
     artifacts_when="always",
     artifacts_max=1024,
     junit="/tmp/junit.xml",
+    reuse=True,
 )
 SECRETS = {"TOKEN": "s3cret"}
 # Options shardrun acts on itself, with nothing to tell docker.
@@ -117,6 +118,7 @@ NOT_FOR_DOCKER = {
     "artifacts_when",
     "artifacts_max",
     "junit",
+    "reuse",
 }
 
 
