@@ -45,6 +45,14 @@ def build(
             "times, into FILE's .plan.json beside it.",
         ),
     ] = None,
+    no_reuse: Annotated[
+        bool,
+        typer.Option(
+            "--no-reuse",
+            help="With --partitions: plan every shard, also those with `reuse = true` "
+            "that passed before on the same content.",
+        ),
+    ] = False,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -60,6 +68,7 @@ def build(
         config=with_overrides(load(config), build_arg or (), builder, cache_from or ()),
         output=output,
         partitions=partitions,
+        reuse=not no_reuse,
         connect=engines.connect,
     )
     built = build_job.run(request, pick_view(plain)[0])
@@ -72,8 +81,9 @@ def build(
     if built.plan is not None:
         plan, total = built.plan, built.plan.total
         print(built.plan_path)
+        reused = f" ({len(plan.reused)} more reused)" if plan.reused else ""
         print(
-            f"shardrun: {counted(sum(map(len, plan.partitions)), 'shard')} over "
+            f"shardrun: {counted(sum(map(len, plan.partitions)), 'shard')}{reused} over "
             f"{counted(total, 'partition')}, "
             f"expected {min(plan.expected):.1f}-{max(plan.expected):.1f}s each; each job runs: "
             f"shardrun run --image {written.path.name} --partition K/{total}",

@@ -39,7 +39,7 @@ def list_shards(
     a CI matrix's partitions, from its plan."""
     from shardrun.config.load import load
     from shardrun.image.context_files import split_files
-    from shardrun.plan import listing, partition, timings
+    from shardrun.plan import listing, partition, reused, timings
     from shardrun.plan.make import planned
 
     cfg = load(config)
@@ -60,7 +60,12 @@ def list_shards(
     path = cfg.timings_path
     together = tuple(glob for spec in cfg.shards for glob in spec.together)
     found = listing.lines(
-        shards, timings.load_files(path), slots, timings.load_setup(path), together
+        shards,
+        timings.load_files(path),
+        slots,
+        timings.load_setup(path),
+        together,
+        reused.would_reuse(cfg, shards, os.environ),
     )
     for line in found:
         print(line)

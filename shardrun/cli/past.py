@@ -147,6 +147,7 @@ def clean(
     print(
         f"removed {counted(done.files.runs, 'run')} and "
         f"{counted(done.files.cache_files, 'cache file')} ({done.files.freed / 1e6:.1f} MB)"
+        + (f", forgot {counted(done.files.passes, 'recorded pass')}" if done.files.passes else "")
     )
     for row in done.rows:
         if row.error:

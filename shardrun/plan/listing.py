@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 from shardrun.model.shard import Shard
 from shardrun.model.text import counted
 from shardrun.plan import affinity, split
 from shardrun.plan.affinity import NO_SETUP, Setup
 from shardrun.plan.partition import Plan
+from shardrun.state.results_record import Passed
 
 
 def lines(
@@ -19,10 +21,12 @@ def lines(
     slots: int,
     setup: Setup = NO_SETUP,
     together: Sequence[str] = (),
+    reused: Mapping[str, Passed] = MappingProxyType({}),
 ) -> list[str]:
     """`slots`: the slots the makespan is reckoned on (`list` connects to no worker).
     A split group shows its expected seconds (its setup's too) and its directories,
-    whole or cut."""
+    whole or cut. `reused`: the shards that passed on the latest image's content, which
+    a run reuses if the image it builds is of that content."""
     width = max((len(s.name) for s in shards), default=0)
     every = [f for s in shards for f in s.files]
     whole_sizes = affinity.sizes(every, together)
@@ -35,6 +39,8 @@ def lines(
             out.append(f"{s.name:<{width}}  ~{expected:.1f}s  {shown}  {_what(s)}")
         else:
             out.append(f"{s.name:<{width}}  {_what(s)}")
+        if s.name in reused:
+            out[-1] += f"  (reused if the image is unchanged: passed in run {reused[s.name].run})"
     if groups:
         out.append(
             f"split: {counted(len(every), 'file')} in {counted(len(groups), 'group')}, expected "
@@ -74,6 +80,9 @@ def partition_lines(plan: Plan, where: str, index: int | None) -> list[str]:
         for s, expected in zip(part, seconds, strict=True):
             shown = f"~{expected:.1f}s" if expected is not None else "?"
             out.append(f"  {s.name:<{width}}  {shown:>7}  {_what(s)}")
+    if plan.reused:
+        names = ", ".join(sorted(p.shard for p in plan.reused))
+        out.append(f"reused, in no partition: {counted(len(plan.reused), 'shard')} ({names})")
     each = ", ".join(f"{k} ~{e:.1f}s" for k, e in enumerate(plan.expected, 1))
     out.append(f"partitions: {each}; expected makespan ~{max(plan.expected):.1f}s")
     return out

@@ -15,8 +15,8 @@ import hashlib
 import heapq
 import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shardrun.config.spec import Config
@@ -28,6 +28,7 @@ from shardrun.plan import affinity, assign, plan_file, timings
 from shardrun.plan.affinity import NO_SETUP, Setup
 from shardrun.plan.make import planned
 from shardrun.plan.plan_file import MAX_PARTITIONS, REWRITE, Plan
+from shardrun.state.results_record import Passed
 
 # The plan file is read and written in plan_file.py; build and list know it from here.
 load, save = plan_file.load, plan_file.save
@@ -63,14 +64,24 @@ def expected_on_slots(shards: Sequence[Shard], path: Path) -> tuple[float, ...]:
     return tuple(round(expected_seconds(s, durations, file_times, setup) + gap, 3) for s in shards)
 
 
-def make_for(config: Config, total: int, image_id: str, files: Sequence[str] | None = None) -> Plan:
+def make_for(
+    config: Config,
+    total: int,
+    image_id: str,
+    files: Sequence[str] | None = None,
+    reusable: Callable[[Sequence[Shard]], Mapping[str, Passed]] = lambda shards: {},
+) -> Plan:
     """The matrix's plan for `config`'s shards over `total` jobs, from the recorded times:
-    what `build --partitions` writes beside the image file."""
+    what `build --partitions` writes beside the image file. `reusable` says which shards
+    passed before on this image's content: they go in no partition, and the plan lists
+    them as reused."""
     # A count = "slots" split makes N times this machine's CPUs of groups: the jobs of
     # hosted CI are machines alike.
     shards = planned(config, None, total * (os.cpu_count() or 1), files)
+    reused = reusable(shards)
+    shards = [s for s in shards if s.name not in reused]
     path = config.timings_path
-    return make(
+    plan = make(
         shards,
         total,
         timings.load(path),
@@ -80,6 +91,7 @@ def make_for(config: Config, total: int, image_id: str, files: Sequence[str] | N
         timings.load_gap(path),
         timings.load_setup(path),
     )
+    return replace(plan, reused=tuple(reused.values()))
 
 
 def make(

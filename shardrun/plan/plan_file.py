@@ -21,8 +21,9 @@ from typing import Any, TypeGuard
 from shardrun.model.errors import ConfigError
 from shardrun.model.shard import Shard
 from shardrun.plan.timings import MAX_SECONDS
-from shardrun.state import foreign
+from shardrun.state import foreign, results_record
 from shardrun.state.files import write_atomic
+from shardrun.state.results_record import Passed
 from shardrun.state.shard_record import is_name
 
 SCHEMA = "https://shardrun.dev/schemas/plan-1.json"
@@ -32,9 +33,9 @@ MAX_PARTITIONS = 1024
 # A config makes at most 1,000 shards a [[shard]], and a per-slot split a group a slot.
 MAX_SHARDS = 100_000
 # A plan is names and file paths: 1,024 partitions, or a split of 20,000 files at about
-# 100 bytes each, come to 2-3 MB; 8 MB leaves room and still parses in a fraction of a
-# second.
-PLAN_MAX = 8_000_000
+# 100 bytes each, come to 2-3 MB; the reused shards' test cases (about 60 bytes each)
+# add 6 MB for 100,000 of them. 32 MB leaves room and parses in about 0.3 s.
+PLAN_MAX = 32_000_000
 # top object > partitions > partition > shard > files: 5; older plans' options add 2.
 _DEPTH = 8
 _ID_MAX = 200  # characters of an image ID or a config digest ("sha256:" + 64 hex)
@@ -52,6 +53,9 @@ class Plan:
     # The seconds each shard of each partition is expected to take, as the build job's
     # timings said (`list --partition` shows them; a job's own timings may differ).
     seconds: tuple[tuple[float, ...], ...] = ()
+    # Shards not in any partition: they passed before on this image's content (issue 27).
+    # The merge reports them passed from that run, with their test cases.
+    reused: tuple[Passed, ...] = ()
 
     @property
     def total(self) -> int:
@@ -60,7 +64,9 @@ class Plan:
     @property
     def digest(self) -> str:
         """What a partition's report names, so a merge can tell plans apart."""
-        names = [[s.name for s in part] for part in self.partitions]
+        names: list = [[s.name for s in part] for part in self.partitions]
+        if self.reused:  # a plan without any keeps the digest it always had
+            names.append(sorted(p.shard for p in self.reused))
         return hashlib.sha256(json.dumps([self.image_id, self.config, names]).encode()).hexdigest()
 
 
@@ -75,6 +81,7 @@ def save(plan: Plan, path: Path) -> None:
         "partitions": [
             [{"name": s.name, "files": list(s.files)} for s in part] for part in plan.partitions
         ],
+        "reused": [results_record.entry_json(p) for p in plan.reused],
     }
     write_atomic(path, json.dumps(data, indent=1))
 
@@ -118,7 +125,17 @@ def _plan(data: Any) -> Plan:
     seconds = tuple(_seconds(each, "seconds") for each in _list(data.get("seconds") or []))
     if seconds and [len(s) for s in seconds] != [len(p) for p in partitions]:
         raise foreign.Refused("its partitions do not add up: not one time for each shard")
-    return Plan(image_id, config, partitions, expected, seconds)
+    reused = tuple(_reused(entry) for entry in _list(data.get("reused") or []))
+    if len({p.shard for p in reused} | set(names)) != len(reused) + len(names):
+        raise foreign.Refused("a shard is in it twice")
+    return Plan(image_id, config, partitions, expected, seconds, reused)
+
+
+def _reused(entry: Any) -> Passed:
+    try:
+        return results_record.entry_from_json(entry)
+    except foreign.Refused as exc:
+        raise foreign.Refused(f"reused: {exc}") from None
 
 
 def _shard(entry: Any) -> Shard:

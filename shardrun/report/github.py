@@ -64,6 +64,14 @@ def github_annotations(summary: RunSummary, tail_lines: int = 30) -> list[str]:
     return lines + errors
 
 
+def set_output(path: str | None, name: str, value: str) -> None:
+    """One step output (`$GITHUB_OUTPUT`'s `name=value` line), when GitHub gave the file;
+    `value` is shardrun's own one-line text, never a test's."""
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(f"{name}={one_line(value)}\n")
+
+
 def _gh_data(text: str) -> str:
     # Escaped before it is made one line: GitHub turns %0A back into a line break inside
     # the annotation, which is where the message's own line breaks belong.

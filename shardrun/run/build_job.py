@@ -5,24 +5,32 @@ what was `Built`."""
 from __future__ import annotations
 
 import functools
+import json
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+from anyio import to_thread
 
 from shardrun.config.spec import Config
 from shardrun.distribute.artifact import image_file
 from shardrun.distribute.artifact.tarball import Artifact
 from shardrun.image.context_files import split_files
 from shardrun.model.errors import ConfigError
-from shardrun.model.events import Emit
-from shardrun.plan import partition
+from shardrun.model.events import Emit, Warned
+from shardrun.model.shard import Shard
+from shardrun.plan import partition, reused
 from shardrun.plan.plan_file import Plan
-from shardrun.run import workflow
+from shardrun.report import github
+from shardrun.run import reuse, workflow
 from shardrun.run.connect import connect_builder
 from shardrun.run.drive import View, run_under, unless_interrupted
 from shardrun.run.request import Connect, real_engine
+from shardrun.run.workers import Worker
 from shardrun.state import files, layout
+from shardrun.state.results_record import Passed
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,9 @@ class BuildRequest:
     config: Config  # with --build-arg and --builder applied
     output: Path | None = None  # also the image file for other machines
     partitions: int | None = None  # with output: the plan over N CI jobs, beside it
+    reuse: bool = True  # the plan leaves out the shards that passed on this content
     connect: Connect = field(default=real_engine, repr=False)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class Built:
     written: image_file.ImageFile | None = None  # with --output
     plan: Plan | None = None  # with --partitions
     plan_path: Path | None = None
+    content: str | None = None  # the image's content digest, when shards may be reused
 
 
 def run(request: BuildRequest, view: View) -> Built:
@@ -66,16 +77,62 @@ async def build(request: BuildRequest, emit: Emit, interrupt: anyio.Event) -> Bu
         engine = await connect_builder(cfg, request.connect)
         image_id = await workflow.build_image(cfg, engine, emit)
         saved, written = await workflow.save_artifact(cfg, engine, image_id, emit, request.output)
-        return Built(image_id, saved, written)
+        content = None
+        if request.partitions is not None and request.reuse:
+            content = await to_thread.run_sync(_content, engine, image_id, cfg, emit)
+        return Built(image_id, saved, written, content=content)
 
     built = await unless_interrupted(interrupt, stages)
     if built.written is None or request.partitions is None:
         return built
     # The matrix's plan, beside the image file: the same for every job that reads it.
-    plan = partition.make_for(cfg, request.partitions, built.image_id, split_files(cfg))
+    plan = partition.make_for(
+        cfg,
+        request.partitions,
+        built.image_id,
+        split_files(cfg),
+        functools.partial(_passed_before, request, built.content, emit),
+    )
     path = partition.beside(built.written.path)
     partition.save(plan, path)
-    return Built(built.image_id, built.saved, built.written, plan, path)
+    # For a GitHub matrix of only the partitions with work ("[]": every shard reused).
+    github.set_output(
+        request.environ.get("GITHUB_OUTPUT"),
+        "partitions",
+        json.dumps([i for i, part in enumerate(plan.partitions, 1) if part]),
+    )
+    return Built(built.image_id, built.saved, built.written, plan, path, built.content)
+
+
+def _content(builder: Worker, image_id: str, cfg: Config, emit: Emit) -> str | None:
+    try:
+        return reuse.image_content(
+            builder.engine, image_id, layout.cache(layout.state_dir(cfg.root))
+        )
+    except ValueError as exc:
+        emit(Warned(message=f"no shard is reused this run: {exc}"))
+        return None
+
+
+def _passed_before(
+    request: BuildRequest, content: str | None, emit: Emit, shards: Sequence[Shard]
+) -> dict[str, Passed]:
+    """The shards that passed on this content: the plan leaves them out. A secret the
+    build job lacks keys its shard as unset, so that shard is not reused (safe)."""
+    if content is None:
+        return {}
+    cfg = request.config
+    secrets = {n: request.environ[n] for s in shards for n in s.secret_env if n in request.environ}
+    _, earlier, warning = reused.passed_before(
+        shards,
+        content,
+        secrets,
+        layout.results_record(layout.state_dir(cfg.root)),
+        worker_volumes=any(spec.volumes for spec in cfg.workers),
+    )
+    if warning:
+        emit(Warned(message=warning))
+    return earlier
 
 
 def _ready_to_write(output: Path, plan: bool) -> None:

@@ -16,17 +16,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from shardrun.distribute.artifact import image_file
-from shardrun.distribute.artifact.layers import UNREADABLE
-from shardrun.distribute.artifact.tarball import tarball_path
-from shardrun.engine.api import ENGINE_FAILURES, Engine
 from shardrun.model.results import ShardResult, Status
 from shardrun.model.shard import Shard
-from shardrun.plan import reuse_key
-from shardrun.report import junit
-from shardrun.state import layout, results_record
+from shardrun.plan import reuse_key, reused
+from shardrun.state import latest_image, layout, results_record
 from shardrun.state.results_record import Case, Passed
+
+if TYPE_CHECKING:  # `list` asks what would be reused and needs neither engines nor JUnit
+    from shardrun.engine.api import Engine
+    from shardrun.report import junit
 
 
 @dataclass(frozen=True)
@@ -37,19 +37,28 @@ class Found:
     warnings: tuple[str, ...] = ()
 
 
-def image_content(engine: Engine | None, image_id: str, cache: Path) -> str:
+def image_content(engine: Engine | None, image_id: str, state_dir: Path) -> str:
     """The image's content digest: from the build engine's inspect, or (no engine: it
-    came as a file) from the config in its cached tarball. ValueError if unreadable."""
+    came as a file) from the config in its cached tarball; remembered as the latest, for
+    `list`. ValueError if unreadable."""
+    from shardrun.distribute.artifact import image_file
+    from shardrun.distribute.artifact.layers import UNREADABLE
+    from shardrun.distribute.artifact.tarball import tarball_path
+    from shardrun.engine.api import ENGINE_FAILURES
+
     if engine is not None:
         try:
-            return reuse_key.content_of_inspect(engine.image_inspect(image_id))
+            content = reuse_key.content_of_inspect(engine.image_inspect(image_id))
         except ENGINE_FAILURES as exc:
             raise ValueError(f"inspecting image {image_id[:19]} failed: {exc}") from None
-    try:
-        config = image_file.config_of(tarball_path(cache, image_id))
-    except UNREADABLE as exc:
-        raise ValueError(f"the image's config cannot be read: {exc}") from None
-    return reuse_key.content_of_config(config)
+    else:
+        try:
+            config = image_file.config_of(tarball_path(layout.cache(state_dir), image_id))
+        except UNREADABLE as exc:
+            raise ValueError(f"the image's config cannot be read: {exc}") from None
+        content = reuse_key.content_of_config(config)
+    latest_image.record_content(state_dir, content)
+    return content
 
 
 def look_up(
@@ -61,36 +70,29 @@ def look_up(
     worker_volumes: bool,
 ) -> Found:
     """Key the shards that may be reused and settle those passed before. Blocking."""
-    keys = {
-        s.name: reuse_key.shard_key(s, content, secrets)
-        for s in shards
-        if reuse_key.eligible(s, worker_volumes)
-    }
-    if not keys:
-        return Found()
-    passed, warning = results_record.load(record)
-    earlier = {name: passed[key] for name, key in keys.items() if key in passed}
-    reused = tuple(
-        _reused(shard, earlier[shard.name], keys[shard.name], run_dir)
-        for shard in shards
-        if shard.name in earlier
-    )
-    return Found(keys, reused, earlier, (warning,) if warning else ())
+    keys, earlier, warning = reused.passed_before(shards, content, secrets, record, worker_volumes)
+    results = tuple(settled(s.name, earlier[s.name], run_dir) for s in shards if s.name in earlier)
+    return Found(keys, results, earlier, (warning,) if warning else ())
 
 
-def _reused(shard: Shard, passed: Passed, key: str, run_dir: Path) -> ShardResult:
-    log = layout.shard_log(run_dir, shard.name, 1)
+def settled(name: str, passed: Passed, run_dir: Path) -> ShardResult:
+    """The result of shard `name`, not run: PASS as `passed` recorded it, its log and
+    its JUnit file (the cases carried over) written into `run_dir`."""
+    from shardrun.report import junit
+
+    key = passed.key
+    log = layout.shard_log(run_dir, name, 1)
     log.write_text(
         f"shardrun: not run: it passed in run {passed.run} ({passed.duration:.1f}s) on an "
         f"image of the same content, with the same options (key {key})\n"
     )
     cases = None
     if passed.cases:
-        cases = layout.shard_folder(run_dir, shard.name, 1) / layout.SHARD_JUNIT
+        cases = layout.shard_folder(run_dir, name, 1) / layout.SHARD_JUNIT
         cases.parent.mkdir(exist_ok=True)
-        junit.write_passed(cases, shard.name, [_as_junit(c) for c in passed.cases])
+        junit.write_passed(cases, name, [_as_junit(c) for c in passed.cases])
     return ShardResult(
-        name=shard.name,
+        name=name,
         status=Status.PASS,
         exit_code=0,
         started=None,  # it ran in no container of this run: no time, no timings
@@ -106,6 +108,8 @@ def _reused(shard: Shard, passed: Passed, key: str, run_dir: Path) -> ShardResul
 
 
 def _as_junit(case: Case) -> junit.Case:
+    from shardrun.report import junit
+
     return junit.Case(case.classname, case.name, case.time, "skipped" if case.skipped else "passed")
 
 
@@ -119,6 +123,8 @@ def remember(
     """Add the run's clean passes to the record, and what it reused again as last used
     now (so that `clean` prunes only what no run uses); how many. A pass on a retry, or
     with a case that failed before it passed, is flaky: not recorded."""
+    from shardrun.report import junit
+
     now = time.time()
     entries = []
     for result in results:

@@ -330,7 +330,7 @@ def _reused(request: RunRequest, prepared: Prepared, run_dir: Path, emit: Emit) 
         return reuse.Found()
     engine = prepared.builder.engine if prepared.builder else None
     try:
-        content = reuse.image_content(engine, prepared.image_id, layout.cache(request.state_dir))
+        content = reuse.image_content(engine, prepared.image_id, request.state_dir)
     except ValueError as exc:
         emit(Warned(message=f"no shard is reused this run: {exc}"))
         return reuse.Found()

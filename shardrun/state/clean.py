@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shardrun.model import owner
-from shardrun.state import foreign, layout
+from shardrun.state import foreign, layout, results_record
 
 _OWNER_MAX = 64 * 1024  # a dozen labels
 
@@ -19,6 +19,7 @@ class Cleaned:
     runs: int
     cache_files: int
     freed: int  # bytes
+    passes: int = 0  # entries of results.json no run had used since the cutoff
 
 
 def clean_files(state_dir: Path, older_than: float, now: float | None = None) -> Cleaned:
@@ -53,7 +54,8 @@ def clean_files(state_dir: Path, older_than: float, now: float | None = None) ->
                 freed += path.stat().st_size
                 path.unlink()
                 removed += 1
-    return Cleaned(runs, removed, freed)
+    passes = results_record.prune(layout.results_record(state_dir), cutoff)
+    return Cleaned(runs, removed, freed, passes)
 
 
 def _live(marker: Path) -> bool:

@@ -60,6 +60,11 @@ def latest_image(state: Path) -> Path:
     return state / "image-id"
 
 
+def latest_content(state: Path) -> Path:
+    """The latest image's content digest (plan/reuse_key.py), for `list`."""
+    return state / "image-content"
+
+
 # ---- runs -----------------------------------------------------------------------------
 
 

@@ -227,6 +227,19 @@ def _shown(value: Any) -> str:
 # ---- writing -----------------------------------------------------------------------------
 
 
+def entry_json(passed: Passed) -> dict[str, Any]:
+    """An entry as the record (and a plan's reused list) writes it, with its key."""
+    return {"key": passed.key, **_as_json(passed)}
+
+
+def entry_from_json(raw: Any) -> Passed:
+    """An entry entry_json wrote, every field checked; Refused (a phrase) if it is not."""
+    key = raw.get("key") if isinstance(raw, dict) else None
+    if not isinstance(key, str):
+        raise Refused(f"{_shown(raw)} is not an entry of passed shards")
+    return _entry(key, raw)
+
+
 def _as_json(passed: Passed) -> dict[str, Any]:
     return {
         "shard": passed.shard,

@@ -206,7 +206,7 @@ def test_a_plan_too_large_is_refused_before_it_is_parsed(tmp_path):
     path = tmp_path / "image.plan.json"
     with path.open("wb") as f:
         f.truncate(plan_file.PLAN_MAX + 1)  # sparse: no disk, and not JSON either
-    with pytest.raises(ConfigError, match=r"8.0 MB, over the 8.0 MB such a file may have"):
+    with pytest.raises(ConfigError, match=r"32.0 MB, over the 32.0 MB such a file may have"):
         partition.load(path)
 
 

@@ -88,3 +88,19 @@ def test_an_owner_marker_that_is_a_fifo_or_nested_keeps_its_run_and_never_hangs(
     # Unreadable markers prove no runner dead: those runs stay; the unmarked one goes.
     assert cleaned.runs == 1
     assert fifo.exists() and nested.exists() and not gone.exists()
+
+
+def test_clean_forgets_the_passes_no_run_used_within_the_age(tmp_path: Path):
+    from shardrun.state import layout, results_record
+    from shardrun.state.results_record import Passed
+
+    def passed(key: str, days: float) -> Passed:
+        return Passed(key, "s", "20200101-000000-aaaaaa", NOW - days * DAY, 1.0, "sha256:x")
+
+    record = layout.results_record(tmp_path)
+    results_record.add(record, [passed("sha256:" + "a" * 64, 30), passed("sha256:" + "b" * 64, 1)])
+
+    done = housekeeping.clean_files(tmp_path, 7 * DAY, now=NOW)
+
+    assert done.passes == 1
+    assert list(results_record.load(record)[0]) == ["sha256:" + "b" * 64]
