@@ -1,7 +1,15 @@
 """`shardrun ci github`: a GitHub Actions workflow for a matrix of partition jobs.
 
-One build job writes the image file and the plan, N matrix jobs each run one partition
-from them, and a merge job makes one verdict and the next timings.
+One build job writes the image file and the plan, matrix jobs each run one partition
+from them, and a merge job makes one verdict and the next timings. Across runs (issue 27)
+two caches carry what the next run needs: the last image file, which makes the build warm
+on a runner whose engine is empty, and the state (timings and the record of passed
+shards), which lets the build plan only what must run; partitions with nothing to run
+start no job at all.
+
+The install line has no default: shardrun is not on PyPI, so the user names a command or
+a pinned source, and a git URL without a ref is refused (it would install whatever the
+branch holds on the day of each run, so the same workflow would not run the same tool).
 
 The options are strings from a user or a template, and what they become runs with the
 repository's token, so none of them may add a key, a step or an expression (issue 25):
@@ -29,111 +37,35 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from shardrun.ci.github_template import IMAGE, SETUP, STATE, TEMPLATE
 from shardrun.model.errors import ConfigError
 
-# `${{ }}` is GitHub's, so the template's own fields are @NAME@.
-# Every job starts the same: the sources, Python, shardrun.
-SETUP = """\
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: @PYTHON@
-      - run: @INSTALL@"""
-TEMPLATE = """\
-# Made by `shardrun ci github --partitions @PARTITIONS@`: one build, @PARTITIONS@ partition jobs, one merge.
-name: shardrun
-
-on:
-  push:
-  pull_request:
-
-permissions:
-  contents: read
-
-jobs:
-  build:
-    runs-on: @RUNS_ON@
-    steps:
-@SETUP@
-      # The merge job saves the timings of every run: the plan is balanced by them.
-      - uses: actions/cache/restore@v4
-        with:
-          path: .shardrun/timings.json
-          key: shardrun-timings-${{ github.run_id }}
-          restore-keys: shardrun-timings-
-      - run: @BUILD@
-      - uses: actions/upload-artifact@v4
-        with:
-          name: shardrun-image
-          path: |
-            image.tar.zst
-            image.plan.json
-          compression-level: 0  # zstd already
-          retention-days: 1
-
-  shards:
-    needs: build
-    runs-on: @RUNS_ON@
-    strategy:
-      fail-fast: false  # every partition reports, so the merge names every failure
-      matrix:
-        partition: [@INDEXES@]
-    steps:
-@SETUP@
-      - uses: actions/download-artifact@v4
-        with:
-          name: shardrun-image
-      - run: shardrun run --plain --image image.tar.zst --partition ${{ matrix.partition }}/@PARTITIONS@
-      - if: always()
-        uses: actions/upload-artifact@v4
-        with:
-          name: shardrun-partition-${{ matrix.partition }}
-          path: .shardrun/runs/
-          include-hidden-files: true
-          retention-days: 1
-
-  merge:
-    needs: [build, shards]
-    if: always()  # a failed or lost partition must still fail the merge, by name
-    runs-on: @RUNS_ON@
-    steps:
-@SETUP@
-      - uses: actions/download-artifact@v4
-        with:
-          pattern: shardrun-partition-*
-          path: partitions
-      - run: shardrun merge --plain partitions
-      - if: always() && hashFiles('.shardrun/timings.json') != ''
-        uses: actions/cache/save@v4
-        with:
-          path: .shardrun/timings.json
-          key: shardrun-timings-${{ github.run_id }}
-      - if: always()
-        uses: actions/upload-artifact@v4
-        with:
-          name: shardrun-report
-          path: .shardrun/runs/
-          include-hidden-files: true
-          retention-days: 1
-"""
 _FIELD = re.compile(r"@[A-Z_]+@")
 
 # GitHub's limit for one matrix. More jobs than shards is fine: a partition the plan
 # leaves empty passes with a note, so nothing here depends on the number of shards.
 MAX_PARTITIONS = 256
-# Long enough for any real command or label, short enough that a slip (a whole file
+# Long enough for any real command, label or URL, short enough that a slip (a whole file
 # pasted into an option) is caught rather than copied into every job.
-_MAX_LENGTH = {"--install": 1000, "--runs-on": 200, "--build-arg": 1000}
+_MAX_LENGTH = {"--install": 1000, "--install-from": 500, "--runs-on": 200, "--build-arg": 1000}
 _MAX_LABELS = 16
 # What setup-python takes: 3.12, 3.13-dev, pypy3.10, 3.x; ASCII only.
 _PYTHON = re.compile(r"[A-Za-z0-9._+-]{1,40}", re.ASCII)
+# shardrun is not on PyPI, so a default `pip install shardrun` failed every generated
+# workflow at its first step (issue 27): the user says where it comes from.
+_INSTALL_FORMS = (
+    "--install-from git+https://github.com/OWNER/shardrun@TAG (or a wheel the repository "
+    "keeps: --install-from dist/shardrun-0.1.0-py3-none-any.whl), "
+    "or --install 'ONE SHELL LINE'"
+)
 
 
 @dataclass(frozen=True)
 class Options:
     partitions: int
+    install: str | None = None  # a shell line that installs shardrun
+    install_from: str | None = None  # or what `pip install` takes: a pinned git URL, a wheel
     python: str = "3.11"  # a version setup-python knows
-    install: str = "pip install shardrun"
     runs_on: tuple[str, ...] = ("ubuntu-latest",)  # one runner label, or several
     build_args: tuple[str, ...] = ()  # KEY=VALUE, as `shardrun build --build-arg`
 
@@ -144,9 +76,18 @@ def workflow(options: Options) -> str:
     _check(options)
     text, expected = _render(yaml, options)
     # The same template with plain values: the shape the user's values must not change.
-    neutral = Options(options.partitions, runs_on=("x",) * len(options.runs_on))
+    neutral = Options(options.partitions, install="x", runs_on=("x",) * len(options.runs_on))
     _read_back(yaml, text, expected, _render(yaml, neutral)[0])
     return text
+
+
+def install_line(options: Options) -> str:
+    """The line each job runs to install shardrun: --install as given, or `pip install`
+    of --install-from, quoted for the shell. Meant for checked options."""
+    if options.install_from is None:
+        return options.install or ""
+    # Always quoted, so a URL's `#egg=` or `&` reaches pip as one word.
+    return "pip install '" + options.install_from.replace("'", "'\"'\"'") + "'"
 
 
 def _render(yaml: Any, options: Options) -> tuple[str, dict[str, Any]]:
@@ -155,19 +96,25 @@ def _render(yaml: Any, options: Options) -> tuple[str, dict[str, Any]]:
     runs_on: str | list[str] = (
         options.runs_on[0] if len(options.runs_on) == 1 else list(options.runs_on)
     )
-    build = f"shardrun build --plain --output image.tar.zst --partitions {options.partitions}"
+    # The restored image file is also the output: the build reads it before replacing it.
+    build = (
+        f"shardrun build --plain --output image.tar.zst --partitions {options.partitions} "
+        "--cache-from image.tar.zst"
+    )
     build += "".join(f" --build-arg {shlex.quote(arg)}" for arg in options.build_args)
+    install = install_line(options)
     fields = {
         "@PARTITIONS@": str(options.partitions),
-        "@INDEXES@": ", ".join(str(k) for k in range(1, options.partitions + 1)),
         "@PYTHON@": _emitted(yaml, options.python),
-        "@INSTALL@": _emitted(yaml, options.install),
+        "@INSTALL@": _emitted(yaml, install),
         "@RUNS_ON@": _emitted(yaml, runs_on),
         "@BUILD@": _emitted(yaml, build),
     }
+    parts = {"@SETUP@": SETUP, "@STATE@": STATE, "@IMAGE@": IMAGE}
+    template = re.sub("|".join(parts), lambda m: parts[m.group()], TEMPLATE)
     # One pass, so a value that happens to spell a field is never replaced in turn.
-    text = _FIELD.sub(lambda m: fields[m.group()], TEMPLATE.replace("@SETUP@", SETUP))
-    expected = {"runs-on": runs_on, "python": options.python, "install": options.install}
+    text = _FIELD.sub(lambda m: fields[m.group()], template)
+    expected = {"runs-on": runs_on, "python": options.python, "install": install}
     return text, {**expected, "build": build}
 
 
@@ -182,7 +129,7 @@ def _check(options: Options) -> None:
         )
     if not _PYTHON.fullmatch(options.python):
         raise ConfigError(f"--python {_shown(options.python)}: give a version, e.g. 3.12")
-    _check_text("--install", options.install, 'e.g. --install "pip install shardrun"')
+    _check_install(options)
     if len(options.runs_on) > _MAX_LABELS:
         raise ConfigError(f"--runs-on: {len(options.runs_on)} labels; give at most {_MAX_LABELS}")
     for label in options.runs_on:
@@ -192,6 +139,52 @@ def _check(options: Options) -> None:
         key, equals, _ = arg.partition("=")
         if not (key and equals):
             raise ConfigError(f"--build-arg {_shown(arg)}: write KEY=VALUE")
+
+
+def _check_install(options: Options) -> None:
+    command, spec = options.install, options.install_from
+    if command is None and spec is None:
+        raise ConfigError(
+            f"say how each job installs shardrun (it is not on PyPI): {_INSTALL_FORMS}"
+        )
+    if command is not None and spec is not None:
+        raise ConfigError(f"--install and --install-from: give one of them: {_INSTALL_FORMS}")
+    if command is not None:
+        _check_text("--install", command, 'e.g. --install "pip install -r ci/shardrun.txt"')
+    if spec is not None:
+        _check_text(
+            "--install-from", spec, "e.g. --install-from git+https://HOST/OWNER/shardrun@TAG"
+        )
+        _check_spec(spec)
+
+
+def _check_spec(spec: str) -> None:
+    """A pinned git URL, or a wheel: what the same workflow installs the same on every run."""
+    problem = ""
+    scheme, _, rest = spec.partition("://")
+    if any(c.isspace() for c in spec) or spec.startswith("-"):
+        problem = "is not one URL or path (a space, or a leading -)"
+    elif spec.lower().startswith("git+"):
+        host, _, path = rest.split("#", 1)[0].partition("/")
+        repo, at, ref = path.rpartition("@")
+        if scheme.lower() not in ("git+https", "git+ssh"):
+            # git+http:// and git:// let anyone on the way swap the code every job runs.
+            problem = "is not a git+https:// or git+ssh:// URL (a server that is authenticated)"
+        elif not (host and repo and at and ref.strip("/")):
+            problem = (
+                "names no @TAG (or commit), so each run would install whatever the default "
+                "branch holds then; pin it, e.g. git+https://HOST/OWNER/shardrun@v0.1.0"
+            )
+    elif not spec.split("#", 1)[0].lower().endswith(".whl"):
+        problem = (
+            "is neither a git+https:// URL nor a wheel (.whl); for anything else use --install"
+        )
+    elif rest and scheme.lower() != "https":
+        problem = "is a wheel URL that is not https://"
+    elif not rest and spec.startswith("/"):
+        problem = "is an absolute path; give the wheel's path in the repository"
+    if problem:
+        raise ConfigError(f"--install-from {_shown(spec)}: {problem}")
 
 
 def _check_text(option: str, value: str, example: str) -> None:
@@ -253,7 +246,8 @@ def _read_back(yaml: Any, text: str, expected: dict[str, Any], neutral: str) -> 
             and steps[1]["with"]["python-version"] == expected["python"]
             and steps[2]["run"] == expected["install"]
         )
-    if not (same and jobs["build"]["steps"][4]["run"] == expected["build"]):
+    builds = [step for step in jobs["build"]["steps"] if step.get("id") == "build"] if same else []
+    if not (same and [step["run"] for step in builds] == [expected["build"]]):
         raise RuntimeError("the generated workflow does not read back as it was built")
 
 

@@ -27,11 +27,23 @@ def github(
         str, typer.Option("--python", metavar="VERSION", help="The jobs' Python.")
     ] = "3.11",
     install: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--install", metavar="COMMAND", help="How each job installs shardrun (one line)."
+            "--install",
+            metavar="COMMAND",
+            help="How each job installs shardrun: one shell line. This or --install-from "
+            "is needed (shardrun is not on PyPI).",
         ),
-    ] = "pip install shardrun",
+    ] = None,
+    install_from: Annotated[
+        str | None,
+        typer.Option(
+            "--install-from",
+            metavar="SPEC",
+            help="Or each job runs pip install 'SPEC': a pinned git URL "
+            "(git+https://HOST/OWNER/shardrun@TAG) or a wheel (.whl) the repository keeps.",
+        ),
+    ] = None,
     runs_on: Annotated[
         list[str] | None,
         typer.Option(
@@ -44,11 +56,18 @@ def github(
     build_arg: BuildArgOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """A GitHub Actions workflow: a build job writes the image file and the plan, N
-    matrix jobs run one partition each, a merge job gives one verdict and saves the
-    timings. Save it as .github/workflows/shardrun.yml."""
+    """A GitHub Actions workflow: a build job writes the image file and the plan (warm
+    from the last image, planning only what did not pass before), matrix jobs run the
+    partitions that have shards to run, a merge job gives one verdict and saves the
+    timings and the record of passed shards. Save it as .github/workflows/shardrun.yml."""
     from shardrun.ci.github import Options, workflow
 
-    labels = tuple(runs_on or ("ubuntu-latest",))
-    options = Options(partitions, python, install, labels, tuple(build_arg or ()))
+    options = Options(
+        partitions,
+        install=install,
+        install_from=install_from,
+        python=python,
+        runs_on=tuple(runs_on or ("ubuntu-latest",)),
+        build_args=tuple(build_arg or ()),
+    )
     print(workflow(options), end="")

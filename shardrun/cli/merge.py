@@ -1,4 +1,4 @@
-"""`shardrun merge INPUT...`: a CI matrix's partition jobs made into one run."""
+"""`shardrun merge [--plan PLAN] INPUT...`: a CI matrix's partition jobs made into one run."""
 
 from __future__ import annotations
 
@@ -31,6 +31,16 @@ def merge(
             "new run under .shardrun/runs/ of this folder).",
         ),
     ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            metavar="PATH",
+            help="The plan `build --partitions` wrote (image.plan.json): every report "
+            "must be of it, a partition it gave no shards needs no folder, its reused "
+            "shards count as passed, and the passes go into .shardrun/results.json.",
+        ),
+    ] = None,
     plain: PlainOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -42,12 +52,17 @@ def merge(
     from shardrun.ui.console import pick_view
     from shardrun.ui.summary import print_outcome
 
-    merged = merge_stage(MergeRequest(tuple(inputs), Path.cwd(), output))
+    merged = merge_stage(MergeRequest(tuple(inputs), Path.cwd(), output, plan))
     print_outcome(pick_view(plain)[1], merged.summary, list(merged.reports))
     for note in merged.notes:
         print(f"shardrun: {note}", file=sys.stderr)
+    reused = f" and {counted(merged.reused, 'reused shard')}" if merged.reused else ""
+    record = ""
+    if merged.record is not None:
+        record = f"; {counted(merged.recorded, 'pass', 'passes')} recorded in {merged.record}"
     print(
-        f"shardrun: merged {counted(merged.partitions, 'partition')}; timings in {merged.timings}",
+        f"shardrun: merged {counted(merged.partitions, 'partition')}{reused}; "
+        f"timings in {merged.timings}{record}",
         file=sys.stderr,
     )
     raise typer.Exit(merged.summary.exit_code)

@@ -91,7 +91,8 @@ def make_for(
         timings.load_gap(path),
         timings.load_setup(path),
     )
-    return replace(plan, reused=tuple(reused.values()))
+    # By this plan's names: shards of identical work share one key, and one entry.
+    return replace(plan, reused=tuple(replace(p, shard=name) for name, p in reused.items()))
 
 
 def make(

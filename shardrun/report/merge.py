@@ -8,10 +8,15 @@ untrusted (merge_input.py reads them, merge_copy.py copies them), and the paths 
 reports name are resolved only inside each partition's own copy: one that leaves it
 (an absolute path, a `..`, a link) is left out with a line saying so, since the verdict
 stands on the shards' statuses and nothing of the host is read.
+
+With the build's plan (`merge --plan`), the shards it reused (they passed before on the
+image's content, and no partition ran them) join the merged run as the caller settled
+them, their files under REUSED/; with no partition to merge, the run is theirs alone.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -22,12 +27,16 @@ from shardrun.model.results import ShardResult, Status
 from shardrun.model.shard import Shard
 from shardrun.model.text import counted, one_line
 from shardrun.report.merge_copy import Budget, CopyFailed, Folder, TakeJunit, copy, scan
-from shardrun.report.merge_input import Partition, find, read
+from shardrun.report.merge_input import Partition, Planned, find, read
 from shardrun.report.summary import RunSummary, WorkerReport
 from shardrun.state import layout
 from shardrun.state.foreign import Refused, relative_name
 
-__all__ = ["Merged", "Partition", "check_apart", "find", "merge", "read"]
+__all__ = ["REUSED", "Merged", "Partition", "Planned", "check_apart", "find", "merge", "read"]
+
+# The merged run's folder for the plan's reused shards' logs and JUnit files, beside the
+# partition-K/ folders: no shard name can reach out of it, nor into a partition's.
+REUSED = "reused"
 
 
 @dataclass(frozen=True)
@@ -52,11 +61,17 @@ def merge(
     run_dir: Path,
     take_junit: TakeJunit,
     budget: Budget | None = None,
+    *,
+    reused: Sequence[ShardResult] = (),
+    image_id: str | None = None,
+    project: str = "",
 ) -> Merged:
     """One summary of all partitions; each partition's files copied into
     `run_dir`/partition-K/ (`take_junit`: the run's JUnit intake; `budget`: what may be
     copied, COPY_MAX and COPY_FILES unless given), and the paths its report names
-    pointing there."""
+    pointing there. `reused`: the plan's reused shards, after the partitions' results;
+    `image_id`: the plan's image (default: the first partition's); `project`: the name
+    when no partition reported one."""
     budget = budget or Budget()
     folders = [scan(p.folder, budget) for p in partitions]
     names = [_names(p) for p in partitions]
@@ -89,13 +104,14 @@ def merge(
     if budget_note := budget.note():
         notes.append(budget_note)
     reports = [p.report for p in partitions]
+    now = time.time()  # a merge of reused shards alone ran nothing: it starts and ends now
     summary = RunSummary(
         run_id=run_id,
-        project=reports[0]["project"] or "",
-        image_id=reports[0]["image_id"],
-        started=min(r["started"] for r in reports),
-        finished=max(r["finished"] for r in reports),
-        results=tuple(results),
+        project=(reports[0]["project"] or "") if reports else project,
+        image_id=image_id or (reports[0]["image_id"] if reports else None),
+        started=min((r["started"] for r in reports), default=now),
+        finished=max((r["finished"] for r in reports), default=now),
+        results=(*results, *reused),
         interrupted=False,
         workers=tuple(workers),
         error="; ".join(errors),
@@ -237,6 +253,8 @@ def _result(
         artifacts_note="; ".join(n for n in notes if n),
         junit=here(junit),
         image=entry["image"],
+        reused_from=entry["reused_from"],
+        reuse_key=entry["reuse_key"],
     )
 
 

@@ -7,6 +7,11 @@ bounded size and depth inside its own folder (never reached through a link), che
 field by field (merge_report.py), and what does not hold is one line naming the file and
 the key (exit 4, as a lost job is). The paths a report names are not trusted either:
 merge.py resolves them inside the partition's own copied folder, or leaves them out.
+
+With the build's plan (`merge --plan`, given here as `Planned`), the plan says what the
+matrix was: every report must name it, each partition must report exactly the shards the
+plan gave it, and a partition it gave none need not report at all (GitHub skips a
+job the matrix leaves out, and downloads no folder when no job uploaded one).
 """
 
 from __future__ import annotations
@@ -41,9 +46,29 @@ class Partition:
     dropped: int = 0  # shards whose recorded options could not be read
 
 
-def find(inputs: Sequence[str]) -> list[Path]:
+@dataclass(frozen=True)
+class Planned:
+    """What the build's plan says the matrix was: the digest each report must name, and
+    the shard names of partition 1, 2, ... N."""
+
+    source: str  # the plan file, as the user named it
+    digest: str
+    partitions: tuple[frozenset[str], ...]
+
+    @property
+    def total(self) -> int:
+        return len(self.partitions)
+
+    @property
+    def idle(self) -> bool:
+        """No partition has a shard: no partition job ran."""
+        return not any(self.partitions)
+
+
+def find(inputs: Sequence[str], missing_ok: bool = False) -> list[Path]:
     """The report.json files of the inputs: files, folders (searched below, but not
-    inside a run folder, nor through a link) or globs."""
+    inside a run folder, nor through a link) or globs. `missing_ok`: an input that is
+    not there holds none (no job ran, so none uploaded a folder)."""
     found: list[Path] = []
     for text in inputs:
         paths = [Path(p) for p in sorted(glob.glob(text))] or [Path(text)]
@@ -52,7 +77,7 @@ def find(inputs: Sequence[str]) -> list[Path]:
                 found += _search(path)
             elif os.path.lexists(path):
                 found.append(path)
-            else:
+            elif not missing_ok:
                 raise InfraError(
                     f"{path}: no such file or folder; give the partition jobs' "
                     "run folders or report.json files"
@@ -89,8 +114,9 @@ def _search(top: Path) -> list[Path]:
     return found
 
 
-def read(reports: Sequence[Path]) -> list[Partition]:
-    """Every partition once, of one plan; InfraError naming what is wrong."""
+def read(reports: Sequence[Path], planned: Planned | None = None) -> list[Partition]:
+    """Every partition once, of one plan (`planned`'s, if given: then only those it gave
+    shards must be there, each with exactly those); InfraError naming what is wrong."""
     if len(reports) > 2 * MAX_PARTITIONS:
         raise InfraError(
             f"{len(reports)} reports found, more than the {MAX_PARTITIONS} partitions "
@@ -103,6 +129,11 @@ def read(reports: Sequence[Path]) -> list[Partition]:
         part, size = _read_one(path, min(REPORT_MAX, budget))
         budget -= size
         plans.add((part.plan, part.total))
+        if planned is not None and (part.plan, part.total) != (planned.digest, planned.total):
+            raise InfraError(
+                f"{path}: partition {part.index} is of another plan than {planned.source}; "
+                "merge the jobs of the build that wrote that plan"
+            )
         if len(plans) > 1:
             raise InfraError(
                 f"{path}: partition {part.index} is of another plan than the "
@@ -118,10 +149,15 @@ def read(reports: Sequence[Path]) -> list[Partition]:
                 f"{partitions[part.index].folder} and {part.folder}"
             )
         partitions[part.index] = part
-    if not partitions:
+    if planned is not None:
+        total = planned.total
+        wanted = [k for k in range(1, total + 1) if planned.partitions[k - 1]]
+    elif partitions:
+        total = next(iter(plans))[1]
+        wanted = list(range(1, total + 1))
+    else:
         raise InfraError("no partition reports found; give the jobs' run folders")
-    total = next(iter(plans))[1]
-    missing = [str(k) for k in range(1, total + 1) if k not in partitions]
+    missing = [str(k) for k in wanted if k not in partitions]
     if missing:
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         raise InfraError(
@@ -129,7 +165,28 @@ def read(reports: Sequence[Path]) -> list[Partition]:
             "failed before it wrote a report, or its folder was not downloaded"
         )
     _check_totals(partitions)
+    if planned is not None:
+        _check_shares(partitions, planned)
     return [partitions[k] for k in sorted(partitions)]
+
+
+def _check_shares(partitions: dict[int, Partition], planned: Planned) -> None:
+    """Each partition reported exactly the shards the plan gave it: one it left out would
+    be missing from the merged run without a word, one it was not given (a shard the
+    plan reused, say) would stand beside the plan's own result of it."""
+    for k in sorted(partitions):
+        names = {entry["name"] for entry in partitions[k].report["shards"]}
+        share = planned.partitions[k - 1]
+        if extra := sorted(names - share):
+            raise InfraError(
+                f'partition {k} reported shard "{extra[0]}", which {planned.source} does not '
+                "give it; merge the jobs of the build that wrote that plan"
+            )
+        if lacking := sorted(share - names):
+            raise InfraError(
+                f'partition {k} did not report shard "{lacking[0]}", which {planned.source} '
+                "gives it; its report is not the whole of its job's run: run that job again"
+            )
 
 
 def _check_totals(partitions: dict[int, Partition]) -> None:

@@ -6,6 +6,9 @@ times are finite and plausible, counts whole and bounded), every text is made on
 and cut to a length as a run's intake cuts a JUnit file's, and each shard's recorded
 options are read as shards.toml is (state/shard_record.py). What does not hold raises
 `Bad`, one phrase naming the key: "shards[3].attempt is 'x', not a whole number...".
+A shard's `reused_from` and `reuse_key` (schema 1.1) are checked as strictly as the run
+ID: the merge records the passes under that key (`merge --plan`), so a key that is not
+one, or a "reused" shard that did not pass, is a damaged report, not a value to guess at.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from shardrun.model.text import one_line
 from shardrun.model.transit import CODECS, NONE
 from shardrun.state import shard_record
 from shardrun.state.foreign import number
+from shardrun.state.results_record import KEY
 
 # GitHub allows 256 jobs in a matrix, GitLab's `parallel` 200: room for any CI, and a
 # bound on what a merge holds and names (a missing list of a million partitions).
@@ -110,6 +114,9 @@ def _shard(raw: Any, where: str) -> dict[str, Any]:
         raise Bad(f"{where}status is {_show(status)}, not one of {', '.join(Status)}")
     attempt = _maybe_whole(raw, "attempt", where, 1, MAX_ATTEMPT) or 1
     artifacts = _list(raw, "artifacts", where, None)
+    reused_from = _matching(raw, "reused_from", where, _RUN_ID, "a run ID")
+    if reused_from is not None and status != Status.PASS.value:
+        raise Bad(f"{where}reused_from is set, but its status is {status}: only a pass is reused")
     return {
         "name": name,
         "status": status,
@@ -130,6 +137,8 @@ def _shard(raw: Any, where: str) -> dict[str, Any]:
         "image": _text(raw, "image", where, MAX_LABEL),
         "kept": _text(raw, "kept_container", where, MAX_LABEL),
         "options": _options(raw.get("options"), name),
+        "reused_from": reused_from,
+        "reuse_key": _matching(raw, "reuse_key", where, KEY, '"sha256:" and 64 hex digits'),
     }
 
 
@@ -229,6 +238,14 @@ def _text(
     # Cut before it is made one line, so a huge value is not copied whole first.
     text = one_line(value[: most + 1])
     return text[:most] + "…" if len(text) > most else text
+
+
+def _matching(data: dict, key: str, where: str, pattern: re.Pattern, what: str) -> str | None:
+    """An optional name that must be whole and of its form: a run ID, a key."""
+    value = data.get(key)
+    if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
+        raise Bad(f"{where}{key} is {_show(value)}, not {what}")
+    return value
 
 
 def _choice(data: dict, key: str, where: str, allowed: tuple[str, ...]) -> str | None:

@@ -82,6 +82,8 @@ def _result(past: PastRun, entry: dict[str, Any]) -> ShardResult:
         artifacts_note="; ".join(n for n in notes if n),
         image=entry["image"],
         kept=entry["kept"],
+        reused_from=entry["reused_from"],
+        reuse_key=entry["reuse_key"],
     )
 
 

@@ -55,7 +55,14 @@ def ci_github(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+# A pinned source, as a user must now give one (issue 27: no default install line).
+PIN = "git+https://github.com/example/shardrun@v0.1.0"
+
+
 def workflow(*args: str) -> str:
+    """The printed workflow; installing from PIN unless `args` say how."""
+    if not {"--install", "--install-from"} & set(args):
+        args = (*args, "--install-from", PIN)
     done = ci_github(*args)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -95,25 +102,28 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
 def test_the_workflow_is_a_build_a_matrix_and_a_merge():
     flow = yaml.safe_load(workflow("--partitions", "4"))
     assert flow["permissions"] == {"contents": "read"}
-    build, shards, merge = (flow["jobs"][name] for name in ("build", "shards", "merge"))
-    assert shards["needs"] == "build"
+    assert list(flow["jobs"]) == ["build", "shards", "merge"]
+    build, shards, merge = flow["jobs"].values()
+    assert shards["needs"] == "build" and merge["needs"] == ["build", "shards"]
     assert shards["strategy"]["fail-fast"] is False
-    assert shards["strategy"]["matrix"]["partition"] == [1, 2, 3, 4]
-    assert merge["needs"] == ["build", "shards"] and merge["if"] == "always()"
     uploads = [
         step
         for job in (build, shards, merge)
         for step in job["steps"]
         if step.get("uses", "").startswith("actions/upload-artifact")
     ]
-    assert len(uploads) == 3 and all(u["with"]["retention-days"] == 1 for u in uploads)
+    names = [u["with"]["name"] for u in uploads]
+    assert names == [
+        "shardrun-image",
+        "shardrun-plan",
+        "shardrun-partition-${{ matrix.partition }}",
+        "shardrun-report",
+    ]
+    assert all(u["with"]["retention-days"] == 1 for u in uploads)
+    # A re-run job uploads under the name its first attempt used.
+    assert all(u["with"]["overwrite"] is True for u in uploads)
     assert uploads[0]["with"]["path"].split() == ["image.tar.zst", "image.plan.json"]
-    assert uploads[1]["if"] == "always()"  # a failed partition's run folder still reaches the merge
-    caches = {
-        s["uses"]: s for job in (build, merge) for s in job["steps"] if "cache" in s.get("uses", "")
-    }
-    restore, save = caches["actions/cache/restore@v4"], caches["actions/cache/save@v4"]
-    assert restore["with"]["path"] == save["with"]["path"] == ".shardrun/timings.json"
+    assert uploads[2]["if"] == "always()"  # a failed partition's run folder still reaches the merge
 
 
 def test_every_shardrun_line_is_a_command_this_cli_accepts():
@@ -127,6 +137,7 @@ def test_every_shardrun_line_is_a_command_this_cli_accepts():
     ]
     assert [line.split()[1] for line in lines] == ["build", "run", "merge"]
     assert "--partition 2/3" in lines[1] and "--build-arg 'A=b c'" in lines[0]
+    assert "--cache-from image.tar.zst" in lines[0] and "--plan image.plan.json" in lines[2]
     group = typer.main.get_command(app)
     for line in lines:
         words = shlex.split(line)[1:]
@@ -142,8 +153,10 @@ def test_bad_values_are_one_line_and_exit_2():
         (["-n", "2", "--build-arg", "NOEQUALS"], "--build-arg 'NOEQUALS'"),
         (["-n", "2", "--build-arg", "=x"], "--build-arg '=x'"),
         (["-n", "2", "--install", "pip\rx"], "--install 'pip\\rx'"),
+        (["-n", "2", "--install-from", "x\ny.whl"], "--install-from 'x\\ny.whl'"),
     ):
-        done = ci_github(*args)
+        install = [] if {"--install", "--install-from"} & set(args) else ["--install-from", PIN]
+        done = ci_github(*args, *install)
         assert done.returncode == 2, (args, done.stderr)
         assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
@@ -161,17 +174,26 @@ HOSTILE = [
     *(" lead", "trail ", "é 日本 🚀", "$(id)", "`id`", "'; echo x", "", "   "),
     *("x" * 1001, "y" * 199, "z" * 201),
 ]
-LIMITS = {"--install": 1000, "--runs-on": 200, "--build-arg": 1000}
+LIMITS = {"--install": 1000, "--install-from": 500, "--runs-on": 200, "--build-arg": 1000}
+# --install-from takes the hostile value as the ref of a git URL: the one place in its
+# forms where any text may stand.
+GIT = "git+https://example.com/o/shardrun"
+
+
+def typed(option: str, value: str) -> str:
+    """The option's text with `value` where the user's own text goes."""
+    return {"--build-arg": f"K={value}", "--install-from": f"{GIT}@{value}"}.get(option, value)
 
 
 def must_refuse(option: str, value: str) -> bool:
-    value = f"K={value}" if option == "--build-arg" else value
-    return (
-        not value.strip()
-        or len(value) > LIMITS[option]
-        or not value.isprintable()
-        or "${{" in value
+    text = typed(option, value)
+    refuse = (
+        not text.strip() or len(text) > LIMITS[option] or not text.isprintable() or "${{" in text
     )
+    if option == "--install-from":
+        ref = text.split("#", 1)[0].rpartition("@")[2]
+        refuse = refuse or any(c.isspace() for c in text) or not ref.strip("/")
+    return refuse
 
 
 def shape(node):
@@ -183,15 +205,17 @@ def shape(node):
     return None
 
 
-DEFAULT = github.workflow(github.Options(3))
+DEFAULT = github.workflow(github.Options(3, install_from=PIN))
 
 
 def placed(option: str, value: str) -> github.Options:
     if option == "--install":
         return github.Options(3, install=value)
+    if option == "--install-from":
+        return github.Options(3, install_from=typed(option, value))
     if option == "--runs-on":
-        return github.Options(3, runs_on=(value,))
-    return github.Options(3, build_args=("B=1", f"K={value}"))
+        return github.Options(3, install_from=PIN, runs_on=(value,))
+    return github.Options(3, install_from=PIN, build_args=("B=1", f"K={value}"))
 
 
 def check_read_back(text: str, option: str, value: str, like: str = DEFAULT) -> None:
@@ -202,13 +226,21 @@ def check_read_back(text: str, option: str, value: str, like: str = DEFAULT) -> 
     jobs = flow["jobs"]
     if option == "--install":
         assert all(job["steps"][2]["run"] == value for job in jobs.values())
+    elif option == "--install-from":
+        lines = {job["steps"][2]["run"] for job in jobs.values()}
+        assert len(lines) == 1 and shlex.split(lines.pop()) == [
+            "pip",
+            "install",
+            typed(option, value),
+        ]
     elif option == "--runs-on":
         assert all(job["runs-on"] == value for job in jobs.values())
     else:
-        words = shlex.split(jobs["build"]["steps"][4]["run"])
+        [build] = [step for step in jobs["build"]["steps"] if step.get("id") == "build"]
+        words = shlex.split(build["run"])
         assert words[-4:] == ["--build-arg", "B=1", "--build-arg", f"K={value}"]
     assert "${{" not in value  # so every expression in `text` is the template's own
-    assert text.count("${{") == DEFAULT.count("${{") == 4
+    assert text.count("${{") == DEFAULT.count("${{")
 
 
 def check_refused(message: str, option: str) -> None:
@@ -233,9 +265,10 @@ def test_a_hostile_value_is_refused_in_one_line_or_read_back_verbatim(option):
 def test_the_command_refuses_a_hostile_value_with_exit_2_and_one_line():
     runner = CliRunner()
     for option in LIMITS:
+        install = [] if option.startswith("--install") else ["--install-from", PIN]
         for value in ("x\r  - run: echo PWNED", "\u2028", "\x85", "${{ github.token }}"):
-            given = f"K={value}" if option == "--build-arg" else value
-            done = runner.invoke(app, ["ci", "github", "-n", "2", option, given])
+            args = ["ci", "github", "-n", "2", *install, option, typed(option, value)]
+            done = runner.invoke(app, args)
             assert done.exit_code == 2, (option, value, done.output)
             assert done.stdout == "" and len(done.stderr.splitlines()) == 1
             assert done.stderr.startswith(f"shardrun: error: {option} ")
@@ -270,7 +303,9 @@ def test_the_read_back_stops_a_value_pasted_raw(monkeypatch):
     with pytest.raises(RuntimeError, match="does not read back"):
         github.workflow(github.Options(2, install="x\n      - run: echo PWNED"))
     with pytest.raises(RuntimeError, match="does not read back"):
-        github.workflow(github.Options(2, runs_on=("x\n    services: {db: {image: evil}}",)))
+        github.workflow(
+            github.Options(2, install="x", runs_on=("x\n    services: {db: {image: evil}}",))
+        )
 
 
 def test_accepted_hostile_values_pass_actionlint(tmp_path):
@@ -287,6 +322,11 @@ def test_accepted_hostile_values_pass_actionlint(tmp_path):
 
 
 def test_the_largest_matrix_github_allows():
-    """256 jobs, GitHub's limit; nothing here knows the shards, so any suite takes it."""
-    flow = yaml.safe_load(workflow("-n", "256"))
-    assert flow["jobs"]["shards"]["strategy"]["matrix"]["partition"] == list(range(1, 257))
+    """256 partitions, GitHub's limit; nothing here knows the shards, so any suite takes it.
+    The matrix itself comes from the build's output (tests/host/test_ci_across_runs.py)."""
+    jobs = yaml.safe_load(workflow("-n", "256"))["jobs"]
+    [build] = [step["run"] for step in jobs["build"]["steps"] if step.get("id") == "build"]
+    [run] = [
+        step["run"] for step in jobs["shards"]["steps"] if "shardrun run" in step.get("run", "")
+    ]
+    assert "--partitions 256" in build and run.endswith("--partition ${{ matrix.partition }}/256")

@@ -250,3 +250,26 @@ def test_expected_on_slots_gives_each_shard_its_recorded_seconds_and_the_slots_g
     )
     # "new" has no record: the mean of the recorded ones; a split group: its files' times
     assert partition.expected_on_slots(planned, path) == (10.5, 20.5, 6.5)
+
+
+def test_reused_shards_are_in_no_partition_and_round_trip_each_by_its_own_name(tmp_path):
+    from shardrun.config.load import load
+    from shardrun.state.results_record import Case, Passed
+
+    (tmp_path / "Dockerfile.test").write_text("FROM scratch\n")
+    (tmp_path / "shards.toml").write_text(
+        '[[shard]]\nname = "u-{index}"\ncount = 3\ncommand = "true"\nreuse = true\n'
+    )
+    cfg = load(tmp_path / "shards.toml")
+    # Shards of identical work share one key, so one record entry stands for both.
+    entry = Passed("sha256:" + "ab" * 32, "u-9", "20261208-000000-aaaaaa", 1.0, 2.0, IMAGE)
+    entry = Passed(**{**entry.__dict__, "cases": (Case("t", "x", 0.1),)})
+    plan = partition.make_for(cfg, 2, IMAGE, [], lambda s: {"u-1": entry, "u-3": entry})
+
+    assert names(plan) == [["u-2"], []]
+    assert sorted(p.shard for p in plan.reused) == ["u-1", "u-3"]
+    path = tmp_path / "image.plan.json"
+    partition.save(plan, path)
+    again = partition.load(path)
+    assert again.reused == plan.reused and again.digest == plan.digest
+    assert again.digest != partition.make(shards("u-2"), 2, {}, {}, IMAGE, again.config).digest
