@@ -150,6 +150,8 @@ def _shard_table(shards: list[ShardView], now: float) -> Table:
         else:
             took = ""
         where = f"{shard.worker}/{shard.slot}" if shard.worker else ""
+        if shard.result is not None and shard.result.reused_from:
+            where = "reused"  # passed on this content before: it ran nowhere this run
         style = STATUS_STYLE.get(shard.state, "")
         table.add_row(
             shard.name, Text(shard.state, style=style), took, where, Text(shard.last_line[:80])

@@ -265,6 +265,22 @@ def test_a_finished_row_shows_the_containers_run_time_as_the_summary_does():
     assert row.split()[1:3] == ["PASS", "3.0s"]
 
 
+def test_a_reused_shard_shows_pass_and_reused_where_its_worker_would_be():
+    from dataclasses import replace
+
+    state = planned("unit-1")
+    reused = replace(
+        result("unit-1", Status.PASS, 0, detail="reused from run r1"),
+        worker=None,
+        slot=None,
+        reused_from="r1",
+    )
+    state.apply(ev.ShardFinished(result=reused, at=100.0))
+    row = next(ln for ln in text_of(render(state, now=101.0)).splitlines() if "unit-1" in ln)
+    assert row.split()[1] == "PASS" and "reused" in row
+    assert plain_line(ev.ShardFinished(result=reused)) == "PASS     unit-1: reused from run r1"
+
+
 # --- the live frame in a terminal too short for one row per shard --------------------------
 
 
