@@ -5,6 +5,7 @@ writer left behind cannot drift apart.
 ```
 .shardrun/
   image-id                     the latest build's image ID (for `shardrun workers`)
+  image-content                its content digest (for `list`: what a run would reuse)
   timings.json                 recorded shard and file times (unless `timings = "..."`)
   results.json                 shards that passed, by the content they ran on (reuse)
   .results.lock                its writer lock (flock)
@@ -13,6 +14,7 @@ writer left behind cannot drift apart.
   runs/<run-id>/owner.json     the live runner of that run (gone once it has finished)
   runs/<run-id>/report.json, junit.xml, summary.md, report.html   what every run writes
   runs/<run-id>/<shard>[.K].log, <shard>[.K]/junit.xml, <shard>[.K]/artifacts/...
+  runs/<run-id>/partition-K/, reused/   a merged run's partitions and its reused shards
   cache/<id>.tar               an image's full tarball (docker save)
   cache/<id>.thin<N>.tar       a docker archive without the lowest N layers
   cache/<id>.oci<N>.tar        an OCI layout without the lowest N layers (containerd store)
