@@ -36,13 +36,20 @@ def _check_session_features(spec: ImageSpec) -> None:
             )
 
 
-# Every image carries BuildKit's inline cache metadata (a few hundred bytes of its
-# config), so it can be a later build's --cache-from on an engine that never built it.
+# BuildKit's inline cache metadata (a few hundred bytes of the image's config) lets an
+# image be a later build's --cache-from on an engine that never built it. Only images that
+# travel as files (`build --output`) carry it: dockerd 20.10 writes it anew on every build,
+# fully cached or not, so an unchanged image would get a new ID each time, and every run
+# would save it and send it to the workers again.
 INLINE_CACHE = {"BUILDKIT_INLINE_CACHE": "1"}
 
 
 def _params(
-    spec: ImageSpec, dockerfile_name: str, labels: dict[str, str], cache_from: Sequence[str]
+    spec: ImageSpec,
+    dockerfile_name: str,
+    labels: dict[str, str],
+    cache_from: Sequence[str],
+    inline_cache: bool,
 ) -> dict:
     params = {
         "version": "2",
@@ -55,7 +62,9 @@ def _params(
         params["t"] = spec.tag
     if spec.target:
         params["target"] = spec.target
-    params["buildargs"] = json.dumps({**INLINE_CACHE, **spec.build_args})
+    build_args = {**INLINE_CACHE, **spec.build_args} if inline_cache else dict(spec.build_args)
+    if build_args:
+        params["buildargs"] = json.dumps(build_args)
     if cache_from:
         params["cachefrom"] = json.dumps(list(cache_from))
     return params
@@ -91,8 +100,10 @@ def build(
     emit: Emit,
     labels: dict[str, str],
     cache_from: Sequence[CacheSource] = (),
+    inline_cache: bool = False,
 ) -> str:
-    """Build `spec`, emitting build events, and return the image ID. Blocking."""
+    """Build `spec`, emitting build events, and return the image ID; with `inline_cache`,
+    an image that can be a cache source elsewhere. Blocking."""
     _check_session_features(spec)
     started = time.time()
     emit(BuildStarted(dockerfile=str(spec.dockerfile), context=str(spec.context)))
@@ -100,7 +111,7 @@ def build(
     image_id = None
     body, dockerfile_name = context_archive(spec.context, spec.dockerfile, exclude=(layout.NAME,))
     with body:
-        params = _params(spec, dockerfile_name, labels, [c.ref for c in cache_from])
+        params = _params(spec, dockerfile_name, labels, [c.ref for c in cache_from], inline_cache)
         try:
             for message in engine.build(body, params):
                 image_id = _handle(message, progress, emit) or image_id

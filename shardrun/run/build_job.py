@@ -75,7 +75,8 @@ async def build(request: BuildRequest, emit: Emit, interrupt: anyio.Event) -> Bu
 
     async def stages() -> Built:
         engine = await connect_builder(cfg, request.connect)
-        image_id = await workflow.build_image(cfg, engine, emit)
+        # An image file is the next run's --cache-from: it carries the inline cache.
+        image_id = await workflow.build_image(cfg, engine, emit, request.output is not None)
         saved, written = await workflow.save_artifact(cfg, engine, image_id, emit, request.output)
         content = None
         if request.partitions is not None and request.reuse:

@@ -59,7 +59,10 @@ class Prepared:
     unreachable: tuple[tuple[str, str, bool], ...]  # (worker, why, required)
 
 
-async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
+async def build_image(
+    config: Config, builder: Worker, emit: Emit, inline_cache: bool = False
+) -> str:
+    """`inline_cache`: the image travels as a file, and may be a cache source elsewhere."""
     cache_from = await to_thread.run_sync(
         cache_sources.for_builder, config, builder, emit, abandon_on_cancel=True
     )
@@ -71,6 +74,7 @@ async def build_image(config: Config, builder: Worker, emit: Emit) -> str:
         emit,
         {LABEL_PROJECT: config.project},
         cache_from,
+        inline_cache,
         abandon_on_cancel=True,
     )
     tarball.record_latest(layout.state_dir(config.root), image_id)
