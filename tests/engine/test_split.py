@@ -50,7 +50,7 @@ def test_a_split_runs_every_file_once_and_balances_better_once_it_knows_the_time
         project.write(name, f"import time\n\ndef test_it():\n    time.sleep({seconds})\n")
     project.write("shards.toml", shards_toml(project, SHARDS, base=python_base))
 
-    spans = []
+    spans, longs = [], []
     for _ in range(2):
         result = project.shardrun("run", "--plain", timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -65,9 +65,12 @@ def test_a_split_runs_every_file_once_and_balances_better_once_it_knows_the_time
             sum(2.0 if f in LONG else 0.05 for f in s["options"]["files"]) for s in report["shards"]
         )
         spans.append(longest)
+        longs.append(sorted(len(LONG & set(s["options"]["files"])) for s in report["shards"]))
 
     assert spans[0] >= 4.0  # with no times every file counts alike: long ones share a group
-    assert spans[1] < spans[0] and spans[1] <= 2.5  # by the learned times: one each
+    # By the learned times: one long file each. (How the short ones fall depends on their
+    # measured times and the learned setup, which a loaded machine moves by a file or two.)
+    assert spans[1] < spans[0] and longs[1] == [1, 1, 1]
     listed = subprocess.run(
         ["python3", "-m", "shardrun", "list"],
         cwd=project.root,
