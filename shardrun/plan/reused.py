@@ -34,15 +34,23 @@ def passed_before(
     return keys, {name: passed[key] for name, key in keys.items() if key in passed}, warning
 
 
+def in_config(
+    config: Config, shards: Sequence[Shard], content: str, environ: Mapping[str, str]
+) -> tuple[dict[str, Passed], str]:
+    """passed_before for a command with no run of its own (`build --partitions`, `list`):
+    the config's workers, the record in its state folder, the secrets `environ` holds (a
+    secret it lacks keys its shard as unset, so that shard is not reused: safe)."""
+    secrets = {n: environ[n] for s in shards for n in s.secret_env if n in environ}
+    record = layout.results_record(layout.state_dir(config.root))
+    volumes = any(spec.volumes for spec in config.workers)
+    _, earlier, warning = passed_before(shards, content, secrets, record, volumes)
+    return earlier, warning
+
+
 def would_reuse(
     config: Config, shards: Sequence[Shard], environ: Mapping[str, str]
 ) -> dict[str, Passed]:
     """For `list`: the shards a run would reuse if it builds an image of the latest
     content again (nothing is built or contacted to find out)."""
-    state = layout.state_dir(config.root)
-    content = latest_image.read_content(state)
-    if content is None:
-        return {}
-    secrets = {n: environ[n] for s in shards for n in s.secret_env if n in environ}
-    volumes = any(spec.volumes for spec in config.workers)
-    return passed_before(shards, content, secrets, layout.results_record(state), volumes)[1]
+    content = latest_image.read_content(layout.state_dir(config.root))
+    return in_config(config, shards, content, environ)[0] if content is not None else {}

@@ -118,19 +118,10 @@ def _content(builder: Worker, image_id: str, cfg: Config, emit: Emit) -> str | N
 def _passed_before(
     request: BuildRequest, content: str | None, emit: Emit, shards: Sequence[Shard]
 ) -> dict[str, Passed]:
-    """The shards that passed on this content: the plan leaves them out. A secret the
-    build job lacks keys its shard as unset, so that shard is not reused (safe)."""
+    """The shards that passed on this content: the plan leaves them out."""
     if content is None:
         return {}
-    cfg = request.config
-    secrets = {n: request.environ[n] for s in shards for n in s.secret_env if n in request.environ}
-    _, earlier, warning = reused.passed_before(
-        shards,
-        content,
-        secrets,
-        layout.results_record(layout.state_dir(cfg.root)),
-        worker_volumes=any(spec.volumes for spec in cfg.workers),
-    )
+    earlier, warning = reused.in_config(request.config, shards, content, request.environ)
     if warning:
         emit(Warned(message=warning))
     return earlier
